@@ -1,0 +1,42 @@
+# server402: `make run` starts everything, `make test` runs every test. Both create .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export ALIBABA_CLOUD_ECS_METADATA_DISABLED := true
+export NO_PROXY := 127.0.0.1,localhost,::1
+export no_proxy := 127.0.0.1,localhost,::1
+
+.PHONY: run test lint typecheck pytest catalog lock clean
+
+$(STAMP): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "server402 needs Python 3.11 or newer")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m scripts.run
+
+test: $(STAMP) lint pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check api workers shared sandbox scripts tests
+	$(BIN)/ruff format --check api workers shared sandbox scripts tests
+	$(BIN)/mypy api workers shared
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Regenerate shared/data/tools.json from the pinned SDK (a test fails when it is stale).
+catalog: $(STAMP)
+	$(BIN)/python -m scripts.gen_catalog
+
+# Re-pin every dependency after editing pyproject.toml.
+lock: $(STAMP)
+	$(BIN)/pip-compile --quiet --strip-extras --extra dev --no-emit-index-url --no-emit-find-links \
+		--output-file requirements.lock pyproject.toml
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache

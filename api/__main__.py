@@ -1,0 +1,35 @@
+"""`python -m api`: read the settings, configure logging, serve the API."""
+
+from __future__ import annotations
+
+import sys
+
+import structlog
+from aiohttp import web
+
+from api.app import create_app
+from shared.config import ConfigError, Settings
+from shared.logging import configure_logging
+
+
+def main() -> int:
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"server402 api: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        app = create_app(settings)
+    except ConfigError as exc:
+        print(f"server402 api: {exc}", file=sys.stderr)
+        return 2
+    structlog.get_logger("api").info(
+        "api listening", url=settings.public_url, catalog=f"{settings.public_url}/api/catalog"
+    )
+    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

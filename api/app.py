@@ -1,0 +1,51 @@
+"""The API application factory. No I/O at import; clients live in cleanup contexts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import msgspec
+from aiohttp import web
+from redis.asyncio import BlockingConnectionPool, Redis
+
+from api import keys
+from api.middlewares import request_context
+from api.openapi import build_openapi
+from api.responses import json_bytes_response
+from api.routes import catalog, health
+from shared.catalog import Catalog
+from shared.config import Settings
+from shared.search import SearchIndex
+
+REDIS_MAX_CONNECTIONS = 512
+
+
+def create_app(settings: Settings, catalog_: Catalog | None = None) -> web.Application:
+    app = web.Application(middlewares=[request_context], client_max_size=settings.max_body_bytes)
+    app[keys.SETTINGS] = settings
+    app[keys.CATALOG] = catalog_ if catalog_ is not None else Catalog.load(settings.operator_file)
+    app[keys.SEARCH] = SearchIndex(app[keys.CATALOG].services)
+    app[keys.OPENAPI] = msgspec.json.encode(build_openapi(app[keys.CATALOG], settings))
+    app.cleanup_ctx.append(redis_ctx)
+    app.add_routes(health.routes)
+    app.add_routes(catalog.routes)
+    app.router.add_get("/openapi.json", openapi_document)
+    return app
+
+
+async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    pool = BlockingConnectionPool.from_url(
+        app[keys.SETTINGS].redis_url,
+        max_connections=REDIS_MAX_CONNECTIONS,
+        timeout=5,
+        socket_connect_timeout=2,
+        socket_timeout=5,
+    )
+    app[keys.REDIS] = Redis(connection_pool=pool)
+    yield
+    await app[keys.REDIS].aclose()
+    await pool.disconnect()
+
+
+async def openapi_document(request: web.Request) -> web.Response:
+    return json_bytes_response(request.app[keys.OPENAPI])

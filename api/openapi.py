@@ -1,0 +1,180 @@
+"""The OpenAPI 3.1 document, built once at start-up from the catalog.
+
+One operation per tool and path (canonical, and legacy marked deprecated), each with the tool's own input and
+output schemas and examples; plus the catalog, search, service and health operations. Schemas of our own
+response objects come from the msgspec Structs themselves, so the document cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from shared.catalog import Catalog
+from shared.config import Settings
+from shared.models import Service
+from shared.payment_docs import PAYMENT_REQUIRED_BODY_SCHEMA
+
+REF = "#/components/schemas/{name}"
+JSON = "application/json"
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "error": {"type": "string", "description": "What went wrong, for people."},
+        "code": {"type": "string", "description": "Stable machine-readable error code."},
+        "requestId": {"type": "string"},
+        "details": {},
+    },
+    "required": ["error", "code", "requestId"],
+}
+
+
+def build_openapi(catalog: Catalog, settings: Settings) -> dict[str, Any]:
+    (service_ref,), components = msgspec.json.schema_components([Service], ref_template=REF)
+    components["Error"] = ERROR_SCHEMA
+    components["PaymentRequired"] = PAYMENT_REQUIRED_BODY_SCHEMA
+    components["CatalogPayment"] = {"type": "object", "description": "How to pay; see any service's discovery."}
+    paths: dict[str, Any] = {**_catalog_paths(service_ref), **_health_paths()}
+    for service in catalog:
+        paths[service.endpoint] = {"post": _tool_operation(service, legacy=False)}
+        paths[service.legacy_endpoint] = {"post": _tool_operation(service, legacy=True)}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "server402",
+            "version": "1.0.0",
+            "summary": "Pay-per-call Alibaba Cloud Face & Body AI for agents, MCP clients and batch programs.",
+            "description": "Call a tool without payment to receive HTTP 402 with payment terms, pay, then retry.",
+        },
+        "servers": [{"url": settings.public_url}],
+        "tags": [{"name": "catalog"}, {"name": "health"}, *({"name": c} for c in _categories(catalog))],
+        "paths": paths,
+        "components": {"schemas": components},
+    }
+
+
+def _categories(catalog: Catalog) -> list[str]:
+    return sorted({service.category for service in catalog})
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": REF.format(name=name)}
+
+
+def _json_content(schema: dict[str, Any], example: Any = None) -> dict[str, Any]:
+    media: dict[str, Any] = {"schema": schema}
+    if example is not None:
+        media["example"] = example
+    return {JSON: media}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": _json_content(_ref("Error"))}
+
+
+def _tool_operation(service: Service, *, legacy: bool) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "operationId": f"{service.discovery.tool_name}{'_legacy' if legacy else ''}",
+        "summary": f"{service.name} ({service.name_zh})",
+        "description": service.description_for_model,
+        "tags": [service.category],
+        "requestBody": {
+            "required": True,
+            "content": _json_content(service.input_schema, service.example_request),
+        },
+        "responses": {
+            "200": {"description": "The upstream result.", "content": _json_content(service.output_schema)},
+            "400": _error("Malformed JSON or input that does not match the tool's schema."),
+            "402": {
+                "description": "Payment required: the body carries the payment terms.",
+                "content": _json_content(_ref("PaymentRequired")),
+            },
+            "413": _error("Request body too large."),
+            "503": _error("Temporarily unavailable; retry after the Retry-After header."),
+        },
+    }
+    if legacy:
+        operation["deprecated"] = True
+    return operation
+
+
+def _catalog_paths(service_ref: dict[str, Any]) -> dict[str, Any]:
+    services = {"type": "array", "items": service_ref}
+    listing: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "schemaVersion": {"type": "string"},
+            "generatedAt": {"type": "string", "format": "date-time"},
+            "total": {"type": "integer"},
+            "services": services,
+            "payment": _ref("CatalogPayment"),
+        },
+        "required": ["schemaVersion", "generatedAt", "total", "services", "payment"],
+    }
+    search = {
+        "type": "object",
+        "properties": {
+            **listing["properties"],
+            "query": {"type": "string"},
+            "expandedTerms": {"type": "array", "items": {"type": "string"}},
+            "filters": {"type": "object"},
+            "services": {"type": "array", "items": {"allOf": [service_ref, _MATCH_SCHEMA]}},
+        },
+        "required": [*listing["required"], "query", "expandedTerms", "filters"],
+    }
+    return {
+        "/api/catalog": {"get": _get("listCatalog", "Every service.", listing, tag="catalog")},
+        "/api/catalog/search": {
+            "get": {
+                **_get("searchCatalog", "Search services (English and Chinese).", search, tag="catalog"),
+                "parameters": _SEARCH_PARAMETERS,
+            }
+        },
+        "/api/services/{serviceId}": {
+            "get": {
+                **_get("getService", "One service by id, legacy id or MCP tool name.", service_ref, tag="catalog"),
+                "parameters": [{"name": "serviceId", "in": "path", "required": True, "schema": {"type": "string"}}],
+            }
+        },
+    }
+
+
+_MATCH_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "matchScore": {"type": "integer"},
+        "matchTerms": {"type": "array", "items": {"type": "string"}},
+        "why": {"type": "string"},
+    },
+    "required": ["matchScore", "matchTerms", "why"],
+}
+
+_SEARCH_PARAMETERS: list[dict[str, Any]] = [
+    {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 256}, "description": "Search text."},
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10}},
+    {"name": "category", "in": "query", "schema": {"type": "string"}, "description": "Category or tag."},
+]
+
+
+def _get(operation_id: str, summary: str, schema: dict[str, Any], *, tag: str) -> dict[str, Any]:
+    return {
+        "operationId": operation_id,
+        "summary": summary,
+        "tags": [tag],
+        "responses": {"200": {"description": "OK", "content": _json_content(schema)}, "400": _error("Bad input.")},
+    }
+
+
+def _health_paths() -> dict[str, Any]:
+    status = {"type": "object", "properties": {"status": {"type": "string"}}, "required": ["status"]}
+    ready = _get("readyz", "Readiness: Redis reachable (503 otherwise).", status, tag="health")
+    ready["responses"]["503"] = _error("Not ready.")
+    return {
+        "/healthz": {"get": _get("healthz", "Liveness: the process answers.", status, tag="health")},
+        "/readyz": {"get": ready},
+        "/openapi.json": {
+            "get": _get("openapi", "This document.", {"type": "object"}, tag="health"),
+        },
+    }

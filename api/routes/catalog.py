@@ -1,0 +1,103 @@
+"""Catalog, search and single-service answers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import structlog
+from aiohttp import web
+
+from api.keys import CATALOG, SEARCH
+from api.responses import json_response
+from shared import errors
+from shared.payment_docs import CATALOG_PAYMENT
+from shared.search import SearchHit
+
+routes = web.RouteTableDef()
+
+CATALOG_SCHEMA = "server402.catalog.v1"
+SEARCH_SCHEMA = "server402.catalog.search.v1"
+MAX_QUERY_CHARS = 256
+MAX_LIMIT = 100
+DEFAULT_LIMIT = 10
+
+
+@routes.get("/api/catalog")
+async def list_catalog(request: web.Request) -> web.Response:
+    services = request.app[CATALOG].services
+    return json_response(
+        {
+            "schemaVersion": CATALOG_SCHEMA,
+            "generatedAt": now_iso(),
+            "total": len(services),
+            "services": services,
+            "payment": CATALOG_PAYMENT,
+        }
+    )
+
+
+@routes.get("/api/catalog/search")
+async def search_catalog(request: web.Request) -> web.Response:
+    query = _query_text(request)
+    limit = _limit(request)
+    category = request.query.get("category", "").strip() or None
+    result = request.app[SEARCH].search(query, limit=limit, category=category)
+    filters: dict[str, Any] = {"limit": limit}
+    if category:
+        filters["category"] = category
+    return json_response(
+        {
+            "schemaVersion": SEARCH_SCHEMA,
+            "generatedAt": now_iso(),
+            "query": result.query,
+            "expandedTerms": result.expanded_terms,
+            "filters": filters,
+            "total": result.total,
+            "services": [_hit_body(hit) for hit in result.hits],
+            "payment": CATALOG_PAYMENT,
+        }
+    )
+
+
+@routes.get("/api/services/{service_id}")
+async def get_service(request: web.Request) -> web.Response:
+    key = request.match_info["service_id"]
+    service = request.app[CATALOG].resolve(key)
+    if service is None:
+        raise errors.ServiceNotFound(f"service {key[:100]!r} not found; see /api/catalog")
+    structlog.contextvars.bind_contextvars(service_id=service.id)
+    return json_response(service)
+
+
+def _hit_body(hit: SearchHit) -> dict[str, Any]:
+    body: dict[str, Any] = msgspec.to_builtins(hit.service)
+    body["matchScore"] = hit.score
+    body["matchTerms"] = hit.terms
+    body["why"] = hit.why
+    return body
+
+
+def _query_text(request: web.Request) -> str:
+    query = request.query.get("q", "")
+    if len(query) > MAX_QUERY_CHARS:
+        raise errors.BadRequest(f"q must be at most {MAX_QUERY_CHARS} characters")
+    return query.strip()
+
+
+def _limit(request: web.Request) -> int:
+    raw = request.query.get("limit", "")
+    if raw == "":
+        return DEFAULT_LIMIT
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise errors.BadRequest(f"limit must be an integer between 1 and {MAX_LIMIT}") from None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise errors.BadRequest(f"limit must be an integer between 1 and {MAX_LIMIT}")
+    return limit
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,79 @@
+"""structlog configuration shared by every process: JSON lines off a terminal, readable lines on one.
+
+`configure_logging` is called once per process. Standard-library loggers (aiohttp, arq, asyncio) are routed
+through the same processors, so every line has the same shape. Values under secret-looking keys are redacted
+before rendering: tokens, keys, signatures and passwords never reach a log.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import msgspec
+import structlog
+
+SECRET_KEY_PARTS = ("token", "secret", "password", "authorization", "signature", "api_key", "apikey", "x-payment")
+REDACTED = "[redacted]"
+
+_json_encoder = msgspec.json.Encoder()
+
+
+def redact_secrets(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Replace the value of any key that names a secret; shows only the first 4 characters."""
+    for key, value in event_dict.items():
+        if isinstance(value, str) and _is_secret_key(key):
+            event_dict[key] = redact(value)
+    return event_dict
+
+
+def redact(value: str) -> str:
+    return f"{value[:4]}…{REDACTED}" if len(value) > 12 else REDACTED
+
+
+def _is_secret_key(key: str) -> bool:
+    lowered = key.lower()
+    return any(part in lowered for part in SECRET_KEY_PARTS)
+
+
+def _json_dumps(obj: Any, **_: Any) -> str:
+    return _json_encoder.encode(obj).decode()
+
+
+def configure_logging(level: str = "info", fmt: str = "auto") -> None:
+    as_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_secrets,
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer(serializer=_json_dumps)
+        if as_json
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # aiohttp's access log would duplicate our canonical request line.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
