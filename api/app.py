@@ -12,9 +12,12 @@ from api import keys
 from api.middlewares import request_context
 from api.openapi import build_openapi
 from api.responses import json_bytes_response
-from api.routes import catalog, health
+from api.routes import catalog, health, jobs, tools
+from api.validation import InputValidators
+from api.waiter import JobWaiter
 from shared.catalog import Catalog
 from shared.config import Settings
+from shared.jobs import JobStore
 from shared.search import SearchIndex
 
 REDIS_MAX_CONNECTIONS = 512
@@ -26,9 +29,11 @@ def create_app(settings: Settings, catalog_: Catalog | None = None) -> web.Appli
     app[keys.CATALOG] = catalog_ if catalog_ is not None else Catalog.load(settings.operator_file)
     app[keys.SEARCH] = SearchIndex(app[keys.CATALOG].services)
     app[keys.OPENAPI] = msgspec.json.encode(build_openapi(app[keys.CATALOG], settings))
+    app[keys.VALIDATORS] = InputValidators(app[keys.CATALOG])
     app.cleanup_ctx.append(redis_ctx)
-    app.add_routes(health.routes)
-    app.add_routes(catalog.routes)
+    app.cleanup_ctx.append(jobs_ctx)
+    for module in (health, catalog, tools, jobs):
+        app.add_routes(module.routes)
     app.router.add_get("/openapi.json", openapi_document)
     return app
 
@@ -45,6 +50,14 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     await app[keys.REDIS].aclose()
     await pool.disconnect()
+
+
+async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[keys.JOBS] = JobStore(app[keys.REDIS], retention_s=app[keys.SETTINGS].job_retention_s)
+    app[keys.WAITER] = JobWaiter(app[keys.REDIS], app[keys.JOBS])
+    await app[keys.WAITER].start()
+    yield
+    await app[keys.WAITER].stop()
 
 
 async def openapi_document(request: web.Request) -> web.Response:

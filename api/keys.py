@@ -5,8 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 from redis.asyncio import Redis
 
+from api.validation import InputValidators
+from api.waiter import JobWaiter
 from shared.catalog import Catalog
 from shared.config import Settings
+from shared.jobs import JobStore
 from shared.search import SearchIndex
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -14,5 +17,8 @@ CATALOG = web.AppKey("catalog", Catalog)
 SEARCH = web.AppKey("search", SearchIndex)
 REDIS = web.AppKey("redis", Redis)
 OPENAPI = web.AppKey("openapi", bytes)
+VALIDATORS = web.AppKey("validators", InputValidators)
+JOBS = web.AppKey("jobs", JobStore)
+WAITER = web.AppKey("waiter", JobWaiter)
 
 REQUEST_ID = web.RequestKey("request_id", str)

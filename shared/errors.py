@@ -8,10 +8,17 @@ The API turns them into `{"error": message, "code": code, "requestId": ...}` in 
     │   ├── InvalidJSON               400 invalid_json
     │   ├── ValidationFailed          400 validation_failed   (carries per-field details)
     │   └── UnknownService            400 unknown_service
+    ├── PaymentRequired               402 payment_required    (body: the seed's {error, payment})
     ├── NotFound                      404 not_found
-    │   └── ServiceNotFound           404 service_not_found
+    │   ├── ServiceNotFound           404 service_not_found
+    │   └── JobNotFound               404 job_not_found
     ├── MethodNotAllowed              405 method_not_allowed
+    ├── Conflict                      409 conflict
+    ├── Gone                          410 gone                (a job whose result has expired)
     ├── PayloadTooLarge               413 payload_too_large
+    ├── UnsupportedMediaType          415 unsupported_media_type
+    ├── IdempotencyMismatch           422 idempotency_key_reused
+    ├── JobFailed                     4xx/5xx by the job's error (carries the job)
     └── ServiceUnavailable            503 service_unavailable (carries retry_after seconds)
         └── StoreUnavailable          503 store_unavailable   (Redis unreachable)
 """
@@ -64,6 +71,63 @@ class NotFound(Server402Error):
 
 class ServiceNotFound(NotFound):
     code = "service_not_found"
+
+
+class PaymentRequired(Server402Error):
+    status = 402
+    code = "payment_required"
+
+    def __init__(self, payment: dict[str, Any], *, headers: dict[str, str] | None = None) -> None:
+        super().__init__("payment required")
+        self.payment = payment
+        self._headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.message, "code": self.code, "payment": self.payment}
+
+    def headers(self) -> dict[str, str]:
+        return {"X-Payment-Required": "true", **self._headers}
+
+
+class JobNotFound(NotFound):
+    code = "job_not_found"
+
+
+class Conflict(Server402Error):
+    status = 409
+    code = "conflict"
+
+
+class Gone(Server402Error):
+    status = 410
+    code = "gone"
+
+
+class UnsupportedMediaType(Server402Error):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class IdempotencyMismatch(Server402Error):
+    status = 422
+    code = "idempotency_key_reused"
+
+
+class JobFailed(Server402Error):
+    """A job that ended without a result, answered with the status its error calls for."""
+
+    def __init__(self, status: int, code: str, message: str, job: Any, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # type: ignore[misc]
+        self.code = code  # type: ignore[misc]
+        self.job = job
+        self.retry_after = retry_after
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.message, "code": self.code, "job": self.job}
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)} if self.retry_after else {}
 
 
 class MethodNotAllowed(Server402Error):

@@ -1,0 +1,145 @@
+"""`POST /api/tools/{id}` (and every legacy id or tool name): validate, pay, enqueue, answer.
+
+Answers: the seed's envelope (200) when the job finishes within the blocking wait (`Prefer: wait=N`, default
+30 s, at most 60 s); 202 with the job and `Location` when the wait runs out or with `Prefer: respond-async`;
+the job's error with a fitting status when it fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import structlog
+from aiohttp import web
+
+from api import keys
+from api.identity import caller_id
+from api.jobs_view import answer_for_record, view_for
+from api.payment_gate import require_payment
+from api.responses import json_response
+from shared import errors
+from shared.jobs import JobRecord, arq_payload, new_job_id, now_ms
+from shared.keys import idempotency_key
+from shared.models import Service
+
+routes = web.RouteTableDef()
+
+_PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
+MAX_IDEMPOTENCY_KEY = 255
+
+
+@dataclass(frozen=True)
+class Preference:
+    respond_async: bool
+    wait_s: float
+    applied: str
+
+
+def parse_prefer(header: str, *, default_s: float, max_s: float) -> Preference:
+    lowered = header.lower()
+    match = _PREFER_WAIT.search(lowered)
+    if match:
+        wait_s = min(float(match.group(1)), max_s)
+        return Preference(respond_async=False, wait_s=wait_s, applied=f"wait={wait_s:g}")
+    if "respond-async" in lowered:
+        return Preference(respond_async=True, wait_s=0, applied="respond-async")
+    return Preference(respond_async=False, wait_s=default_s, applied="")
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    content_type = request.content_type
+    json_like = content_type in ("application/json", "application/octet-stream", "") or content_type.endswith("+json")
+    if request.can_read_body and not json_like:
+        raise errors.UnsupportedMediaType("send the tool's parameters as application/json")
+    raw = await request.read()
+    try:
+        body = msgspec.json.decode(raw) if raw.strip() else {}
+    except msgspec.DecodeError:
+        raise errors.InvalidJSON("request body must be valid JSON") from None
+    if not isinstance(body, dict):
+        raise errors.InvalidJSON("request body must be a JSON object of the tool's parameters")
+    return body
+
+
+@routes.post("/api/tools/{tool}")
+async def call_tool(request: web.Request) -> web.Response:
+    service = _service(request)
+    params = await read_json_object(request)
+    params = request.app[keys.VALIDATORS].validate(service.id, params)
+    await require_payment(request, service)
+    settings = request.app[keys.SETTINGS]
+    prefer_header = request.headers.get("Prefer", "")
+    prefer = parse_prefer(prefer_header, default_s=settings.wait_default_s, max_s=settings.wait_max_s)
+    record = await submit(request, service, params)
+    structlog.contextvars.bind_contextvars(job_id=record.id)
+    headers = {"Preference-Applied": prefer.applied} if prefer.applied else {}
+    if prefer.respond_async:
+        return await accepted(request, record, headers)
+    final = await request.app[keys.WAITER].wait(record.id, prefer.wait_s)
+    return await answer_for_record(request, final or record, headers, blocking=True)
+
+
+async def accepted(request: web.Request, record: JobRecord, headers: dict[str, str]) -> web.Response:
+    view = await view_for(request, record)
+    return json_response(view, status=202, headers={**headers, "Location": view.links["self"]})
+
+
+def _service(request: web.Request) -> Service:
+    key = request.match_info["tool"]
+    service = request.app[keys.CATALOG].resolve(key)
+    if service is None:
+        raise errors.ServiceNotFound(f"tool {key[:100]!r} not found; see /api/catalog")
+    structlog.contextvars.bind_contextvars(service_id=service.id)
+    return service
+
+
+async def submit(request: web.Request, service: Service, params: dict[str, Any]) -> JobRecord:
+    """Create and enqueue the job, or return the existing one for a repeated Idempotency-Key."""
+    settings = request.app[keys.SETTINGS]
+    store = request.app[keys.JOBS]
+    owner = caller_id(request)
+    created_ms = now_ms()
+    encoded_input = msgspec.json.encode(params)
+    record = JobRecord(
+        id=new_job_id(created_ms),
+        service=service.id,
+        action=service.upstream.action,
+        owner=owner,
+        input=encoded_input.decode(),
+        requestId=request[keys.REQUEST_ID],
+        createdAt=created_ms,
+        deadline=created_ms + int(settings.job_deadline_s * 1000),
+        status="queued",
+    )
+    idempotency = _idempotency(request, owner, service, encoded_input, record.id)
+    created, stored = await store.create(record, arq_payload(record.id, created_ms), idempotency=idempotency)
+    if created or idempotency is None:
+        return record
+    return await _existing_for_key(request, stored, idempotency[1])
+
+
+def _idempotency(
+    request: web.Request, owner: str, service: Service, encoded_input: bytes, job_id: str
+) -> tuple[str, str] | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable():
+        raise errors.BadRequest(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters")
+    fingerprint = hashlib.sha256(service.id.encode() + b"\0" + encoded_input).hexdigest()
+    return idempotency_key(owner, key), f"{job_id} {fingerprint}"
+
+
+async def _existing_for_key(request: web.Request, stored: str, wanted: str) -> JobRecord:
+    stored_job, _, stored_fingerprint = stored.partition(" ")
+    if stored_fingerprint != wanted.partition(" ")[2]:
+        raise errors.IdempotencyMismatch("this Idempotency-Key was already used with a different request body")
+    existing = await request.app[keys.JOBS].get(stored_job)
+    if existing is None:
+        raise errors.Gone("the job for this Idempotency-Key has expired")
+    structlog.contextvars.bind_contextvars(idempotent_replay=True)
+    return existing

@@ -1,0 +1,163 @@
+"""Tool input validation: one jsonschema validator per tool, built once, with the seed's error texts.
+
+    missing required URL field         "ImageURL is required"
+    missing other required fields      "required parameters are missing"
+    URL that is not http(s)://host     "ImageURL must be a valid http or https URL"
+
+Everything else gets a short sentence naming the field ("MaxFaceNumber must be an integer"). Every problem is
+listed in `details`; the first one is the error's message. Array parameters also accept a JSON string (the seed
+forwards those as-is): it is decoded before validation, so the upstream always gets real arrays.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+from jsonschema import Draft202012Validator, FormatChecker, ValidationError
+
+from shared.catalog import Catalog
+from shared.errors import ValidationFailed
+
+REQUIRED_MISSING = "required parameters are missing"
+_TYPE_NAMES = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "a boolean",
+    "array": "an array",
+    "object": "an object",
+}
+
+url_format = FormatChecker(formats=())
+
+
+@url_format.checks("uri")
+def is_http_url(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    if any(ch.isspace() for ch in value) or len(value) > 2048:
+        return False
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+class InputValidators:
+    def __init__(self, catalog: Catalog) -> None:
+        self._validators = {
+            service.id: Draft202012Validator(service.input_schema, format_checker=url_format) for service in catalog
+        }
+        self._schemas = {service.id: service.input_schema for service in catalog}
+
+    def validate(self, service_id: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Returns the params to send (JSON-string arrays decoded); raises ValidationFailed with every problem."""
+        validator = self._validators[service_id]
+        params = _decode_json_string_arrays(params, self._schemas[service_id])
+        errors = sorted(validator.iter_errors(params), key=_error_order)
+        if errors:
+            details = [detail for error in errors for detail in describe(error)]
+            raise ValidationFailed(details[0]["message"], details=details)
+        return params
+
+
+def _decode_json_string_arrays(params: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    properties = schema.get("properties", {})
+    decoded = dict(params)
+    for name, value in params.items():
+        if isinstance(value, str) and properties.get(name, {}).get("type") == "array":
+            with contextlib.suppress(msgspec.DecodeError):  # left as a string: validation says "an array"
+                decoded[name] = msgspec.json.decode(value)
+    return decoded
+
+
+def _error_order(error: ValidationError) -> tuple[int, str]:
+    # Missing fields first (as the seed reports them), then by location.
+    return (0 if error.validator == "required" else 1, "/".join(map(str, error.absolute_path)))
+
+
+def field_name(path: Iterable[Any]) -> str:
+    name = ""
+    for part in path:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name or "body"
+
+
+def describe(error: ValidationError) -> list[dict[str, str]]:
+    field = field_name(error.absolute_path)
+    kind = error.validator
+    if kind == "required":
+        return _missing(error)
+    if kind in ("format", "pattern") and _is_url_schema(error.schema):
+        return [_detail(field, f"{field} must be a valid http or https URL")]
+    if kind == "type":
+        expected = error.validator_value if isinstance(error.validator_value, str) else "valid"
+        return [_detail(field, f"{field} must be {_TYPE_NAMES.get(expected, expected)}")]
+    if kind == "additionalProperties":
+        names = [f"{_prefix(field)}{name}" for name in _extra(error)]
+        return [_detail(name, f"unknown parameter {name}") for name in names]
+    if kind == "anyOf":
+        return [_detail(field, _any_of_message(error, field))]
+    return [_detail(field, f"{field} {_short(error)}")]
+
+
+def _missing(error: ValidationError) -> list[dict[str, str]]:
+    prefix = _prefix(field_name(error.absolute_path))
+    properties = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
+    required: Any = error.validator_value
+    instance: Any = error.instance
+    missing = [name for name in required if name not in instance]
+    details = []
+    for name in missing:
+        if _is_url_schema(properties.get(name, {})):
+            details.append(_detail(prefix + name, f"{prefix}{name} is required"))
+        else:
+            details.append(_detail(prefix + name, REQUIRED_MISSING))
+    return details
+
+
+def _any_of_message(error: ValidationError, field: str) -> str:
+    subschemas: Any = error.validator_value
+    options = [" and ".join(sub.get("required", [])) for sub in subschemas if isinstance(sub, dict)]
+    options = [option for option in options if option]
+    where = "" if field == "body" else f" in {field}"
+    if options:
+        return f"one of {' or '.join(options)} is required{where}"
+    return f"{field} does not match any allowed form"
+
+
+def _extra(error: ValidationError) -> list[str]:
+    allowed = set(error.schema.get("properties", {})) if isinstance(error.schema, dict) else set()
+    instance = error.instance if isinstance(error.instance, dict) else {}
+    return sorted(name for name in instance if name not in allowed)
+
+
+def _short(error: ValidationError) -> str:
+    value: Any = error.validator_value
+    messages = {
+        "minItems": f"must have at least {error.validator_value} item(s)",
+        "maxItems": f"must have at most {error.validator_value} item(s)",
+        "minimum": f"must be at least {error.validator_value}",
+        "maximum": f"must be at most {error.validator_value}",
+        "exclusiveMinimum": f"must be greater than {error.validator_value}",
+        "exclusiveMaximum": f"must be less than {error.validator_value}",
+        "minLength": f"must be at least {error.validator_value} character(s) long",
+        "maxLength": f"must be at most {error.validator_value} character(s) long",
+        "enum": "must be one of " + ", ".join(map(str, value or [])),
+        "const": f"must be {error.validator_value!r}",
+    }
+    return messages.get(str(error.validator), "is not valid")
+
+
+def _is_url_schema(schema: object) -> bool:
+    return isinstance(schema, dict) and schema.get("format") == "uri"
+
+
+def _prefix(field: str) -> str:
+    return "" if field == "body" else f"{field}."
+
+
+def _detail(field: str, message: str) -> dict[str, str]:
+    return {"field": field, "message": message}

@@ -1,0 +1,105 @@
+"""Blocking waits and long polls that wake within milliseconds of a job finishing.
+
+One Redis pub/sub subscription per API process (channel `s402:jobs:done`, the finished job's id as payload)
+wakes the local waiters of that job. Pub/sub can drop a message (a reconnect, a slow consumer), so a waiter
+also re-reads the job every `RECHECK_S` and after every reconnect: a lost notification costs latency, never
+a result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+
+import redis.exceptions
+import structlog
+from redis.asyncio import Redis
+
+from shared import keys
+from shared.jobs import TERMINAL, JobRecord, JobStore
+
+log = structlog.get_logger("api.waiter")
+
+RECHECK_S = 2.0
+RECONNECT_DELAY_S = (0.1, 0.5, 1.0, 2.0)
+
+
+class JobWaiter:
+    def __init__(self, redis: Redis, store: JobStore) -> None:
+        self._redis = redis
+        self._store = store
+        self._waiters: defaultdict[str, set[asyncio.Future[None]]] = defaultdict(set)
+        self._task: asyncio.Task[None] | None = None
+        self.subscribed = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._listen_forever(), name="job-waiter")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._wake_all()
+
+    async def wait(self, job_id: str, timeout_s: float) -> JobRecord | None:
+        """The job once it is finished, or as it stands when `timeout_s` runs out (None if it is gone)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            future: asyncio.Future[None] = loop.create_future()
+            self._waiters[job_id].add(future)
+            try:
+                record = await self._store.get(job_id)
+                remaining = deadline - loop.time()
+                if record is None or record.status in TERMINAL or remaining <= 0:
+                    return record
+                await asyncio.wait({future}, timeout=min(remaining, RECHECK_S))
+            finally:
+                self._forget(job_id, future)
+
+    def _forget(self, job_id: str, future: asyncio.Future[None]) -> None:
+        waiters = self._waiters.get(job_id)
+        if waiters is not None:
+            waiters.discard(future)
+            if not waiters:
+                del self._waiters[job_id]
+
+    def _wake(self, job_id: str) -> None:
+        for future in self._waiters.get(job_id, ()):
+            if not future.done():
+                future.set_result(None)
+
+    def _wake_all(self) -> None:
+        for job_id in list(self._waiters):
+            self._wake(job_id)
+
+    async def _listen_forever(self) -> None:
+        failures = 0
+        while True:
+            try:
+                await self._listen()
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+                self.subscribed.clear()
+                self._wake_all()  # they re-read their job: nothing is missed while we were away
+                delay = RECONNECT_DELAY_S[min(failures, len(RECONNECT_DELAY_S) - 1)]
+                failures += 1
+                log.warning("job notifications lost, reconnecting", error=type(exc).__name__, retry_in_s=delay)
+                await asyncio.sleep(delay)
+            else:
+                failures = 0
+
+    async def _listen(self) -> None:
+        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(keys.JOBS_DONE_CHANNEL)
+            self.subscribed.set()
+            self._wake_all()
+            while True:
+                message = await pubsub.get_message(timeout=30.0)
+                if message is not None and message.get("type") == "message":
+                    self._wake(message["data"].decode())
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -1,0 +1,43 @@
+"""The distributed upstream rate limit: a reserve-style GCRA in Redis, shared by every worker process.
+
+Each call books the next free slot of its (access key, action) in one Lua script using Redis's clock, then
+sleeps until the slot. Slots are spaced by 1/QPS seconds (plus a small safety margin for network jitter), so
+all workers together stay under the limit and the upstream never has to throttle us.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from redis.asyncio import Redis
+
+from shared import keys
+
+# Spacing slightly wider than 1/QPS absorbs the jitter between booking a slot and the request reaching the
+# upstream, so no one-second window ever sees more than QPS calls.
+SAFETY_MARGIN = 1.04
+
+
+class SlotTooFar(Exception):
+    """The next free slot is further away than the caller can wait."""
+
+
+class RateLimiter:
+    def __init__(self, redis: Redis, access_key_id: str) -> None:
+        self._reserve = redis.register_script(keys.RESERVE_SLOT)
+        self._access_key_id = access_key_id
+
+    async def acquire(self, action: str, qps: float, *, max_wait_s: float) -> float:
+        """Wait for this call's slot; returns the seconds waited. Raises SlotTooFar past `max_wait_s`."""
+        interval_us = int(1_000_000 / qps * SAFETY_MARGIN)
+        wait_us = int(
+            await self._reserve(
+                keys=[keys.rate_limit_key(self._access_key_id, action)],
+                args=[interval_us, int(max_wait_s * 1_000_000)],
+            )
+        )
+        if wait_us < 0:
+            raise SlotTooFar(action)
+        if wait_us:
+            await asyncio.sleep(wait_us / 1_000_000)
+        return wait_us / 1_000_000

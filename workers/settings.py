@@ -1,0 +1,65 @@
+"""arq worker settings for the invocation worker, built from `Settings` (clients created in startup, closed in
+shutdown; nothing at import)."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import structlog
+from arq import func
+from arq.connections import RedisSettings
+from redis.asyncio import Redis
+
+from shared import keys
+from shared.catalog import Catalog
+from shared.config import Settings
+from shared.jobs import RUN_TOOL, JobStore, arq_deserialize, arq_serialize
+from workers.ratelimit import RateLimiter
+from workers.tasks import MAX_SLOT_WAIT_S, run_tool
+from workers.upstream import Upstream
+
+POLL_DELAY_S = 0.02
+HEALTH_CHECK_INTERVAL_S = 5
+ARQ_MAX_TRIES = 1000  # a backstop only: the job's deadline bounds retries
+
+
+def attempt_timeout_s(settings: Settings) -> float:
+    """One attempt: the longest slot wait plus one upstream call, plus a little. arq re-runs a crashed worker's
+    job this long + 10 s after it started, so it is kept tight."""
+    return MAX_SLOT_WAIT_S + settings.upstream_connect_timeout_s + settings.upstream_read_timeout_s + 2
+
+
+def worker_options(settings: Settings, catalog: Catalog | None = None) -> dict[str, Any]:
+    """Keyword arguments for `arq.Worker`."""
+    catalog_ = catalog if catalog is not None else Catalog.load(settings.operator_file)
+
+    async def startup(ctx: dict[str, Any]) -> None:
+        redis: Redis = ctx["redis"]
+        ctx["settings"] = settings
+        ctx["catalog"] = catalog_
+        ctx["store"] = JobStore(redis, retention_s=settings.job_retention_s)
+        ctx["upstream"] = Upstream(settings)
+        ctx["limiter"] = RateLimiter(redis, str(settings.access_key_id))
+        structlog.get_logger("workers").info("worker ready", upstream=settings.upstream, queue=keys.QUEUE_NAME)
+
+    async def on_job_start(ctx: dict[str, Any]) -> None:
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(job_id=ctx["job_id"], job_try=ctx["job_try"])
+
+    return {
+        "functions": [
+            func(cast(Any, run_tool), name=RUN_TOOL, timeout=attempt_timeout_s(settings), max_tries=ARQ_MAX_TRIES)
+        ],
+        "queue_name": keys.QUEUE_NAME,
+        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "on_startup": startup,
+        "on_job_start": on_job_start,
+        "job_serializer": arq_serialize,
+        "job_deserializer": arq_deserialize,
+        "max_jobs": settings.worker_max_jobs,
+        "queue_read_limit": settings.worker_max_jobs * 2,
+        "poll_delay": POLL_DELAY_S,
+        "keep_result": 0,
+        "health_check_interval": HEALTH_CHECK_INTERVAL_S,
+        "handle_signals": True,
+    }

@@ -1,0 +1,128 @@
+"""arq jobs. `run_tool` is the one owner of retry decisions.
+
+One run of `run_tool` is one attempt: take the job (Lua, so a cancel cannot race it), wait for a rate-limit slot,
+call the upstream once. Retryable failures (throttling, 5xx, timeouts, refused connections) go back on the
+queue with full-jitter exponential backoff while the job's deadline allows; everything else, and anything past
+the deadline, ends the job with a clean error. arq's own retry counter is only a backstop.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any, TypedDict
+
+import msgspec
+import structlog
+from arq import Retry
+from redis.asyncio import Redis
+
+from shared.catalog import Catalog, envelope
+from shared.config import Settings
+from shared.jobs import JobError, JobRecord, JobStore, now_ms
+from workers.ratelimit import RateLimiter, SlotTooFar
+from workers.upstream import Upstream, UpstreamError
+
+log = structlog.get_logger("workers.tasks")
+
+# One attempt waits at most this long for its rate-limit slot; a slot further away means "come back later",
+# so an attempt (and so arq's job timeout, which decides how soon a crashed worker's job runs again) stays short.
+MAX_SLOT_WAIT_S = 5.0
+MIN_CALL_BUDGET_S = 0.5
+
+
+class WorkerContext(TypedDict):
+    redis: Redis
+    settings: Settings
+    catalog: Catalog
+    store: JobStore
+    upstream: Upstream
+    limiter: RateLimiter
+    job_try: int
+
+
+def backoff_s(attempt: int, settings: Settings) -> float:
+    """Full jitter: uniform(0, min(cap, base * 2^(attempt-1)))."""
+    ceiling = min(settings.retry_cap_s, settings.retry_base_s * 2 ** max(0, attempt - 1))
+    return random.uniform(0, ceiling)
+
+
+async def run_tool(ctx: WorkerContext, job_id: str) -> None:
+    store = ctx["store"]
+    status, attempt = await store.start(job_id)
+    if status != "running":
+        await _not_started(store, job_id, status)
+        return
+    record = await store.get(job_id)
+    if record is None:  # expired between the two reads
+        return
+    structlog.contextvars.bind_contextvars(service_id=record.service, attempt=attempt)
+    started = time.perf_counter()
+    outcome = await _attempt(ctx, record, attempt)
+    log.info("attempt", outcome=outcome, duration_ms=round((time.perf_counter() - started) * 1000, 1))
+
+
+async def _not_started(store: JobStore, job_id: str, status: str) -> None:
+    if status == "cancel_requested":
+        await store.fail(job_id, JobError(code="canceled", message="the job was canceled"), "canceled")
+        status = "canceled"
+    log.info("attempt skipped", status=status)
+
+
+async def _attempt(ctx: WorkerContext, record: JobRecord, attempt: int) -> str:
+    store = ctx["store"]
+    spec = ctx["catalog"].specs[record.service]
+    qps = ctx["catalog"].terms.for_service(record.service).qps
+    remaining_s = (record.deadline - now_ms()) / 1000
+    try:
+        await ctx["limiter"].acquire(spec.action, qps, max_wait_s=min(MAX_SLOT_WAIT_S, remaining_s - MIN_CALL_BUDGET_S))
+    except SlotTooFar:
+        return await _retry_or_fail(ctx, record, attempt, _rate_limited_error(), floor_s=MAX_SLOT_WAIT_S / 2)
+    if await store.cancel_requested(record.id):
+        await store.fail(record.id, JobError(code="canceled", message="the job was canceled"), "canceled")
+        return "canceled"
+    params: dict[str, Any] = _decode_input(record.input)
+    try:
+        result = await ctx["upstream"].call(spec, params, timeout_s=(record.deadline - now_ms()) / 1000)
+    except UpstreamError as exc:
+        error = JobError(
+            code=exc.code, message=exc.message, retryable=exc.retryable, upstream_request_id=exc.request_id
+        )
+        if exc.retryable:
+            return await _retry_or_fail(ctx, record, attempt, error)
+        await store.fail(record.id, error)
+        return f"failed:{exc.code}"
+    await store.succeed(record.id, envelope(spec.action, result.result, result.request_id))
+    return "succeeded"
+
+
+async def _retry_or_fail(
+    ctx: WorkerContext, record: JobRecord, attempt: int, error: JobError, *, floor_s: float = 0.0
+) -> str:
+    store = ctx["store"]
+    delay_s = max(floor_s, backoff_s(attempt, ctx["settings"]))
+    retry_at = now_ms() + int(delay_s * 1000)
+    if retry_at + MIN_CALL_BUDGET_S * 1000 >= record.deadline:
+        final = JobError(
+            code=error.code,
+            message=f"{error.message} (gave up after {attempt} attempt(s): the job's deadline would pass)",
+            retryable=True,
+            upstream_request_id=error.upstream_request_id,
+        )
+        await store.fail(record.id, final)
+        return f"failed:{error.code}"
+    await store.requeue(record.id, retry_at, error)
+    raise Retry(defer=delay_s)
+
+
+def _rate_limited_error() -> JobError:
+    return JobError(
+        code="Throttling.Gateway",
+        message="the upstream rate limit for this action is fully booked; the call waits for a free slot",
+        retryable=True,
+    )
+
+
+def _decode_input(raw: str) -> dict[str, Any]:
+    params: dict[str, Any] = msgspec.json.decode(raw)
+    return params

@@ -1,0 +1,137 @@
+"""The only importer of the Alibaba SDKs: one client per product, `*_with_options_async` calls, errors classified.
+
+Credentials are always passed explicitly and the metadata-service lookup is disabled before the SDK is
+imported, so nothing here can reach an address off the machine by accident. SDK retries stay off: the
+worker (`workers/tasks.py`) owns every retry decision, using `UpstreamError.retryable`.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"  # before the credentials library is imported
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from alibabacloud_cloudauth_intl20220809 import models as cloudauth_models
+from alibabacloud_cloudauth_intl20220809.client import Client as CloudauthClient
+from alibabacloud_facebody20191230 import models as facebody_models
+from alibabacloud_facebody20191230.client import Client as FacebodyClient
+from alibabacloud_tea_openapi import models as openapi_models
+from alibabacloud_tea_util import models as tea_util_models
+from darabonba.runtime import RuntimeOptions as DaraRuntimeOptions
+from Tea.exceptions import TeaException, UnretryableException
+
+from shared.config import Settings
+from shared.models import ToolSpec
+
+# Codes that say "not now" rather than "never": retried within the job's deadline.
+RETRYABLE_CODE_PREFIXES = ("Throttling", "ServiceUnavailable", "InternalError", "Timeout")
+
+
+@dataclass(frozen=True)
+class UpstreamResult:
+    request_id: str
+    result: dict[str, Any]
+
+
+class UpstreamError(Exception):
+    """A failed upstream call, cleaned: Alibaba's code and message, never a traceback or a credential."""
+
+    def __init__(
+        self, code: str, message: str, *, status: int | None, retryable: bool, request_id: str | None = None
+    ) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.status = status
+        self.retryable = retryable
+        self.request_id = request_id
+
+
+class Upstream:
+    """One SDK client per product, built once per worker process; a semaphore bounds calls in flight."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.access_key_id = str(settings.access_key_id)
+        self._facebody = FacebodyClient(self._config(settings.facebody_endpoint))
+        self._cloudauth = CloudauthClient(self._config(settings.cloudauth_endpoint))
+        self._slots = asyncio.Semaphore(settings.upstream_concurrency)
+
+    def _config(self, endpoint: str) -> openapi_models.Config:
+        return openapi_models.Config(
+            access_key_id=str(self.settings.access_key_id),
+            access_key_secret=str(self.settings.access_key_secret),
+            endpoint=endpoint,
+            protocol=self.settings.upstream_protocol,
+            region_id=self.settings.region_id,
+            connect_timeout=int(self.settings.upstream_connect_timeout_s * 1000),
+            read_timeout=int(self.settings.upstream_read_timeout_s * 1000),
+        )
+
+    async def call(self, spec: ToolSpec, params: dict[str, Any], *, timeout_s: float) -> UpstreamResult:
+        timeout_ms = max(1, int(min(timeout_s, self.settings.upstream_read_timeout_s) * 1000))
+        connect_ms = min(timeout_ms, int(self.settings.upstream_connect_timeout_s * 1000))
+        async with self._slots:
+            try:
+                if spec.product == "cloudauth-intl":
+                    return await self._call_cloudauth(spec, params, connect_ms, timeout_ms)
+                return await self._call_facebody(spec, params, connect_ms, timeout_ms)
+            except TeaException as exc:
+                raise classify(exc) from None
+
+    async def _call_facebody(
+        self, spec: ToolSpec, params: dict[str, Any], connect_ms: int, timeout_ms: int
+    ) -> UpstreamResult:
+        request = getattr(facebody_models, spec.request_class)().from_map(params)
+        runtime = tea_util_models.RuntimeOptions(autoretry=False, connect_timeout=connect_ms, read_timeout=timeout_ms)
+        response = await getattr(self._facebody, spec.sdk_method)(request, runtime)
+        body = response.body.to_map()
+        return UpstreamResult(request_id=str(body.get("RequestId", "")), result=body.get("Data") or {})
+
+    async def _call_cloudauth(
+        self, spec: ToolSpec, params: dict[str, Any], connect_ms: int, timeout_ms: int
+    ) -> UpstreamResult:
+        request = getattr(cloudauth_models, spec.request_class)().from_map(params)
+        runtime = DaraRuntimeOptions(autoretry=False, connect_timeout=connect_ms, read_timeout=timeout_ms)
+        response = await getattr(self._cloudauth, spec.sdk_method)(request, runtime)
+        body = response.body.to_map()
+        request_id = str(body.get("RequestId", ""))
+        code = str(body.get("Code", "Success"))
+        if code != "Success":  # Cloudauth answers business failures inside an HTTP 200
+            message = str(body.get("Message", code))
+            raise UpstreamError(code, message, status=200, retryable=False, request_id=request_id)
+        return UpstreamResult(request_id=request_id, result=body.get("Result") or {})
+
+
+def classify(exc: TeaException) -> UpstreamError:
+    """Turn an SDK exception into a clean, classified error."""
+    data = exc.data if isinstance(getattr(exc, "data", None), dict) else {}
+    status = _status(exc)
+    request_id = getattr(exc, "request_id", None) or data.get("RequestId")
+    if isinstance(exc, UnretryableException) or exc.code is None:
+        # Timeouts, refused connections and non-JSON answers: the upstream did not give a verdict.
+        return UpstreamError(
+            "UpstreamUnavailable",
+            "the upstream service did not answer in time or answered garbage",
+            status=status,
+            retryable=True,
+            request_id=request_id,
+        )
+    code = str(exc.code)
+    message = str(data.get("Message") or exc.message or code)
+    retryable = code.startswith(RETRYABLE_CODE_PREFIXES) or (status is not None and status >= 500)
+    return UpstreamError(code, message, status=status, retryable=retryable, request_id=request_id)
+
+
+def _status(exc: TeaException) -> int | None:
+    status = getattr(exc, "status_code", None) or getattr(exc, "statusCode", None)
+    if status is None and isinstance(getattr(exc, "data", None), dict):
+        status = exc.data.get("statusCode")
+    try:
+        return int(status) if status is not None else None
+    except (TypeError, ValueError):
+        return None
