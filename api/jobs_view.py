@@ -44,6 +44,6 @@ async def answer_for_record(
     view = await view_for(request, record)
     if record.status in ("queued", "running"):
         return json_response(view, status=202, headers={**headers, "Location": view.links["self"]})
-    error = record.job_error() or JobError(code="failed", message="the job failed")
+    error = record.job_error() or JobError(code="failed", message="the job failed", retryable=False)
     status, retry_after = failure_status(record.status, error)
     raise errors.JobFailed(status, error.code, error.message, view, retry_after=retry_after)

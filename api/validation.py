@@ -134,21 +134,25 @@ def _extra(error: ValidationError) -> list[str]:
     return sorted(name for name in instance if name not in allowed)
 
 
+_SHORT_MESSAGES: dict[str, str] = {
+    "minItems": "must have at least {} item(s)",
+    "maxItems": "must have at most {} item(s)",
+    "minimum": "must be at least {}",
+    "maximum": "must be at most {}",
+    "exclusiveMinimum": "must be greater than {}",
+    "exclusiveMaximum": "must be less than {}",
+    "minLength": "must be at least {} character(s) long",
+    "maxLength": "must be at most {} character(s) long",
+    "const": "must be {!r}",
+}
+
+
 def _short(error: ValidationError) -> str:
     value: Any = error.validator_value
-    messages = {
-        "minItems": f"must have at least {error.validator_value} item(s)",
-        "maxItems": f"must have at most {error.validator_value} item(s)",
-        "minimum": f"must be at least {error.validator_value}",
-        "maximum": f"must be at most {error.validator_value}",
-        "exclusiveMinimum": f"must be greater than {error.validator_value}",
-        "exclusiveMaximum": f"must be less than {error.validator_value}",
-        "minLength": f"must be at least {error.validator_value} character(s) long",
-        "maxLength": f"must be at most {error.validator_value} character(s) long",
-        "enum": "must be one of " + ", ".join(map(str, value or [])),
-        "const": f"must be {error.validator_value!r}",
-    }
-    return messages.get(str(error.validator), "is not valid")
+    if error.validator == "enum" and isinstance(value, list):
+        return "must be one of " + ", ".join(map(str, value))
+    template = _SHORT_MESSAGES.get(str(error.validator))
+    return template.format(value) if template else "is not valid"
 
 
 def _is_url_schema(schema: object) -> bool:

@@ -50,8 +50,11 @@ def arq_payload(job_id: str, enqueue_ms: int) -> bytes:
 class JobError(msgspec.Struct, rename="camel", frozen=True, kw_only=True, omit_defaults=True):
     code: str
     message: str
-    retryable: bool = False
+    retryable: bool
     upstream_request_id: str | None = None
+
+
+EXPIRED = JobError(code="job_expired", message="the job's deadline passed before it ran", retryable=True)
 
 
 class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -187,10 +190,10 @@ class JobStore:
         rank: int | None = await self.redis.zrank(keys.QUEUE_NAME, job_id)
         return rank
 
-    async def start(self, job_id: str) -> tuple[str, int]:
-        expired = _json.encode(JobError(code="job_expired", message="the job's deadline passed before it ran"))
+    async def start(self, job_id: str, *, min_budget_ms: int) -> tuple[str, int]:
         status, attempts = await self._start(
-            keys=[keys.job_key(job_id)], args=[now_ms(), keys.JOBS_DONE_CHANNEL, self.retention_ms, expired]
+            keys=[keys.job_key(job_id)],
+            args=[now_ms(), keys.JOBS_DONE_CHANNEL, self.retention_ms, _json.encode(EXPIRED), min_budget_ms],
         )
         return status.decode(), int(attempts)
 
@@ -211,7 +214,7 @@ class JobStore:
         return bool(await self._requeue(keys=[keys.job_key(job_id)], args=[retry_at_ms, _json.encode(error)]))
 
     async def cancel(self, job_id: str) -> str:
-        error = _json.encode(JobError(code="canceled", message="the job was canceled before it ran"))
+        error = _json.encode(JobError(code="canceled", message="the job was canceled before it ran", retryable=False))
         result = await self._cancel(
             keys=[keys.job_key(job_id), keys.QUEUE_NAME, keys.ARQ_JOB_PREFIX + job_id],
             args=[job_id, now_ms(), error, self.retention_ms, keys.JOBS_DONE_CHANNEL],

@@ -49,8 +49,9 @@ return {1, ARGV[5]}
 """
 
 # A worker takes a job: queued (or running, when a crashed worker's job comes back) -> running.
-# KEYS: job   ARGV: now ms, channel, retention ms, expired error JSON
-# Returns {status, attempts}; status 'running' means go, anything else means do nothing.
+# KEYS: job   ARGV: now ms, channel, retention ms, expired error JSON, smallest useful budget ms
+# Returns {status, attempts}: 'running' means go; 'out_of_time' means a retry waited too long for another call
+# (the worker ends the job with its last error); anything else means do nothing.
 START_JOB = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'missing', 0} end
@@ -63,10 +64,13 @@ if now >= tonumber(redis.call('HGET', KEYS[1], 'deadline')) then
   return {'expired', 0}
 end
 if redis.call('HGET', KEYS[1], 'cancel') == '1' then return {'cancel_requested', 0} end
+local attempts = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0')
+if attempts > 0 and now + tonumber(ARGV[5]) >= tonumber(redis.call('HGET', KEYS[1], 'deadline')) then
+  return {'out_of_time', attempts}
+end
 redis.call('HSET', KEYS[1], 'status', 'running')
 redis.call('HSETNX', KEYS[1], 'startedAt', ARGV[1])
-local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-return {'running', attempts}
+return {'running', redis.call('HINCRBY', KEYS[1], 'attempts', 1)}
 """
 
 # A job ends: running/queued -> succeeded | failed | canceled | expired, kept for the retention time, announced.

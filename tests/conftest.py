@@ -62,56 +62,12 @@ def project_root() -> Path:
 # ---------------------------------------------------------------- the invocation pipeline, end to end
 # The real SDK talks HTTP to the sandbox; a real arq worker runs in the test's event loop; the API in front.
 
-import asyncio  # noqa: E402
-import signal  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
 from typing import Any  # noqa: E402
 
-import msgspec  # noqa: E402
-from arq.worker import Worker  # noqa: E402
+from support import FREE_AND_FAST, PIPELINE_KEY_ID, PIPELINE_SECRET, Pipeline, build_catalog  # noqa: E402
 
 from sandbox.config import KeyPair, SandboxConfig  # noqa: E402
-from sandbox.testing import RunningSandbox, run_sandbox  # noqa: E402
-from shared.catalog import load_specs  # noqa: E402
-from shared.operator import parse_operator_terms  # noqa: E402
-from workers.settings import worker_options  # noqa: E402
-
-PIPELINE_KEY_ID = "pipeline-key-id"
-PIPELINE_SECRET = "pipeline-key-secret"
-FREE_AND_FAST = {"defaults": {"amountCents": 0, "qps": 1000}}
-
-
-def build_catalog(terms: dict[str, Any]) -> Catalog:
-    specs = load_specs()
-    return Catalog.build(specs, parse_operator_terms(terms, {spec.id for spec in specs}))
-
-
-@dataclass
-class Pipeline:
-    api: TestClient
-    sandbox: RunningSandbox
-    settings: Settings
-    catalog: Catalog
-    redis: Redis
-
-    async def call(self, tool: str, body: Any, **headers: str) -> tuple[int, Any, Any]:
-        data = body if isinstance(body, bytes | str) else msgspec.json.encode(body)
-        response = await self.api.post(
-            f"/api/tools/{tool}", data=data, headers={"Content-Type": "application/json", **headers}
-        )
-        return response.status, await response.json(), response.headers
-
-
-class RunningWorker:
-    def __init__(self, settings: Settings, catalog: Catalog) -> None:
-        self.worker = Worker(**{**worker_options(settings, catalog), "handle_signals": False})
-        self.task = asyncio.create_task(self.worker.async_run())
-
-    async def stop(self) -> None:
-        self.worker.handle_sig(signal.SIGUSR1)
-        await asyncio.gather(self.task, *self.worker.tasks.values(), return_exceptions=True)
-        if self.worker._pool is not None:
-            await self.worker.pool.aclose(close_connection_pool=True)
+from sandbox.testing import run_sandbox  # noqa: E402
 
 
 @pytest.fixture
@@ -126,30 +82,48 @@ def sandbox_qps() -> int:
 
 
 @pytest.fixture
+def pipeline_env() -> dict[str, str]:
+    """Extra settings for a module's pipeline (override in the module)."""
+    return {}
+
+
+def pipeline_settings(redis_url: str, sandbox_endpoint: str, extra: dict[str, str]) -> Settings:
+    return Settings.from_env(
+        {
+            "REDIS_URL": redis_url,
+            "ALIBABA_CLOUD_ACCESS_KEY_ID": PIPELINE_KEY_ID,
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET": PIPELINE_SECRET,
+            "SERVER402_FACEBODY_ENDPOINT": sandbox_endpoint,
+            "SERVER402_CLOUDAUTH_ENDPOINT": sandbox_endpoint,
+            "SERVER402_RETRY_BASE_S": "0.02",
+            "SERVER402_RETRY_CAP_S": "0.1",
+            "SERVER402_JOB_DEADLINE_S": "20",
+            **extra,
+        }
+    )
+
+
+@pytest.fixture
 async def pipeline(
-    aiohttp_client, redis_server: EmbeddedRedis, operator_terms: dict[str, Any], sandbox_qps: int
-) -> AsyncIterator[Pipeline]:  # type: ignore[no-untyped-def]
+    request: pytest.FixtureRequest,
+    aiohttp_client,  # type: ignore[no-untyped-def]
+    redis_server: EmbeddedRedis,
+    operator_terms: dict[str, Any],
+    sandbox_qps: int,
+    pipeline_env: dict[str, str],
+) -> AsyncIterator[Pipeline]:
     config = SandboxConfig(key_pairs=(KeyPair(PIPELINE_KEY_ID, PIPELINE_SECRET),), qps=sandbox_qps)
     async with run_sandbox(config) as sandbox:
-        settings = Settings.from_env(
-            {
-                "REDIS_URL": redis_server.url,
-                "ALIBABA_CLOUD_ACCESS_KEY_ID": PIPELINE_KEY_ID,
-                "ALIBABA_CLOUD_ACCESS_KEY_SECRET": PIPELINE_SECRET,
-                "SERVER402_FACEBODY_ENDPOINT": sandbox.endpoint,
-                "SERVER402_CLOUDAUTH_ENDPOINT": sandbox.endpoint,
-                "SERVER402_RETRY_BASE_S": "0.02",
-                "SERVER402_RETRY_CAP_S": "0.1",
-                "SERVER402_JOB_DEADLINE_S": "20",
-            }
-        )
+        settings = pipeline_settings(redis_server.url, sandbox.endpoint, pipeline_env)
         catalog_ = build_catalog(operator_terms)
         client = Redis.from_url(settings.redis_url)
         await client.flushdb()
         api_client = await aiohttp_client(create_app(settings, catalog_))
-        worker = RunningWorker(settings, catalog_)
+        running = Pipeline(api_client, sandbox, settings, catalog_, client)
+        if request.node.get_closest_marker("no_worker") is None:
+            running.start_worker()
         try:
-            yield Pipeline(api_client, sandbox, settings, catalog_, client)
+            yield running
         finally:
-            await worker.stop()
+            await running.stop_worker()
             await client.aclose()

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from conftest import Pipeline
+from support import Pipeline
 
 
 async def test_blocking_call_returns_the_seed_envelope(pipeline: Pipeline) -> None:
     image = pipeline.sandbox.image("face.jpg")
-    status, body, headers = await pipeline.call("face-detection", {"ImageURL": image})
+    status, body, _ = await pipeline.call("face-detection", {"ImageURL": image})
     assert status == 200, body
     assert body["code"] == "200" and body["message"] == "success" and body["content"] == ""
     assert body["data"]["Action"] == "DetectFace"

@@ -49,12 +49,16 @@ def backoff_s(attempt: int, settings: Settings) -> float:
 
 async def run_tool(ctx: WorkerContext, job_id: str) -> None:
     store = ctx["store"]
-    status, attempt = await store.start(job_id)
-    if status != "running":
+    status, attempt = await store.start(job_id, min_budget_ms=int(MIN_CALL_BUDGET_S * 1000))
+    if status not in ("running", "out_of_time"):
         await _not_started(store, job_id, status)
         return
     record = await store.get(job_id)
     if record is None:  # expired between the two reads
+        return
+    if status == "out_of_time":  # a retry that waited in the queue too long
+        last = msgspec.json.decode(record.lastError, type=JobError) if record.lastError else DEADLINE_PASSED
+        await _give_up(store, record, attempt, last)
         return
     structlog.contextvars.bind_contextvars(service_id=record.service, attempt=attempt)
     started = time.perf_counter()
@@ -62,9 +66,13 @@ async def run_tool(ctx: WorkerContext, job_id: str) -> None:
     log.info("attempt", outcome=outcome, duration_ms=round((time.perf_counter() - started) * 1000, 1))
 
 
+CANCELED = JobError(code="canceled", message="the job was canceled", retryable=False)
+DEADLINE_PASSED = JobError(code="deadline_exceeded", message="the job's deadline passed", retryable=True)
+
+
 async def _not_started(store: JobStore, job_id: str, status: str) -> None:
     if status == "cancel_requested":
-        await store.fail(job_id, JobError(code="canceled", message="the job was canceled"), "canceled")
+        await store.fail(job_id, CANCELED, "canceled")
         status = "canceled"
     log.info("attempt skipped", status=status)
 
@@ -79,7 +87,7 @@ async def _attempt(ctx: WorkerContext, record: JobRecord, attempt: int) -> str:
     except SlotTooFar:
         return await _retry_or_fail(ctx, record, attempt, _rate_limited_error(), floor_s=MAX_SLOT_WAIT_S / 2)
     if await store.cancel_requested(record.id):
-        await store.fail(record.id, JobError(code="canceled", message="the job was canceled"), "canceled")
+        await store.fail(record.id, CANCELED, "canceled")
         return "canceled"
     params: dict[str, Any] = _decode_input(record.input)
     try:
@@ -100,19 +108,26 @@ async def _retry_or_fail(
     ctx: WorkerContext, record: JobRecord, attempt: int, error: JobError, *, floor_s: float = 0.0
 ) -> str:
     store = ctx["store"]
+    if await store.cancel_requested(record.id):
+        await store.fail(record.id, CANCELED, "canceled")
+        return "canceled"
     delay_s = max(floor_s, backoff_s(attempt, ctx["settings"]))
     retry_at = now_ms() + int(delay_s * 1000)
     if retry_at + MIN_CALL_BUDGET_S * 1000 >= record.deadline:
-        final = JobError(
-            code=error.code,
-            message=f"{error.message} (gave up after {attempt} attempt(s): the job's deadline would pass)",
-            retryable=True,
-            upstream_request_id=error.upstream_request_id,
-        )
-        await store.fail(record.id, final)
-        return f"failed:{error.code}"
+        return await _give_up(store, record, attempt, error)
     await store.requeue(record.id, retry_at, error)
     raise Retry(defer=delay_s)
+
+
+async def _give_up(store: JobStore, record: JobRecord, attempts: int, error: JobError) -> str:
+    final = JobError(
+        code=error.code,
+        message=f"{error.message} (gave up after {attempts} attempt(s): the job's deadline would pass)",
+        retryable=True,
+        upstream_request_id=error.upstream_request_id,
+    )
+    await store.fail(record.id, final)
+    return f"failed:{error.code}"
 
 
 def _rate_limited_error() -> JobError:

@@ -1,0 +1,76 @@
+"""Per-action call counters for GET /_sandbox/stats.
+
+Every call that names a known action is counted once in `calls` and, when answered, in exactly one of `ok`
+(HTTP 200), `throttled` (Throttling.User, from the limiter or an injected fault) or `errors` (any other answer);
+`faults` counts calls a fault rule changed (latency only does not count). A hung call stays in `calls` only.
+`maxPerSecond` is the largest number of calls the QPS limiter accepted within any sliding one-second window:
+what a test checks to see that the gateway respected the limit.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import msgspec
+
+from sandbox.limits import WINDOW_S
+
+
+class ActionStats(msgspec.Struct, rename="camel"):
+    calls: int = 0
+    ok: int = 0
+    throttled: int = 0
+    errors: int = 0
+    faults: int = 0
+    max_per_second: int = 0
+
+
+class Stats:
+    def __init__(self) -> None:
+        self._actions: dict[str, ActionStats] = {}
+        self._accepted: dict[str, deque[float]] = {}
+
+    def call(self, action: str) -> None:
+        self._for(action).calls += 1
+
+    def accepted(self, action: str, now: float) -> None:
+        window = self._accepted.setdefault(action, deque())
+        while window and window[0] <= now - WINDOW_S:
+            window.popleft()
+        window.append(now)
+        stats = self._for(action)
+        stats.max_per_second = max(stats.max_per_second, len(window))
+
+    def answered(self, action: str, status: int, code: str, fault: bool) -> None:
+        stats = self._for(action)
+        if status == 200:
+            stats.ok += 1
+        elif code == "Throttling.User":
+            stats.throttled += 1
+        else:
+            stats.errors += 1
+        if fault:
+            stats.faults += 1
+
+    def fault(self, action: str) -> None:
+        self._for(action).faults += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        actions = {name: msgspec.to_builtins(stats) for name, stats in sorted(self._actions.items())}
+        totals = ActionStats()
+        for stats in self._actions.values():
+            totals.calls += stats.calls
+            totals.ok += stats.ok
+            totals.throttled += stats.throttled
+            totals.errors += stats.errors
+            totals.faults += stats.faults
+            totals.max_per_second = max(totals.max_per_second, stats.max_per_second)
+        return {"actions": actions, "totals": msgspec.to_builtins(totals)}
+
+    def clear(self) -> None:
+        self._actions.clear()
+        self._accepted.clear()
+
+    def _for(self, action: str) -> ActionStats:
+        return self._actions.setdefault(action, ActionStats())
