@@ -30,8 +30,12 @@ def procfile_names(procfile: Path) -> list[str]:
     return [line.split(":", 1)[0].strip() for line in lines if line and not line.startswith("#") and ":" in line]
 
 
+DEMO_OPERATOR_FILE = "deploy/operator.demo.toml"
+
+
 def child_env(settings: Settings, external_redis: bool) -> dict[str, str]:
     env = {**os.environ, **SAFE_ENV}
+    env.setdefault("SERVER402_OPERATOR_FILE", DEMO_OPERATOR_FILE)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     if not external_redis:
         env["REDIS_URL"] = settings.redis_url
@@ -53,6 +57,7 @@ def wait_ready(url: str, honcho: subprocess.Popen[bytes]) -> bool:
 
 def banner(settings: Settings, external_redis: bool) -> str:
     url = settings.public_url
+    upstream = f"sandbox at {settings.sandbox_url}" if settings.upstream == "sandbox" else "Alibaba Cloud"
     redis_where = "external (REDIS_URL)" if external_redis else f"embedded, data in {settings.data_dir}"
     return "\n".join(
         [
@@ -64,6 +69,11 @@ def banner(settings: Settings, external_redis: bool) -> str:
             f"  openapi   {url}/openapi.json",
             f"  health    {url}/healthz   {url}/readyz",
             f"  redis     {redis_where}",
+            f"  upstream  {upstream}",
+            "",
+            "Call a tool end to end (face-detection is free in the demo terms):",
+            f"  curl -s -X POST {url}/api/tools/face-detection -H 'Content-Type: application/json' \\",
+            f'       -d \'{{"ImageURL": "{settings.sandbox_url}/_sandbox/images/face.jpg"}}\'',
             "",
         ]
     )
@@ -77,7 +87,10 @@ def main() -> int:
         return 2
     external_redis = bool(os.environ.get("REDIS_URL"))
     procfile = PROJECT_ROOT / "Procfile"
-    names = [name for name in procfile_names(procfile) if not (external_redis and name == "redis")]
+    skipped = {"redis"} if external_redis else set()
+    if settings.upstream != "sandbox":
+        skipped.add("sandbox")
+    names = [name for name in procfile_names(procfile) if name not in skipped]
     command = [sys.executable, "-m", "honcho", "-f", str(procfile), "-d", str(PROJECT_ROOT), "start", *names]
     honcho = subprocess.Popen(command, env=child_env(settings, external_redis))
     try:
