@@ -129,7 +129,7 @@ def _endpoint(raw: str) -> str:
     return raw
 
 
-def _loopback_or_any_host(raw: str) -> str:
+def _host(raw: str) -> str:
     if raw == "localhost":
         return raw
     try:
@@ -184,7 +184,7 @@ class Setting:
 
 
 CORE_SETTINGS: tuple[Setting, ...] = (
-    Setting("SERVER402_HOST", "host", _loopback_or_any_host, "127.0.0.1", "Address the API listens on."),
+    Setting("SERVER402_HOST", "host", _host, "127.0.0.1", "Address the API listens on."),
     Setting("SERVER402_PORT", "port", _port, "8402", "Port the API listens on."),
     Setting(
         "SERVER402_PUBLIC_URL",

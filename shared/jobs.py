@@ -79,8 +79,13 @@ class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
     cancel: str | None = None
 
     def job_error(self) -> JobError | None:
-        raw = self.error or (self.lastError if self.status == "queued" else None)
-        return msgspec.json.decode(raw, type=JobError) if raw else None
+        """The final error, or while a retry waits, the error it is retrying."""
+        if self.error:
+            return msgspec.json.decode(self.error, type=JobError)
+        return self.last_error() if self.status == "queued" else None
+
+    def last_error(self) -> JobError | None:
+        return msgspec.json.decode(self.lastError, type=JobError) if self.lastError else None
 
 
 class JobView(msgspec.Struct, rename="camel", frozen=True, kw_only=True, omit_defaults=True):

@@ -57,7 +57,7 @@ async def run_tool(ctx: WorkerContext, job_id: str) -> None:
     if record is None:  # expired between the two reads
         return
     if status == "out_of_time":  # a retry that waited in the queue too long
-        last = msgspec.json.decode(record.lastError, type=JobError) if record.lastError else DEADLINE_PASSED
+        last = record.last_error() or DEADLINE_PASSED
         await _give_up(store, record, attempt, last)
         return
     structlog.contextvars.bind_contextvars(service_id=record.service, attempt=attempt)
@@ -86,8 +86,7 @@ async def _attempt(ctx: WorkerContext, record: JobRecord, attempt: int) -> str:
         await ctx["limiter"].acquire(spec.action, qps, max_wait_s=min(MAX_SLOT_WAIT_S, remaining_s - MIN_CALL_BUDGET_S))
     except SlotTooFar:
         return await _retry_or_fail(ctx, record, attempt, _rate_limited_error(), floor_s=MAX_SLOT_WAIT_S / 2)
-    if await store.cancel_requested(record.id):
-        await store.fail(record.id, CANCELED, "canceled")
+    if await _finished_if_canceled(store, record.id):
         return "canceled"
     params: dict[str, Any] = _decode_input(record.input)
     try:
@@ -104,12 +103,19 @@ async def _attempt(ctx: WorkerContext, record: JobRecord, attempt: int) -> str:
     return "succeeded"
 
 
+async def _finished_if_canceled(store: JobStore, job_id: str) -> bool:
+    """A cancel asked for while the job ran takes effect here, before the next upstream call."""
+    if not await store.cancel_requested(job_id):
+        return False
+    await store.fail(job_id, CANCELED, "canceled")
+    return True
+
+
 async def _retry_or_fail(
     ctx: WorkerContext, record: JobRecord, attempt: int, error: JobError, *, floor_s: float = 0.0
 ) -> str:
     store = ctx["store"]
-    if await store.cancel_requested(record.id):
-        await store.fail(record.id, CANCELED, "canceled")
+    if await _finished_if_canceled(store, record.id):
         return "canceled"
     delay_s = max(floor_s, backoff_s(attempt, ctx["settings"]))
     retry_at = now_ms() + int(delay_s * 1000)

@@ -16,6 +16,10 @@ from shared.jobs import JobRecord, job_created_ms, now_ms
 
 routes = web.RouteTableDef()
 
+# A missing job older than the retention time was ours and has expired (410); an id claiming to be older than
+# this was never ours (a forged timestamp), so it gets the plain 404.
+PLAUSIBLE_JOB_AGE_MS = 400 * 86_400_000
+
 
 async def _owned_job(request: web.Request) -> JobRecord:
     job_id = request.match_info["job_id"]
@@ -31,7 +35,8 @@ async def _owned_job(request: web.Request) -> JobRecord:
 def _missing(request: web.Request, job_id: str) -> errors.Server402Error:
     created = job_created_ms(job_id)
     settings = request.app[keys.SETTINGS]
-    if created is not None and created + settings.job_retention_s * 1000 < now_ms() <= created + 400 * 86_400_000:
+    age_ms = now_ms() - created if created is not None else -1
+    if settings.job_retention_s * 1000 < age_ms <= PLAUSIBLE_JOB_AGE_MS:
         return errors.Gone("the job has expired and its result was deleted")
     return errors.JobNotFound("job not found")
 
