@@ -1,0 +1,11 @@
+"""A local x402 facilitator over an in-memory USDC ledger: verify and settle real x402 payments, no blockchain.
+
+The SDK's own facilitator logic (x402FacilitatorSync + the exact EVM scheme) judges every payment, with real EIP-712
+signature recovery; only the chain is replaced, by a ledger that behaves like FiatTokenV2 USDC. `make run` and the
+tests point x402.http.HTTPFacilitatorClient at it. Run it with `python -m sandbox.facilitator`. Module map:
+
+    config.py     FacilitatorConfig (the only reader of the environment), the demo wallet and payTo constants
+    ledger.py     Ledger (balances, used nonces, transfers) and LedgerSigner (x402's FacilitatorEvmSigner over it)
+    app.py        create_facilitator_app(config): /supported, /verify, /settle and the /_facilitator/ admin API
+    testing.py    run_facilitator(config): an in-process facilitator on a free port, for tests
+"""

@@ -1,0 +1,271 @@
+"""create_facilitator_app(config): a local x402 facilitator (aiohttp) that settles on the in-memory ledger.
+
+The x402 facilitator HTTP API, as x402.http.HTTPFacilitatorClient sends and parses it:
+
+    GET  /supported  {"kinds": [{"x402Version": 2, "scheme": "exact", "network": <configured>}], "extensions": [],
+                      "signers": {"eip155:*": [FACILITATOR_ADDRESS]}}
+    POST /verify     {"x402Version": 2, "paymentPayload", "paymentRequirements"}
+                     -> 200 {"isValid", "payer", "invalidReason"?, "invalidMessage"?}
+    POST /settle     the same body -> 200 {"success", "payer", "transaction", "network", "errorReason"?, ...}
+
+The judgement is the SDK's own: x402FacilitatorSync with its exact EVM scheme registered for the configured network
+(v2 only), LedgerSigner as its chain, run in a worker thread. An invalid payment is still a 200 with isValid/success
+false and the SDK's reason code (HTTPFacilitatorClient raises on any other status); a payment for a scheme or network
+not served gets the spec's "unsupported_scheme" / "invalid_network" (checked here: the SDK routes every eip155 network
+to a scheme registered for one).
+A body that is not JSON, not an x402 v2 payment or not an EIP-3009 authorization (Permit2 is not served) is a 400
+{"error": "bad_request", "message": ...}; the middleware is the one place that turns errors into answers.
+
+Admin endpoints, for tests and `make run` (amounts in atomic units: 1 USDC = 1_000_000):
+
+    GET  /_facilitator/health                      {"ok": true, "network", "asset", "facilitator", "demoWallet"}
+    GET  /_facilitator/balances?address=0x..       {"address", "balance"}
+    POST /_facilitator/fund {"address", "amount"}  mint amount to address -> {"address", "balance"}
+    GET  /_facilitator/transfers                   [{"from", "to", "value", "nonce", "transaction", "at"}, ...]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import msgspec
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from eth_utils.address import to_checksum_address
+from pydantic import BaseModel, ValidationError
+from x402 import PaymentPayload, PaymentRequirements, SettleResponse, VerifyResponse, x402FacilitatorSync
+from x402.mechanisms.evm.exact import ExactEvmFacilitatorScheme
+
+from sandbox.facilitator.config import (
+    DEMO_WALLET_ADDRESS,
+    FACILITATOR_ADDRESS,
+    STARTING_BALANCE,
+    FacilitatorConfig,
+)
+from sandbox.facilitator.ledger import Ledger, LedgerSigner, Token
+
+MAX_BODY_BYTES = 256 * 1024
+log = structlog.get_logger("facilitator")
+
+CONFIG = web.AppKey("config", FacilitatorConfig)
+LEDGER = web.AppKey("ledger", Ledger)
+FACILITATOR = web.AppKey("facilitator", x402FacilitatorSync)
+OUTCOME = web.RequestKey("outcome", str)
+
+Address = Annotated[str, msgspec.Meta(pattern="^0x[0-9a-fA-F]{40}$")]
+Uint = Annotated[str, msgspec.Meta(pattern="^[0-9]{1,78}$")]
+Bytes32 = Annotated[str, msgspec.Meta(pattern="^0x[0-9a-fA-F]{64}$")]
+HexBytes = Annotated[str, msgspec.Meta(pattern="^0x([0-9a-fA-F]{2})*$")]
+
+
+class BadRequest(Exception):
+    """Not something a facilitator can judge: answered 400 with this message."""
+
+
+class _Envelope(msgspec.Struct, rename="camel"):
+    x402_version: int
+    payment_payload: dict[str, Any]
+    payment_requirements: dict[str, Any]
+
+
+class _Authorization(
+    msgspec.Struct, rename={"sender": "from", "valid_after": "validAfter", "valid_before": "validBefore"}
+):
+    sender: Address
+    to: Address
+    value: Uint
+    valid_after: Uint
+    valid_before: Uint
+    nonce: Bytes32
+
+
+class _Eip3009Payload(msgspec.Struct):
+    authorization: _Authorization
+    signature: HexBytes | None = None
+
+
+class _Amount(msgspec.Struct):
+    """The requirement fields the SDK parses before it can answer "invalid" (it raises on them instead)."""
+
+    asset: Address
+    amount: Uint
+
+
+class _Fund(msgspec.Struct):
+    address: Address
+    amount: Annotated[int, msgspec.Meta(gt=0)]
+
+
+_envelope_decoder = msgspec.json.Decoder(_Envelope)
+_fund_decoder = msgspec.json.Decoder(_Fund)
+_encoder = msgspec.json.Encoder()
+
+
+def create_facilitator_app(config: FacilitatorConfig) -> web.Application:
+    app = web.Application(middlewares=[facilitator_middleware], client_max_size=MAX_BODY_BYTES)
+    app[CONFIG] = config
+    app.cleanup_ctx.append(ledger_ctx)
+    app.router.add_get("/supported", get_supported)
+    app.router.add_post("/verify", post_verify)
+    app.router.add_post("/settle", post_settle)
+    app.router.add_get("/_facilitator/health", get_health)
+    app.router.add_get("/_facilitator/balances", get_balance)
+    app.router.add_post("/_facilitator/fund", post_fund)
+    app.router.add_get("/_facilitator/transfers", get_transfers)
+    return app
+
+
+async def ledger_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    ledger = Ledger(Token(config.asset, config.asset_name, config.asset_version, config.chain_id))
+    for wallet in config.funded_wallets:
+        ledger.fund(wallet, STARTING_BALANCE)
+    facilitator = x402FacilitatorSync()
+    facilitator.register([config.network], ExactEvmFacilitatorScheme(LedgerSigner(ledger, FACILITATOR_ADDRESS)))
+    app[LEDGER] = ledger
+    app[FACILITATOR] = facilitator
+    yield
+
+
+@web.middleware
+async def facilitator_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    try:
+        response = await handler(request)
+    except BadRequest as exc:
+        response = json_response({"error": "bad_request", "message": str(exc)}, status=400)
+    except web.HTTPException as exc:
+        code = exc.reason.lower().replace(" ", "_")
+        response = json_response(
+            {"error": code, "message": f"{exc.reason}: {request.method} {request.path}"}, exc.status
+        )
+    except asyncio.CancelledError:
+        log.info("facilitator.request", method=request.method, path=request.path, status=499)
+        raise
+    except Exception:
+        log.exception("facilitator.unexpected_error", path=request.path)
+        response = json_response({"error": "internal_error", "message": "the facilitator failed; see its log"}, 500)
+    log.info(
+        "facilitator.request",
+        method=request.method,
+        path=request.path,
+        status=response.status,
+        outcome=request.get(OUTCOME),
+        ms=round((time.perf_counter() - started) * 1000, 1),
+    )
+    return response
+
+
+async def get_supported(request: web.Request) -> web.Response:
+    return _model_response(request.app[FACILITATOR].get_supported())
+
+
+async def post_verify(request: web.Request) -> web.Response:
+    payload, requirements = _payment(await request.read())
+    refused = _not_served(request.app[CONFIG], payload, requirements)
+    if refused:
+        result = VerifyResponse(is_valid=False, invalid_reason=refused, payer=_payer(payload))
+    else:
+        result = await asyncio.to_thread(request.app[FACILITATOR].verify, payload, requirements)
+    request[OUTCOME] = "valid" if result.is_valid else str(result.invalid_reason)
+    return _model_response(result)
+
+
+async def post_settle(request: web.Request) -> web.Response:
+    payload, requirements = _payment(await request.read())
+    refused = _not_served(request.app[CONFIG], payload, requirements)
+    if refused:
+        network = payload.accepted.network
+        result = SettleResponse(
+            success=False, error_reason=refused, payer=_payer(payload), transaction="", network=network
+        )
+    else:
+        result = await asyncio.to_thread(request.app[FACILITATOR].settle, payload, requirements)
+    request[OUTCOME] = f"settled {result.transaction}" if result.success else str(result.error_reason)
+    return _model_response(result)
+
+
+async def get_health(request: web.Request) -> web.Response:
+    config = request.app[CONFIG]
+    return json_response(
+        {
+            "ok": True,
+            "network": config.network,
+            "asset": request.app[LEDGER].token.address,
+            "facilitator": FACILITATOR_ADDRESS,
+            "demoWallet": DEMO_WALLET_ADDRESS,
+        }
+    )
+
+
+async def get_balance(request: web.Request) -> web.Response:
+    try:
+        address = msgspec.convert(request.query.get("address", ""), Address)
+    except msgspec.ValidationError:
+        raise BadRequest("?address= must be a 0x address (40 hex digits)") from None
+    address = to_checksum_address(address)
+    return json_response({"address": address, "balance": request.app[LEDGER].balance_of(address)})
+
+
+async def post_fund(request: web.Request) -> web.Response:
+    try:
+        fund = _fund_decoder.decode(await request.read())
+    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
+        raise BadRequest(f'expected {{"address": "0x...", "amount": <positive int>}}: {exc}') from None
+    address = to_checksum_address(fund.address)
+    return json_response({"address": address, "balance": request.app[LEDGER].fund(address, fund.amount)})
+
+
+async def get_transfers(request: web.Request) -> web.Response:
+    return json_response([transfer.to_json() for transfer in request.app[LEDGER].transfers()])
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=_encoder.encode(body), status=status, content_type="application/json", charset="utf-8")
+
+
+def _model_response(model: BaseModel) -> web.Response:
+    return json_response(model.model_dump(by_alias=True, exclude_none=True, mode="json"))
+
+
+def _payment(raw: bytes) -> tuple[PaymentPayload, PaymentRequirements]:
+    """The body as the SDK's models, once it holds everything the SDK would otherwise crash on."""
+    try:
+        envelope = _envelope_decoder.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"expected JSON {{x402Version, paymentPayload, paymentRequirements}}: {exc}") from None
+    if envelope.x402_version != 2 or envelope.payment_payload.get("x402Version") != 2:
+        raise BadRequest("only x402Version 2 payments are served")
+    try:
+        payload = PaymentPayload.model_validate(envelope.payment_payload)
+        requirements = PaymentRequirements.model_validate(envelope.payment_requirements)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise BadRequest(f"not an x402 v2 payment: {exc.title}.{where}: {first['msg']}") from None
+    try:
+        msgspec.convert(payload.payload, _Eip3009Payload)
+        msgspec.convert(envelope.payment_requirements, _Amount)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(f"not an EIP-3009 payment (the only kind served): {exc}") from None
+    return payload, requirements
+
+
+def _payer(payload: PaymentPayload) -> str:
+    return str(payload.payload["authorization"]["from"])
+
+
+def _not_served(config: FacilitatorConfig, payload: PaymentPayload, requirements: PaymentRequirements) -> str | None:
+    """The spec's reason for a payment this facilitator does not serve; None when it is the SDK's to judge.
+
+    Checked here because the SDK would take it: registering ["eip155:8453"] derives the route pattern "eip155:*".
+    """
+    if payload.accepted.scheme != "exact" or requirements.scheme != "exact":
+        return "unsupported_scheme"
+    if payload.accepted.network != config.network or requirements.network != config.network:
+        return "invalid_network"
+    return None

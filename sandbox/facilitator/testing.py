@@ -1,0 +1,59 @@
+"""Run the facilitator in-process for tests: `async with run_facilitator(config) as facilitator: ...`.
+
+It listens on a free loopback port; point x402's HTTPFacilitatorClient at `facilitator.url`. The helpers wrap the
+admin API documented in sandbox/facilitator/app.py (amounts in atomic units: 1 USDC = 1_000_000).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from sandbox.facilitator.app import create_facilitator_app
+from sandbox.facilitator.config import FacilitatorConfig
+
+
+@dataclass
+class RunningFacilitator:
+    app: web.Application
+    url: str  # http://127.0.0.1:PORT
+    http: aiohttp.ClientSession
+
+    async def balance(self, address: str) -> int:
+        body = await self._admin("GET", "balances", params={"address": address})
+        return int(body["balance"])
+
+    async def fund(self, address: str, amount: int) -> int:
+        """Mint amount to address; returns the new balance."""
+        body = await self._admin("POST", "fund", json={"address": address, "amount": amount})
+        return int(body["balance"])
+
+    async def transfers(self) -> list[dict[str, Any]]:
+        """Settled transfers, oldest first: {from, to, value, nonce, transaction, at}."""
+        return await self._admin("GET", "transfers")  # type: ignore[no-any-return]
+
+    async def _admin(self, method: str, path: str, **kwargs: Any) -> Any:
+        async with self.http.request(method, f"{self.url}/_facilitator/{path}", **kwargs) as response:
+            body = await response.json()
+            if response.status != 200:
+                raise ValueError(f"facilitator admin {path}: {response.status} {body}")
+            return body
+
+
+@asynccontextmanager
+async def run_facilitator(config: FacilitatorConfig | None = None) -> AsyncIterator[RunningFacilitator]:
+    """config.port is ignored: the facilitator takes a free port."""
+    runner = web.AppRunner(create_facilitator_app(config or FacilitatorConfig()), handler_cancellation=True)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        async with aiohttp.ClientSession() as http:
+            yield RunningFacilitator(runner.app, url, http)
+    finally:
+        await runner.cleanup()
