@@ -12,12 +12,15 @@ from api import keys
 from api.middlewares import request_context
 from api.openapi import build_openapi
 from api.responses import json_bytes_response
-from api.routes import catalog, health, jobs, tools
+from api.routes import catalog, health, jobs, payments, tools
 from api.validation import InputValidators
 from api.waiter import JobWaiter
+from api.x402_gate import X402Gate
+from shared.apikeys import ApiKeyStore
 from shared.catalog import Catalog
 from shared.config import Settings
 from shared.jobs import JobStore
+from shared.payments import PaymentStore
 from shared.search import SearchIndex
 
 REDIS_MAX_CONNECTIONS = 512
@@ -32,7 +35,7 @@ def create_app(settings: Settings, catalog_: Catalog | None = None) -> web.Appli
     app[keys.VALIDATORS] = InputValidators(app[keys.CATALOG])
     app.cleanup_ctx.append(redis_ctx)
     app.cleanup_ctx.append(jobs_ctx)
-    for module in (health, catalog, tools, jobs):
+    for module in (health, catalog, tools, jobs, payments):
         app.add_routes(module.routes)
     app.router.add_get("/openapi.json", openapi_document)
     return app
@@ -54,10 +57,14 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.JOBS] = JobStore(app[keys.REDIS], retention_s=app[keys.SETTINGS].job_retention_s)
+    app[keys.PAYMENTS] = PaymentStore(app[keys.REDIS], app[keys.SETTINGS])
+    app[keys.API_KEYS] = ApiKeyStore(app[keys.REDIS])
+    app[keys.X402] = X402Gate(app[keys.SETTINGS])
     app[keys.WAITER] = JobWaiter(app[keys.REDIS], app[keys.JOBS])
     await app[keys.WAITER].start()
     yield
     await app[keys.WAITER].stop()
+    await app[keys.X402].aclose()
 
 
 async def openapi_document(request: web.Request) -> web.Response:

@@ -7,17 +7,17 @@ from aiohttp import web
 from api import keys
 from api.responses import json_response
 from shared import errors
-from shared.jobs import JobError, JobRecord, JobView, job_view
-
-# Upstream codes that mean the gateway's own credentials or subscription are wrong: not the caller's fault.
-OPERATOR_CODES = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "SignatureNonceUsed", "InvalidTimeStamp",
-                  "InvalidApi.NotPurchase", "AuthFailed", "Forbidden")  # fmt: skip
+from shared.jobs import OPERATOR_CODES, JobError, JobRecord, JobView, job_view
+from shared.payments import token_for
 
 
 async def view_for(request: web.Request, record: JobRecord) -> JobView:
     store = request.app[keys.JOBS]
     position = await store.queue_position(record.id) if record.status == "queued" else None
-    return job_view(record, retention_ms=store.retention_ms, queue_position=position)
+    credit = None
+    if record.refunded and record.paymentKind == "x402" and record.paymentId:
+        credit = token_for(request.app[keys.SETTINGS].token_secret, record.paymentId)
+    return job_view(record, retention_ms=store.retention_ms, queue_position=position, credit_token=credit)
 
 
 def failure_status(status: str, error: JobError) -> tuple[int, int | None]:

@@ -7,9 +7,12 @@ from redis.asyncio import Redis
 
 from api.validation import InputValidators
 from api.waiter import JobWaiter
+from api.x402_gate import X402Gate
+from shared.apikeys import ApiKeyStore
 from shared.catalog import Catalog
 from shared.config import Settings
 from shared.jobs import JobStore
+from shared.payments import PaymentStore
 from shared.search import SearchIndex
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -20,5 +23,8 @@ OPENAPI = web.AppKey("openapi", bytes)
 VALIDATORS = web.AppKey("validators", InputValidators)
 JOBS = web.AppKey("jobs", JobStore)
 WAITER = web.AppKey("waiter", JobWaiter)
+PAYMENTS = web.AppKey("payments", PaymentStore)
+API_KEYS = web.AppKey("api_keys", ApiKeyStore)
+X402 = web.AppKey("x402", X402Gate)
 
 REQUEST_ID = web.RequestKey("request_id", str)

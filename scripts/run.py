@@ -75,6 +75,9 @@ def banner(settings: Settings, external_redis: bool) -> str:
             f"  curl -s -X POST {url}/api/tools/face-detection -H 'Content-Type: application/json' \\",
             f'       -d \'{{"ImageURL": "{settings.sandbox_url}/_sandbox/images/face.jpg"}}\'',
             "",
+            "Pay for a call with the demo wallet (the official x402 client, 0.20 test USDC on the sandbox ledger):",
+            "  .venv/bin/python -m scripts.pay_demo face-attribute-recognition",
+            "",
         ]
     )
 
@@ -90,6 +93,8 @@ def main() -> int:
     skipped = {"redis"} if external_redis else set()
     if settings.upstream != "sandbox":
         skipped.add("sandbox")
+    if os.environ.get("SERVER402_X402_FACILITATOR_URL"):
+        skipped.add("facilitator")
     names = [name for name in procfile_names(procfile) if name not in skipped]
     command = [sys.executable, "-m", "honcho", "-f", str(procfile), "-d", str(PROJECT_ROOT), "start", *names]
     honcho = subprocess.Popen(command, env=child_env(settings, external_redis))

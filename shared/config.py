@@ -54,6 +54,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retry_cap_s: float
     wait_default_s: float
     wait_max_s: float
+    facilitator_port: int
+    facilitator_url: str
+    x402_network: str
+    x402_asset: str
+    x402_asset_name: str
+    x402_asset_version: str
+    x402_asset_decimals: int
+    x402_pay_to: str
+    x402_timeout_s: int
+    token_secret: Secret
+    token_ttl_s: int
+    credit_ttl_s: int
+    pending_payment_ttl_s: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -87,6 +100,12 @@ def _cross_checks(values: dict[str, Any]) -> list[str]:
         problems.append(
             "SERVER402_UPSTREAM=aliyun needs ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET"
         )
+    if values.get("upstream") == "aliyun":
+        for field, env in (("x402_pay_to", "SERVER402_X402_PAY_TO"), ("token_secret", "SERVER402_TOKEN_SECRET")):
+            if not values.get(field):
+                problems.append(f"SERVER402_UPSTREAM=aliyun needs {env}")
+        if 0 < len(values.get("token_secret") or "x" * 32) < 32:
+            problems.append("SERVER402_TOKEN_SECRET must be at least 32 characters")
     if values.get("wait_default_s", 0) > values.get("wait_max_s", 60):
         problems.append("SERVER402_WAIT_DEFAULT_S must not exceed SERVER402_WAIT_MAX_S")
     return problems
@@ -244,6 +263,9 @@ def _sandbox_or(value: str) -> Callable[[dict[str, Any]], str]:
 
 SANDBOX_ACCESS_KEY_ID = "sandbox-access-key-id"
 SANDBOX_ACCESS_KEY_SECRET = "sandbox-access-key-secret"
+# Hardhat's public test account #1: the sandbox facilitator's ledger pays the gateway here. Not a real wallet.
+SANDBOX_PAY_TO = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+SANDBOX_TOKEN_SECRET = "sandbox-token-secret-not-for-production"
 
 SANDBOX_DEFAULTS: dict[str, Callable[[dict[str, Any]], str]] = {
     "access_key_id": lambda v: SANDBOX_ACCESS_KEY_ID,
@@ -251,6 +273,9 @@ SANDBOX_DEFAULTS: dict[str, Callable[[dict[str, Any]], str]] = {
     "facebody_endpoint": lambda v: f"127.0.0.1:{v['sandbox_port']}",
     "cloudauth_endpoint": lambda v: f"127.0.0.1:{v['sandbox_port']}",
     "protocol": lambda v: "http",
+    "facilitator_url": lambda v: f"http://127.0.0.1:{v['facilitator_port']}",
+    "pay_to": lambda v: SANDBOX_PAY_TO,
+    "token_secret": lambda v: SANDBOX_TOKEN_SECRET,
 }
 ALIYUN_DEFAULTS: dict[str, Callable[[dict[str, Any]], str]] = {
     "access_key_id": lambda v: "",
@@ -258,6 +283,9 @@ ALIYUN_DEFAULTS: dict[str, Callable[[dict[str, Any]], str]] = {
     "facebody_endpoint": lambda v: f"facebody.{v['region_id']}.aliyuncs.com",
     "cloudauth_endpoint": lambda v: "cloudauth-intl.ap-southeast-1.aliyuncs.com",
     "protocol": lambda v: "https",
+    "facilitator_url": lambda v: "https://x402.org/facilitator",
+    "pay_to": lambda v: "",
+    "token_secret": lambda v: "",
 }
 
 
@@ -370,4 +398,96 @@ JOB_SETTINGS: tuple[Setting, ...] = (
     Setting("SERVER402_WAIT_MAX_S", "wait_max_s", _positive_float, "60", "Longest blocking wait or long poll."),
 )
 
-SETTINGS: tuple[Setting, ...] = (*CORE_SETTINGS, *UPSTREAM_SETTINGS, *JOB_SETTINGS)
+
+def _evm_address(raw: str) -> str:
+    if len(raw) != 42 or not raw.startswith("0x"):
+        raise ValueError("must be a 0x-prefixed 20-byte hex address")
+    try:
+        int(raw[2:], 16)
+    except ValueError:
+        raise ValueError("must be a 0x-prefixed 20-byte hex address") from None
+    return raw
+
+
+def _caip2(raw: str) -> str:
+    namespace, _, reference = raw.partition(":")
+    if namespace != "eip155" or not reference.isdigit():
+        raise ValueError("must be an EVM CAIP-2 network id such as eip155:8453 (Base) or eip155:84532")
+    return raw
+
+
+def _pay_to(raw: str) -> str:
+    return _evm_address(raw) if raw else raw
+
+
+PAYMENT_SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "SERVER402_FACILITATOR_PORT",
+        "facilitator_port",
+        _port,
+        "8404",
+        "Port of the sandbox x402 facilitator (loopback only) that `make run` starts.",
+    ),
+    Setting(
+        "SERVER402_X402_FACILITATOR_URL",
+        "facilitator_url",
+        _http_url,
+        _sandbox_or("facilitator_url"),
+        "x402 facilitator (`/verify`, `/settle`); default the sandbox facilitator, or `https://x402.org/facilitator`.",
+    ),
+    Setting("SERVER402_X402_NETWORK", "x402_network", _caip2, "eip155:8453", "CAIP-2 network payments settle on."),
+    Setting(
+        "SERVER402_X402_ASSET",
+        "x402_asset",
+        _evm_address,
+        "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913",
+        "Token contract payments are made in; default USDC on Base.",
+    ),
+    Setting("SERVER402_X402_ASSET_NAME", "x402_asset_name", str, "USD Coin", "The token's EIP-712 domain name."),
+    Setting("SERVER402_X402_ASSET_VERSION", "x402_asset_version", str, "2", "The token's EIP-712 domain version."),
+    Setting("SERVER402_X402_ASSET_DECIMALS", "x402_asset_decimals", _positive_int, "6", "The token's decimals."),
+    Setting(
+        "SERVER402_X402_PAY_TO",
+        "x402_pay_to",
+        _pay_to,
+        _sandbox_or("pay_to"),
+        "Address that receives payments; sandbox default the sandbox ledger's payee, required for `aliyun`.",
+    ),
+    Setting(
+        "SERVER402_X402_TIMEOUT_S",
+        "x402_timeout_s",
+        _positive_int,
+        "300",
+        "`maxTimeoutSeconds` of a payment requirement: how long a signed payment stays valid for us.",
+    ),
+    Setting(
+        "SERVER402_TOKEN_SECRET",
+        "token_secret",
+        _secret,
+        _sandbox_or("token_secret"),
+        "Key that payment tokens are derived from (HMAC, tokens are never stored); required for `aliyun`, 32+ chars.",
+    ),
+    Setting(
+        "SERVER402_TOKEN_TTL_S",
+        "token_ttl_s",
+        _positive_int,
+        "604800",
+        "How long a paid payment token stays usable.",
+    ),
+    Setting(
+        "SERVER402_CREDIT_TTL_S",
+        "credit_ttl_s",
+        _positive_int,
+        "2592000",
+        "How long a credit token (a paid call given back after a failure that was not the caller's) stays usable.",
+    ),
+    Setting(
+        "SERVER402_PENDING_PAYMENT_TTL_S",
+        "pending_payment_ttl_s",
+        _positive_int,
+        "900",
+        "How long an unpaid (pending) payment can still be paid and looked up.",
+    ),
+)
+
+SETTINGS: tuple[Setting, ...] = (*CORE_SETTINGS, *UPSTREAM_SETTINGS, *JOB_SETTINGS, *PAYMENT_SETTINGS)

@@ -8,7 +8,10 @@ The API turns them into `{"error": message, "code": code, "requestId": ...}` in 
     │   ├── InvalidJSON               400 invalid_json
     │   ├── ValidationFailed          400 validation_failed   (carries per-field details)
     │   └── UnknownService            400 unknown_service
-    ├── PaymentRequired               402 payment_required    (body: the seed's {error, payment})
+    ├── Unauthorized                  401 api_key_required | invalid_api_key
+    ├── PaymentRequired               402 payment_required    (body: the seed's {error, payment}; the error text
+    │                                     is one of the seed's failures, `code` and `message` say exactly why)
+    ├── Forbidden                     403 api_key_not_allowed | token_bound_to_other_client
     ├── NotFound                      404 not_found
     │   ├── ServiceNotFound           404 service_not_found
     │   └── JobNotFound               404 job_not_found
@@ -18,6 +21,7 @@ The API turns them into `{"error": message, "code": code, "requestId": ...}` in 
     ├── PayloadTooLarge               413 payload_too_large
     ├── UnsupportedMediaType          415 unsupported_media_type
     ├── IdempotencyMismatch           422 idempotency_key_reused
+    ├── TooManyRequests               429 rate_limited        (carries retry_after seconds)
     ├── JobFailed                     4xx/5xx by the job's error (carries the job)
     └── ServiceUnavailable            503 service_unavailable (carries retry_after seconds)
         └── StoreUnavailable          503 store_unavailable   (Redis unreachable)
@@ -73,17 +77,55 @@ class ServiceNotFound(NotFound):
     code = "service_not_found"
 
 
+class Unauthorized(Server402Error):
+    status = 401
+    code = "api_key_required"
+
+    def __init__(self, message: str = "api key required", *, code: str = "api_key_required") -> None:
+        super().__init__(message)
+        self.code = code  # type: ignore[misc]
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="server402"'}
+
+
+class Forbidden(Server402Error):
+    status = 403
+    code = "forbidden"
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.code = code  # type: ignore[misc]
+
+
 class PaymentRequired(Server402Error):
+    """402: `error` is the seed's failure text ("payment required", "payment token expired", ...); `code` and
+    `message` say exactly what was wrong; `payment` is a fresh pending payment that would pay for the call."""
+
     status = 402
     code = "payment_required"
 
-    def __init__(self, payment: dict[str, Any], *, headers: dict[str, str] | None = None) -> None:
-        super().__init__("payment required")
+    def __init__(
+        self,
+        payment: dict[str, Any],
+        *,
+        headers: dict[str, str] | None = None,
+        error: str = "payment required",
+        code: str = "payment_required",
+        message: str | None = None,
+    ) -> None:
+        super().__init__(error)
+        self.code = code  # type: ignore[misc]
         self.payment = payment
         self._headers = headers or {}
+        self.detail = message
 
     def body(self) -> dict[str, Any]:
-        return {"error": self.message, "code": self.code, "payment": self.payment}
+        body: dict[str, Any] = {"error": self.message, "code": self.code}
+        if self.detail:
+            body["message"] = self.detail
+        body["payment"] = self.payment
+        return body
 
     def headers(self) -> dict[str, str]:
         return {"X-Payment-Required": "true", **self._headers}
@@ -128,6 +170,18 @@ class JobFailed(Server402Error):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)} if self.retry_after else {}
+
+
+class TooManyRequests(Server402Error):
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class MethodNotAllowed(Server402Error):

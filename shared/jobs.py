@@ -54,6 +54,10 @@ class JobError(msgspec.Struct, rename="camel", frozen=True, kw_only=True, omit_d
     upstream_request_id: str | None = None
 
 
+# Upstream codes that mean the gateway's own credentials or subscription are wrong: not the caller's fault.
+OPERATOR_CODES = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "SignatureNonceUsed", "InvalidTimeStamp",
+                  "InvalidApi.NotPurchase", "AuthFailed", "Forbidden")  # fmt: skip
+
 EXPIRED = JobError(code="job_expired", message="the job's deadline passed before it ran", retryable=True)
 
 
@@ -77,6 +81,13 @@ class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
     error: str | None = None
     lastError: str | None = None
     cancel: str | None = None
+    tenant: str = ANONYMOUS
+    paymentId: str | None = None
+    paymentKind: str | None = None  # 'token' (X-Payment-Token) or 'x402' (paid inline with PAYMENT-SIGNATURE)
+    refunded: str | None = None  # why the paid call was given back: failed upstream, expired, canceled
+
+    def payment_key(self) -> str:
+        return keys.payment_key(self.paymentId) if self.paymentId else ""
 
     def job_error(self) -> JobError | None:
         """The final error, or while a retry waits, the error it is retrying."""
@@ -86,6 +97,17 @@ class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
 
     def last_error(self) -> JobError | None:
         return msgspec.json.decode(self.lastError, type=JobError) if self.lastError else None
+
+
+class JobCharge(msgspec.Struct, rename="camel", frozen=True, kw_only=True, omit_defaults=True):
+    """What the call cost: the payment it used and whether that call was given back."""
+
+    payment_id: str
+    paid_with: str
+    refunded: bool
+    refund_reason: str | None = None
+    note: str | None = None
+    credit_token: str | None = None  # for a refunded inline x402 payment: the token that now holds the call
 
 
 class JobView(msgspec.Struct, rename="camel", frozen=True, kw_only=True, omit_defaults=True):
@@ -104,6 +126,7 @@ class JobView(msgspec.Struct, rename="camel", frozen=True, kw_only=True, omit_de
     queue_position: int | None = None
     result: msgspec.Raw | None = None
     error: JobError | None = None
+    charge: JobCharge | None = None
     links: dict[str, str] = {}
 
 
@@ -114,7 +137,33 @@ def iso_ms(ms: int | None) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
 
 
-def job_view(record: JobRecord, *, retention_ms: int, queue_position: int | None = None) -> JobView:
+KEPT_NOTE = "the call was charged: the upstream refused this input, which a retry with the same input cannot fix"
+
+
+def job_charge(record: JobRecord, credit_token: str | None = None) -> JobCharge | None:
+    if not record.paymentId:
+        return None
+    refunded = record.refunded is not None
+    note = None
+    if record.status == "failed" and not refunded:
+        note = KEPT_NOTE
+    elif refunded and record.paymentKind == "x402":
+        note = "the paid call was given back as a credit: call this service again with X-Payment-Token: creditToken"
+    elif refunded:
+        note = "the paid call was given back to the payment token"
+    return JobCharge(
+        payment_id=record.paymentId,
+        paid_with=record.paymentKind or "token",
+        refunded=refunded,
+        refund_reason=record.refunded,
+        note=note,
+        credit_token=credit_token if refunded and record.paymentKind == "x402" else None,
+    )
+
+
+def job_view(
+    record: JobRecord, *, retention_ms: int, queue_position: int | None = None, credit_token: str | None = None
+) -> JobView:
     finished = record.status in TERMINAL
     return JobView(
         job_id=record.id,
@@ -130,8 +179,13 @@ def job_view(record: JobRecord, *, retention_ms: int, queue_position: int | None
         queue_position=queue_position if record.status == "queued" else None,
         result=msgspec.Raw(record.result.encode()) if record.result and record.status == "succeeded" else None,
         error=record.job_error(),
+        charge=job_charge(record, credit_token),
         links={"self": f"/api/jobs/{record.id}"},
     )
+
+
+def iso(ms: int) -> str:
+    return iso_ms(ms) or ""
 
 
 def now_ms() -> int:
@@ -168,18 +222,46 @@ class JobStore:
         self._cancel = redis.register_script(keys.CANCEL_JOB)
 
     async def create(
-        self, record: JobRecord, arq_payload: bytes, *, idempotency: tuple[str, str] | None = None
-    ) -> tuple[bool, str]:
-        """Store and enqueue a job. Returns (created, stored idempotency value or the new one)."""
+        self,
+        record: JobRecord,
+        arq_payload: bytes,
+        *,
+        idempotency: tuple[str, str] | None = None,
+        caller_key: str = "",
+    ) -> tuple[int, str]:
+        """Store and enqueue a job, consuming one call of its payment (if any) in the same step.
+
+        Returns (1, idempotency value) when created, (0, stored value) for an existing job with the same
+        Idempotency-Key (nothing charged), (-1, reason) when the payment cannot pay for it (nothing changed):
+        payment_required, token_expired, wrong_service, wrong_client, no_calls_left.
+        """
         ttl_ms = record.deadline - record.createdAt + self.retention_ms
         fields = {k: v for k, v in msgspec.structs.asdict(record).items() if v is not None}
         flat: list[Any] = [item for pair in fields.items() for item in pair]
         idem_key, idem_value = idempotency if idempotency else ("", "")
-        created, value = await self._enqueue(
-            keys=[keys.job_key(record.id), keys.ARQ_JOB_PREFIX + record.id, keys.QUEUE_NAME, idem_key],
-            args=[record.id, arq_payload, record.createdAt, ttl_ms, idem_value, *flat],
+        outcome, value = await self._enqueue(
+            keys=[
+                keys.job_key(record.id),
+                keys.ARQ_JOB_PREFIX + record.id,
+                keys.QUEUE_NAME,
+                idem_key,
+                record.payment_key(),
+                keys.LEDGER,
+            ],
+            args=[
+                record.id,
+                arq_payload,
+                record.createdAt,
+                ttl_ms,
+                idem_value,
+                record.service,
+                caller_key,
+                record.createdAt,
+                iso(record.createdAt),
+                *flat,
+            ],
         )
-        return bool(created), value.decode() if isinstance(value, bytes) else str(value)
+        return int(outcome), value.decode() if isinstance(value, bytes) else str(value)
 
     async def get(self, job_id: str) -> JobRecord | None:
         raw: dict[bytes, bytes] = await self.redis.hgetall(keys.job_key(job_id))  # type: ignore[misc]
@@ -195,33 +277,43 @@ class JobStore:
         rank: int | None = await self.redis.zrank(keys.QUEUE_NAME, job_id)
         return rank
 
-    async def start(self, job_id: str, *, min_budget_ms: int) -> tuple[str, int]:
+    async def start(self, job_id: str, *, min_budget_ms: int, payment_key: str = "") -> tuple[str, int]:
+        now = now_ms()
         status, attempts = await self._start(
-            keys=[keys.job_key(job_id)],
-            args=[now_ms(), keys.JOBS_DONE_CHANNEL, self.retention_ms, _json.encode(EXPIRED), min_budget_ms],
+            keys=[keys.job_key(job_id), payment_key, keys.LEDGER],
+            args=[now, keys.JOBS_DONE_CHANNEL, self.retention_ms, _json.encode(EXPIRED), min_budget_ms, iso(now)],
         )
         return status.decode(), int(attempts)
 
-    async def succeed(self, job_id: str, envelope: dict[str, Any]) -> bool:
-        return await self._finish_with(job_id, "succeeded", "result", _json.encode(envelope))
+    async def succeed(self, record: JobRecord, envelope: dict[str, Any]) -> bool:
+        return await self._finish_with(record, "succeeded", "result", _json.encode(envelope), refund="")
 
-    async def fail(self, job_id: str, error: JobError, status: JobStatus = "failed") -> bool:
-        return await self._finish_with(job_id, status, "error", _json.encode(error))
+    async def fail(self, record: JobRecord, error: JobError, status: JobStatus = "failed", *, refund: str = "") -> bool:
+        """End the job with an error; a non-empty `refund` reason gives its paid call back (once)."""
+        return await self._finish_with(record, status, "error", _json.encode(error), refund=refund)
 
-    async def _finish_with(self, job_id: str, status: str, field: str, payload: bytes) -> bool:
+    async def _finish_with(self, record: JobRecord, status: str, field: str, payload: bytes, *, refund: str) -> bool:
+        now = now_ms()
         done = await self._finish(
-            keys=[keys.job_key(job_id)],
-            args=[status, now_ms(), field, payload, self.retention_ms, keys.JOBS_DONE_CHANNEL],
+            keys=[keys.job_key(record.id), record.payment_key(), keys.LEDGER],
+            args=[status, now, field, payload, self.retention_ms, keys.JOBS_DONE_CHANNEL, refund, iso(now)],
         )
         return bool(done)
 
     async def requeue(self, job_id: str, retry_at_ms: int, error: JobError) -> bool:
         return bool(await self._requeue(keys=[keys.job_key(job_id)], args=[retry_at_ms, _json.encode(error)]))
 
-    async def cancel(self, job_id: str) -> str:
+    async def cancel(self, record: JobRecord) -> str:
         error = _json.encode(JobError(code="canceled", message="the job was canceled before it ran", retryable=False))
+        now = now_ms()
         result = await self._cancel(
-            keys=[keys.job_key(job_id), keys.QUEUE_NAME, keys.ARQ_JOB_PREFIX + job_id],
-            args=[job_id, now_ms(), error, self.retention_ms, keys.JOBS_DONE_CHANNEL],
+            keys=[
+                keys.job_key(record.id),
+                keys.QUEUE_NAME,
+                keys.ARQ_JOB_PREFIX + record.id,
+                record.payment_key(),
+                keys.LEDGER,
+            ],
+            args=[record.id, now, error, self.retention_ms, keys.JOBS_DONE_CHANNEL, iso(now)],
         )
         return result.decode() if isinstance(result, bytes) else str(result)

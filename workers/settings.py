@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 import structlog
-from arq import func
+from arq import cron, func
 from arq.connections import RedisSettings
 from redis.asyncio import Redis
 
@@ -14,8 +14,9 @@ from shared import keys
 from shared.catalog import Catalog
 from shared.config import Settings
 from shared.jobs import RUN_TOOL, JobStore, arq_deserialize, arq_serialize
+from shared.payments import PaymentStore
 from workers.ratelimit import RateLimiter
-from workers.tasks import MAX_SLOT_WAIT_S, run_tool
+from workers.tasks import MAX_SLOT_WAIT_S, expire_payments, run_tool
 from workers.upstream import Upstream
 
 POLL_DELAY_S = 0.02
@@ -40,6 +41,7 @@ def worker_options(settings: Settings, catalog: Catalog | None = None) -> dict[s
         ctx["store"] = JobStore(redis, retention_s=settings.job_retention_s)
         ctx["upstream"] = Upstream(settings)
         ctx["limiter"] = RateLimiter(redis, str(settings.access_key_id))
+        ctx["payments"] = PaymentStore(redis, settings)
         structlog.get_logger("workers").info("worker ready", upstream=settings.upstream, queue=keys.QUEUE_NAME)
 
     async def on_job_start(ctx: dict[str, Any]) -> None:
@@ -50,6 +52,8 @@ def worker_options(settings: Settings, catalog: Catalog | None = None) -> dict[s
         "functions": [
             func(cast(Any, run_tool), name=RUN_TOOL, timeout=attempt_timeout_s(settings), max_tries=ARQ_MAX_TRIES)
         ],
+        # Every 30 s one worker (arq's cron runs each tick once) expires payments past their time in the ledger.
+        "cron_jobs": [cron(cast(Any, expire_payments), second={0, 30}, timeout=60)],
         "queue_name": keys.QUEUE_NAME,
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
         "on_startup": startup,

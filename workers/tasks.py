@@ -19,7 +19,9 @@ from redis.asyncio import Redis
 
 from shared.catalog import Catalog, envelope
 from shared.config import Settings
-from shared.jobs import JobError, JobRecord, JobStore, now_ms
+from shared.jobs import OPERATOR_CODES, JobError, JobRecord, JobStore, now_ms
+from shared.payments import PaymentStore
+from workers import tenancy
 from workers.ratelimit import RateLimiter, SlotTooFar
 from workers.upstream import Upstream, UpstreamError
 
@@ -36,6 +38,7 @@ class WorkerContext(TypedDict):
     settings: Settings
     catalog: Catalog
     store: JobStore
+    payments: PaymentStore
     upstream: Upstream
     limiter: RateLimiter
     job_try: int
@@ -49,14 +52,16 @@ def backoff_s(attempt: int, settings: Settings) -> float:
 
 async def run_tool(ctx: WorkerContext, job_id: str) -> None:
     store = ctx["store"]
-    status, attempt = await store.start(job_id, min_budget_ms=int(MIN_CALL_BUDGET_S * 1000))
-    if status not in ("running", "out_of_time"):
-        await _not_started(store, job_id, status)
-        return
     record = await store.get(job_id)
-    if record is None:  # expired between the two reads
+    if record is None:  # canceled or expired long ago
+        return
+    budget_ms = int(MIN_CALL_BUDGET_S * 1000)
+    status, attempt = await store.start(job_id, min_budget_ms=budget_ms, payment_key=record.payment_key())
+    if status not in ("running", "out_of_time"):
+        await _not_started(store, record, status)
         return
     if status == "out_of_time":  # a retry that waited in the queue too long
+        record = await store.get(job_id) or record
         last = record.last_error() or DEADLINE_PASSED
         await _give_up(store, record, attempt, last)
         return
@@ -70,9 +75,9 @@ CANCELED = JobError(code="canceled", message="the job was canceled", retryable=F
 DEADLINE_PASSED = JobError(code="deadline_exceeded", message="the job's deadline passed", retryable=True)
 
 
-async def _not_started(store: JobStore, job_id: str, status: str) -> None:
+async def _not_started(store: JobStore, record: JobRecord, status: str) -> None:
     if status == "cancel_requested":
-        await store.fail(job_id, CANCELED, "canceled")
+        await store.fail(record, CANCELED, "canceled", refund="canceled")
         status = "canceled"
     log.info("attempt skipped", status=status)
 
@@ -86,28 +91,34 @@ async def _attempt(ctx: WorkerContext, record: JobRecord, attempt: int) -> str:
         await ctx["limiter"].acquire(spec.action, qps, max_wait_s=min(MAX_SLOT_WAIT_S, remaining_s - MIN_CALL_BUDGET_S))
     except SlotTooFar:
         return await _retry_or_fail(ctx, record, attempt, _rate_limited_error(), floor_s=MAX_SLOT_WAIT_S / 2)
-    if await _finished_if_canceled(store, record.id):
+    if await _finished_if_canceled(store, record):
         return "canceled"
     params: dict[str, Any] = _decode_input(record.input)
+    try:  # face databases and templates: each caller sees only its own (workers/tenancy.py)
+        scoped = await tenancy.scope_request(ctx["redis"], spec.action, params, record.tenant)
+    except tenancy.TenantError as exc:
+        await store.fail(record, JobError(code=exc.code, message=exc.message, retryable=False))
+        return f"failed:{exc.code}"
     try:
-        result = await ctx["upstream"].call(spec, params, timeout_s=(record.deadline - now_ms()) / 1000)
+        result = await ctx["upstream"].call(spec, scoped, timeout_s=(record.deadline - now_ms()) / 1000)
     except UpstreamError as exc:
-        error = JobError(
-            code=exc.code, message=exc.message, retryable=exc.retryable, upstream_request_id=exc.request_id
-        )
+        message = tenancy.scope_error_message(exc.message, record.tenant)
+        error = JobError(code=exc.code, message=message, retryable=exc.retryable, upstream_request_id=exc.request_id)
         if exc.retryable:
             return await _retry_or_fail(ctx, record, attempt, error)
-        await store.fail(record.id, error)
+        # The caller's input was refused: the call is charged. Our own credentials or subscription: given back.
+        await store.fail(record, error, refund="operator_error" if exc.code.startswith(OPERATOR_CODES) else "")
         return f"failed:{exc.code}"
-    await store.succeed(record.id, envelope(spec.action, result.result, result.request_id))
+    output = await tenancy.scope_result(ctx["redis"], spec.action, params, result.result, record.tenant)
+    await store.succeed(record, envelope(spec.action, output, result.request_id))
     return "succeeded"
 
 
-async def _finished_if_canceled(store: JobStore, job_id: str) -> bool:
-    """A cancel asked for while the job ran takes effect here, before the next upstream call."""
-    if not await store.cancel_requested(job_id):
+async def _finished_if_canceled(store: JobStore, record: JobRecord) -> bool:
+    """A cancel asked for while the job ran takes effect here, before the next upstream call (given back)."""
+    if not await store.cancel_requested(record.id):
         return False
-    await store.fail(job_id, CANCELED, "canceled")
+    await store.fail(record, CANCELED, "canceled", refund="canceled")
     return True
 
 
@@ -115,7 +126,7 @@ async def _retry_or_fail(
     ctx: WorkerContext, record: JobRecord, attempt: int, error: JobError, *, floor_s: float = 0.0
 ) -> str:
     store = ctx["store"]
-    if await _finished_if_canceled(store, record.id):
+    if await _finished_if_canceled(store, record):
         return "canceled"
     delay_s = max(floor_s, backoff_s(attempt, ctx["settings"]))
     retry_at = now_ms() + int(delay_s * 1000)
@@ -132,7 +143,7 @@ async def _give_up(store: JobStore, record: JobRecord, attempts: int, error: Job
         retryable=True,
         upstream_request_id=error.upstream_request_id,
     )
-    await store.fail(record.id, final)
+    await store.fail(record, final, refund="upstream_failed")  # 5xx, timeouts, throttling: not the caller's
     return f"failed:{error.code}"
 
 
@@ -147,3 +158,15 @@ def _rate_limited_error() -> JobError:
 def _decode_input(raw: str) -> dict[str, Any]:
     params: dict[str, Any] = msgspec.json.decode(raw)
     return params
+
+
+async def expire_payments(ctx: WorkerContext) -> int:
+    """Cron: payments past their expiry get status expired and one 'expired' ledger entry (unused calls lapse)."""
+    total = 0
+    while (swept := await ctx["payments"].expire_due(batch=500)) > 0:
+        total += swept
+        if swept < 500:
+            break
+    if total:
+        log.info("payments expired", count=total)
+    return total

@@ -8,7 +8,7 @@ import structlog
 from aiohttp import web
 
 from api import keys
-from api.identity import caller_id
+from api.identity import job_readers
 from api.jobs_view import view_for
 from api.responses import json_response
 from shared import errors
@@ -27,7 +27,7 @@ async def _owned_job(request: web.Request) -> JobRecord:
     record = await request.app[keys.JOBS].get(job_id) if job_created_ms(job_id) is not None else None
     if record is None:
         raise _missing(request, job_id)
-    if record.owner != caller_id(request):
+    if record.owner not in await job_readers(request):
         raise errors.JobNotFound("job not found")  # the same answer as for no job: existence is not leaked
     return record
 
@@ -66,7 +66,7 @@ async def get_job(request: web.Request) -> web.Response:
 @routes.delete("/api/jobs/{job_id}")
 async def cancel_job(request: web.Request) -> web.Response:
     record = await _owned_job(request)
-    outcome = await request.app[keys.JOBS].cancel(record.id)
+    outcome = await request.app[keys.JOBS].cancel(record)
     if outcome not in ("canceled", "cancel_requested"):
         raise errors.Conflict(f"the job has already finished ({outcome})")
     current = await request.app[keys.JOBS].get(record.id) or record

@@ -17,15 +17,17 @@ import structlog
 from aiohttp import web
 
 from api import keys
-from api.identity import caller_id
+from api.identity import identify, token_owner
 from api.jobs_view import answer_for_record, view_for
-from api.payment_gate import require_payment
+from api.payment_gate import Charge, charge_for, refused
 from api.responses import json_response
 from shared import errors
-from shared.jobs import JobRecord, arq_payload, new_job_id, now_ms
+from shared.jobs import ANONYMOUS, JobRecord, arq_payload, new_job_id, now_ms
 from shared.keys import idempotency_key
 from shared.models import Service
+from shared.payments import payment_id_of
 
+log = structlog.get_logger("api.tools")
 routes = web.RouteTableDef()
 
 _PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
@@ -70,13 +72,19 @@ async def call_tool(request: web.Request) -> web.Response:
     service = _service(request)
     params = await read_json_object(request)
     params = request.app[keys.VALIDATORS].validate(service.id, params)
-    await require_payment(request, service)
     settings = request.app[keys.SETTINGS]
     prefer_header = request.headers.get("Prefer", "")
     prefer = parse_prefer(prefer_header, default_s=settings.wait_default_s, max_s=settings.wait_max_s)
-    record = await submit(request, service, params)
+    replay = await _idempotent_replay(request, service, params)  # a retry of a paid call is not paid again
+    if replay is not None:
+        record, headers = replay, {}
+    else:
+        charge = await charge_for(request, service)
+        record = await submit(request, service, params, charge)
+        headers = dict(charge.headers)
     structlog.contextvars.bind_contextvars(job_id=record.id)
-    headers = {"Preference-Applied": prefer.applied} if prefer.applied else {}
+    if prefer.applied:
+        headers["Preference-Applied"] = prefer.applied
     if prefer.respond_async:
         return await accepted(request, record, headers)
     final = await request.app[keys.WAITER].wait(record.id, prefer.wait_s)
@@ -97,11 +105,12 @@ def _service(request: web.Request) -> Service:
     return service
 
 
-async def submit(request: web.Request, service: Service, params: dict[str, Any]) -> JobRecord:
-    """Create and enqueue the job, or return the existing one for a repeated Idempotency-Key."""
+async def submit(request: web.Request, service: Service, params: dict[str, Any], charge: Charge) -> JobRecord:
+    """Create and enqueue the job, paying with `charge` in the same step, or return the existing one for a
+    repeated Idempotency-Key (then nothing is charged)."""
     settings = request.app[keys.SETTINGS]
     store = request.app[keys.JOBS]
-    owner = caller_id(request)
+    owner = charge.owner
     created_ms = now_ms()
     encoded_input = msgspec.json.encode(params)
     record = JobRecord(
@@ -114,12 +123,42 @@ async def submit(request: web.Request, service: Service, params: dict[str, Any])
         createdAt=created_ms,
         deadline=created_ms + int(settings.job_deadline_s * 1000),
         status="queued",
+        tenant=charge.tenant,
+        paymentId=charge.payment_id,
+        paymentKind=charge.paid_with,
     )
     idempotency = _idempotency(request, owner, service, encoded_input, record.id)
-    created, stored = await store.create(record, arq_payload(record.id, created_ms), idempotency=idempotency)
-    if created or idempotency is None:
+    outcome, stored = await store.create(
+        record, arq_payload(record.id, created_ms), idempotency=idempotency, caller_key=charge.caller_key
+    )
+    if outcome == -1:
+        raise await refused(request, service, stored)
+    if outcome == 1 or idempotency is None:
         return record
+    if charge.paid_with == "x402":  # lost a race with the same Idempotency-Key: the settled call stays unspent
+        log.warning("idempotent replay after inline payment", payment_id=charge.payment_id)
     return await _existing_for_key(request, stored, idempotency[1])
+
+
+async def _idempotent_replay(request: web.Request, service: Service, params: dict[str, Any]) -> JobRecord | None:
+    """The job an Idempotency-Key already created for this caller, looked up before anything is charged."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    caller = await identify(request)
+    owner = caller.key_client_id or ANONYMOUS
+    token = request.headers.get("X-Payment-Token")
+    payment_id = payment_id_of(request.app[keys.SETTINGS].token_secret, token.strip()) if token else None
+    if not caller.api_key and payment_id and service.pricing.amount_cents > 0:
+        owner = token_owner(payment_id)
+    encoded_input = msgspec.json.encode(params)
+    idempotency = _idempotency(request, owner, service, encoded_input, "")
+    if idempotency is None:
+        return None
+    stored: bytes | None = await request.app[keys.REDIS].get(idempotency[0])
+    if stored is None:
+        return None
+    return await _existing_for_key(request, stored.decode(), idempotency[1])
 
 
 def _idempotency(

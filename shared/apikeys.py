@@ -1,0 +1,234 @@
+"""API keys: issued by the operator (`python -m api.admin keys ...`), stored hashed, each with its own rate limit.
+
+A key reads `s402k_<keyId>_<secret>`: keyId is 12 lowercase hex characters (public: it names the key in listings
+and logs), secret is `secrets.token_urlsafe(32)`. Only sha256 of the whole key text is stored; the plaintext is
+returned once, by `ApiKeyStore.create`, and cannot be recovered.
+
+s402:apikey:{keyId}      hash   id, name, hash (sha256 hex of the key), services (JSON list of canonical service
+                                ids, or "*" for all), rate (requests/s), burst, createdAt (ISO 8601 UTC),
+                                revokedAt (ISO 8601 UTC, empty while the key is active)
+s402:apikeys             set    every key id, revoked ones included (revoked keys stay listed)
+s402:apikey:rl:{keyId}   string GCRA theoretical arrival time (microseconds, Redis clock) of the key's rate limit
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import hmac
+import math
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
+import msgspec
+from redis.asyncio import Redis
+
+from shared.keys import PREFIX
+from shared.models import Camel
+
+KEY_PREFIX = "s402k_"
+MAX_PRESENTED_CHARS = 200
+MAX_NAME_CHARS = 64
+MAX_RATE = 10_000.0
+MAX_BURST = 10_000
+# Rates slower than one request a year behave as one a year (keeps the limiter's arithmetic exact).
+MAX_INTERVAL_US = 365 * 86_400 * 1_000_000
+ALL_SERVICES = "*"
+KEYS_SET = f"{PREFIX}:apikeys"
+
+_KEY_ID = re.compile(r"[0-9a-f]{12}")
+_PRESENTED = re.compile(r"s402k_([0-9a-f]{12})_[A-Za-z0-9_-]{1,150}")
+_json = msgspec.json.Encoder()
+
+
+def apikey_key(key_id: str) -> str:
+    return f"{PREFIX}:apikey:{key_id}"
+
+
+def apikey_rate_key(key_id: str) -> str:
+    return f"{PREFIX}:apikey:rl:{key_id}"
+
+
+# Store a new key unless its id is taken (a 48-bit collision: the caller draws another id).
+# KEYS: key hash, key set   ARGV: key id, then field/value pairs of the hash   Returns 1 stored, 0 id taken.
+CREATE_KEY = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('SADD', KEYS[2], ARGV[1])
+return 1
+"""
+
+# Revoke once: the first revocation time stays; the rate-limit state goes. Returns 0 for an unknown key.
+# KEYS: key hash, rate-limit key   ARGV: now (ISO 8601)
+REVOKE_KEY = """
+local revoked = redis.call('HGET', KEYS[1], 'revokedAt')
+if not revoked then return 0 end
+if revoked == '' then redis.call('HSET', KEYS[1], 'revokedAt', ARGV[1]) end
+redis.call('DEL', KEYS[2])
+return 1
+"""
+
+# GCRA: `burst` requests at once, then one per interval. A refused request changes nothing. Uses Redis's clock.
+# KEYS: rate-limit key   ARGV: interval us, burst   Returns 0 (go) or the microseconds until a request may go.
+CHECK_RATE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
+local allow_at = tat + interval - interval * tonumber(ARGV[2])
+if allow_at > now then return allow_at - now end
+local next_tat = tat + interval
+local ttl_ms = math.ceil((next_tat - now) / 1000)
+redis.call('SET', KEYS[1], string.format('%.0f', next_tat), 'PX', string.format('%.0f', ttl_ms))
+return 0
+"""
+
+
+class ApiKey(Camel, frozen=True):
+    """One key as listed and authenticated; never holds the secret or its hash."""
+
+    id: str
+    name: str
+    services: tuple[str, ...] | None  # canonical service ids; None: every service
+    rate: float
+    burst: int
+    created_at: str
+    revoked_at: str | None
+
+    def allows(self, service_id: str) -> bool:
+        """Whether the key may call `service_id` (a canonical id: resolve aliases through the catalog first)."""
+        return self.services is None or service_id in self.services
+
+    @property
+    def client_id(self) -> str:
+        return "key:" + self.id
+
+    @property
+    def interval_us(self) -> int:
+        return max(1, min(MAX_INTERVAL_US, math.ceil(1_000_000 / self.rate)))
+
+
+class ApiKeyStore:
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._create = redis.register_script(CREATE_KEY)
+        self._revoke = redis.register_script(REVOKE_KEY)
+        self._check_rate = redis.register_script(CHECK_RATE)
+
+    async def create(self, name: str, services: Sequence[str] | None, rate: float, burst: int) -> tuple[ApiKey, str]:
+        """Issue a key; returns its record and the key text, which is shown this once and never stored."""
+        validate(name, services, rate, burst)
+        created_at = iso_now()
+        while True:
+            key_id = secrets.token_hex(6)
+            plaintext = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+            key = ApiKey(
+                id=key_id,
+                name=name,
+                services=None if services is None else tuple(dict.fromkeys(services)),
+                rate=float(rate),
+                burst=burst,
+                created_at=created_at,
+                revoked_at=None,
+            )
+            fields = _to_hash(key, _digest(plaintext))
+            if await self._create(keys=[apikey_key(key_id), KEYS_SET], args=[key_id, *fields]):
+                return key, plaintext
+
+    async def list(self) -> builtins.list[ApiKey]:
+        """Every key, revoked ones included, oldest first."""
+        ids = sorted(_text(key_id) for key_id in await self._redis.smembers(KEYS_SET))  # type: ignore[misc]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key_id in ids:
+                pipe.hgetall(apikey_key(key_id))
+            records = await pipe.execute()
+        found = [_from_hash(record)[0] for record in records if record]
+        return sorted(found, key=lambda key: (key.created_at, key.id))
+
+    async def get(self, key_id: str) -> ApiKey | None:
+        record = await self._record(key_id)
+        return None if record is None else record[0]
+
+    async def revoke(self, key_id: str) -> ApiKey | None:
+        """Revoke a key (again: no change). None when there is no such key."""
+        if not _KEY_ID.fullmatch(key_id):
+            return None
+        if not await self._revoke(keys=[apikey_key(key_id), apikey_rate_key(key_id)], args=[iso_now()]):
+            return None
+        return await self.get(key_id)
+
+    async def authenticate(self, presented: str) -> ApiKey | None:
+        """The active key `presented` is, or None (malformed, unknown, wrong secret, revoked). Never raises on input."""
+        if not isinstance(presented, str) or len(presented) > MAX_PRESENTED_CHARS:
+            return None
+        match = _PRESENTED.fullmatch(presented)
+        if match is None:
+            return None
+        record = await self._record(match.group(1))
+        if record is None:
+            return None
+        key, stored_hash = record
+        if not hmac.compare_digest(stored_hash.encode(), _digest(presented).encode()):
+            return None
+        return key if key.revoked_at is None else None
+
+    async def check_rate(self, key: ApiKey) -> float:
+        """0.0 when this request may proceed (and it is counted), else the seconds until one may (Retry-After)."""
+        wait_us = int(await self._check_rate(keys=[apikey_rate_key(key.id)], args=[key.interval_us, key.burst]))
+        return wait_us / 1_000_000
+
+    async def _record(self, key_id: str) -> tuple[ApiKey, str] | None:
+        if not _KEY_ID.fullmatch(key_id):
+            return None
+        record = await self._redis.hgetall(apikey_key(key_id))  # type: ignore[misc]
+        return _from_hash(record) if record else None
+
+
+def validate(name: str, services: Sequence[str] | None, rate: float, burst: int) -> None:
+    if not isinstance(name, str) or not 1 <= len(name) <= MAX_NAME_CHARS or not name.isprintable():
+        raise ValueError(f"name must be 1 to {MAX_NAME_CHARS} printable characters")
+    if services is not None and (
+        isinstance(services, str) or not services or not all(isinstance(s, str) and s for s in services)
+    ):
+        raise ValueError("services must be a non-empty list of service ids, or None for every service")
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= MAX_RATE:
+        raise ValueError(f"rate must be a number of requests per second, greater than 0 and at most {MAX_RATE:g}")
+    if isinstance(burst, bool) or not isinstance(burst, int) or not 1 <= burst <= MAX_BURST:
+        raise ValueError(f"burst must be a whole number from 1 to {MAX_BURST}")
+
+
+def iso_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _digest(plaintext: str) -> str:
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+def _to_hash(key: ApiKey, digest: str) -> list[str]:
+    services = ALL_SERVICES if key.services is None else _json.encode(list(key.services)).decode()
+    return [
+        *("id", key.id, "name", key.name, "hash", digest, "services", services),
+        *("rate", repr(key.rate), "burst", str(key.burst), "createdAt", key.created_at, "revokedAt", ""),
+    ]
+
+
+def _from_hash(record: Mapping[bytes | str, bytes | str]) -> tuple[ApiKey, str]:
+    fields = {_text(name): _text(value) for name, value in record.items()}
+    services = fields["services"]
+    key = ApiKey(
+        id=fields["id"],
+        name=fields["name"],
+        services=None if services == ALL_SERVICES else tuple(msgspec.json.decode(services, type=list[str])),
+        rate=float(fields["rate"]),
+        burst=int(fields["burst"]),
+        created_at=fields["createdAt"],
+        revoked_at=fields["revokedAt"] or None,
+    )
+    return key, fields["hash"]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

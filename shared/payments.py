@@ -1,0 +1,274 @@
+"""Payments: what a caller bought, the token that spends it, and the store both the API and the workers use.
+
+A payment is one Redis hash (`shared.keys.payment_key`). It is `pending` until paid (x402 settlement), then
+`paid` with `remainingCalls` calls for one service, until it expires (`expired`). One call is consumed by
+ENQUEUE_JOB together with the job it pays for, and given back by the job scripts when the job fails through no
+fault of the caller. Every change appends to the ledger stream in the same script.
+
+Tokens are never stored: a token is the payment id and an HMAC of it under `SERVER402_TOKEN_SECRET`, so a copy
+of Redis does not hold a usable token, and the owner can be shown theirs again.
+
+    pending --(x402 settle)--> paid --(expiry sweep)--> expired
+    (a payment bought inline with a tool call is created paid and spent at once)
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from typing import Any, Literal
+
+import msgspec
+from redis.asyncio import Redis
+
+from shared import keys
+from shared.config import Settings
+from shared.jobs import iso, iso_ms, now_ms
+from shared.models import Service
+
+PaymentStatus = Literal["pending", "paid", "expired"]
+PaymentKind = Literal["offer", "purchase", "inline"]
+TOKEN_PREFIX = "s402pt_"
+PAYMENT_ID_PREFIX = "pay_"
+MAX_CALLS_PER_PAYMENT = 10_000
+# A payment's hash outlives its expiry by this much, so GET still says "expired" (and refunds still land).
+KEEP_AFTER_EXPIRY_MS = 7 * 86_400_000
+SETTLING = "settling"
+
+
+class PaymentRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """The hash as stored (field names are the hash's)."""
+
+    paymentId: str
+    serviceId: str
+    internalServiceId: str
+    amountCents: int
+    amountAtomic: int
+    currency: str
+    billingMode: str
+    maxCalls: int
+    remainingCalls: int
+    usedCalls: int
+    status: PaymentStatus
+    kind: PaymentKind
+    payTo: str
+    provider: str
+    providerId: str
+    network: str
+    asset: str
+    clientId: str = ""
+    createdAt: int
+    expiresAt: int
+    paidAt: int | None = None
+    payer: str | None = None
+    transaction: str | None = None
+
+
+class Payment(msgspec.Struct, rename="camel", frozen=True, kw_only=True):
+    """A payment as clients see it: the seed's payment object (field names and order), then our additions."""
+
+    payment_id: str
+    service_id: str
+    internal_service_id: str
+    amount_cents: int
+    currency: str
+    billing_mode: str
+    max_calls: int
+    remaining_calls: int
+    used_calls: int
+    status: str
+    token: str
+    pay_to: str
+    provider: str
+    provider_id: str
+    client_id: str
+    expires_at: str | None
+    paid_at: str | None
+    network: str
+    asset: str
+    amount_atomic: str
+    payer: str | None = None
+    transaction: str | None = None
+
+
+def new_payment_id() -> str:
+    return PAYMENT_ID_PREFIX + secrets.token_urlsafe(18)
+
+
+def token_for(secret: str, payment_id: str) -> str:
+    mac: bytes = hmac.new(secret.encode(), payment_id.encode(), hashlib.sha256).digest()
+    return TOKEN_PREFIX + payment_id + "." + base64.urlsafe_b64encode(mac[:24]).decode()
+
+
+def payment_id_of(secret: str, token: str) -> str | None:
+    """The payment a token spends, or None when the token is not one of ours (checked in constant time)."""
+    if len(token) > 200 or not token.startswith(TOKEN_PREFIX):
+        return None
+    payment_id, dot, _ = token[len(TOKEN_PREFIX) :].partition(".")
+    if not dot or not payment_id.startswith(PAYMENT_ID_PREFIX):
+        return None
+    return payment_id if hmac.compare_digest(token_for(secret, payment_id), token) else None
+
+
+def price_cents(service: Service, calls: int) -> int:
+    """What `calls` calls cost: the operator's price buys `maxCalls` calls (1 unless configured), rounded up."""
+    return -(-service.pricing.amount_cents * calls // max(service.pricing.max_calls, 1))
+
+
+def atomic_amount(amount_cents: int, decimals: int) -> int:
+    """USD cents in the token's smallest unit (USDC has 6 decimals: 20 cents = 200000)."""
+    if decimals < 2:
+        raise ValueError("the payment asset needs at least 2 decimals to price in cents")
+    return amount_cents * int(10 ** (decimals - 2))
+
+
+def payment_view(record: PaymentRecord, *, token: str) -> Payment:
+    return Payment(
+        payment_id=record.paymentId,
+        service_id=record.serviceId,
+        internal_service_id=record.internalServiceId,
+        amount_cents=record.amountCents,
+        currency=record.currency,
+        billing_mode=record.billingMode,
+        max_calls=record.maxCalls,
+        remaining_calls=record.remainingCalls,
+        used_calls=record.usedCalls,
+        status=record.status,
+        token=token,
+        pay_to=record.payTo,
+        provider=record.provider,
+        provider_id=record.providerId,
+        client_id=record.clientId,
+        expires_at=_iso_s(record.expiresAt),
+        paid_at=_iso_s(record.paidAt),
+        network=record.network,
+        asset=record.asset,
+        amount_atomic=str(record.amountAtomic),
+        payer=record.payer,
+        transaction=record.transaction,
+    )
+
+
+def _iso_s(ms: int | None) -> str | None:
+    text = iso_ms(ms)
+    return text[:19] + "Z" if text else None
+
+
+class Settlement(msgspec.Struct, frozen=True, kw_only=True):
+    """What the facilitator reported for a settled x402 payment."""
+
+    payer: str
+    transaction: str
+    network: str
+
+
+class PaymentStore:
+    """Creates and reads payments. Consumption and refunds happen in the job scripts (shared/jobs.py)."""
+
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        self.redis = redis
+        self.settings = settings
+        self._create = redis.register_script(keys.CREATE_PAYMENT)
+        self._expire = redis.register_script(keys.EXPIRE_PAYMENTS)
+
+    def new_record(
+        self,
+        service: Service,
+        *,
+        calls: int,
+        kind: PaymentKind,
+        client_id: str = "",
+        payment_id: str | None = None,
+        settlement: Settlement | None = None,
+    ) -> PaymentRecord:
+        now = now_ms()
+        paid = settlement is not None
+        ttl_s = self.settings.pending_payment_ttl_s
+        if paid:
+            ttl_s = self.settings.credit_ttl_s if kind == "inline" else self.settings.token_ttl_s
+        cents = price_cents(service, calls)
+        return PaymentRecord(
+            paymentId=payment_id or new_payment_id(),
+            serviceId=service.id,
+            internalServiceId=service.internal_service_id,
+            amountCents=cents,
+            amountAtomic=atomic_amount(cents, self.settings.x402_asset_decimals),
+            currency=service.pricing.currency,
+            billingMode=service.pricing.billing_mode,
+            maxCalls=calls,
+            remainingCalls=calls,
+            usedCalls=0,
+            status="paid" if paid else "pending",
+            kind=kind,
+            payTo=self.settings.x402_pay_to,
+            provider=service.payment.provider,
+            providerId=service.payment.provider_id,
+            network=self.settings.x402_network,
+            asset=self.settings.x402_asset,
+            clientId=client_id,
+            createdAt=now,
+            expiresAt=now + ttl_s * 1000,
+            paidAt=now if paid else None,
+            payer=settlement.payer if settlement else None,
+            transaction=settlement.transaction if settlement else None,
+        )
+
+    async def save(self, record: PaymentRecord, *, events: str) -> bool:
+        """Store a new payment, or a pending one as paid; `events` ('created', 'created,settled', '') go to the
+        ledger. Offers (the pending payment of a tool call's 402) are stored without events and never swept."""
+        fields = {k: v for k, v in msgspec.structs.asdict(record).items() if v is not None}
+        flat: list[Any] = [item for pair in fields.items() for item in pair]
+        ttl_ms = record.expiresAt - now_ms() + KEEP_AFTER_EXPIRY_MS
+        if record.kind == "offer":
+            ttl_ms = record.expiresAt - now_ms()
+        stored = await self._create(
+            keys=[keys.payment_key(record.paymentId), keys.PAYMENT_EXPIRY, keys.LEDGER],
+            args=[
+                record.paymentId,
+                record.expiresAt,
+                max(ttl_ms, 1000),
+                events,
+                iso(now_ms()),
+                "0" if record.kind == "offer" else "1",
+                *flat,
+            ],
+        )
+        return bool(stored)
+
+    async def get(self, payment_id: str) -> PaymentRecord | None:
+        if not payment_id.startswith(PAYMENT_ID_PREFIX) or len(payment_id) > 64:
+            return None
+        raw: dict[bytes, bytes] = await self.redis.hgetall(keys.payment_key(payment_id))  # type: ignore[misc]
+        if not raw:
+            return None
+        record = msgspec.convert({k.decode(): v.decode() for k, v in raw.items()}, PaymentRecord, strict=False)
+        if record.status != "expired" and record.expiresAt <= now_ms():
+            return msgspec.structs.replace(record, status="expired")  # the sweep has not reached it yet
+        return record
+
+    async def claim_nonce(self, nonce_key: str, ttl_s: int) -> bool:
+        """Claim an x402 authorization before settling it, so concurrent copies of one payment settle once."""
+        claimed = await self.redis.set(nonce_key, SETTLING, nx=True, ex=max(ttl_s, 1))
+        return bool(claimed)
+
+    async def release_nonce(self, nonce_key: str) -> None:
+        """A settlement that failed did not move money: the same signed payment may be tried again."""
+        await self.redis.delete(nonce_key)
+
+    async def remember_settled(self, nonce_key: str, payment_id: str) -> None:
+        await self.redis.set(nonce_key, payment_id, xx=True, keepttl=True)
+
+    async def settled_by(self, nonce_key: str) -> str | None:
+        """The payment an already-settled authorization bought (None while it is still settling)."""
+        value: bytes | None = await self.redis.get(nonce_key)
+        text = value.decode() if value else ""
+        return text if text.startswith(PAYMENT_ID_PREFIX) else None
+
+    async def expire_due(self, *, batch: int = 500) -> int:
+        now = now_ms()
+        swept = await self._expire(
+            keys=[keys.PAYMENT_EXPIRY, keys.LEDGER], args=[now, iso(now), batch, keys.PAYMENT_KEY_PREFIX]
+        )
+        return int(swept)
