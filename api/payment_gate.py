@@ -39,6 +39,7 @@ class Charge:
     owner: str  # who may read the job
     tenant: str  # whose face databases it acts on
     caller_key: str  # the presenting API key's client id, for tokens bound to a key
+    idempotency_scope: str  # whose Idempotency-Keys these are (see idempotency_scope)
     headers: dict[str, str] = field(default_factory=dict)  # PAYMENT-RESPONSE for an inline x402 payment
 
 
@@ -50,13 +51,37 @@ def check_access(caller: Caller, service: Service, request: web.Request) -> None
         raise errors.Forbidden("api key is not allowed to call this service", code="api_key_not_allowed")
 
 
+def idempotency_scope(request: web.Request, caller: Caller, service: Service) -> str:
+    """Whose Idempotency-Keys a call's are: its API key's; else its payment token's; for an inline x402 payment,
+    that signed payment's (a retry carries the same one: a different payment is a different call); else shared by
+    anonymous free calls. So a guessed key and body never hand someone else's paid result to a caller."""
+    if caller.api_key is not None:
+        return caller.key_client_id
+    if service.pricing.amount_cents == 0:
+        return ANONYMOUS
+    token = request.headers.get("X-Payment-Token")
+    if token is not None:
+        payment_id = payment_id_of(request.app[keys.SETTINGS].token_secret, token.strip())
+        return token_owner(payment_id) if payment_id else "invalid"
+    signature = signature_of(request)
+    if signature is not None:
+        nonce_key = request.app[keys.X402].nonce_key_of(signature)
+        return "x402:" + nonce_key.rsplit(":", 1)[-1] if nonce_key else "invalid"
+    return ANONYMOUS
+
+
+def signature_of(request: web.Request) -> str | None:
+    return next((request.headers[h] for h in SIGNATURE_HEADERS if h in request.headers), None)
+
+
 async def charge_for(request: web.Request, service: Service) -> Charge:
     caller = await identify(request)
     check_access(caller, service, request)
     key_id = caller.key_client_id
-    owner = key_id or ANONYMOUS
+    scope = idempotency_scope(request, caller, service)
     if service.pricing.amount_cents == 0:
-        return Charge(payment_id=None, paid_with=None, owner=owner, tenant=key_id or ANONYMOUS, caller_key=key_id)
+        return Charge(None, None, owner=key_id or ANONYMOUS, tenant=key_id or ANONYMOUS, caller_key=key_id,
+                      idempotency_scope=scope)  # fmt: skip
     token = request.headers.get("X-Payment-Token")
     if token is not None:
         record = await _token_payment(request, service, token.strip())
@@ -66,16 +91,18 @@ async def charge_for(request: web.Request, service: Service) -> Charge:
             owner=key_id or token_owner(record.paymentId),
             tenant=key_id or record.clientId or token_owner(record.paymentId),
             caller_key=key_id,
+            idempotency_scope=scope,
         )
-    signature = next((request.headers[h] for h in SIGNATURE_HEADERS if h in request.headers), None)
+    signature = signature_of(request)
     if signature is not None:
         record, headers, _ = await settle_inline(request, service, signature, calls=1, kind="inline", client_id=key_id)
         return Charge(
             payment_id=record.paymentId,
             paid_with="x402",
-            owner=owner,
+            owner=key_id or ANONYMOUS,
             tenant=key_id or record.clientId,
             caller_key=key_id,
+            idempotency_scope=scope,
             headers=headers,
         )
     raise await payment_required(request, service)

@@ -135,6 +135,14 @@ class X402Gate:
         log.info("x402 settled", payer=settlement.payer, transaction=settlement.transaction, service_id=service.id)
         return Settled(settlement=settlement, response_header=encode_settle_header(result), nonce_key=nonce_key)
 
+    def nonce_key_of(self, header: str) -> str | None:
+        """The claim key of a signed payment, without checking it (None when it is not one)."""
+        try:
+            payer, nonce, _ = _authorization(_decode(header))
+        except PaymentRejected:
+            return None
+        return x402_nonce_key(self.settings.x402_network, payer, nonce)
+
     async def aclose(self) -> None:
         await self._facilitator.aclose()
 

@@ -395,3 +395,21 @@ async def test_the_ledger_reconciles_with_the_facilitator_and_the_payments(
         view = await (await pipeline.api.get(f"/api/payments/{payment_id}")).json()
         assert used == view["usedCalls"] and view["usedCalls"] + view["remainingCalls"] == view["maxCalls"]
     assert msgspec.json.decode(msgspec.json.encode(entries))  # plain strings, exportable as they are
+
+
+async def test_an_idempotent_retry_of_an_inline_payment_is_not_paid_again_nor_shared_with_other_payers(
+    pipeline: Pipeline, facilitator: RunningFacilitator
+) -> None:
+    required = await required_header(pipeline)
+    mine = {"PAYMENT-SIGNATURE": header_of(await sign_for(required)), "Idempotency-Key": "order-1"}
+    _, first, _ = await pipeline.call("face-detection", face(pipeline), **mine, Prefer="respond-async")
+    _, again, _ = await pipeline.call("face-detection", face(pipeline), **mine, Prefer="respond-async")
+    assert first["jobId"] == again["jobId"]
+    key, address = new_wallet()
+    await facilitator.fund(address, PRICE_ATOMIC)
+    theirs = {"PAYMENT-SIGNATURE": header_of(await sign_for(required, key)), "Idempotency-Key": "order-1"}
+    status, other, _ = await pipeline.call("face-detection", face(pipeline), **theirs, Prefer="respond-async")
+    assert status == 202 and other["jobId"] != first["jobId"]
+    assert len(await facilitator.transfers()) == 2
+    unpaid = await pipeline.call("face-detection", face(pipeline), **{"Idempotency-Key": "order-1"})
+    assert unpaid[0] == 402  # the key alone never reaches a paid job

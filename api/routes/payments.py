@@ -16,7 +16,7 @@ from aiohttp import web
 
 from api import keys
 from api.identity import identify
-from api.payment_gate import SIGNATURE_HEADERS, check_access, payment_required, settle_inline
+from api.payment_gate import check_access, payment_required, settle_inline, signature_of
 from api.responses import json_response
 from api.routes.tools import read_json_object
 from shared import errors
@@ -34,7 +34,7 @@ async def create_payment(request: web.Request) -> web.Response:
     caller = await identify(request)
     check_access(caller, service, request)
     structlog.contextvars.bind_contextvars(service_id=service.id, calls=calls)
-    signature = next((request.headers[h] for h in SIGNATURE_HEADERS if h in request.headers), None)
+    signature = signature_of(request)
     store = request.app[keys.PAYMENTS]
     if signature is None:
         pending = store.new_record(service, calls=calls, kind="purchase", client_id=caller.key_client_id)

@@ -17,15 +17,14 @@ import structlog
 from aiohttp import web
 
 from api import keys
-from api.identity import identify, token_owner
+from api.identity import identify
 from api.jobs_view import answer_for_record, view_for
-from api.payment_gate import Charge, charge_for, refused
+from api.payment_gate import Charge, charge_for, idempotency_scope, refused
 from api.responses import json_response
 from shared import errors
-from shared.jobs import ANONYMOUS, JobRecord, arq_payload, new_job_id, now_ms
+from shared.jobs import JobRecord, arq_payload, new_job_id, now_ms
 from shared.keys import idempotency_key
 from shared.models import Service
-from shared.payments import payment_id_of
 
 log = structlog.get_logger("api.tools")
 routes = web.RouteTableDef()
@@ -127,7 +126,7 @@ async def submit(request: web.Request, service: Service, params: dict[str, Any],
         paymentId=charge.payment_id,
         paymentKind=charge.paid_with,
     )
-    idempotency = _idempotency(request, owner, service, encoded_input, record.id)
+    idempotency = _idempotency(request, charge.idempotency_scope, service, encoded_input, record.id)
     outcome, stored = await store.create(
         record, arq_payload(record.id, created_ms), idempotency=idempotency, caller_key=charge.caller_key
     )
@@ -145,14 +144,9 @@ async def _idempotent_replay(request: web.Request, service: Service, params: dic
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None
-    caller = await identify(request)
-    owner = caller.key_client_id or ANONYMOUS
-    token = request.headers.get("X-Payment-Token")
-    payment_id = payment_id_of(request.app[keys.SETTINGS].token_secret, token.strip()) if token else None
-    if not caller.api_key and payment_id and service.pricing.amount_cents > 0:
-        owner = token_owner(payment_id)
+    scope = idempotency_scope(request, await identify(request), service)
     encoded_input = msgspec.json.encode(params)
-    idempotency = _idempotency(request, owner, service, encoded_input, "")
+    idempotency = _idempotency(request, scope, service, encoded_input, "")
     if idempotency is None:
         return None
     stored: bytes | None = await request.app[keys.REDIS].get(idempotency[0])
