@@ -413,3 +413,20 @@ async def test_an_idempotent_retry_of_an_inline_payment_is_not_paid_again_nor_sh
     assert len(await facilitator.transfers()) == 2
     unpaid = await pipeline.call("face-detection", face(pipeline), **{"Idempotency-Key": "order-1"})
     assert unpaid[0] == 402  # the key alone never reaches a paid job
+
+
+async def test_a_paid_call_whose_deadline_passes_before_it_runs_is_given_back(pipeline: Pipeline) -> None:
+    await pipeline.stop_worker()
+    payment = await buy(pipeline)
+    token = payment["token"]
+    status, job, _ = await pipeline.call(
+        "face-detection", face(pipeline), **{"X-Payment-Token": token, "Prefer": "respond-async"}
+    )
+    assert status == 202
+    await pipeline.redis.hset(keys.job_key(job["jobId"]), "deadline", "1")  # as if the queue had been stuck
+    pipeline.start_worker()
+    response = await pipeline.api.get(f"/api/jobs/{job['jobId']}?wait=10", headers={"X-Payment-Token": token})
+    view = await response.json()
+    assert view["status"] == "expired" and view["charge"]["refundReason"] == "expired"
+    status, body, _ = await pipeline.call("face-detection", face(pipeline), **{"X-Payment-Token": token})
+    assert status == 200, body

@@ -8,6 +8,7 @@ the deadline, ends the job with a clean error. arq's own retry counter is only a
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from typing import Any, TypedDict
@@ -15,6 +16,7 @@ from typing import Any, TypedDict
 import msgspec
 import structlog
 from arq import Retry
+from arq.constants import in_progress_key_prefix
 from redis.asyncio import Redis
 
 from shared.catalog import Catalog, envelope
@@ -30,6 +32,9 @@ log = structlog.get_logger("workers.tasks")
 # One attempt waits at most this long for its rate-limit slot; a slot further away means "come back later",
 # so an attempt (and so arq's job timeout, which decides how soon a crashed worker's job runs again) stays short.
 MAX_SLOT_WAIT_S = 5.0
+LEASE_S = 5.0
+LEASE_RENEW_S = 1.0
+
 MIN_CALL_BUDGET_S = 0.5
 
 
@@ -51,6 +56,27 @@ def backoff_s(attempt: int, settings: Settings) -> float:
 
 
 async def run_tool(ctx: WorkerContext, job_id: str) -> None:
+    """One attempt, holding a short lease on the job while it runs (see `hold_lease`)."""
+    lease = asyncio.create_task(hold_lease(ctx["redis"], job_id))
+    try:
+        await _run_tool(ctx, job_id)
+    finally:
+        lease.cancel()
+        await asyncio.gather(lease, return_exceptions=True)
+
+
+async def hold_lease(redis: Redis, job_id: str) -> None:
+    """arq marks a running job with `arq:in-progress:<id>` for the whole job timeout plus 10 s; a killed worker's
+    job waits that long before another worker may take it. The attempt instead keeps the mark alive in short
+    leases: when its worker dies, the lease lapses within LEASE_S and the job runs again elsewhere (START_JOB
+    counts the new attempt). arq deletes the mark itself when the attempt ends."""
+    key = in_progress_key_prefix + job_id
+    while True:
+        await redis.pexpire(key, int(LEASE_S * 1000), xx=True)
+        await asyncio.sleep(LEASE_RENEW_S)
+
+
+async def _run_tool(ctx: WorkerContext, job_id: str) -> None:
     store = ctx["store"]
     record = await store.get(job_id)
     if record is None:  # canceled or expired long ago
