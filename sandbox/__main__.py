@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 import sys
 
 import structlog
@@ -12,6 +11,7 @@ from aiohttp import web
 from sandbox.app import create_app
 from sandbox.catalog import CatalogError
 from sandbox.config import SandboxConfig, SandboxConfigError
+from sandbox.signals import wait_for_stop_signal
 from shared.logging import configure_logging
 
 log = structlog.get_logger("sandbox")
@@ -32,11 +32,7 @@ async def serve(config: SandboxConfig) -> None:
             qps=config.qps,
             tools_file=str(config.tools_file),
         )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await stop.wait()
+        await wait_for_stop_signal()
     finally:
         await runner.cleanup()
         log.info("sandbox.stopped")

@@ -1,4 +1,6 @@
-"""Every Redis key server402 writes, and the Lua scripts that change them atomically. Nothing else names keys.
+"""Every Redis key server402 writes, and the Lua scripts that change them atomically. Nothing else names keys,
+except two modules that own theirs and list them in their docstrings: API keys (`shared/apikeys.py`) and
+face-database tenancy (`workers/tenancy.py`).
 
 s402:job:{jobId}              hash   one job (see shared/jobs.py for the fields)
 s402:idem:{owner}:{keyHash}   string "jobId bodyHash" for Idempotency-Key, kept as long as the job
@@ -9,7 +11,6 @@ s402:pay:{paymentId}          hash   one payment (see shared/payments.py for the
 s402:pay:expiry               zset   payment ids by expiry time (ms), swept by the worker's cron (ledger 'expired')
 s402:x402:nonce:{digest}      string an x402 authorization being settled or settled (claimed before settling)
 s402:ledger                   stream every payment event: created, settled, consumed, credited, expired
-s402:apikey..., s402:tenant.. API keys (shared/apikeys.py) and face-database tenancy (workers/tenancy.py)
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from x402_support import authorization_of, header_of, httpx_buyer, new_wallet, r
 from sandbox.facilitator.config import DEMO_PAY_TO, DEMO_WALLET_ADDRESS, FacilitatorConfig
 from sandbox.facilitator.testing import RunningFacilitator, run_facilitator
 from shared import keys
+from shared.apikeys import ApiKeyStore
 from shared.payments import PaymentStore
 
 PRICE_ATOMIC = 200_000  # 20 cents in USDC's 6 decimals
@@ -430,3 +431,24 @@ async def test_a_paid_call_whose_deadline_passes_before_it_runs_is_given_back(pi
     assert view["status"] == "expired" and view["charge"]["refundReason"] == "expired"
     status, body, _ = await pipeline.call("face-detection", face(pipeline), **{"X-Payment-Token": token})
     assert status == 200, body
+
+
+async def test_a_token_bought_with_an_api_key_works_only_with_that_key(pipeline: Pipeline) -> None:
+    store = ApiKeyStore(pipeline.redis)
+    (buyer_key, plaintext), (_, other) = (
+        await store.create("buyer", None, 100, 100),
+        await store.create("x", None, 100, 100),
+    )
+    async with httpx_buyer(base_url(pipeline), headers={"X-API-Key": plaintext}) as client:
+        response = await client.post("/api/payments", json={"serviceId": "face-detection", "calls": 2})
+    assert response.status_code == 201, response.text
+    payment = response.json()
+    assert payment["clientId"] == buyer_key.client_id
+    token = payment["token"]
+    for headers, expected in (({}, 403), ({"X-API-Key": other}, 403), ({"X-API-Key": plaintext}, 200)):
+        status, body, _ = await pipeline.call("face-detection", face(pipeline), **{"X-Payment-Token": token, **headers})
+        assert status == expected, body
+    view = await (
+        await pipeline.api.get(f"/api/payments/{payment['paymentId']}", headers={"X-API-Key": plaintext})
+    ).json()
+    assert (view["token"], view["remainingCalls"]) == (token, 1)

@@ -7,7 +7,6 @@ public test key is DEMO_WALLET_KEY in config.py) and every wallet funded with 10
 from __future__ import annotations
 
 import asyncio
-import signal
 import sys
 
 import structlog
@@ -22,6 +21,7 @@ from sandbox.facilitator.config import (
     FacilitatorConfig,
     FacilitatorConfigError,
 )
+from sandbox.signals import wait_for_stop_signal
 from shared.logging import configure_logging
 
 log = structlog.get_logger("facilitator")
@@ -46,11 +46,7 @@ async def serve(config: FacilitatorConfig) -> None:
             funded_wallets=list(config.funded_wallets),
             balance_each=STARTING_BALANCE,
         )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await stop.wait()
+        await wait_for_stop_signal()
     finally:
         await runner.cleanup()
         log.info("facilitator.stopped")
