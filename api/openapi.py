@@ -13,8 +13,10 @@ import msgspec
 
 from shared.catalog import Catalog
 from shared.config import Settings
+from shared.jobs import JobView
 from shared.models import Service
-from shared.payment_docs import PAYMENT_REQUIRED_BODY_SCHEMA
+from shared.payment_docs import CREATE_PAYMENT_BODY_SCHEMA, PAYMENT_REQUIRED_BODY_SCHEMA
+from shared.payments import MAX_CALLS_PER_PAYMENT, Payment
 
 REF = "#/components/schemas/{name}"
 JSON = "application/json"
@@ -32,11 +34,18 @@ ERROR_SCHEMA: dict[str, Any] = {
 
 
 def build_openapi(catalog: Catalog, settings: Settings) -> dict[str, Any]:
-    (service_ref,), components = msgspec.json.schema_components([Service], ref_template=REF)
+    (service_ref, payment_ref, job_ref), components = msgspec.json.schema_components(
+        [Service, Payment, JobView], ref_template=REF
+    )
     components["Error"] = ERROR_SCHEMA
     components["PaymentRequired"] = PAYMENT_REQUIRED_BODY_SCHEMA
     components["CatalogPayment"] = {"type": "object", "description": "How to pay; see any service's discovery."}
-    paths: dict[str, Any] = {**_catalog_paths(service_ref), **_health_paths()}
+    paths: dict[str, Any] = {
+        **_catalog_paths(service_ref),
+        **_payment_paths(payment_ref),
+        **_job_paths(job_ref),
+        **_health_paths(),
+    }
     for service in catalog:
         paths[service.endpoint] = {"post": _tool_operation(service, legacy=False)}
         paths[service.legacy_endpoint] = {"post": _tool_operation(service, legacy=True)}
@@ -49,10 +58,87 @@ def build_openapi(catalog: Catalog, settings: Settings) -> dict[str, Any]:
             "description": "Call a tool without payment to receive HTTP 402 with payment terms, pay, then retry.",
         },
         "servers": [{"url": settings.public_url}],
-        "tags": [{"name": "catalog"}, {"name": "health"}, *({"name": c} for c in _categories(catalog))],
+        "tags": [
+            *({"name": name} for name in ("catalog", "payments", "jobs", "health")),
+            *({"name": c} for c in _categories(catalog)),
+        ],
         "paths": paths,
-        "components": {"schemas": components},
+        "components": {"schemas": components, "securitySchemes": SECURITY_SCHEMES},
     }
+
+
+SECURITY_SCHEMES: dict[str, Any] = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "An API key (python -m api.admin keys create)."},
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+    "paymentToken": {"type": "apiKey", "in": "header", "name": "X-Payment-Token"},
+    "x402": {"type": "apiKey", "in": "header", "name": "PAYMENT-SIGNATURE", "description": "An x402 v2 payment."},
+}
+# Every operation may be called anonymously; keys and payments are optional alternatives.
+OPTIONAL_SECURITY: list[dict[str, list[str]]] = [{}, {"bearer": []}, {"apiKey": []}]
+
+
+def _payment_paths(payment_ref: dict[str, Any]) -> dict[str, Any]:
+    payment_id = [{"name": "paymentId", "in": "path", "required": True, "schema": {"type": "string"}}]
+    return {
+        "/api/payments": {
+            "post": {
+                "operationId": "createPayment",
+                "summary": "Buy calls of one service: 402 with x402 terms, then 201 with the paid payment and token.",
+                "tags": ["payments"],
+                "security": [*OPTIONAL_SECURITY, {"x402": []}],
+                "requestBody": {"required": True, "content": _json_content(CREATE_PAYMENT_SCHEMA)},
+                "responses": {
+                    "201": {"description": "Paid: the payment and its token.", "content": _json_content(payment_ref)},
+                    "200": {"description": "This signed payment was already settled: the same payment.",
+                            "content": _json_content(payment_ref)},
+                    "400": _error("Bad body or unknown service."),
+                    "402": {"description": "Pay with the x402 terms in the PAYMENT-REQUIRED header.",
+                            "content": _json_content(_ref("PaymentRequired"))},
+                    "503": _error("The payment facilitator is unavailable; nothing was charged."),
+                },
+            }
+        },
+        "/api/payments/{paymentId}": {
+            "get": {
+                **_get("getPayment", "A payment's status and calls (the token only to its owner).", payment_ref,
+                       tag="payments"),
+                "parameters": payment_id,
+                "security": [*OPTIONAL_SECURITY, {"paymentToken": []}],
+            }
+        },
+    }  # fmt: skip
+
+
+CREATE_PAYMENT_SCHEMA: dict[str, Any] = {
+    **CREATE_PAYMENT_BODY_SCHEMA,
+    "properties": {
+        **CREATE_PAYMENT_BODY_SCHEMA["properties"],
+        "calls": {"type": "integer", "minimum": 1, "maximum": MAX_CALLS_PER_PAYMENT,
+                  "description": "How many calls to buy (default: the operator's maxCalls); costs calls x price."},
+    },
+    "additionalProperties": False,
+}  # fmt: skip
+
+
+def _job_paths(job_ref: dict[str, Any]) -> dict[str, Any]:
+    parameters = [{"name": "jobId", "in": "path", "required": True, "schema": {"type": "string"}}]
+    wait = {"name": "wait", "in": "query", "schema": {"type": "number", "minimum": 0, "maximum": 60}}
+    return {
+        "/api/jobs/{jobId}": {
+            "get": {
+                **_get("getJob", "A job: status, result or error, what it cost (long-polls with ?wait=N).", job_ref,
+                       tag="jobs"),
+                "parameters": [*parameters, wait],
+                "security": [*OPTIONAL_SECURITY, {"paymentToken": []}],
+            },
+            "delete": {
+                **_get("cancelJob", "Cancel a queued job (200) or ask a running one to stop (202).", job_ref,
+                       tag="jobs"),
+                "parameters": parameters,
+                "security": [*OPTIONAL_SECURITY, {"paymentToken": []}],
+            },
+        }
+    }  # fmt: skip
 
 
 def _categories(catalog: Catalog) -> list[str]:
@@ -84,14 +170,19 @@ def _tool_operation(service: Service, *, legacy: bool) -> dict[str, Any]:
             "required": True,
             "content": _json_content(service.input_schema, service.example_request),
         },
+        "security": [*OPTIONAL_SECURITY, {"paymentToken": []}, {"x402": []}],
         "responses": {
             "200": {"description": "The upstream result.", "content": _json_content(service.output_schema)},
+            "202": {"description": "Still running: the job (Location: /api/jobs/{jobId})."},
             "400": _error("Malformed JSON or input that does not match the tool's schema."),
+            "401": _error("api key required, or an invalid API key."),
+            "403": _error("api key is not allowed to call this service."),
             "402": {
                 "description": "Payment required: the body carries the payment terms.",
                 "content": _json_content(_ref("PaymentRequired")),
             },
             "413": _error("Request body too large."),
+            "429": _error("The API key's request rate is exceeded; retry after Retry-After."),
             "503": _error("Temporarily unavailable; retry after the Retry-After header."),
         },
     }

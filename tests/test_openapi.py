@@ -48,3 +48,15 @@ async def test_documented_service_schema_accepts_the_real_answer(api: TestClient
 async def test_example_responses_match_the_documented_output_schema(catalog: Catalog) -> None:
     for service in catalog:
         jsonschema.validate(service.example_response, service.output_schema)
+
+
+async def test_documented_payment_schema_accepts_the_real_402_offer(api: TestClient) -> None:
+    document = await _document(api)
+    assert {"/api/payments", "/api/payments/{paymentId}", "/api/jobs/{jobId}"} <= document["paths"].keys()
+    schema = {**document["paths"]["/api/payments/{paymentId}"]["get"]["responses"]["200"]["content"]
+              ["application/json"]["schema"], "components": document["components"]}  # fmt: skip
+    offer = await (await api.post("/api/payments", json={"serviceId": "face-comparison"})).json()
+    jsonschema.validate(offer["payment"], schema)
+    real = await (await api.get(f"/api/payments/{offer['payment']['paymentId']}")).json()
+    jsonschema.validate(real, schema)
+    assert real["status"] == "pending" and real["amountCents"] == offer["payment"]["amountCents"]
