@@ -31,6 +31,24 @@ SIGNATURE_HEADERS = ("PAYMENT-SIGNATURE", "X-PAYMENT")
 
 
 @dataclass(frozen=True)
+class PaymentInput:
+    """What a call offers to pay with, and its Idempotency-Key: from HTTP headers, or MCP arguments and _meta."""
+
+    token: str | None = None  # X-Payment-Token / MCP paymentToken
+    signature: str | None = None  # PAYMENT-SIGNATURE / X-PAYMENT / MCP _meta["x402/payment"], base64 JSON
+    idempotency_key: str | None = None
+
+    @classmethod
+    def from_headers(cls, request: web.Request) -> PaymentInput:
+        token = request.headers.get("X-Payment-Token")
+        return cls(
+            token=token.strip() if token is not None else None,
+            signature=signature_of(request),
+            idempotency_key=request.headers.get("Idempotency-Key"),
+        )
+
+
+@dataclass(frozen=True)
 class Charge:
     """How a call is paid and whose it is."""
 
@@ -51,7 +69,7 @@ def check_access(caller: Caller, service: Service, request: web.Request) -> None
         raise errors.Forbidden("api key is not allowed to call this service", code="api_key_not_allowed")
 
 
-def idempotency_scope(request: web.Request, caller: Caller, service: Service) -> str:
+def idempotency_scope(request: web.Request, caller: Caller, service: Service, payment: PaymentInput) -> str:
     """Whose Idempotency-Keys a call's are: its API key's; else its payment token's; for an inline x402 payment,
     that signed payment's (a retry carries the same one: a different payment is a different call); else shared by
     anonymous free calls. So a guessed key and body never hand someone else's paid result to a caller."""
@@ -59,13 +77,11 @@ def idempotency_scope(request: web.Request, caller: Caller, service: Service) ->
         return caller.key_client_id
     if service.pricing.amount_cents == 0:
         return ANONYMOUS
-    token = request.headers.get("X-Payment-Token")
-    if token is not None:
-        payment_id = payment_id_of(request.app[keys.SETTINGS].token_secret, token.strip())
+    if payment.token is not None:
+        payment_id = payment_id_of(request.app[keys.SETTINGS].token_secret, payment.token)
         return token_owner(payment_id) if payment_id else "invalid"
-    signature = signature_of(request)
-    if signature is not None:
-        nonce_key = request.app[keys.X402].nonce_key_of(signature)
+    if payment.signature is not None:
+        nonce_key = request.app[keys.X402].nonce_key_of(payment.signature)
         return "x402:" + nonce_key.rsplit(":", 1)[-1] if nonce_key else "invalid"
     return ANONYMOUS
 
@@ -74,17 +90,16 @@ def signature_of(request: web.Request) -> str | None:
     return next((request.headers[h] for h in SIGNATURE_HEADERS if h in request.headers), None)
 
 
-async def charge_for(request: web.Request, service: Service) -> Charge:
+async def charge_for(request: web.Request, service: Service, payment: PaymentInput) -> Charge:
     caller = await identify(request)
     check_access(caller, service, request)
     key_id = caller.key_client_id
-    scope = idempotency_scope(request, caller, service)
+    scope = idempotency_scope(request, caller, service, payment)
     if service.pricing.amount_cents == 0:
         return Charge(None, None, owner=key_id or ANONYMOUS, tenant=key_id or ANONYMOUS, caller_key=key_id,
                       idempotency_scope=scope)  # fmt: skip
-    token = request.headers.get("X-Payment-Token")
-    if token is not None:
-        record = await _token_payment(request, service, token.strip())
+    if payment.token is not None:
+        record = await _token_payment(request, service, payment.token)
         return Charge(
             payment_id=record.paymentId,
             paid_with="token",
