@@ -1,0 +1,7 @@
+"""Placeholder: filled in by the metrics work of issue 5."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+routes = web.RouteTableDef()
