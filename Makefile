@@ -8,7 +8,7 @@ export ALIBABA_CLOUD_ECS_METADATA_DISABLED := true
 export NO_PROXY := 127.0.0.1,localhost,::1
 export no_proxy := 127.0.0.1,localhost,::1
 
-.PHONY: run test lint typecheck pytest catalog lock clean
+.PHONY: run test lint typecheck pytest catalog lock clean browser
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "server402 needs Python 3.11 or newer")'
@@ -19,12 +19,21 @@ $(STAMP): requirements.lock pyproject.toml
 run: $(STAMP)
 	$(BIN)/python -m scripts.run
 
-test: $(STAMP) lint pytest
+test: $(STAMP) browser lint pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check api workers shared sandbox scripts tests
 	$(BIN)/ruff format --check api workers shared sandbox scripts tests
 	$(BIN)/mypy api workers shared
+
+# The page tests drive Debian's Chromium with Playwright (never `playwright install`: no browser downloads).
+# Installed once, as root or through sudo; a CJK font so Chinese renders in screenshots.
+browser:
+	@test -x /usr/bin/chromium || { \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO="sudo -n"; \
+		else echo "make test needs Debian's chromium: apt-get install chromium fonts-wqy-microhei" >&2; exit 1; fi; \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium fonts-wqy-microhei; }
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -20,7 +20,9 @@ from shared.apikeys import ApiKeyStore
 from shared.catalog import Catalog
 from shared.config import Settings
 from shared.jobs import JobStore
+from shared.metrics import ApiMetrics
 from shared.payments import PaymentStore
+from shared.quality import QualityStore
 from shared.search import SearchIndex
 
 REDIS_MAX_CONNECTIONS = 512
@@ -33,6 +35,7 @@ def create_app(settings: Settings, catalog_: Catalog | None = None) -> web.Appli
     app[keys.SEARCH] = SearchIndex(app[keys.CATALOG].services)
     app[keys.OPENAPI] = msgspec.json.encode(build_openapi(app[keys.CATALOG], settings))
     app[keys.VALIDATORS] = InputValidators(app[keys.CATALOG])
+    app[keys.METRICS] = ApiMetrics()
     app.cleanup_ctx.append(redis_ctx)
     app.cleanup_ctx.append(jobs_ctx)
     for module in (health, catalog, tools, jobs, payments, mcp, status, metrics, pages):
@@ -60,6 +63,7 @@ async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.PAYMENTS] = PaymentStore(app[keys.REDIS], app[keys.SETTINGS])
     app[keys.API_KEYS] = ApiKeyStore(app[keys.REDIS])
     app[keys.X402] = X402Gate(app[keys.SETTINGS])
+    app[keys.QUALITY] = QualityStore(app[keys.REDIS])
     app[keys.WAITER] = JobWaiter(app[keys.REDIS], app[keys.JOBS])
     await app[keys.WAITER].start()
     yield

@@ -12,7 +12,9 @@ from shared.apikeys import ApiKeyStore
 from shared.catalog import Catalog
 from shared.config import Settings
 from shared.jobs import JobStore
+from shared.metrics import ApiMetrics
 from shared.payments import PaymentStore
+from shared.quality import QualityStore
 from shared.search import SearchIndex
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -26,5 +28,7 @@ WAITER = web.AppKey("waiter", JobWaiter)
 PAYMENTS = web.AppKey("payments", PaymentStore)
 API_KEYS = web.AppKey("api_keys", ApiKeyStore)
 X402 = web.AppKey("x402", X402Gate)
+QUALITY = web.AppKey("quality", QualityStore)
+METRICS = web.AppKey("metrics", ApiMetrics)
 
 REQUEST_ID = web.RequestKey("request_id", str)

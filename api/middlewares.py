@@ -18,7 +18,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from api.keys import REQUEST_ID
+from api.keys import METRICS, REQUEST_ID
 from api.responses import json_response
 from shared import errors
 
@@ -54,15 +54,25 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON answer here, and only here
         response = error_response(as_domain_error(exc), rid)
     response.headers[REQUEST_ID_HEADER] = rid
+    elapsed = time.perf_counter() - started
+    route = _route_name(request)
+    request.app[METRICS].requests.labels(route, _method(request), str(response.status)).observe(elapsed)
     log.info(
         "request",
         method=request.method,
         path=request.path,
-        route=_route_name(request),
+        route=route,
         status=response.status,
-        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        duration_ms=round(elapsed * 1000, 2),
     )
     return response
+
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def _method(request: web.Request) -> str:
+    return request.method if request.method in _METHODS else "other"  # a label never takes arbitrary text
 
 
 def as_domain_error(exc: BaseException) -> errors.Server402Error:

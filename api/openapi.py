@@ -260,11 +260,36 @@ def _get(operation_id: str, summary: str, schema: dict[str, Any], *, tag: str) -
 
 def _health_paths() -> dict[str, Any]:
     status = {"type": "object", "properties": {"status": {"type": "string"}}, "required": ["status"]}
-    ready = _get("readyz", "Readiness: Redis reachable (503 otherwise).", status, tag="health")
+    ready = _get("readyz", "Readiness: Redis reachable and an invocation worker alive (503 otherwise).", status,
+                 tag="health")  # fmt: skip
     ready["responses"]["503"] = _error("Not ready.")
     return {
         "/healthz": {"get": _get("healthz", "Liveness: the process answers.", status, tag="health")},
         "/readyz": {"get": ready},
+        "/api/status": {
+            "get": _get(
+                "getStatus",
+                "Live health, success rate and latency of every service; the workers.",
+                {"type": "object"},
+                tag="health",
+            ),
+        },
+        "/metrics": {
+            "get": {
+                "operationId": "metrics",
+                "summary": "Prometheus metrics (text format).",
+                "tags": ["health"],
+                "responses": {"200": {"description": "Prometheus text"}},
+            }
+        },
+        "/mcp": {
+            "post": {
+                "operationId": "mcp",
+                "summary": "MCP over streamable HTTP (JSON-RPC 2.0).",
+                "tags": ["health"],
+                "responses": {"200": {"description": "JSON-RPC response or SSE"}},
+            }
+        },
         "/openapi.json": {
             "get": _get("openapi", "This document.", {"type": "object"}, tag="health"),
         },

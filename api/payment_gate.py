@@ -108,9 +108,10 @@ async def charge_for(request: web.Request, service: Service, payment: PaymentInp
             caller_key=key_id,
             idempotency_scope=scope,
         )
-    signature = signature_of(request)
-    if signature is not None:
-        record, headers, _ = await settle_inline(request, service, signature, calls=1, kind="inline", client_id=key_id)
+    if payment.signature is not None:
+        record, headers, _ = await settle_inline(
+            request, service, payment.signature, calls=1, kind="inline", client_id=key_id
+        )
         return Charge(
             payment_id=record.paymentId,
             paid_with="x402",
@@ -140,14 +141,17 @@ async def settle_inline(
     Returns (payment, response headers, settled now). A purchase (`kind='purchase'`) whose signed payment was
     already settled for the same service and calls returns that payment again (settled now: False)."""
     store: PaymentStore = request.app[keys.PAYMENTS]
+    counted = request.app[keys.METRICS].payments
     try:
         settled = await request.app[keys.X402].settle(signature, service, calls, store)
     except PaymentRejected as exc:
+        counted.labels(kind, "replayed" if exc.code == "payment_replayed" else "refused").inc()
         earlier = await _bought_before(store, exc, service, calls) if kind == "purchase" else None
         if earlier is not None:
             return earlier, {}, False
         raise await payment_required(request, service, calls=calls, code=exc.code, message=exc.message) from None
     except FacilitatorUnavailable:
+        counted.labels(kind, "facilitator_unavailable").inc()
         raise errors.ServiceUnavailable(
             "the payment facilitator is unavailable; nothing was charged, retry the same payment", retry_after=2
         ) from None
@@ -160,6 +164,7 @@ async def settle_inline(
     )
     await store.save(record, events="created,settled")
     await store.remember_settled(settled.nonce_key, record.paymentId)
+    counted.labels(kind, "settled").inc()
     return record, {"PAYMENT-RESPONSE": settled.response_header}, True
 
 
@@ -192,6 +197,7 @@ async def payment_required(
     header = request.app[keys.X402].payment_required_header(
         service, calls, settings.public_url + request.path, message or error
     )
+    await request.app[keys.QUALITY].record_payment_required(service.id)  # the service's paymentRequireds
     return errors.PaymentRequired(
         offer_body(offer), headers={"PAYMENT-REQUIRED": header}, error=error, code=code, message=message
     )

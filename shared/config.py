@@ -54,6 +54,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retry_cap_s: float
     wait_default_s: float
     wait_max_s: float
+    health_interval_s: float
     facilitator_port: int
     facilitator_url: str
     x402_network: str
@@ -396,6 +397,13 @@ JOB_SETTINGS: tuple[Setting, ...] = (
         "Blocking wait of a tool call without `Prefer: wait=N`.",
     ),
     Setting("SERVER402_WAIT_MAX_S", "wait_max_s", _positive_float, "60", "Longest blocking wait or long poll."),
+    Setting(
+        "SERVER402_HEALTH_INTERVAL_S",
+        "health_interval_s",
+        _positive_float,
+        "60",
+        "Seconds between two probe runs of the health worker (rounded onto the clock).",
+    ),
 )
 
 

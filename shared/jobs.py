@@ -280,7 +280,7 @@ class JobStore:
     async def start(self, job_id: str, *, min_budget_ms: int, payment_key: str = "") -> tuple[str, int]:
         now = now_ms()
         status, attempts = await self._start(
-            keys=[keys.job_key(job_id), payment_key, keys.LEDGER],
+            keys=[keys.job_key(job_id), payment_key, keys.LEDGER, keys.RUNNING_JOBS],
             args=[now, keys.JOBS_DONE_CHANNEL, self.retention_ms, _json.encode(EXPIRED), min_budget_ms, iso(now)],
         )
         return status.decode(), int(attempts)
@@ -295,13 +295,15 @@ class JobStore:
     async def _finish_with(self, record: JobRecord, status: str, field: str, payload: bytes, *, refund: str) -> bool:
         now = now_ms()
         done = await self._finish(
-            keys=[keys.job_key(record.id), record.payment_key(), keys.LEDGER],
+            keys=[keys.job_key(record.id), record.payment_key(), keys.LEDGER, keys.RUNNING_JOBS],
             args=[status, now, field, payload, self.retention_ms, keys.JOBS_DONE_CHANNEL, refund, iso(now)],
         )
         return bool(done)
 
     async def requeue(self, job_id: str, retry_at_ms: int, error: JobError) -> bool:
-        return bool(await self._requeue(keys=[keys.job_key(job_id)], args=[retry_at_ms, _json.encode(error)]))
+        return bool(
+            await self._requeue(keys=[keys.job_key(job_id), keys.RUNNING_JOBS], args=[retry_at_ms, _json.encode(error)])
+        )
 
     async def cancel(self, record: JobRecord) -> str:
         error = _json.encode(JobError(code="canceled", message="the job was canceled before it ran", retryable=False))

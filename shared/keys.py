@@ -1,11 +1,13 @@
 """Every Redis key server402 writes, and the Lua scripts that change them atomically. Nothing else names keys,
-except two modules that own theirs and list them in their docstrings: API keys (`shared/apikeys.py`) and
-face-database tenancy (`workers/tenancy.py`).
+except modules that own theirs and list them in their docstrings: API keys (`shared/apikeys.py`), face-database
+tenancy (`workers/tenancy.py`), quality figures (`shared/quality.py`), worker heartbeats (`shared/liveness.py`)
+and worker metrics (`shared/metrics.py`).
 
 s402:job:{jobId}              hash   one job (see shared/jobs.py for the fields)
 s402:idem:{owner}:{keyHash}   string "jobId bodyHash" for Idempotency-Key, kept as long as the job
 s402:rl:{accessKey}:{action}  string GCRA theoretical arrival time (microseconds) of the upstream limiter
 s402:jobs:done                channel a finished job's id is published on (blocking waits listen here)
+s402:jobs:running             set    ids of running jobs (for metrics: jobs in flight)
 s402:queue, arq:job:{jobId}   arq's queue (zset) and job payloads, written by arq and by ENQUEUE_JOB
 s402:pay:{paymentId}          hash   one payment (see shared/payments.py for the fields); tokens are not stored
 s402:pay:expiry               zset   payment ids by expiry time (ms), swept by the worker's cron (ledger 'expired')
@@ -21,6 +23,7 @@ PREFIX = "s402"
 QUEUE_NAME = f"{PREFIX}:queue"
 ARQ_JOB_PREFIX = "arq:job:"
 JOBS_DONE_CHANNEL = f"{PREFIX}:jobs:done"
+RUNNING_JOBS = f"{PREFIX}:jobs:running"
 
 
 def job_key(job_id: str) -> str:
@@ -136,7 +139,7 @@ return {1, ARGV[5]}
 )
 
 # A worker takes a job: queued (or running, when a crashed worker's job comes back) -> running.
-# KEYS: job, its payment or "", ledger   ARGV: now ms, channel, retention ms, expired error JSON,
+# KEYS: job, its payment or "", ledger, running set   ARGV: now ms, channel, retention ms, expired error JSON,
 # smallest useful budget ms, ISO now
 # Returns {status, attempts}: 'running' means go; 'out_of_time' means a retry waited too long for another call
 # (the worker ends the job with its last error); anything else means do nothing. A job that expires before it
@@ -164,19 +167,21 @@ if attempts > 0 and now + tonumber(ARGV[5]) >= tonumber(redis.call('HGET', KEYS[
 end
 redis.call('HSET', KEYS[1], 'status', 'running')
 redis.call('HSETNX', KEYS[1], 'startedAt', ARGV[1])
+redis.call('SADD', KEYS[4], redis.call('HGET', KEYS[1], 'id'))
 return {'running', redis.call('HINCRBY', KEYS[1], 'attempts', 1)}
 """
 )
 
 # A job ends: running/queued -> succeeded | failed | canceled | expired, kept for the retention time, announced.
 # A failure that was not the caller's gives the paid call back (refund reason non-empty).
-# KEYS: job, its payment or "", ledger   ARGV: status, now ms, payload field ('result' or 'error'), payload JSON,
-# retention ms, channel, refund reason or "", ISO now
+# KEYS: job, its payment or "", ledger, running set   ARGV: status, now ms, payload field ('result' or 'error'),
+# payload JSON, retention ms, channel, refund reason or "", ISO now
 FINISH_JOB = (
     _LEDGER_LUA
     + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'running' and status ~= 'queued' then return 0 end
+redis.call('SREM', KEYS[4], redis.call('HGET', KEYS[1], 'id'))
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'finishedAt', ARGV[2], ARGV[3], ARGV[4])
 redis.call('HDEL', KEYS[1], 'retryAt')
 give_back(KEYS[1], KEYS[2], KEYS[3], ARGV[8], ARGV[7])
@@ -187,9 +192,10 @@ return 1
 )
 
 # A retryable failure: running -> queued until the retry time (arq re-runs it).
-# KEYS: job   ARGV: retry-at ms, last error JSON
+# KEYS: job, running set   ARGV: retry-at ms, last error JSON
 REQUEUE_JOB = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+redis.call('SREM', KEYS[2], redis.call('HGET', KEYS[1], 'id'))
 redis.call('HSET', KEYS[1], 'status', 'queued', 'retryAt', ARGV[1], 'lastError', ARGV[2])
 return 1
 """

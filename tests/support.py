@@ -23,6 +23,7 @@ from workers.settings import worker_options
 
 PIPELINE_KEY_ID = "pipeline-key-id"
 PIPELINE_SECRET = "pipeline-key-secret"
+STOP_GRACE_S = 2.0
 FREE_AND_FAST: dict[str, Any] = {"defaults": {"amountCents": 0, "qps": 1000}}
 
 
@@ -39,7 +40,12 @@ class RunningWorker:
         self.task = asyncio.create_task(self.worker.async_run())
 
     async def stop(self) -> None:
-        self.worker.handle_sig(signal.SIGUSR1)
+        # Ask the loop to end after its current poll (burst mode with nothing more to start), so no Redis
+        # pipeline of arq's is cancelled halfway; jobs still running after a moment (a hung upstream) are cancelled.
+        self.worker.burst, self.worker.max_burst_jobs = True, 0
+        done, _ = await asyncio.wait({self.task}, timeout=STOP_GRACE_S)
+        if not done:
+            self.worker.handle_sig(signal.SIGUSR1)
         await asyncio.gather(self.task, *self.worker.tasks.values(), return_exceptions=True)
         if self.worker._pool is not None:
             await self.worker.pool.aclose(close_connection_pool=True)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from aiohttp.test_utils import TestClient
+from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
 from api.app import create_app
 from scripts.embedded_redis import free_port
 from shared.catalog import Catalog
 from shared.config import Settings
+from shared.liveness import Heartbeat
 
 
 async def test_healthz_answers_without_dependencies(api: TestClient) -> None:
@@ -17,10 +19,17 @@ async def test_healthz_answers_without_dependencies(api: TestClient) -> None:
     assert await response.json() == {"status": "ok"}
 
 
-async def test_readyz_is_ready_when_redis_answers(api: TestClient) -> None:
-    response = await api.get("/readyz")
-    assert response.status == 200
-    assert (await response.json())["checks"] == {"redis": "ok"}
+async def test_readyz_is_ready_when_redis_answers_and_an_invocation_worker_beats(api: TestClient, redis: Redis) -> None:
+    heartbeat = Heartbeat(redis, "invocation")  # as an invocation worker does (tests/test_health_worker.py: a real one)
+    await heartbeat.beat()
+    try:
+        response = await api.get("/readyz")
+        assert response.status == 200
+        body = await response.json()
+        assert body["status"] == "ready" and body["redis"] == "ok"
+        assert body["workers"]["invocation"] >= 1
+    finally:
+        await heartbeat.stop()
 
 
 async def test_readyz_is_503_with_retry_after_when_redis_is_down(aiohttp_client, catalog: Catalog) -> None:  # type: ignore[no-untyped-def]

@@ -452,3 +452,13 @@ async def test_a_token_bought_with_an_api_key_works_only_with_that_key(pipeline:
         await pipeline.api.get(f"/api/payments/{payment['paymentId']}", headers={"X-API-Key": plaintext})
     ).json()
     assert (view["token"], view["remainingCalls"]) == (token, 1)
+
+
+async def test_payments_show_in_the_metrics(pipeline: Pipeline) -> None:
+    token = (await buy(pipeline))["token"]
+    for _ in range(2):
+        await pipeline.call("face-detection", face(pipeline), **{"X-Payment-Token": token})
+    text = await (await pipeline.api.get("/metrics")).text()
+    assert 'server402_payments_total{kind="purchase",outcome="settled"} 1.0' in text
+    assert 'server402_payments_total{kind="token",outcome="consumed"} 1.0' in text
+    assert 'server402_payments_total{kind="token",outcome="refused"} 1.0' in text

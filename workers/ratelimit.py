@@ -12,6 +12,7 @@ import asyncio
 from redis.asyncio import Redis
 
 from shared import keys
+from shared.metrics import RATE_LIMIT_WAIT, WorkerMetrics
 
 # Spacing slightly wider than 1/QPS absorbs the jitter between booking a slot and the request reaching the
 # upstream, so no one-second window ever sees more than QPS calls.
@@ -23,9 +24,10 @@ class SlotTooFar(Exception):
 
 
 class RateLimiter:
-    def __init__(self, redis: Redis, access_key_id: str) -> None:
+    def __init__(self, redis: Redis, access_key_id: str, metrics: WorkerMetrics | None = None) -> None:
         self._reserve = redis.register_script(keys.RESERVE_SLOT)
         self._access_key_id = access_key_id
+        self._metrics = metrics
 
     async def acquire(self, action: str, qps: float, *, max_wait_s: float) -> float:
         """Wait for this call's slot; returns the seconds waited. Raises SlotTooFar past `max_wait_s`."""
@@ -40,4 +42,6 @@ class RateLimiter:
             raise SlotTooFar(action)
         if wait_us:
             await asyncio.sleep(wait_us / 1_000_000)
+        if self._metrics is not None:
+            await self._metrics.observe(RATE_LIMIT_WAIT, (action,), wait_us / 1_000_000)
         return wait_us / 1_000_000

@@ -3,6 +3,7 @@ shutdown; nothing at import)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, cast
 
 import structlog
@@ -14,7 +15,10 @@ from shared import keys
 from shared.catalog import Catalog
 from shared.config import Settings
 from shared.jobs import RUN_TOOL, JobStore, arq_deserialize, arq_serialize
+from shared.liveness import Heartbeat
+from shared.metrics import WorkerMetrics
 from shared.payments import PaymentStore
+from shared.quality import QualityStore
 from workers.ratelimit import RateLimiter
 from workers.tasks import MAX_SLOT_WAIT_S, expire_payments, run_tool
 from workers.upstream import Upstream
@@ -39,10 +43,18 @@ def worker_options(settings: Settings, catalog: Catalog | None = None) -> dict[s
         ctx["settings"] = settings
         ctx["catalog"] = catalog_
         ctx["store"] = JobStore(redis, retention_s=settings.job_retention_s)
-        ctx["upstream"] = Upstream(settings)
-        ctx["limiter"] = RateLimiter(redis, str(settings.access_key_id))
+        ctx["metrics"] = WorkerMetrics(redis)
+        ctx["upstream"] = Upstream(settings, ctx["metrics"])
+        ctx["limiter"] = RateLimiter(redis, str(settings.access_key_id), ctx["metrics"])
         ctx["payments"] = PaymentStore(redis, settings)
+        ctx["quality"] = QualityStore(redis)
+        ctx["heartbeat"] = Heartbeat(redis, "invocation")  # /readyz counts live invocation workers
+        ctx["heartbeat"].start(tied_to=asyncio.current_task())  # arq's main task: stopping the worker stops it
         structlog.get_logger("workers").info("worker ready", upstream=settings.upstream, queue=keys.QUEUE_NAME)
+
+    async def shutdown(ctx: dict[str, Any]) -> None:
+        if "heartbeat" in ctx:
+            await ctx["heartbeat"].stop()
 
     async def on_job_start(ctx: dict[str, Any]) -> None:
         structlog.contextvars.clear_contextvars()
@@ -57,6 +69,7 @@ def worker_options(settings: Settings, catalog: Catalog | None = None) -> dict[s
         "queue_name": keys.QUEUE_NAME,
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
         "on_startup": startup,
+        "on_shutdown": shutdown,
         "on_job_start": on_job_start,
         "job_serializer": arq_serialize,
         "job_deserializer": arq_deserialize,

@@ -3,7 +3,9 @@
 One run of `run_tool` is one attempt: take the job (Lua, so a cancel cannot race it), wait for a rate-limit slot,
 call the upstream once. Retryable failures (throttling, 5xx, timeouts, refused connections) go back on the
 queue with full-jitter exponential backoff while the job's deadline allows; everything else, and anything past
-the deadline, ends the job with a clean error. arq's own retry counter is only a backstop.
+the deadline, ends the job with a clean error. arq's own retry counter is only a backstop. Each upstream attempt
+and each finished job's outcome feed the service's live quality figures (shared/quality.py says what counts); an
+outcome is counted just before the job is finished, so a caller holding its answer already sees it counted.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from redis.asyncio import Redis
 from shared.catalog import Catalog, envelope
 from shared.config import Settings
 from shared.jobs import OPERATOR_CODES, JobError, JobRecord, JobStore, now_ms
+from shared.metrics import JOBS_FINISHED, QUEUE_WAIT, WorkerMetrics
 from shared.payments import PaymentStore
+from shared.quality import QualityStore
 from workers import tenancy
 from workers.ratelimit import RateLimiter, SlotTooFar
 from workers.upstream import Upstream, UpstreamError
@@ -46,6 +50,8 @@ class WorkerContext(TypedDict):
     payments: PaymentStore
     upstream: Upstream
     limiter: RateLimiter
+    quality: QualityStore
+    metrics: WorkerMetrics
     job_try: int
 
 
@@ -84,28 +90,38 @@ async def _run_tool(ctx: WorkerContext, job_id: str) -> None:
     budget_ms = int(MIN_CALL_BUDGET_S * 1000)
     status, attempt = await store.start(job_id, min_budget_ms=budget_ms, payment_key=record.payment_key())
     if status not in ("running", "out_of_time"):
-        await _not_started(store, record, status)
+        await _count_finished(ctx, record, await _not_started(store, record, status))
         return
     if status == "out_of_time":  # a retry that waited in the queue too long
         record = await store.get(job_id) or record
         last = record.last_error() or DEADLINE_PASSED
-        await _give_up(store, record, attempt, last)
+        await _count_finished(ctx, record, await _give_up(ctx, record, attempt, last))
         return
+    if attempt == 1:
+        await ctx["metrics"].observe(QUEUE_WAIT, (record.service,), max(0, now_ms() - record.createdAt) / 1000)
     structlog.contextvars.bind_contextvars(service_id=record.service, attempt=attempt)
     started = time.perf_counter()
-    outcome = await _attempt(ctx, record, attempt)
+    outcome = await _attempt(ctx, record, attempt)  # a retry leaves by raising arq's Retry
+    await _count_finished(ctx, record, outcome)
     log.info("attempt", outcome=outcome, duration_ms=round((time.perf_counter() - started) * 1000, 1))
+
+
+async def _count_finished(ctx: WorkerContext, record: JobRecord, outcome: str) -> None:
+    status = outcome.partition(":")[0]
+    if status in ("succeeded", "failed", "canceled", "expired"):
+        await ctx["metrics"].inc(JOBS_FINISHED, (record.service, status))
 
 
 CANCELED = JobError(code="canceled", message="the job was canceled", retryable=False)
 DEADLINE_PASSED = JobError(code="deadline_exceeded", message="the job's deadline passed", retryable=True)
 
 
-async def _not_started(store: JobStore, record: JobRecord, status: str) -> None:
+async def _not_started(store: JobStore, record: JobRecord, status: str) -> str:
     if status == "cancel_requested":
         await store.fail(record, CANCELED, "canceled", refund="canceled")
         status = "canceled"
     log.info("attempt skipped", status=status)
+    return status
 
 
 async def _attempt(ctx: WorkerContext, record: JobRecord, attempt: int) -> str:
@@ -125,19 +141,32 @@ async def _attempt(ctx: WorkerContext, record: JobRecord, attempt: int) -> str:
     except tenancy.TenantError as exc:
         await store.fail(record, JobError(code=exc.code, message=exc.message, retryable=False))
         return f"failed:{exc.code}"
+    await ctx["quality"].record_attempt(record.service)  # the service's executionCount
+    started = time.perf_counter()
     try:
         result = await ctx["upstream"].call(spec, scoped, timeout_s=(record.deadline - now_ms()) / 1000)
     except UpstreamError as exc:
-        message = tenancy.scope_error_message(exc.message, record.tenant)
-        error = JobError(code=exc.code, message=message, retryable=exc.retryable, upstream_request_id=exc.request_id)
-        if exc.retryable:
-            return await _retry_or_fail(ctx, record, attempt, error)
-        # The caller's input was refused: the call is charged. Our own credentials or subscription: given back.
-        await store.fail(record, error, refund="operator_error" if exc.code.startswith(OPERATOR_CODES) else "")
-        return f"failed:{exc.code}"
+        return await _upstream_failed(ctx, record, attempt, exc)
+    latency_ms = (time.perf_counter() - started) * 1000
     output = await tenancy.scope_result(ctx["redis"], spec.action, params, result.result, record.tenant)
+    await ctx["quality"].record_result(record.service, ok=True, latency_ms=latency_ms)  # before the caller hears
     await store.succeed(record, envelope(spec.action, output, result.request_id))
     return "succeeded"
+
+
+async def _upstream_failed(ctx: WorkerContext, record: JobRecord, attempt: int, exc: UpstreamError) -> str:
+    """A retryable error waits for its retry (or ends the job when the deadline would pass). Any other fails the
+    job now: the caller's input was refused (charged; says nothing about the service, so no quality figure), or
+    our own credentials or subscription were (given back; the service did not work: an error)."""
+    message = tenancy.scope_error_message(exc.message, record.tenant)
+    error = JobError(code=exc.code, message=message, retryable=exc.retryable, upstream_request_id=exc.request_id)
+    if exc.retryable:
+        return await _retry_or_fail(ctx, record, attempt, error)
+    operator = exc.code.startswith(OPERATOR_CODES)
+    if operator:
+        await ctx["quality"].record_result(record.service, ok=False, latency_ms=None)
+    await ctx["store"].fail(record, error, refund="operator_error" if operator else "")
+    return f"failed:{exc.code}"
 
 
 async def _finished_if_canceled(store: JobStore, record: JobRecord) -> bool:
@@ -157,19 +186,21 @@ async def _retry_or_fail(
     delay_s = max(floor_s, backoff_s(attempt, ctx["settings"]))
     retry_at = now_ms() + int(delay_s * 1000)
     if retry_at + MIN_CALL_BUDGET_S * 1000 >= record.deadline:
-        return await _give_up(store, record, attempt, error)
+        return await _give_up(ctx, record, attempt, error)
     await store.requeue(record.id, retry_at, error)
     raise Retry(defer=delay_s)
 
 
-async def _give_up(store: JobStore, record: JobRecord, attempts: int, error: JobError) -> str:
+async def _give_up(ctx: WorkerContext, record: JobRecord, attempts: int, error: JobError) -> str:
     final = JobError(
         code=error.code,
         message=f"{error.message} (gave up after {attempts} attempt(s): the job's deadline would pass)",
         retryable=True,
         upstream_request_id=error.upstream_request_id,
     )
-    await store.fail(record, final, refund="upstream_failed")  # 5xx, timeouts, throttling: not the caller's
+    # 5xx, timeouts, throttling: not the caller's fault (given back), and the service did not work (an error)
+    await ctx["quality"].record_result(record.service, ok=False, latency_ms=None)
+    await ctx["store"].fail(record, final, refund="upstream_failed")
     return f"failed:{error.code}"
 
 

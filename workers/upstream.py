@@ -12,6 +12,7 @@ import os
 os.environ["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"  # before the credentials library is imported
 
 import asyncio
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,7 @@ from darabonba.runtime import RuntimeOptions as DaraRuntimeOptions
 from Tea.exceptions import TeaException, UnretryableException
 
 from shared.config import Settings
+from shared.metrics import UPSTREAM_CALL, WorkerMetrics
 from shared.models import ToolSpec
 
 # Codes that say "not now" rather than "never": retried within the job's deadline.
@@ -50,11 +52,23 @@ class UpstreamError(Exception):
         self.retryable = retryable
         self.request_id = request_id
 
+    @property
+    def outcome(self) -> str:
+        """The metric label: throttled, unavailable (no verdict), server_error (5xx) or client_error."""
+        if self.code.startswith("Throttling"):
+            return "throttled"
+        if self.code == "UpstreamUnavailable":
+            return "unavailable"
+        if self.retryable:
+            return "server_error"
+        return "client_error"
+
 
 class Upstream:
     """One SDK client per product, built once per worker process; a semaphore bounds calls in flight."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics: WorkerMetrics | None = None) -> None:
+        self.metrics = metrics
         self.settings = settings
         self.access_key_id = str(settings.access_key_id)
         self._facebody = FacebodyClient(self._config(settings.facebody_endpoint))
@@ -76,12 +90,23 @@ class Upstream:
         timeout_ms = max(1, int(min(timeout_s, self.settings.upstream_read_timeout_s) * 1000))
         connect_ms = min(timeout_ms, int(self.settings.upstream_connect_timeout_s * 1000))
         async with self._slots:
+            started = time.perf_counter()
+            outcome = "ok"
             try:
                 if spec.product == "cloudauth-intl":
                     return await self._call_cloudauth(spec, params, connect_ms, timeout_ms)
                 return await self._call_facebody(spec, params, connect_ms, timeout_ms)
             except TeaException as exc:
-                raise classify(exc) from None
+                error = classify(exc)
+                outcome = error.outcome
+                raise error from None
+            except UpstreamError as exc:
+                outcome = exc.outcome
+                raise
+            finally:
+                if self.metrics is not None:
+                    elapsed = time.perf_counter() - started
+                    await self.metrics.observe(UPSTREAM_CALL, (spec.action, outcome), elapsed)
 
     async def _call_facebody(
         self, spec: ToolSpec, params: dict[str, Any], connect_ms: int, timeout_ms: int

@@ -1,17 +1,25 @@
-"""Catalog, search and single-service answers."""
+"""Catalog, search and single-service answers.
+
+Each service's `quality` carries the live figures (shared/quality.py), read in one Redis pipeline per request.
+When Redis cannot answer within QUALITY_TIMEOUT_S the catalog still answers, with the static figures.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 import structlog
 from aiohttp import web
+from redis.exceptions import RedisError
 
-from api.keys import CATALOG, SEARCH
+from api.keys import CATALOG, QUALITY, SEARCH
 from api.responses import json_response
 from shared import errors
+from shared.models import Service
 from shared.payment_docs import CATALOG_PAYMENT
 from shared.search import SearchHit
 
@@ -22,11 +30,14 @@ SEARCH_SCHEMA = "server402.catalog.search.v1"
 MAX_QUERY_CHARS = 256
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 10
+QUALITY_TIMEOUT_S = 0.5
+
+log = structlog.get_logger("api.catalog")
 
 
 @routes.get("/api/catalog")
 async def list_catalog(request: web.Request) -> web.Response:
-    services = request.app[CATALOG].services
+    services = await live(request, request.app[CATALOG].services)
     return json_response(
         {
             "schemaVersion": CATALOG_SCHEMA,
@@ -44,6 +55,7 @@ async def search_catalog(request: web.Request) -> web.Response:
     limit = _limit(request)
     category = request.query.get("category", "").strip() or None
     result = request.app[SEARCH].search(query, limit=limit, category=category)
+    services = await live(request, [hit.service for hit in result.hits])
     filters: dict[str, Any] = {"limit": limit}
     if category:
         filters["category"] = category
@@ -55,7 +67,7 @@ async def search_catalog(request: web.Request) -> web.Response:
             "expandedTerms": result.expanded_terms,
             "filters": filters,
             "total": result.total,
-            "services": [_hit_body(hit) for hit in result.hits],
+            "services": [_hit_body(hit, service) for hit, service in zip(result.hits, services, strict=True)],
             "payment": CATALOG_PAYMENT,
         }
     )
@@ -68,11 +80,25 @@ async def get_service(request: web.Request) -> web.Response:
     if service is None:
         raise errors.ServiceNotFound(f"service {key[:100]!r} not found; see /api/catalog")
     structlog.contextvars.bind_contextvars(service_id=service.id)
-    return json_response(service)
+    return json_response((await live(request, [service]))[0])
 
 
-def _hit_body(hit: SearchHit) -> dict[str, Any]:
-    body: dict[str, Any] = msgspec.to_builtins(hit.service)
+async def live(request: web.Request, services: Sequence[Service]) -> list[Service]:
+    """The services with their live quality figures; the static ones when Redis cannot answer."""
+    if not services:
+        return []
+    try:
+        figures = await asyncio.wait_for(
+            request.app[QUALITY].snapshot([service.id for service in services]), QUALITY_TIMEOUT_S
+        )
+    except (RedisError, OSError, TimeoutError) as exc:
+        log.warning("live quality unavailable; answering the static figures", error=type(exc).__name__)
+        return list(services)
+    return [msgspec.structs.replace(service, quality=figures[service.id]) for service in services]
+
+
+def _hit_body(hit: SearchHit, service: Service) -> dict[str, Any]:
+    body: dict[str, Any] = msgspec.to_builtins(service)
     body["matchScore"] = hit.score
     body["matchTerms"] = hit.terms
     body["why"] = hit.why

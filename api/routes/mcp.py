@@ -1,7 +1,168 @@
-"""Placeholder: filled in by the mcp work of issue 5."""
+"""`POST /mcp`: the catalog's tools over MCP streamable HTTP, protocol 2025-11-25 and 2026-07-28.
+
+One POST carries one JSON-RPC message (api/mcp_protocol.py says how the era is told and checked). Requests are
+dispatched by era to one function each; notifications and posted responses are acknowledged with 202. Answers
+are JSON, or an SSE stream when the client sent a progress token (or accepts only SSE). No session is kept:
+GET and DELETE answer 405.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+import structlog
 from aiohttp import web
 
+from api import keys
+from api.mcp_protocol import (
+    HANDSHAKE_VERSIONS,
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    LATEST_HANDSHAKE_VERSION,
+    METHOD_NOT_FOUND,
+    MODERN_VERSIONS,
+    SERVER_INFO_META,
+    EventStream,
+    Message,
+    RequestId,
+    RpcError,
+    accepts,
+    decode_message,
+    envelope_of,
+    error_message,
+    error_response,
+    result_message,
+)
+from api.mcp_tools import LIST_CACHE_HINT, ToolCall, call_tool, list_tools
+from api.middlewares import as_domain_error
+
 routes = web.RouteTableDef()
+SERVER_INFO = {"name": "server402", "title": "server402: Alibaba Cloud Face & Body AI, pay per call",
+               "version": "0.1.0"}  # fmt: skip
+CAPABILITIES: dict[str, Any] = {"tools": {"listChanged": False}}
+INSTRUCTIONS = (
+    "Face and body analysis tools (Alibaba Cloud Visual Intelligence), paid per call. A priced tool called "
+    "without payment returns isError with x402 payment terms; pay by retrying with the signed PaymentPayload in "
+    "params._meta['x402/payment'] or with a paymentToken argument from POST /api/payments. Send a progressToken "
+    "to follow long calls; a call still running when the wait ends returns its jobId to poll at /api/jobs/{jobId}."
+)
+JSON_TYPES = ("application/json", "application/octet-stream")  # octet-stream: aiohttp's name for no Content-Type
+
+Handler = Callable[[ToolCall], Awaitable[dict[str, Any]]]
+
+
+async def initialize(call: ToolCall) -> dict[str, Any]:
+    requested = call.params.get("protocolVersion")
+    if not isinstance(requested, str):
+        raise RpcError(INVALID_PARAMS, "initialize needs params.protocolVersion")
+    version = requested if requested in HANDSHAKE_VERSIONS else LATEST_HANDSHAKE_VERSION
+    structlog.contextvars.bind_contextvars(mcp_version=version)
+    return {"protocolVersion": version, "capabilities": CAPABILITIES, "serverInfo": SERVER_INFO,
+            "instructions": INSTRUCTIONS}  # fmt: skip
+
+
+async def ping(call: ToolCall) -> dict[str, Any]:
+    return {}
+
+
+async def discover(call: ToolCall) -> dict[str, Any]:
+    return {"supportedVersions": list(MODERN_VERSIONS), "capabilities": CAPABILITIES, "instructions": INSTRUCTIONS,
+            **LIST_CACHE_HINT}  # fmt: skip
+
+
+METHODS: dict[str, dict[str, Handler]] = {
+    "handshake": {"initialize": initialize, "ping": ping, "tools/list": list_tools, "tools/call": call_tool},
+    "modern": {"server/discover": discover, "tools/list": list_tools, "tools/call": call_tool},
+}
+
+
+@routes.post("/mcp")
+async def mcp(request: web.Request) -> web.StreamResponse:
+    wants_json, wants_sse = accepts(request)
+    try:
+        if not (wants_json or wants_sse):
+            raise RpcError(INVALID_REQUEST, "Not Acceptable: accept application/json and text/event-stream", status=406)
+        if request.content_type not in JSON_TYPES:
+            raise RpcError(INVALID_REQUEST, "Unsupported Media Type: send application/json", status=415)
+        message = decode_message(await _body(request))
+    except RpcError as exc:
+        structlog.contextvars.bind_contextvars(rpc_error=exc.code)
+        return error_response(exc)
+    if isinstance(message.method, str) and isinstance(message.id, int | str):
+        stream = _stream_for(request, message, wants_json, wants_sse)
+        return await _answer(request, message, message.id, stream, sse_only=not wants_json)
+    if isinstance(message.method, str) or message.result is not msgspec.UNSET or message.error is not msgspec.UNSET:
+        return web.Response(status=202)  # a notification, or a response to a request we never send: nothing to do
+    return error_response(RpcError(INVALID_REQUEST, "a JSON-RPC request needs a method and an id"))
+
+
+@routes.get("/mcp")
+@routes.delete("/mcp")
+async def no_session(request: web.Request) -> web.Response:
+    """No server-initiated stream and no session to end: every request stands alone."""
+    return web.Response(status=405, headers={"Allow": "POST"})
+
+
+async def _answer(
+    request: web.Request, message: Message, request_id: RequestId, stream: EventStream | None, *, sse_only: bool
+) -> web.StreamResponse:
+    method = str(message.method)
+    structlog.contextvars.bind_contextvars(mcp_method=method[:64])
+    try:
+        envelope = envelope_of(request, message)
+    except RpcError as exc:  # only the 2026-07-28 checks refuse an envelope
+        structlog.contextvars.bind_contextvars(rpc_error=exc.code)
+        return error_response(exc, request_id, "modern")
+    structlog.contextvars.bind_contextvars(mcp_version=envelope.version)
+    try:
+        result = await _dispatch(ToolCall(request, envelope, message.params, stream), method)
+    except RpcError as exc:
+        structlog.contextvars.bind_contextvars(rpc_error=exc.code)
+        if stream is not None and (stream.started or sse_only):
+            return await stream.finish(error_message(exc, request_id))
+        return error_response(exc, request_id, envelope.era)
+    if stream is not None and (stream.started or sse_only):
+        return await stream.finish(result_message(request_id, result))
+    return web.Response(body=result_message(request_id, result), content_type="application/json")
+
+
+async def _dispatch(call: ToolCall, method: str) -> dict[str, Any]:
+    handler = METHODS[call.envelope.era].get(method)
+    if handler is None:
+        raise RpcError(METHOD_NOT_FOUND, f"method {method[:64]!r} not found (protocol {call.envelope.version})")
+    try:
+        result = await handler(call)
+    except RpcError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - our own failure answers as JSON-RPC; as_domain_error logs it
+        domain = as_domain_error(exc)
+        raise RpcError(INTERNAL_ERROR, domain.message, {"code": domain.code}) from None
+    if call.envelope.modern:
+        result.setdefault("resultType", "complete")
+        result["_meta"] = {SERVER_INFO_META: SERVER_INFO, **result.get("_meta", {})}
+    return result
+
+
+def _stream_for(request: web.Request, message: Message, wants_json: bool, wants_sse: bool) -> EventStream | None:
+    """An SSE answer when the client wants progress and takes SSE, or takes nothing but SSE."""
+    token = _progress_token(message.params)
+    if wants_sse and (token is not None or not wants_json):
+        return EventStream(request, token)
+    return None
+
+
+def _progress_token(params: dict[str, Any]) -> RequestId | None:
+    meta = params.get("_meta")
+    token = meta.get("progressToken") if isinstance(meta, dict) else None
+    return token if isinstance(token, int | str) and not isinstance(token, bool) else None
+
+
+async def _body(request: web.Request) -> bytes:
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[keys.SETTINGS].max_body_bytes
+        raise RpcError(INVALID_REQUEST, f"request body too large (limit {limit} bytes)", status=413) from None

@@ -1,7 +1,45 @@
-"""Placeholder: filled in by the metrics work of issue 5."""
+"""`GET /metrics`: Prometheus text format. This API process's own metrics, every worker's (added up in Redis),
+and gauges read at scrape time: the queue (ready and deferred jobs), jobs running."""
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from api import keys
+from shared.keys import QUEUE_NAME, RUNNING_JOBS
+from shared.metrics import Snapshot, WorkerMetrics
 
 routes = web.RouteTableDef()
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    redis = request.app[keys.REDIS]
+    families = [*await WorkerMetrics(redis).read(), *await _queue_gauges(request)]
+    scraped = CollectorRegistry(auto_describe=False)
+    scraped.register(Snapshot(families))
+    body = generate_latest(request.app[keys.METRICS].registry) + generate_latest(scraped)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+async def _queue_gauges(request: web.Request) -> list[Metric]:
+    redis = request.app[keys.REDIS]
+    now_ms = int(time.time() * 1000)
+    pipe = redis.pipeline(transaction=False)
+    pipe.zcount(QUEUE_NAME, "-inf", now_ms)
+    pipe.zcount(QUEUE_NAME, f"({now_ms}", "+inf")
+    pipe.scard(RUNNING_JOBS)
+    due, deferred, running = await pipe.execute()
+    queue = GaugeMetricFamily(
+        "server402_queue_jobs", "Jobs waiting on the queue: ready to run now, or deferred (a retry's backoff).",
+        labels=["state"],
+    )  # fmt: skip
+    queue.add_metric(["ready"], max(0, int(due) - int(running)))  # arq keeps running jobs in the queue
+    queue.add_metric(["deferred"], int(deferred))
+    in_flight = GaugeMetricFamily("server402_jobs_running", "Jobs being run by a worker now.", value=int(running))
+    return [queue, in_flight]

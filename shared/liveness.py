@@ -1,0 +1,133 @@
+"""Workers' heartbeats: which worker processes are alive, for `/readyz` and `GET /api/status`.
+
+s402:workers:{kind}   zset   worker id -> time of its last heartbeat (ms, Redis's clock); kind is `invocation`
+                             or `health`. A worker beats every HEARTBEAT_INTERVAL_S; each beat drops members
+                             silent for longer than HEARTBEAT_TTL_S and renews the key's TTL, so the set holds
+                             about as many members as there are live workers and disappears when none is left.
+
+One sorted set per kind rather than one key per worker: counting the live workers is then one ZRANGE of a few
+members, where keys per worker would need a SCAN over the whole keyspace (every job) on each readiness check.
+Both sides use Redis's clock, so clock skew between machines cannot make a worker look dead or alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Literal
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from shared.keys import PREFIX
+from shared.models import Camel
+
+WorkerKind = Literal["invocation", "health"]
+KINDS: tuple[WorkerKind, ...] = ("invocation", "health")
+HEARTBEAT_INTERVAL_S = 5.0
+HEARTBEAT_TTL_S = 15.0
+
+log = structlog.get_logger("shared.liveness")
+
+
+def workers_key(kind: str) -> str:
+    return f"{PREFIX}:workers:{kind}"
+
+
+# KEYS: the kind's zset   ARGV: worker id, ttl ms   Returns Redis's time (ms).
+BEAT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return now
+"""
+
+
+class WorkerLiveness(Camel, frozen=True):
+    alive: bool
+    last_seen_at: str | None  # the freshest heartbeat of a live worker of this kind
+    count: int  # live workers of this kind
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+class Heartbeat:
+    """A worker's heartbeat: a task that beats every `interval_s` from `start` until `stop`, or until the task it
+    is tied to ends (an arq worker's main task: stopping the worker stops its heartbeat, even when its shutdown
+    hook never runs)."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        kind: WorkerKind,
+        *,
+        worker_id: str | None = None,
+        interval_s: float = HEARTBEAT_INTERVAL_S,
+        ttl_s: float = HEARTBEAT_TTL_S,
+    ) -> None:
+        self.kind = kind
+        self.worker_id = worker_id or new_worker_id()
+        self._redis = redis
+        self._beat = redis.register_script(BEAT)
+        self._interval_s = interval_s
+        self._ttl_ms = int(ttl_s * 1000)
+        self._task: asyncio.Task[None] | None = None
+
+    async def beat(self) -> None:
+        await self._beat(keys=[workers_key(self.kind)], args=[self.worker_id, self._ttl_ms])
+
+    def start(self, *, tied_to: asyncio.Task[object] | None = None) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"heartbeat:{self.kind}")
+        if tied_to is not None:
+            tied_to.add_done_callback(self._cancel)
+
+    async def stop(self) -> None:
+        """Stop beating and leave the set at once (else the member lapses after the TTL)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        with contextlib.suppress(RedisError, OSError):
+            await self._redis.zrem(workers_key(self.kind), self.worker_id)
+
+    def _cancel(self, _: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.beat()
+            except (RedisError, OSError) as exc:
+                log.warning("heartbeat not recorded", kind=self.kind, error=type(exc).__name__)
+            await asyncio.sleep(self._interval_s)
+
+
+async def read_liveness(
+    redis: Redis, kinds: Sequence[WorkerKind] = KINDS, *, ttl_s: float = HEARTBEAT_TTL_S
+) -> dict[str, WorkerLiveness]:
+    """Live workers per kind, in one pipeline. Raises RedisError/OSError when Redis cannot answer."""
+    pipe = redis.pipeline(transaction=False)
+    pipe.time()
+    for kind in kinds:
+        pipe.zrange(workers_key(kind), 0, -1, withscores=True)
+    (seconds, micros), *rows = await pipe.execute()
+    now_ms = seconds * 1000 + micros / 1000
+    return {kind: _liveness(now_ms, members, ttl_s * 1000) for kind, members in zip(kinds, rows, strict=True)}
+
+
+def _liveness(now_ms: float, members: Sequence[tuple[bytes, float]], ttl_ms: float) -> WorkerLiveness:
+    fresh = [score for _, score in members if score >= now_ms - ttl_ms]
+    last = max(fresh) if fresh else None
+    seen = datetime.fromtimestamp(last / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if last is not None else None
+    return WorkerLiveness(alive=bool(fresh), last_seen_at=seen, count=len(fresh))

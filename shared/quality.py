@@ -1,0 +1,230 @@
+"""Live quality figures per service: what the catalog's `quality` and `GET /api/status` show.
+
+The API counts calls and 402s, the invocation worker counts upstream attempts and finished jobs' outcomes, the
+health worker records probes (workers/health.py). Every update is one atomic round trip (HINCRBY, MULTI or a
+small Lua script); `snapshot` and `figures` read every service in one pipeline.
+
+s402:quality:{serviceId}          hash  callCount (jobs created: HTTP or MCP calls accepted, replays excluded),
+                                        paymentRequireds (402s answered for the service), executionCount
+                                        (upstream attempts), successCount, errorCount (finished jobs, see below),
+                                        lastCallAt (ISO 8601 UTC), latencyMs (exponentially weighted mean of
+                                        successful upstream calls, alpha LATENCY_ALPHA), lastLatencyMs,
+                                        healthStatus, healthCheckedAt, healthLatencyMs (the last probe)
+s402:quality:{serviceId}:probes   list  the last HISTORY_LENGTH probes, newest first, each JSON {at, status,
+                                        latencyMs}; trimmed on every push
+Neither expires: the counters are lifetime figures, a hash has a fixed set of fields and the list is capped, so
+nothing grows without bound (at most two keys per service of the catalog).
+
+Outcomes (workers/tasks.py): success = the upstream answered; error = the service did not work for the caller:
+5xx, timeouts and throttling past the job's deadline, or our own credentials refused. A call refused for its input
+(4xx such as InvalidImage.Download, a tenant error) is neither: it says nothing about the service.
+successRate = successCount / (successCount + errorCount), None before the first finished job.
+
+qualityScore (0..5, one decimal) = round(5 * sum(w * c) / sum(w), 1) over the components that are known:
+    health   w=2  healthy 1, degraded 0.5, unhealthy 0 (unknown before the first probe: left out)
+    success  w=2  successRate (left out before the first finished job)
+    latency  w=1  latencyMs, else the last probe's latency: 1 at <= 1000 ms, falling linearly to 0 at 10000 ms
+An unhealthy service scores at most 1.0 whatever its history; with nothing known the score is 0.0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import msgspec
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from shared.keys import PREFIX
+from shared.models import Camel, Quality
+
+HealthStatus = Literal["healthy", "degraded", "unhealthy", "unknown"]
+HEALTHY: HealthStatus = "healthy"
+DEGRADED: HealthStatus = "degraded"
+UNHEALTHY: HealthStatus = "unhealthy"
+UNKNOWN: HealthStatus = "unknown"
+
+HISTORY_LENGTH = 30
+LATENCY_ALPHA = 0.2
+HEALTH_WEIGHT, SUCCESS_WEIGHT, LATENCY_WEIGHT = 2.0, 2.0, 1.0
+HEALTH_VALUE: dict[str, float] = {HEALTHY: 1.0, DEGRADED: 0.5, UNHEALTHY: 0.0}
+FAST_MS, SLOW_MS = 1000.0, 10000.0
+UNHEALTHY_CAP = 1.0
+
+log = structlog.get_logger("shared.quality")
+_json = msgspec.json.Encoder()
+
+
+def quality_key(service_id: str) -> str:
+    return f"{PREFIX}:quality:{service_id}"
+
+
+def probes_key(service_id: str) -> str:
+    return f"{PREFIX}:quality:{service_id}:probes"
+
+
+# A finished job: count it, and fold a successful call's latency into the weighted mean.
+# KEYS: quality hash   ARGV: counter field, latency ms or '', alpha
+RECORD_RESULT = """
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+if ARGV[2] ~= '' then
+  local sample = tonumber(ARGV[2])
+  local mean = tonumber(redis.call('HGET', KEYS[1], 'latencyMs') or '')
+  if mean then mean = mean + tonumber(ARGV[3]) * (sample - mean) else mean = sample end
+  redis.call('HSET', KEYS[1], 'latencyMs', string.format('%.1f', mean), 'lastLatencyMs', string.format('%.1f', sample))
+end
+return 1
+"""
+
+
+class ProbeRecord(Camel, frozen=True):
+    """One probe of a service, as kept in its history."""
+
+    at: str
+    status: str
+    latency_ms: int | None
+
+
+class ServiceFigures(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything known live about one service: its `Quality`, its call latency and its recent probes."""
+
+    quality: Quality
+    latency_ms: int | None
+    history: tuple[ProbeRecord, ...] = ()
+
+
+class QualityStore:
+    """Records and reads the figures. The record_* methods never raise for Redis trouble: a figure lost is logged,
+    the call it describes goes on."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._result = redis.register_script(RECORD_RESULT)
+
+    async def record_call(self, service_id: str) -> None:
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hincrby(quality_key(service_id), "callCount", 1)
+        pipe.hset(quality_key(service_id), "lastCallAt", iso_now())
+        await self._quietly("call", service_id, pipe.execute())
+
+    async def record_payment_required(self, service_id: str) -> None:
+        await self._quietly("payment_required", service_id, self._incr(service_id, "paymentRequireds"))
+
+    async def record_attempt(self, service_id: str) -> None:
+        await self._quietly("attempt", service_id, self._incr(service_id, "executionCount"))
+
+    async def record_result(self, service_id: str, ok: bool, latency_ms: float | None) -> None:
+        """A finished job: `ok` the service worked, else it failed the caller (see the module docstring)."""
+        field = "successCount" if ok else "errorCount"
+        latency = f"{latency_ms:.1f}" if ok and latency_ms is not None else ""
+        call = self._result(keys=[quality_key(service_id)], args=[field, latency, LATENCY_ALPHA])
+        await self._quietly("result", service_id, call)
+
+    async def record_probe(
+        self, service_id: str, status: HealthStatus, latency_ms: float | None, checked_at: datetime
+    ) -> None:
+        at = iso(checked_at)
+        rounded = None if latency_ms is None else round(latency_ms)
+        pipe = self._redis.pipeline(transaction=True)
+        fields: dict[str, Any] = {"healthStatus": status, "healthCheckedAt": at}
+        if rounded is not None:
+            fields["healthLatencyMs"] = rounded
+        pipe.hset(quality_key(service_id), mapping=fields)
+        if rounded is None:
+            pipe.hdel(quality_key(service_id), "healthLatencyMs")
+        pipe.lpush(probes_key(service_id), _json.encode(ProbeRecord(at=at, status=status, latency_ms=rounded)))
+        pipe.ltrim(probes_key(service_id), 0, HISTORY_LENGTH - 1)
+        await self._quietly("probe", service_id, pipe.execute())
+
+    async def snapshot(self, service_ids: Sequence[str]) -> dict[str, Quality]:
+        """Each service's live `Quality`, in one pipeline. Raises RedisError/OSError when Redis cannot answer."""
+        pipe = self._redis.pipeline(transaction=False)
+        for service_id in service_ids:
+            pipe.hgetall(quality_key(service_id))
+        rows = await pipe.execute()
+        return {service_id: _figures(raw).quality for service_id, raw in zip(service_ids, rows, strict=True)}
+
+    async def figures(self, service_ids: Sequence[str]) -> dict[str, ServiceFigures]:
+        """`snapshot` plus latency and probe history (oldest first), in one pipeline."""
+        pipe = self._redis.pipeline(transaction=False)
+        for service_id in service_ids:
+            pipe.hgetall(quality_key(service_id))
+            pipe.lrange(probes_key(service_id), 0, HISTORY_LENGTH - 1)
+        rows = await pipe.execute()
+        return {service_id: _figures(rows[2 * i], rows[2 * i + 1]) for i, service_id in enumerate(service_ids)}
+
+    async def _incr(self, service_id: str, field: str) -> None:
+        await self._redis.hincrby(quality_key(service_id), field, 1)  # type: ignore[misc]
+
+    async def _quietly(self, kind: str, service_id: str, operation: Awaitable[Any]) -> None:
+        try:
+            await operation
+        except (RedisError, OSError) as exc:
+            log.warning("quality figure not recorded", figure=kind, service_id=service_id, error=type(exc).__name__)
+
+
+def _figures(raw: dict[bytes, bytes], history: Sequence[bytes] = ()) -> ServiceFigures:
+    fields = {key.decode(): value.decode() for key, value in raw.items()}
+    successes, errors = _int(fields, "successCount"), _int(fields, "errorCount")
+    finished = successes + errors
+    success_rate = round(successes / finished, 4) if finished else None
+    health = fields.get("healthStatus", UNKNOWN)
+    health_latency = _optional_int(fields, "healthLatencyMs")
+    latency = _optional_int(fields, "latencyMs")
+    quality = Quality(
+        quality_score=quality_score(health, success_rate, latency if latency is not None else health_latency),
+        health_status=health,
+        health_checked_at=fields.get("healthCheckedAt"),
+        health_latency_ms=health_latency,
+        success_rate=success_rate,
+        call_count=_int(fields, "callCount"),
+        execution_count=_int(fields, "executionCount"),
+        success_count=successes,
+        error_count=errors,
+        payment_requireds=_int(fields, "paymentRequireds"),
+        last_call_at=fields.get("lastCallAt"),
+    )
+    probes = tuple(msgspec.json.decode(entry, type=ProbeRecord) for entry in reversed(history))
+    return ServiceFigures(quality=quality, latency_ms=latency, history=probes)
+
+
+def quality_score(health: str, success_rate: float | None, latency_ms: float | None) -> float:
+    """The documented formula (module docstring)."""
+    parts: list[tuple[float, float]] = []
+    if health in HEALTH_VALUE:
+        parts.append((HEALTH_WEIGHT, HEALTH_VALUE[health]))
+    if success_rate is not None:
+        parts.append((SUCCESS_WEIGHT, success_rate))
+    if latency_ms is not None:
+        parts.append((LATENCY_WEIGHT, min(1.0, max(0.0, (SLOW_MS - latency_ms) / (SLOW_MS - FAST_MS)))))
+    if not parts:
+        return 0.0
+    score = 5 * sum(weight * value for weight, value in parts) / sum(weight for weight, _ in parts)
+    if health == UNHEALTHY:
+        score = min(score, UNHEALTHY_CAP)
+    return round(score, 1)
+
+
+def _int(fields: dict[str, str], name: str) -> int:
+    return _optional_int(fields, name) or 0
+
+
+def _optional_int(fields: dict[str, str], name: str) -> int | None:
+    raw = fields.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return round(float(raw))
+    except ValueError:
+        return None
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def iso_now() -> str:
+    return iso(datetime.now(UTC))

@@ -1,0 +1,41 @@
+"""/metrics: Prometheus text with the API's own metrics, every worker's (through Redis) and queue gauges."""
+
+from __future__ import annotations
+
+from prometheus_client.parser import text_string_to_metric_families
+from support import Pipeline
+
+
+async def scrape(pipeline: Pipeline) -> dict[str, list[tuple[dict[str, str], float]]]:
+    response = await pipeline.api.get("/metrics")
+    assert response.status == 200 and response.content_type == "text/plain"
+    samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(await response.text()):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return samples
+
+
+def value(samples: list[tuple[dict[str, str], float]], **labels: str) -> float:
+    return sum(v for sample_labels, v in samples if labels.items() <= sample_labels.items())
+
+
+async def test_metrics_count_requests_upstream_calls_and_jobs_without_unbounded_labels(pipeline: Pipeline) -> None:
+    image = {"ImageURL": pipeline.sandbox.image("face.jpg")}
+    for _ in range(2):
+        status, _, _ = await pipeline.call("face-detection", image)
+        assert status == 200
+    await pipeline.call("face-detection", {"ImageURL": pipeline.sandbox.image("no-such-image.jpg")})
+    samples = await scrape(pipeline)
+    requests = samples["server402_http_request_duration_seconds_count"]
+    assert value(requests, route="/api/tools/{tool}", method="POST", status="200") == 2
+    assert value(requests, route="/api/tools/{tool}", status="422") == 1
+    upstream = samples["server402_upstream_call_duration_seconds_count"]
+    assert value(upstream, action="DetectFace", outcome="ok") == 2
+    assert value(upstream, action="DetectFace", outcome="client_error") == 1
+    finished = samples["server402_jobs_finished_total"]
+    assert value(finished, service="face-detection", status="succeeded") == 2
+    assert value(samples["server402_jobs_running"]) == 0
+    assert value(samples["server402_queue_jobs"], state="ready") == 0
+    label_values = {v for series in samples.values() for labels, _ in series for v in labels.values()}
+    assert not any(v.startswith(("job_", "pay_", "s402")) for v in label_values)
