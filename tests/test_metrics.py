@@ -37,5 +37,8 @@ async def test_metrics_count_requests_upstream_calls_and_jobs_without_unbounded_
     assert value(finished, service="face-detection", status="succeeded") == 2
     assert value(samples["server402_jobs_running"]) == 0
     assert value(samples["server402_queue_jobs"], state="ready") == 0
+    health = samples["server402_service_health"]
+    assert value(health, service="face-detection", status="unknown") == 1  # no probe has run in this test
+    assert value(health, status="healthy") == 0 and len(health) == 4 * len(pipeline.catalog.services)
     label_values = {v for series in samples.values() for labels, _ in series for v in labels.values()}
     assert not any(v.startswith(("job_", "pay_", "s402")) for v in label_values)

@@ -1,5 +1,5 @@
 """`GET /metrics`: Prometheus text format. This API process's own metrics, every worker's (added up in Redis),
-and gauges read at scrape time: the queue (ready and deferred jobs), jobs running."""
+and gauges read at scrape time: the queue (ready and deferred jobs), jobs running, each service's health."""
 
 from __future__ import annotations
 
@@ -20,11 +20,29 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
     redis = request.app[keys.REDIS]
-    families = [*await WorkerMetrics(redis).read(), *await _queue_gauges(request)]
+    families = [*await WorkerMetrics(redis).read(), *await _queue_gauges(request), await _health_gauge(request)]
     scraped = CollectorRegistry(auto_describe=False)
     scraped.register(Snapshot(families))
     body = generate_latest(request.app[keys.METRICS].registry) + generate_latest(scraped)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+HEALTH_STATES = ("healthy", "degraded", "unhealthy", "unknown")
+
+
+async def _health_gauge(request: web.Request) -> Metric:
+    """One-hot: 1 for each service's current health status (from the health worker's last probe)."""
+    catalog = request.app[keys.CATALOG]
+    figures = await request.app[keys.QUALITY].snapshot([service.id for service in catalog])
+    gauge = GaugeMetricFamily(
+        "server402_service_health", "Each service's health from the last probe: 1 for its status, 0 otherwise.",
+        labels=["service", "status"],
+    )  # fmt: skip
+    for service in catalog:
+        current = figures[service.id].health_status if service.id in figures else "unknown"
+        for state in HEALTH_STATES:
+            gauge.add_metric([service.id, state], 1.0 if current == state else 0.0)
+    return gauge
 
 
 async def _queue_gauges(request: web.Request) -> list[Metric]:
