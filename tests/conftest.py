@@ -67,6 +67,8 @@ from typing import Any  # noqa: E402
 from support import FREE_AND_FAST, PIPELINE_KEY_ID, PIPELINE_SECRET, Pipeline, build_catalog  # noqa: E402
 
 from sandbox.config import KeyPair, SandboxConfig  # noqa: E402
+from sandbox.facilitator.config import FacilitatorConfig  # noqa: E402
+from sandbox.facilitator.testing import RunningFacilitator, run_facilitator  # noqa: E402
 from sandbox.testing import run_sandbox  # noqa: E402
 
 
@@ -127,3 +129,10 @@ async def pipeline(
         finally:
             await running.stop_worker()
             await client.aclose()
+
+
+@pytest.fixture
+async def facilitator() -> AsyncIterator[RunningFacilitator]:
+    """The sandbox x402 facilitator, in-process on a free loopback port (point pipeline_env at its url)."""
+    async with run_facilitator(FacilitatorConfig()) as running:
+        yield running

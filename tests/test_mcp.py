@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 
 import httpx2
 import pytest
-import pytest_asyncio
 from mcp import ClientSession
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
@@ -23,8 +21,8 @@ from support import FREE_AND_FAST, Pipeline
 from x402.mcp import x402MCPSession
 from x402_support import buyer, httpx_buyer
 
-from sandbox.facilitator.config import DEMO_PAY_TO, DEMO_WALLET_ADDRESS, FacilitatorConfig
-from sandbox.facilitator.testing import RunningFacilitator, run_facilitator
+from sandbox.facilitator.config import DEMO_PAY_TO, DEMO_WALLET_ADDRESS
+from sandbox.facilitator.testing import RunningFacilitator
 from shared import keys
 
 PRICE_ATOMIC = 200_000  # 20 cents of USDC
@@ -43,12 +41,6 @@ def operator_terms() -> dict[str, Any]:
             "body-pose-estimation": {"amountCents": 0, "requiresApiKey": True},
         },
     }
-
-
-@pytest_asyncio.fixture
-async def facilitator() -> AsyncIterator[RunningFacilitator]:
-    async with run_facilitator(FacilitatorConfig()) as running:
-        yield running
 
 
 @pytest.fixture

@@ -7,19 +7,17 @@ import asyncio
 import base64
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
 import pytest
-import pytest_asyncio
 from support import Pipeline
 from x402 import PaymentRequired
 from x402.http.utils import decode_payment_required_header, decode_payment_response_header
 from x402_support import authorization_of, header_of, httpx_buyer, new_wallet, resign, sign_for
 
-from sandbox.facilitator.config import DEMO_PAY_TO, DEMO_WALLET_ADDRESS, FacilitatorConfig
-from sandbox.facilitator.testing import RunningFacilitator, run_facilitator
+from sandbox.facilitator.config import DEMO_PAY_TO, DEMO_WALLET_ADDRESS
+from sandbox.facilitator.testing import RunningFacilitator
 from shared import keys
 from shared.apikeys import ApiKeyStore
 from shared.payments import PaymentStore
@@ -41,12 +39,6 @@ def operator_terms() -> dict[str, Any]:
             "body-pose-estimation": {"requiresApiKey": True},
         },
     }
-
-
-@pytest_asyncio.fixture
-async def facilitator() -> AsyncIterator[RunningFacilitator]:
-    async with run_facilitator(FacilitatorConfig()) as running:
-        yield running
 
 
 @pytest.fixture

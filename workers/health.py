@@ -28,7 +28,6 @@ worker beats a heartbeat of kind `health` (shared/liveness.py).
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -37,17 +36,16 @@ from typing import Any, TypedDict, cast
 import structlog
 from arq import cron
 from arq.connections import RedisSettings
-from arq.worker import Worker
 from redis.asyncio import Redis
 
 from shared.catalog import Catalog
-from shared.config import ConfigError, Settings
+from shared.config import Settings
 from shared.jobs import OPERATOR_CODES, arq_deserialize, arq_serialize
 from shared.keys import PREFIX
 from shared.liveness import Heartbeat
-from shared.logging import configure_logging
 from shared.models import ToolSpec
 from shared.quality import DEGRADED, HEALTHY, UNHEALTHY, HealthStatus, QualityStore
+from workers.__main__ import run_worker
 from workers.ratelimit import RateLimiter, SlotTooFar
 from workers.upstream import Upstream, UpstreamError
 
@@ -198,15 +196,7 @@ def health_worker_options(
 
 
 def main() -> int:
-    try:
-        settings = Settings.from_env()
-    except ConfigError as exc:
-        print(f"server402 health worker: {exc}", file=sys.stderr)
-        return 2
-    configure_logging(settings.log_level, settings.log_format)
-    asyncio.set_event_loop(asyncio.new_event_loop())
-    Worker(**health_worker_options(settings)).run()
-    return 0
+    return run_worker("health worker", health_worker_options)
 
 
 if __name__ == "__main__":
