@@ -191,8 +191,7 @@ async def payment_required(
     """A 402 whose body offers a pending payment for the call and whose header carries the x402 terms."""
     store: PaymentStore = request.app[keys.PAYMENTS]
     if offer is None:
-        offer = store.new_record(service, calls=calls, kind="offer")
-        await store.save(offer, events="")
+        offer = store.offer(service, calls=calls)
     settings = request.app[keys.SETTINGS]
     header = request.app[keys.X402].payment_required_header(
         service, calls, settings.public_url + request.path, message or error

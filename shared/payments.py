@@ -8,8 +8,11 @@ fault of the caller. Every change appends to the ledger stream in the same scrip
 Tokens are never stored: a token is the payment id and an HMAC of it under `SERVER402_TOKEN_SECRET`, so a copy
 of Redis does not hold a usable token, and the owner can be shown theirs again.
 
-    pending --(x402 settle)--> paid --(expiry sweep)--> expired
+    offer (pending, not stored: its id carries its terms) --(x402 settle)--> paid --(expiry sweep)--> expired
     (a payment bought inline with a tool call is created paid and spent at once)
+
+Unpaid requests store nothing: the pending payment a 402 offers has an HMAC-signed id that carries its service,
+calls and expiry, so `GET /api/payments/{id}` can show it, and a flood of unpaid calls costs no memory.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from typing import Any, Literal
 
 import msgspec
@@ -95,6 +99,31 @@ class Payment(msgspec.Struct, rename="camel", frozen=True, kw_only=True):
 
 def new_payment_id() -> str:
     return PAYMENT_ID_PREFIX + secrets.token_urlsafe(18)
+
+
+OFFER_PREFIX = PAYMENT_ID_PREFIX + "o."
+MAX_PAYMENT_ID = 128
+
+
+def offer_id(secret: str, service_id: str, calls: int, expires_s: int) -> str:
+    """A pending payment's id that carries its own terms under an HMAC: unpaid requests store nothing."""
+    terms = f"{service_id}.{calls}.{expires_s}"
+    mac = hmac.new(secret.encode(), b"offer|" + terms.encode(), hashlib.sha256).digest()
+    return OFFER_PREFIX + terms + "." + base64.urlsafe_b64encode(mac[:12]).decode()
+
+
+def parse_offer_id(secret: str, payment_id: str) -> tuple[str, int, int] | None:
+    """(service id, calls, expiry in seconds) of an offer id of ours, else None (checked in constant time)."""
+    if len(payment_id) > MAX_PAYMENT_ID or not payment_id.startswith(OFFER_PREFIX):
+        return None
+    service_id, _, rest = payment_id[len(OFFER_PREFIX) :].partition(".")
+    calls, _, rest = rest.partition(".")
+    expires_s, _, _ = rest.partition(".")
+    if not (calls.isdigit() and expires_s.isdigit()):
+        return None
+    if not hmac.compare_digest(offer_id(secret, service_id, int(calls), int(expires_s)), payment_id):
+        return None
+    return service_id, int(calls), int(expires_s)
 
 
 def token_for(secret: str, payment_id: str) -> str:
@@ -215,14 +244,31 @@ class PaymentStore:
             transaction=settlement.transaction if settlement else None,
         )
 
+    def offer(self, service: Service, *, calls: int, client_id: str = "") -> PaymentRecord:
+        """The pending payment a 402 offers. Not stored: its id carries its terms (see `offer_id`)."""
+        expires_s = now_ms() // 1000 + self.settings.pending_payment_ttl_s
+        payment_id = offer_id(self.settings.token_secret, service.id, calls, expires_s)
+        record = self.new_record(service, calls=calls, kind="offer", client_id=client_id, payment_id=payment_id)
+        return msgspec.structs.replace(record, expiresAt=expires_s * 1000)
+
+    def offer_for(self, payment_id: str, resolve: Callable[[str], Service | None]) -> PaymentRecord | None:
+        """An offer rebuilt from its id (None when the id is not a genuine offer of a known service)."""
+        terms = parse_offer_id(self.settings.token_secret, payment_id)
+        service = resolve(terms[0]) if terms else None
+        if terms is None or service is None:
+            return None
+        _, calls, expires_s = terms
+        record = self.new_record(service, calls=calls, kind="offer", payment_id=payment_id)
+        expires_ms = expires_s * 1000
+        created_ms = expires_ms - self.settings.pending_payment_ttl_s * 1000
+        status: PaymentStatus = "expired" if expires_ms <= now_ms() else "pending"
+        return msgspec.structs.replace(record, expiresAt=expires_ms, createdAt=created_ms, status=status)
+
     async def save(self, record: PaymentRecord, *, events: str) -> bool:
-        """Store a new payment, or a pending one as paid; `events` ('created', 'created,settled', '') go to the
-        ledger. Offers (the pending payment of a tool call's 402) are stored without events and never swept."""
+        """Store a new paid payment; `events` ('created,settled') go to the ledger in the same script."""
         fields = {k: v for k, v in msgspec.structs.asdict(record).items() if v is not None}
         flat: list[Any] = [item for pair in fields.items() for item in pair]
         ttl_ms = record.expiresAt - now_ms() + KEEP_AFTER_EXPIRY_MS
-        if record.kind == "offer":
-            ttl_ms = record.expiresAt - now_ms()
         stored = await self._create(
             keys=[keys.payment_key(record.paymentId), keys.PAYMENT_EXPIRY, keys.LEDGER],
             args=[
@@ -231,14 +277,14 @@ class PaymentStore:
                 max(ttl_ms, 1000),
                 events,
                 iso(now_ms()),
-                "0" if record.kind == "offer" else "1",
+                "1",
                 *flat,
             ],
         )
         return bool(stored)
 
     async def get(self, payment_id: str) -> PaymentRecord | None:
-        if not payment_id.startswith(PAYMENT_ID_PREFIX) or len(payment_id) > 64:
+        if not payment_id.startswith(PAYMENT_ID_PREFIX) or len(payment_id) > MAX_PAYMENT_ID:
             return None
         raw: dict[bytes, bytes] = await self.redis.hgetall(keys.payment_key(payment_id))  # type: ignore[misc]
         if not raw:

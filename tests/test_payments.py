@@ -454,3 +454,19 @@ async def test_payments_show_in_the_metrics(pipeline: Pipeline) -> None:
     assert 'server402_payments_total{kind="purchase",outcome="settled"} 1.0' in text
     assert 'server402_payments_total{kind="token",outcome="consumed"} 1.0' in text
     assert 'server402_payments_total{kind="token",outcome="refused"} 1.0' in text
+
+
+async def test_unpaid_requests_store_nothing_and_their_offers_cannot_be_forged(pipeline: Pipeline) -> None:
+    _, body, _ = await pipeline.call("face-detection", face(pipeline))
+    bundle = await (await pipeline.api.post("/api/payments", json={"serviceId": "face-detection", "calls": 5})).json()
+    assert [key async for key in pipeline.redis.scan_iter("s402:pay*")] == []
+    assert await ledger(pipeline) == []
+    offer = await (await pipeline.api.get(f"/api/payments/{bundle['payment']['paymentId']}")).json()
+    assert (offer["status"], offer["maxCalls"], offer["amountCents"]) == ("pending", 5, 100)
+    assert offer["expiresAt"] == bundle["payment"]["expiresAt"]
+    genuine = body["payment"]["paymentId"]
+    for forged in (genuine.replace(".1.", ".9.", 1), genuine.replace("face-detection", "face-comparison", 1)):
+        assert forged != genuine
+        assert (await pipeline.api.get(f"/api/payments/{forged}")).status == 404
+    status, refused, _ = await pipeline.call("face-detection", face(pipeline), **{"X-Payment-Token": genuine})
+    assert (status, refused["code"]) == (402, "invalid_token")  # an offer's id is no token

@@ -37,8 +37,7 @@ async def create_payment(request: web.Request) -> web.Response:
     signature = signature_of(request)
     store = request.app[keys.PAYMENTS]
     if signature is None:
-        pending = store.new_record(service, calls=calls, kind="purchase", client_id=caller.key_client_id)
-        await store.save(pending, events="created")
+        pending = store.offer(service, calls=calls, client_id=caller.key_client_id)
         raise await payment_required(request, service, calls=calls, offer=pending)
     record, headers, fresh = await settle_inline(
         request, service, signature, calls=calls, kind="purchase", client_id=caller.key_client_id
@@ -51,7 +50,8 @@ async def create_payment(request: web.Request) -> web.Response:
 @routes.get("/api/payments/{payment_id}")
 async def get_payment(request: web.Request) -> web.Response:
     payment_id = request.match_info["payment_id"]
-    record = await request.app[keys.PAYMENTS].get(payment_id)
+    store = request.app[keys.PAYMENTS]
+    record = await store.get(payment_id) or store.offer_for(payment_id, request.app[keys.CATALOG].resolve)
     if record is None:
         raise errors.NotFound("payment not found")
     caller = await identify(request)
@@ -60,7 +60,7 @@ async def get_payment(request: web.Request) -> web.Response:
     owner = (caller.api_key is not None and caller.key_client_id == record.clientId) or (
         payment_id_of(settings.token_secret, presented) == record.paymentId
     )
-    token = token_for(settings.token_secret, record.paymentId) if owner and record.status != "pending" else ""
+    token = token_for(settings.token_secret, record.paymentId) if owner and record.kind != "offer" else ""
     return json_response(payment_view(record, token=token))
 
 
