@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import binascii
 import json
+import re
 import time
 from dataclasses import dataclass
 
@@ -39,6 +40,9 @@ log = structlog.get_logger("api.x402")
 FACILITATOR_TIMEOUT_S = 15.0
 MAX_HEADER_CHARS = 16_384
 NONCE_CLAIM_MARGIN_S = 60
+AUTH_FIELDS = ("from", "to", "value", "validAfter", "validBefore", "nonce")
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+_NONCE = re.compile(r"0x[0-9a-fA-F]{64}")
 
 
 class PaymentRejected(Exception):
@@ -189,15 +193,17 @@ def _decode(header: str) -> PaymentPayload:
 
 
 def _authorization(payload: PaymentPayload) -> tuple[str, str, int]:
+    """(payer, nonce, validBefore) of an EIP-3009 authorization whose fields have the right form, so a malformed
+    payment is refused here (402) instead of by the facilitator's parser (which would look like an outage)."""
     authorization = payload.payload.get("authorization") if isinstance(payload.payload, dict) else None
-    try:
-        assert isinstance(authorization, dict)
-        payer, nonce = str(authorization["from"]), str(authorization["nonce"])
-        valid_before = int(authorization["validBefore"])
-    except (AssertionError, KeyError, TypeError, ValueError):
+    if not isinstance(authorization, dict) or not all(isinstance(authorization.get(k), str) for k in AUTH_FIELDS):
         raise PaymentRejected(
-            "payment_malformed", "the payment has no EIP-3009 authorization (from, nonce, validBefore)"
-        ) from None
-    if not payer.startswith("0x") or not nonce.startswith("0x"):
-        raise PaymentRejected("payment_malformed", "the authorization's from and nonce must be 0x-prefixed hex")
-    return payer, nonce, valid_before
+            "payment_malformed", "the payment has no EIP-3009 authorization (" + ", ".join(AUTH_FIELDS) + ")"
+        )
+    payer, recipient, nonce = authorization["from"], authorization["to"], authorization["nonce"]
+    if not (_ADDRESS.fullmatch(payer) and _ADDRESS.fullmatch(recipient) and _NONCE.fullmatch(nonce)):
+        raise PaymentRejected("payment_malformed", "from and to must be 20-byte and nonce 32-byte 0x-prefixed hex")
+    numbers = [authorization[k] for k in ("value", "validAfter", "validBefore")]
+    if not all(n.isdigit() and len(n) <= 78 for n in numbers):
+        raise PaymentRejected("payment_malformed", "value, validAfter and validBefore must be decimal integers")
+    return payer, nonce, int(authorization["validBefore"])

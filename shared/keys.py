@@ -142,8 +142,8 @@ return {1, ARGV[5]}
 # KEYS: job, its payment or "", ledger, running set   ARGV: now ms, channel, retention ms, expired error JSON,
 # smallest useful budget ms, ISO now
 # Returns {status, attempts}: 'running' means go; 'out_of_time' means a retry waited too long for another call
-# (the worker ends the job with its last error); anything else means do nothing. A job that expires before it
-# ever ran gives its paid call back.
+# (the worker ends the job with its last error); anything else means do nothing. A job that expires here (it
+# never ran, or waited too long to retry an upstream failure: never the caller's fault) gives its paid call back.
 START_JOB = (
     _LEDGER_LUA
     + """
@@ -153,9 +153,7 @@ if status ~= 'queued' and status ~= 'running' then return {status, 0} end
 local now = tonumber(ARGV[1])
 if now >= tonumber(redis.call('HGET', KEYS[1], 'deadline')) then
   redis.call('HSET', KEYS[1], 'status', 'expired', 'finishedAt', ARGV[1], 'error', ARGV[4])
-  if tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0') == 0 then
-    give_back(KEYS[1], KEYS[2], KEYS[3], ARGV[6], 'expired')
-  end
+  give_back(KEYS[1], KEYS[2], KEYS[3], ARGV[6], 'expired')  -- never ran, or was waiting to retry an upstream failure
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
   redis.call('PUBLISH', ARGV[2], redis.call('HGET', KEYS[1], 'id'))
   return {'expired', 0}

@@ -150,6 +150,7 @@ async def test_a_payment_made_for_one_service_is_refused_by_another(
         ("bad_signature", "invalid_exact_evm_failed_to_verify_signature"),
         ("expired", "payment_expired"),
         ("garbage", "payment_malformed"),
+        ("malformed_value", "payment_malformed"),
         ("not_json", "payment_malformed"),
         ("v1", "unsupported_x402_version"),
     ],
@@ -171,6 +172,10 @@ async def test_bad_payments_are_refused_and_charge_nothing(
         header = header_of(payment.model_copy(update={"payload": forged}))
     elif tamper == "expired":
         header = header_of(resign(payment, valid_before=str(int(time.time()) - 5)))
+    elif tamper == "malformed_value":
+        broken = dict(payment.payload)
+        broken["authorization"] = {**broken["authorization"], "value": "0x30d40"}
+        header = header_of(payment.model_copy(update={"payload": broken}))
     elif tamper == "garbage":
         header = "definitely not base64 !!"
     elif tamper == "not_json":
