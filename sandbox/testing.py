@@ -53,13 +53,20 @@ class RunningSandbox:
 
 
 @asynccontextmanager
-async def run_sandbox(config: SandboxConfig) -> AsyncIterator[RunningSandbox]:
-    runner = web.AppRunner(create_app(config), handler_cancellation=True, shutdown_timeout=1)
+async def serve_on_loopback(app: web.Application) -> AsyncIterator[tuple[str, aiohttp.ClientSession]]:
+    """Serve `app` on a free loopback port; yields ("127.0.0.1:PORT", a client session for its admin API)."""
+    runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1)
     await runner.setup()
     try:
         await web.TCPSite(runner, "127.0.0.1", 0).start()
-        endpoint = f"127.0.0.1:{runner.addresses[0][1]}"
         async with aiohttp.ClientSession() as http:
-            yield RunningSandbox(runner.app, endpoint, http)
+            yield f"127.0.0.1:{runner.addresses[0][1]}", http
     finally:
         await runner.cleanup()
+
+
+@asynccontextmanager
+async def run_sandbox(config: SandboxConfig) -> AsyncIterator[RunningSandbox]:
+    app = create_app(config)
+    async with serve_on_loopback(app) as (endpoint, http):
+        yield RunningSandbox(app, endpoint, http)

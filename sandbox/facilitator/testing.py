@@ -16,6 +16,7 @@ from aiohttp import web
 
 from sandbox.facilitator.app import create_facilitator_app
 from sandbox.facilitator.config import FacilitatorConfig
+from sandbox.testing import serve_on_loopback
 
 
 @dataclass
@@ -48,12 +49,6 @@ class RunningFacilitator:
 @asynccontextmanager
 async def run_facilitator(config: FacilitatorConfig | None = None) -> AsyncIterator[RunningFacilitator]:
     """config.port is ignored: the facilitator takes a free port."""
-    runner = web.AppRunner(create_facilitator_app(config or FacilitatorConfig()), handler_cancellation=True)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-        async with aiohttp.ClientSession() as http:
-            yield RunningFacilitator(runner.app, url, http)
-    finally:
-        await runner.cleanup()
+    app = create_facilitator_app(config or FacilitatorConfig())
+    async with serve_on_loopback(app) as (endpoint, http):
+        yield RunningFacilitator(app, f"http://{endpoint}", http)
