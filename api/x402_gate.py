@@ -28,7 +28,7 @@ from x402.http import FacilitatorConfig, HTTPFacilitatorClient
 from x402.http.utils import decode_payment_signature_header, encode_payment_required_header
 from x402.http.utils import encode_payment_response_header as encode_settle_header
 from x402.mechanisms.evm.exact import ExactEvmServerScheme
-from x402.schemas import PaymentPayload, PaymentRequired, PaymentRequirements, ResourceInfo
+from x402.schemas import PaymentPayload, PaymentRequired, PaymentRequirements, ResourceInfo, SettleResponse
 
 from shared.config import Settings
 from shared.keys import x402_nonce_key
@@ -150,7 +150,7 @@ class X402Gate:
     async def aclose(self) -> None:
         await self._facilitator.aclose()
 
-    async def _settle(self, payload: PaymentPayload, requirements: PaymentRequirements):  # type: ignore[no-untyped-def]
+    async def _settle(self, payload: PaymentPayload, requirements: PaymentRequirements) -> SettleResponse:
         await self._ensure_ready()
         try:
             return await self._server.settle_payment(payload, requirements, phase="before-handler")
