@@ -18,13 +18,13 @@ import os
 import secrets
 import socket
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Literal
 
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from shared.clock import utc_iso
 from shared.keys import PREFIX
 from shared.models import Camel
 
@@ -129,5 +129,5 @@ async def read_liveness(
 def _liveness(now_ms: float, members: Sequence[tuple[bytes, float]], ttl_ms: float) -> WorkerLiveness:
     fresh = [score for _, score in members if score >= now_ms - ttl_ms]
     last = max(fresh) if fresh else None
-    seen = datetime.fromtimestamp(last / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if last is not None else None
+    seen = utc_iso(last) if last is not None else None
     return WorkerLiveness(alive=bool(fresh), last_seen_at=seen, count=len(fresh))

@@ -30,7 +30,7 @@ An unhealthy service scores at most 1.0 whatever its history; with nothing known
 from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 import msgspec
@@ -38,6 +38,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from shared.clock import utc_iso
 from shared.keys import PREFIX
 from shared.models import Camel, Quality
 
@@ -107,7 +108,7 @@ class QualityStore:
     async def record_call(self, service_id: str) -> None:
         pipe = self._redis.pipeline(transaction=True)
         pipe.hincrby(quality_key(service_id), "callCount", 1)
-        pipe.hset(quality_key(service_id), "lastCallAt", iso_now())
+        pipe.hset(quality_key(service_id), "lastCallAt", utc_iso())
         await self._quietly("call", service_id, pipe.execute())
 
     async def record_payment_required(self, service_id: str) -> None:
@@ -126,7 +127,7 @@ class QualityStore:
     async def record_probe(
         self, service_id: str, status: HealthStatus, latency_ms: float | None, checked_at: datetime
     ) -> None:
-        at = iso(checked_at)
+        at = utc_iso(checked_at)
         rounded = None if latency_ms is None else round(latency_ms)
         pipe = self._redis.pipeline(transaction=True)
         fields: dict[str, Any] = {"healthStatus": status, "healthCheckedAt": at}
@@ -220,11 +221,3 @@ def _optional_int(fields: dict[str, str], name: str) -> int | None:
         return round(float(raw))
     except ValueError:
         return None
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def iso_now() -> str:
-    return iso(datetime.now(UTC))

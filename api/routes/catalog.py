@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -19,6 +18,7 @@ from redis.exceptions import RedisError
 from api.keys import CATALOG, QUALITY, SEARCH
 from api.responses import json_response
 from shared import errors
+from shared.clock import utc_iso
 from shared.models import Service
 from shared.payment_docs import CATALOG_PAYMENT
 from shared.search import SearchHit
@@ -41,7 +41,7 @@ async def list_catalog(request: web.Request) -> web.Response:
     return json_response(
         {
             "schemaVersion": CATALOG_SCHEMA,
-            "generatedAt": now_iso(),
+            "generatedAt": utc_iso(),
             "total": len(services),
             "services": services,
             "payment": CATALOG_PAYMENT,
@@ -62,7 +62,7 @@ async def search_catalog(request: web.Request) -> web.Response:
     return json_response(
         {
             "schemaVersion": SEARCH_SCHEMA,
-            "generatedAt": now_iso(),
+            "generatedAt": utc_iso(),
             "query": result.query,
             "expandedTerms": result.expanded_terms,
             "filters": filters,
@@ -123,7 +123,3 @@ def _limit(request: web.Request) -> int:
     if not 1 <= limit <= MAX_LIMIT:
         raise errors.BadRequest(f"limit must be an integer between 1 and {MAX_LIMIT}")
     return limit
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

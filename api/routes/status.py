@@ -14,15 +14,15 @@ Without Redis the answer is 503 (there is no live state to show).
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 
 from aiohttp import web
 
 from api.keys import CATALOG, QUALITY, REDIS
 from api.responses import json_response
+from shared.clock import utc_iso
 from shared.liveness import WorkerLiveness, read_liveness
 from shared.models import Camel, Service
-from shared.quality import ProbeRecord, ServiceFigures, iso
+from shared.quality import ProbeRecord, ServiceFigures
 
 routes = web.RouteTableDef()
 
@@ -59,7 +59,7 @@ async def status(request: web.Request) -> web.Response:
         request.app[QUALITY].figures([service.id for service in services]), read_liveness(request.app[REDIS])
     )
     rows = [service_status(service, figures[service.id]) for service in services]
-    return json_response(Status(generated_at=iso(datetime.now(UTC)), workers=workers, services=rows))
+    return json_response(Status(generated_at=utc_iso(), workers=workers, services=rows))
 
 
 def service_status(service: Service, figures: ServiceFigures) -> ServiceStatus:
