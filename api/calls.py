@@ -27,27 +27,35 @@ async def start_call(
 ) -> tuple[JobRecord, dict[str, str]]:
     """The job for this call (new, or the one its Idempotency-Key already made) and the headers to answer with
     (`PAYMENT-RESPONSE` after an inline x402 payment). `params` must already be validated."""
-    replay = await _idempotent_replay(request, service, params, payment)  # a retry is not paid again
+    encoded_input = msgspec.json.encode(params)
+    idempotency = None
+    if payment.idempotency_key is not None:
+        scope = idempotency_scope(request, await identify(request), service, payment)
+        idempotency = _idempotency(payment.idempotency_key, scope, service, encoded_input)
+    replay = await _idempotent_replay(request, idempotency) if idempotency else None  # a retry is not paid again
     if replay is not None:
         record, headers = replay, {}
     else:
         charge = await charge_for(request, service, payment)
-        record = await submit(request, service, params, charge, payment)
+        record = await submit(request, service, encoded_input, charge, idempotency)
         headers = dict(charge.headers)
     structlog.contextvars.bind_contextvars(job_id=record.id)
     return record, headers
 
 
 async def submit(
-    request: web.Request, service: Service, params: dict[str, Any], charge: Charge, payment: PaymentInput
+    request: web.Request,
+    service: Service,
+    encoded_input: bytes,
+    charge: Charge,
+    idempotency: tuple[str, str] | None,
 ) -> JobRecord:
     """Create and enqueue the job, paying with `charge` in the same step, or return the existing one for a
-    repeated Idempotency-Key (then nothing is charged)."""
+    repeated Idempotency-Key (then nothing is charged). `idempotency`: (Redis key, body fingerprint)."""
     settings = request.app[keys.SETTINGS]
     store = request.app[keys.JOBS]
     owner = charge.owner
     created_ms = now_ms()
-    encoded_input = msgspec.json.encode(params)
     record = JobRecord(
         id=new_job_id(created_ms),
         service=service.id,
@@ -62,9 +70,9 @@ async def submit(
         paymentId=charge.payment_id,
         paymentKind=charge.paid_with,
     )
-    idempotency = _idempotency(payment.idempotency_key, charge.idempotency_scope, service, encoded_input, record.id)
+    stored_value = (idempotency[0], f"{record.id} {idempotency[1]}") if idempotency else None
     outcome, stored = await store.create(
-        record, arq_payload(record.id, created_ms), idempotency=idempotency, caller_key=charge.caller_key
+        record, arq_payload(record.id, created_ms), idempotency=stored_value, caller_key=charge.caller_key
     )
     if charge.paid_with == "token":
         request.app[keys.METRICS].payments.labels("token", "refused" if outcome == -1 else "consumed").inc()
@@ -78,37 +86,25 @@ async def submit(
     return await _existing_for_key(request, stored, idempotency[1])
 
 
-async def _idempotent_replay(
-    request: web.Request, service: Service, params: dict[str, Any], payment: PaymentInput
-) -> JobRecord | None:
+async def _idempotent_replay(request: web.Request, idempotency: tuple[str, str]) -> JobRecord | None:
     """The job an Idempotency-Key already created for this caller, looked up before anything is charged."""
-    if payment.idempotency_key is None:
-        return None
-    scope = idempotency_scope(request, await identify(request), service, payment)
-    encoded_input = msgspec.json.encode(params)
-    idempotency = _idempotency(payment.idempotency_key, scope, service, encoded_input, "")
-    if idempotency is None:
-        return None
     stored: bytes | None = await request.app[keys.REDIS].get(idempotency[0])
     if stored is None:
         return None
     return await _existing_for_key(request, stored.decode(), idempotency[1])
 
 
-def _idempotency(
-    key: str | None, owner: str, service: Service, encoded_input: bytes, job_id: str
-) -> tuple[str, str] | None:
-    if key is None:
-        return None
+def _idempotency(key: str, owner: str, service: Service, encoded_input: bytes) -> tuple[str, str]:
+    """(Redis key, fingerprint of the call) for an Idempotency-Key of `owner`."""
     if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable():
         raise errors.BadRequest(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters")
     fingerprint = hashlib.sha256(service.id.encode() + b"\0" + encoded_input).hexdigest()
-    return idempotency_key(owner, key), f"{job_id} {fingerprint}"
+    return idempotency_key(owner, key), fingerprint
 
 
-async def _existing_for_key(request: web.Request, stored: str, wanted: str) -> JobRecord:
+async def _existing_for_key(request: web.Request, stored: str, fingerprint: str) -> JobRecord:
     stored_job, _, stored_fingerprint = stored.partition(" ")
-    if stored_fingerprint != wanted.partition(" ")[2]:
+    if stored_fingerprint != fingerprint:
         raise errors.IdempotencyMismatch("this Idempotency-Key was already used with a different request body")
     existing = await request.app[keys.JOBS].get(stored_job)
     if existing is None:

@@ -57,7 +57,6 @@ class Charge:
     owner: str  # who may read the job
     tenant: str  # whose face databases it acts on
     caller_key: str  # the presenting API key's client id, for tokens bound to a key
-    idempotency_scope: str  # whose Idempotency-Keys these are (see idempotency_scope)
     headers: dict[str, str] = field(default_factory=dict)  # PAYMENT-RESPONSE for an inline x402 payment
 
 
@@ -94,10 +93,8 @@ async def charge_for(request: web.Request, service: Service, payment: PaymentInp
     caller = await identify(request)
     check_access(caller, service, request)
     key_id = caller.key_client_id
-    scope = idempotency_scope(request, caller, service, payment)
     if service.pricing.amount_cents == 0:
-        return Charge(None, None, owner=key_id or ANONYMOUS, tenant=key_id or ANONYMOUS, caller_key=key_id,
-                      idempotency_scope=scope)  # fmt: skip
+        return Charge(None, None, owner=key_id or ANONYMOUS, tenant=key_id or ANONYMOUS, caller_key=key_id)
     if payment.token is not None:
         record = await _token_payment(request, service, payment.token)
         return Charge(
@@ -106,7 +103,6 @@ async def charge_for(request: web.Request, service: Service, payment: PaymentInp
             owner=key_id or token_owner(record.paymentId),
             tenant=key_id or record.clientId or token_owner(record.paymentId),
             caller_key=key_id,
-            idempotency_scope=scope,
         )
     if payment.signature is not None:
         record, headers, _ = await settle_inline(
@@ -118,7 +114,6 @@ async def charge_for(request: web.Request, service: Service, payment: PaymentInp
             owner=key_id or ANONYMOUS,
             tenant=key_id or record.clientId,
             caller_key=key_id,
-            idempotency_scope=scope,
             headers=headers,
         )
     raise await payment_required(request, service)
@@ -128,7 +123,7 @@ async def _token_payment(request: web.Request, service: Service, token: str) -> 
     settings = request.app[keys.SETTINGS]
     payment_id = payment_id_of(settings.token_secret, token)
     record = await request.app[keys.PAYMENTS].get(payment_id) if payment_id else None
-    if record is None or record.status == "pending":
+    if record is None:
         raise await payment_required(request, service, code="invalid_token", message="unknown or unpaid payment token")
     return record
 

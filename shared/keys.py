@@ -84,18 +84,17 @@ local function give_back(job, pkey, stream, at, reason)
 end
 """
 
-# Store a payment (a new one, or a pending one becoming paid) and append its ledger events.
-# KEYS: payment, expiry zset, ledger   ARGV: payment id, expires ms, key ttl ms, events ('' or 'created' or
-# 'created,settled' or 'settled'), ISO now, in expiry zset ('1'/'0'), then field/value pairs.
-# Returns 1, or 0 when the payment exists and is no longer pending (nothing changes).
+# Store a new paid payment, due for the expiry sweep, and append its ledger events. (Pending payments are never
+# stored: shared/payments.py `offer_id`.)
+# KEYS: payment, expiry zset, ledger   ARGV: payment id, expires ms, key ttl ms, events ('created,settled'),
+# ISO now, then field/value pairs.   Returns 1, or 0 when the payment exists already (nothing changes).
 CREATE_PAYMENT = (
     _LEDGER_LUA
     + """
-local status = redis.call('HGET', KEYS[1], 'status')
-if status and status ~= 'pending' then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 7))
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-if ARGV[6] == '1' then redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1]) end
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 for event in string.gmatch(ARGV[4], '[^,]+') do
   ledger(KEYS[3], event, ARGV[5], KEYS[1], tonumber(redis.call('HGET', KEYS[1], 'maxCalls')), {})
 end
@@ -120,7 +119,7 @@ if KEYS[4] ~= '' then
 end
 if KEYS[5] ~= '' then
   local p = redis.call('HMGET', KEYS[5], 'status', 'serviceId', 'clientId', 'remainingCalls', 'expiresAt')
-  if not p[1] or p[1] == 'pending' then return {-1, 'payment_required'} end
+  if not p[1] then return {-1, 'payment_required'} end
   if p[1] == 'expired' or tonumber(p[5]) <= tonumber(ARGV[8]) then return {-1, 'token_expired'} end
   if p[2] ~= ARGV[6] then return {-1, 'wrong_service'} end
   if string.sub(p[3], 1, 4) == 'key:' and p[3] ~= ARGV[7] then return {-1, 'wrong_client'} end
@@ -224,8 +223,8 @@ return status
 """
 )
 
-# Payments past their expiry: paid ones forfeit their unused calls, pending ones lapse; each gets 'expired' in
-# the ledger once. Payment keys are built from ARGV[4] (one Redis, not a cluster).
+# Payments past their expiry forfeit their unused calls; each gets 'expired' in the ledger once. Payment keys
+# are built from ARGV[4] (one Redis, not a cluster).
 # KEYS: expiry zset, ledger   ARGV: now ms, ISO now, batch size, payment key prefix   Returns how many were swept.
 EXPIRE_PAYMENTS = (
     _LEDGER_LUA
@@ -234,11 +233,9 @@ local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, to
 for _, id in ipairs(ids) do
   local key = ARGV[4] .. id
   local p = redis.call('HMGET', key, 'status', 'remainingCalls', 'expiresAt')
-  if p[1] and tonumber(p[3]) <= tonumber(ARGV[1]) and (p[1] == 'paid' or p[1] == 'pending') then
-    local calls = 0
-    if p[1] == 'paid' then calls = tonumber(p[2]) end
+  if p[1] == 'paid' and tonumber(p[3]) <= tonumber(ARGV[1]) then
     redis.call('HSET', key, 'status', 'expired')
-    ledger(KEYS[2], 'expired', ARGV[2], key, calls, {'reason', p[1]})
+    ledger(KEYS[2], 'expired', ARGV[2], key, tonumber(p[2]), {'reason', p[1]})
   end
   redis.call('ZREM', KEYS[1], id)
 end

@@ -1,9 +1,9 @@
 """Payments: what a caller bought, the token that spends it, and the store both the API and the workers use.
 
-A payment is one Redis hash (`shared.keys.payment_key`). It is `pending` until paid (x402 settlement), then
-`paid` with `remainingCalls` calls for one service, until it expires (`expired`). One call is consumed by
-ENQUEUE_JOB together with the job it pays for, and given back by the job scripts when the job fails through no
-fault of the caller. Every change appends to the ledger stream in the same script.
+A paid payment is one Redis hash (`shared.keys.payment_key`): `paid` with `remainingCalls` calls for one service,
+until it expires (`expired`). One call is consumed by ENQUEUE_JOB together with the job it pays for, and given
+back by the job scripts when the job fails through no fault of the caller. Every change appends to the ledger
+stream in the same script.
 
 Tokens are never stored: a token is the payment id and an HMAC of it under `SERVER402_TOKEN_SECRET`, so a copy
 of Redis does not hold a usable token, and the owner can be shown theirs again.
@@ -28,8 +28,9 @@ import msgspec
 from redis.asyncio import Redis
 
 from shared import keys
+from shared.clock import utc_iso
 from shared.config import Settings
-from shared.jobs import iso, iso_ms, now_ms
+from shared.jobs import iso, now_ms
 from shared.models import Service
 
 PaymentStatus = Literal["pending", "paid", "expired"]
@@ -181,8 +182,7 @@ def payment_view(record: PaymentRecord, *, token: str) -> Payment:
 
 
 def _iso_s(ms: int | None) -> str | None:
-    text = iso_ms(ms)
-    return text[:19] + "Z" if text else None
+    return utc_iso(ms) if ms is not None else None
 
 
 class Settlement(msgspec.Struct, frozen=True, kw_only=True):
@@ -271,15 +271,7 @@ class PaymentStore:
         ttl_ms = record.expiresAt - now_ms() + KEEP_AFTER_EXPIRY_MS
         stored = await self._create(
             keys=[keys.payment_key(record.paymentId), keys.PAYMENT_EXPIRY, keys.LEDGER],
-            args=[
-                record.paymentId,
-                record.expiresAt,
-                max(ttl_ms, 1000),
-                events,
-                iso(now_ms()),
-                "1",
-                *flat,
-            ],
+            args=[record.paymentId, record.expiresAt, max(ttl_ms, 1000), events, iso(now_ms()), *flat],
         )
         return bool(stored)
 
