@@ -14,6 +14,9 @@ $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "server402 needs Python 3.11 or newer")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+# (the project itself, editable, for the server402 command .venv/bin/server402; pip builds it with a setuptools
+# from the registry, the venv's own being too old for pyproject's license field; -qq hides its build warning)
+	$(BIN)/python -m pip install -qq --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
 run: $(STAMP)
