@@ -12,11 +12,12 @@ from api import keys
 from api.middlewares import request_context
 from api.openapi import build_openapi
 from api.responses import json_bytes_response
-from api.routes import catalog, health, jobs, mcp, metrics, pages, payments, status, tools
+from api.routes import batches, catalog, health, jobs, mcp, metrics, pages, payments, status, tools
 from api.validation import InputValidators
 from api.waiter import JobWaiter
 from api.x402_gate import X402Gate
 from shared.apikeys import ApiKeyStore
+from shared.batches import BatchStore
 from shared.catalog import Catalog
 from shared.config import Settings
 from shared.jobs import JobStore
@@ -38,7 +39,7 @@ def create_app(settings: Settings, catalog_: Catalog | None = None) -> web.Appli
     app[keys.METRICS] = ApiMetrics()
     app.cleanup_ctx.append(redis_ctx)
     app.cleanup_ctx.append(jobs_ctx)
-    for module in (health, catalog, tools, jobs, payments, mcp, status, metrics, pages):
+    for module in (health, catalog, tools, jobs, batches, payments, mcp, status, metrics, pages):
         app.add_routes(module.routes)
     app.router.add_get("/openapi.json", openapi_document)
     return app
@@ -59,7 +60,11 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
-    app[keys.JOBS] = JobStore(app[keys.REDIS], retention_s=app[keys.SETTINGS].job_retention_s)
+    settings = app[keys.SETTINGS]
+    app[keys.JOBS] = JobStore(app[keys.REDIS], retention_s=settings.job_retention_s)
+    app[keys.BATCHES] = BatchStore(
+        app[keys.REDIS], retention_s=settings.job_retention_s, deadline_s=settings.batch_deadline_s
+    )
     app[keys.PAYMENTS] = PaymentStore(app[keys.REDIS], app[keys.SETTINGS])
     app[keys.API_KEYS] = ApiKeyStore(app[keys.REDIS])
     app[keys.X402] = X402Gate(app[keys.SETTINGS])

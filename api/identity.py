@@ -76,8 +76,8 @@ async def job_readers(request: web.Request) -> frozenset[str]:
     readers = {ANONYMOUS}
     if caller.api_key:
         readers.add(caller.key_client_id)
-    token = request.headers.get("X-Payment-Token")
-    payment_id = payment_id_of(request.app[keys.SETTINGS].token_secret, token.strip()) if token else None
-    if payment_id:
-        readers.add(token_owner(payment_id))
+    for token in request.headers.get("X-Payment-Token", "").split(","):  # a batch may be paid by several
+        payment_id = payment_id_of(request.app[keys.SETTINGS].token_secret, token.strip()) if token.strip() else None
+        if payment_id:
+            readers.add(token_owner(payment_id))
     return frozenset(readers)

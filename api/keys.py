@@ -9,6 +9,7 @@ from api.validation import InputValidators
 from api.waiter import JobWaiter
 from api.x402_gate import X402Gate
 from shared.apikeys import ApiKeyStore
+from shared.batches import BatchStore
 from shared.catalog import Catalog
 from shared.config import Settings
 from shared.jobs import JobStore
@@ -24,6 +25,7 @@ REDIS = web.AppKey("redis", Redis)
 OPENAPI = web.AppKey("openapi", bytes)
 VALIDATORS = web.AppKey("validators", InputValidators)
 JOBS = web.AppKey("jobs", JobStore)
+BATCHES = web.AppKey("batches", BatchStore)
 WAITER = web.AppKey("waiter", JobWaiter)
 PAYMENTS = web.AppKey("payments", PaymentStore)
 API_KEYS = web.AppKey("api_keys", ApiKeyStore)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import redis.exceptions
 import structlog
@@ -21,6 +23,7 @@ from shared.jobs import TERMINAL, JobRecord, JobStore
 
 log = structlog.get_logger("api.waiter")
 
+T = TypeVar("T")
 RECHECK_S = 2.0
 RECONNECT_DELAY_S = (0.1, 0.5, 1.0, 2.0)
 
@@ -45,19 +48,26 @@ class JobWaiter:
 
     async def wait(self, job_id: str, timeout_s: float) -> JobRecord | None:
         """The job once it is finished, or as it stands when `timeout_s` runs out (None if it is gone)."""
+        return await self.wait_for(job_id, timeout_s, self._store.get, lambda record: record.status in TERMINAL)
+
+    async def wait_for(
+        self, subject_id: str, timeout_s: float, read: Callable[[str], Awaitable[T | None]], done: Callable[[T], bool]
+    ) -> T | None:
+        """`read(subject_id)` once `done` says so (woken by its id on the channel), or when `timeout_s` runs out.
+        Batches are announced on the same channel as jobs when they complete."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while True:
             future: asyncio.Future[None] = loop.create_future()
-            self._waiters[job_id].add(future)
+            self._waiters[subject_id].add(future)
             try:
-                record = await self._store.get(job_id)
+                value = await read(subject_id)
                 remaining = deadline - loop.time()
-                if record is None or record.status in TERMINAL or remaining <= 0:
-                    return record
+                if value is None or done(value) or remaining <= 0:
+                    return value
                 await asyncio.wait({future}, timeout=min(remaining, RECHECK_S))
             finally:
-                self._forget(job_id, future)
+                self._forget(subject_id, future)
 
     def _forget(self, job_id: str, future: asyncio.Future[None]) -> None:
         waiters = self._waiters.get(job_id)

@@ -68,6 +68,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     token_ttl_s: int
     credit_ttl_s: int
     pending_payment_ttl_s: int
+    batch_max_bytes: int
+    batch_deadline_s: float
+    webhook_allowed_networks: tuple[str, ...]
+    webhook_timeout_s: float
+    webhook_retry_base_s: float
+    webhook_max_attempts: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -498,4 +504,63 @@ PAYMENT_SETTINGS: tuple[Setting, ...] = (
     ),
 )
 
-SETTINGS: tuple[Setting, ...] = (*CORE_SETTINGS, *UPSTREAM_SETTINGS, *JOB_SETTINGS, *PAYMENT_SETTINGS)
+
+def _networks(raw: str) -> tuple[str, ...]:
+    """Comma-separated CIDR networks, e.g. `127.0.0.0/8,::1/128`."""
+    networks = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise ValueError(f"{part!r} is not a network (use CIDR, e.g. 127.0.0.0/8)") from None
+    return tuple(networks)
+
+
+BATCH_SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "SERVER402_BATCH_MAX_BYTES",
+        "batch_max_bytes",
+        _positive_int,
+        "33554432",
+        "Largest `POST /api/batches` body (up to 10,000 items); larger bodies get 413.",
+    ),
+    Setting(
+        "SERVER402_BATCH_DEADLINE_S",
+        "batch_deadline_s",
+        _positive_float,
+        "3600",
+        "A batch item not finished this long after it was queued fails (or expires, given back, if it never ran).",
+    ),
+    Setting(
+        "SERVER402_WEBHOOK_ALLOWED_NETWORKS",
+        "webhook_allowed_networks",
+        _networks,
+        "",
+        "Private or loopback networks webhooks may still be sent to (CIDR list, e.g. `127.0.0.0/8`); none by default.",
+    ),
+    Setting("SERVER402_WEBHOOK_TIMEOUT_S", "webhook_timeout_s", _positive_float, "10", "Timeout of one delivery."),
+    Setting(
+        "SERVER402_WEBHOOK_RETRY_BASE_S",
+        "webhook_retry_base_s",
+        _positive_float,
+        "5",
+        "Wait before the first redelivery; each next one waits 4 times longer (5 s, 20 s, 80 s, ... up to 6 h).",
+    ),
+    Setting(
+        "SERVER402_WEBHOOK_MAX_ATTEMPTS",
+        "webhook_max_attempts",
+        _positive_int,
+        "8",
+        "Delivery attempts before a webhook is given up (each one logged on its job or batch).",
+    ),
+)
+
+SETTINGS: tuple[Setting, ...] = (
+    *CORE_SETTINGS,
+    *UPSTREAM_SETTINGS,
+    *JOB_SETTINGS,
+    *PAYMENT_SETTINGS,
+    *BATCH_SETTINGS,
+)

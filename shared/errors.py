@@ -21,6 +21,7 @@ The API turns them into `{"error": message, "code": code, "requestId": ...}` in 
     ├── PayloadTooLarge               413 payload_too_large
     ├── UnsupportedMediaType          415 unsupported_media_type
     ├── IdempotencyMismatch           422 idempotency_key_reused
+    ├── InvalidBatch                  422 invalid_batch       (carries itemErrors: every invalid item, first 100)
     ├── TooManyRequests               429 rate_limited        (carries retry_after seconds)
     ├── JobFailed                     4xx/5xx by the job's error (carries the job)
     └── ServiceUnavailable            503 service_unavailable (carries retry_after seconds)
@@ -153,6 +154,47 @@ class UnsupportedMediaType(Server402Error):
 class IdempotencyMismatch(Server402Error):
     status = 422
     code = "idempotency_key_reused"
+
+
+class InvalidBatch(Server402Error):
+    """A batch refused as a whole: nothing was stored or charged. `item_errors`: the first problems, by item."""
+
+    status = 422
+    code = "invalid_batch"
+
+    def __init__(self, message: str, *, item_errors: list[Any] | None = None, invalid_count: int = 0) -> None:
+        super().__init__("invalid batch")
+        self.detail = message
+        self.item_errors = item_errors or []
+        self.invalid_count = invalid_count
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": self.message, "code": self.code, "message": self.detail}
+        if self.item_errors:
+            body["itemErrors"] = self.item_errors
+            body["invalidCount"] = self.invalid_count
+        return body
+
+
+class BatchPaymentRequired(Server402Error):
+    """402 for a batch: `needed` lists, per service, the calls it needs and a pending payment for them."""
+
+    status = 402
+    code = "payment_required"
+
+    def __init__(
+        self, needed: list[dict[str, Any]], *, error: str = "payment required", code: str, message: str
+    ) -> None:
+        super().__init__(error)
+        self.code = code  # type: ignore[misc]
+        self.needed = needed
+        self.detail = message
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.message, "code": self.code, "message": self.detail, "needed": self.needed}
+
+    def headers(self) -> dict[str, str]:
+        return {"X-Payment-Required": "true"}
 
 
 class JobFailed(Server402Error):

@@ -42,9 +42,19 @@ def arq_deserialize(raw: bytes) -> dict[str, Any]:
     return data
 
 
-def arq_payload(job_id: str, enqueue_ms: int) -> bytes:
-    """What `ArqRedis.enqueue_job("run_tool", job_id)` would store, written by ENQUEUE_JOB with the job record."""
-    return serialize_job(RUN_TOOL, (job_id,), {}, None, enqueue_ms, serializer=arq_serialize)
+def arq_payload(job_id: str, enqueue_ms: int, function: str = RUN_TOOL) -> bytes:
+    """What `ArqRedis.enqueue_job(function, job_id)` would store, written by our Lua with the job's record."""
+    return serialize_job(function, (job_id,), {}, None, enqueue_ms, serializer=arq_serialize)
+
+
+# Queue order: arq takes the lowest scores first, and a score is normally the time a job may start. Single calls
+# are queued this far "in the past", so they always go before batch items (queued at their real time): a
+# 10,000-item batch never makes someone's single call wait behind it. arq's `score <= now` test still holds.
+INTERACTIVE_LEAD_MS = 86_400_000
+
+
+def queue_score(created_ms: int, *, interactive: bool) -> int:
+    return created_ms - INTERACTIVE_LEAD_MS if interactive else created_ms
 
 
 class JobError(msgspec.Struct, rename="camel", frozen=True, kw_only=True, omit_defaults=True):
@@ -59,6 +69,7 @@ OPERATOR_CODES = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "SignatureNonce
                   "InvalidApi.NotPurchase", "AuthFailed", "Forbidden")  # fmt: skip
 
 EXPIRED = JobError(code="job_expired", message="the job's deadline passed before it ran", retryable=True)
+CANCELED_BEFORE_RUN = JobError(code="canceled", message="the job was canceled before it ran", retryable=False)
 
 
 class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -85,6 +96,10 @@ class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
     paymentId: str | None = None
     paymentKind: str | None = None  # 'token' (X-Payment-Token) or 'x402' (paid inline with PAYMENT-SIGNATURE)
     refunded: str | None = None  # why the paid call was given back: failed upstream, expired, canceled
+    batch: str | None = None  # the batch this job is an item of, and the item's customId
+    customId: str | None = None
+    webhook: str | None = None  # where its events go, and which (comma-separated event names: shared/webhooks.py)
+    events: str | None = None
 
     def payment_key(self) -> str:
         return keys.payment_key(self.paymentId) if self.paymentId else ""
@@ -127,6 +142,8 @@ class JobView(msgspec.Struct, rename="camel", frozen=True, kw_only=True, omit_de
     result: msgspec.Raw | None = None
     error: JobError | None = None
     charge: JobCharge | None = None
+    batch_id: str | None = None
+    custom_id: str | None = None
     links: dict[str, str] = {}
 
 
@@ -180,6 +197,8 @@ def job_view(
         result=msgspec.Raw(record.result.encode()) if record.result and record.status == "succeeded" else None,
         error=record.job_error(),
         charge=job_charge(record, credit_token),
+        batch_id=record.batch,
+        custom_id=record.customId,
         links={"self": f"/api/jobs/{record.id}"},
     )
 
@@ -220,6 +239,7 @@ class JobStore:
         self._finish = redis.register_script(keys.FINISH_JOB)
         self._requeue = redis.register_script(keys.REQUEUE_JOB)
         self._cancel = redis.register_script(keys.CANCEL_JOB)
+        self._cancel_many = redis.register_script(keys.CANCEL_JOBS)
 
     async def create(
         self,
@@ -251,7 +271,7 @@ class JobStore:
             args=[
                 record.id,
                 arq_payload,
-                record.createdAt,
+                queue_score(record.createdAt, interactive=True),
                 ttl_ms,
                 idem_value,
                 record.service,
@@ -306,16 +326,21 @@ class JobStore:
         )
 
     async def cancel(self, record: JobRecord) -> str:
-        error = _json.encode(JobError(code="canceled", message="the job was canceled before it ran", retryable=False))
         now = now_ms()
         result = await self._cancel(
-            keys=[
-                keys.job_key(record.id),
-                keys.QUEUE_NAME,
-                keys.ARQ_JOB_PREFIX + record.id,
-                record.payment_key(),
-                keys.LEDGER,
-            ],
-            args=[record.id, now, error, self.retention_ms, keys.JOBS_DONE_CHANNEL, iso(now)],
+            keys=[keys.job_key(record.id), keys.QUEUE_NAME, keys.LEDGER],
+            args=[now, _json.encode(CANCELED_BEFORE_RUN), self.retention_ms, keys.JOBS_DONE_CHANNEL, iso(now)],
         )
         return result.decode() if isinstance(result, bytes) else str(result)
+
+    async def cancel_many(self, job_ids: list[str]) -> tuple[int, int]:
+        """Cancel jobs (of a batch): queued ones at once (given back), running ones asked to stop."""
+        if not job_ids:
+            return 0, 0
+        now = now_ms()
+        error = _json.encode(CANCELED_BEFORE_RUN)
+        canceled, asked = await self._cancel_many(
+            keys=[keys.QUEUE_NAME, keys.LEDGER],
+            args=[now, error, self.retention_ms, keys.JOBS_DONE_CHANNEL, iso(now), *job_ids],
+        )
+        return int(canceled), int(asked)

@@ -13,6 +13,13 @@ s402:pay:{paymentId}          hash   one payment (see shared/payments.py for the
 s402:pay:expiry               zset   payment ids by expiry time (ms), swept by the worker's cron (ledger 'expired')
 s402:x402:nonce:{digest}      string an x402 authorization being settled or settled (claimed before settling)
 s402:ledger                   stream every payment event: created, settled, consumed, credited, expired
+s402:batch:{batchId}          hash   one batch: owner, totals, counters by status, cancel flag (shared/batches.py)
+s402:batch:{batchId}:items    list   the batch's items not yet made into jobs (deleted once all are)
+s402:batch:{batchId}:jobs     list   its job ids in item order        s402:batch:{batchId}:done  list  in finish order
+s402:wh:{deliveryId}          hash   one webhook delivery: target, event, body, attempts (shared/webhooks.py)
+s402:wh:{deliveryId}:log      list   its attempts, JSON each
+s402:wh:due                   zset   delivery ids by next attempt time (ms)
+s402:wh:secret:{owner}        hash   the webhook signing secret's version and rotation time (secrets are derived)
 """
 
 from __future__ import annotations
@@ -33,6 +40,28 @@ def job_key(job_id: str) -> str:
 def idempotency_key(owner: str, key: str) -> str:
     digest = hashlib.sha256(key.encode()).hexdigest()[:32]
     return f"{PREFIX}:idem:{owner}:{digest}"
+
+
+def batch_key(batch_id: str) -> str:
+    return f"{PREFIX}:batch:{batch_id}"
+
+
+def batch_idempotency_key(owner: str, key: str) -> str:
+    return idempotency_key(owner, "batch\0" + key)
+
+
+BATCH_KEY_PREFIX = f"{PREFIX}:batch:"
+JOB_KEY_PREFIX = f"{PREFIX}:job:"
+WEBHOOK_KEY_PREFIX = f"{PREFIX}:wh:"
+WEBHOOKS_DUE = f"{PREFIX}:wh:due"
+
+
+def webhook_key(delivery_id: str) -> str:
+    return WEBHOOK_KEY_PREFIX + delivery_id
+
+
+def webhook_secret_key(owner: str) -> str:
+    return f"{PREFIX}:wh:secret:{owner}"
 
 
 def payment_key(payment_id: str) -> str:
@@ -83,6 +112,84 @@ local function give_back(job, pkey, stream, at, reason)
   return reason
 end
 """
+
+# Lua helpers for every job transition (prepended to the job scripts, after _LEDGER_LUA). Keys they touch are
+# built from the job's own fields (one Redis, not a cluster), so every caller gets them without passing them.
+# webhook_event(): a subject (job or batch hash) with a `webhook` whose `events` include `event` gets one
+#   delivery, due now (`msg_<subject id>.<event>`: the same event is never delivered twice).
+# batch_moved(): a job of a batch moved from one status to another: the batch's counters follow; its last
+#   finished job completes the batch (announced on the jobs channel, its webhook event made).
+_STATE_LUA = """
+local JOB_PREFIX, BATCH_PREFIX, WH_PREFIX, WH_DUE, PAY_PREFIX = '@JOB@', '@BATCH@', '@WH@', '@WHDUE@', '@PAY@'
+local WEBHOOK_KEEP_MS = 86400000
+local function webhook_event(subject, event, now, retention)
+  local f = redis.call('HMGET', subject, 'webhook', 'events', 'id', 'owner')
+  if not f[1] or f[1] == '' or not f[2] then return end
+  if not string.find(',' .. f[2] .. ',', ',' .. event .. ',', 1, true) then return end
+  local id = 'msg_' .. f[3] .. '.' .. event
+  local key = WH_PREFIX .. id
+  if redis.call('EXISTS', key) == 1 then return end
+  redis.call('HSET', key, 'id', id, 'url', f[1], 'owner', f[4] or '', 'event', event, 'subject', f[3],
+    'createdAt', now, 'attempts', 0, 'status', 'pending')
+  redis.call('PEXPIRE', key, tonumber(retention) + WEBHOOK_KEEP_MS)
+  redis.call('ZADD', WH_DUE, now, id)
+end
+local function batch_moved(job, from, to, now, channel, retention)
+  local b = redis.call('HGET', job, 'batch')
+  if not b then return end
+  local bkey = BATCH_PREFIX .. b
+  if redis.call('EXISTS', bkey) == 0 then return end
+  if from == 'running' and to ~= 'running' then redis.call('HINCRBY', bkey, 'running', -1) end
+  if to == 'running' then
+    if from ~= 'running' then redis.call('HINCRBY', bkey, 'running', 1) end
+    return
+  end
+  if to == 'queued' then return end
+  redis.call('HINCRBY', bkey, to, 1)
+  redis.call('RPUSH', bkey .. ':done', redis.call('HGET', job, 'id'))
+  local finished = redis.call('HINCRBY', bkey, 'finished', 1)
+  if finished < tonumber(redis.call('HGET', bkey, 'total')) then return end
+  local final = 'completed'
+  if redis.call('HGET', bkey, 'cancel') == '1' then final = 'canceled' end
+  redis.call('HSET', bkey, 'status', final, 'completedAt', now)
+  for _, k in ipairs({bkey, bkey .. ':done', bkey .. ':jobs'}) do redis.call('PEXPIRE', k, retention) end
+  redis.call('DEL', bkey .. ':items')
+  webhook_event(bkey, 'batch.completed', now, retention)
+  redis.call('PUBLISH', channel, b)
+end
+local function job_moved(job, from, to, now, channel, retention)
+  batch_moved(job, from, to, now, channel, retention)
+  if to == 'running' then
+    if from ~= 'running' and redis.call('HGET', job, 'attempts') == '1' then
+      webhook_event(job, 'job.started', now, retention)
+    end
+  elseif to ~= 'queued' then
+    webhook_event(job, 'job.' .. to, now, retention)
+  end
+end
+-- A queued job is canceled: off arq's queue, its paid call given back, announced.
+local function cancel_queued(job, queue, ledger_key, now, err, retention, channel, at)
+  local id = redis.call('HGET', job, 'id')
+  redis.call('HSET', job, 'status', 'canceled', 'finishedAt', now, 'error', err)
+  redis.call('HDEL', job, 'retryAt')
+  local pid = redis.call('HGET', job, 'paymentId')
+  if pid then give_back(job, PAY_PREFIX .. pid, ledger_key, at, 'canceled') end
+  redis.call('PEXPIRE', job, retention)
+  redis.call('ZREM', queue, id)
+  redis.call('DEL', 'arq:job:' .. id)
+  job_moved(job, 'queued', 'canceled', now, channel, retention)
+  redis.call('PUBLISH', channel, id)
+end
+"""
+
+_STATE_LUA = (
+    _STATE_LUA.replace("@JOB@", JOB_KEY_PREFIX)
+    .replace("@BATCH@", BATCH_KEY_PREFIX)
+    .replace("@WHDUE@", WEBHOOKS_DUE)
+    .replace("@WH@", WEBHOOK_KEY_PREFIX)
+    .replace("@PAY@", PAYMENT_KEY_PREFIX)
+    .replace("'arq:job:'", repr(ARQ_JOB_PREFIX))
+)
 
 # Store a new paid payment, due for the expiry sweep, and append its ledger events. (Pending payments are never
 # stored: shared/payments.py `offer_id`.)
@@ -145,6 +252,7 @@ return {1, ARGV[5]}
 # never ran, or waited too long to retry an upstream failure: never the caller's fault) gives its paid call back.
 START_JOB = (
     _LEDGER_LUA
+    + _STATE_LUA
     + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'missing', 0} end
@@ -154,6 +262,8 @@ if now >= tonumber(redis.call('HGET', KEYS[1], 'deadline')) then
   redis.call('HSET', KEYS[1], 'status', 'expired', 'finishedAt', ARGV[1], 'error', ARGV[4])
   give_back(KEYS[1], KEYS[2], KEYS[3], ARGV[6], 'expired')  -- never ran, or was waiting to retry an upstream failure
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  redis.call('SREM', KEYS[4], redis.call('HGET', KEYS[1], 'id'))
+  job_moved(KEYS[1], status, 'expired', ARGV[1], ARGV[2], ARGV[3])
   redis.call('PUBLISH', ARGV[2], redis.call('HGET', KEYS[1], 'id'))
   return {'expired', 0}
 end
@@ -165,7 +275,9 @@ end
 redis.call('HSET', KEYS[1], 'status', 'running')
 redis.call('HSETNX', KEYS[1], 'startedAt', ARGV[1])
 redis.call('SADD', KEYS[4], redis.call('HGET', KEYS[1], 'id'))
-return {'running', redis.call('HINCRBY', KEYS[1], 'attempts', 1)}
+local attempt = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+job_moved(KEYS[1], status, 'running', ARGV[1], ARGV[2], ARGV[3])
+return {'running', attempt}
 """
 )
 
@@ -175,6 +287,7 @@ return {'running', redis.call('HINCRBY', KEYS[1], 'attempts', 1)}
 # payload JSON, retention ms, channel, refund reason or "", ISO now
 FINISH_JOB = (
     _LEDGER_LUA
+    + _STATE_LUA
     + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'running' and status ~= 'queued' then return 0 end
@@ -183,6 +296,7 @@ redis.call('HSET', KEYS[1], 'status', ARGV[1], 'finishedAt', ARGV[2], ARGV[3], A
 redis.call('HDEL', KEYS[1], 'retryAt')
 give_back(KEYS[1], KEYS[2], KEYS[3], ARGV[8], ARGV[7])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
+job_moved(KEYS[1], status, ARGV[1], ARGV[2], ARGV[6], ARGV[5])
 redis.call('PUBLISH', ARGV[6], redis.call('HGET', KEYS[1], 'id'))
 return 1
 """
@@ -190,29 +304,28 @@ return 1
 
 # A retryable failure: running -> queued until the retry time (arq re-runs it).
 # KEYS: job, running set   ARGV: retry-at ms, last error JSON
-REQUEUE_JOB = """
+REQUEUE_JOB = (
+    _LEDGER_LUA
+    + _STATE_LUA
+    + """
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
 redis.call('SREM', KEYS[2], redis.call('HGET', KEYS[1], 'id'))
 redis.call('HSET', KEYS[1], 'status', 'queued', 'retryAt', ARGV[1], 'lastError', ARGV[2])
+batch_moved(KEYS[1], 'running', 'queued', 0, '', 0)
 return 1
 """
+)
 
 # Cancel: a queued job is canceled at once, taken off arq's queue and its paid call given back; a running one is
-# asked to stop. KEYS: job, arq queue, arq job payload, its payment or "", ledger
-# ARGV: job id, now ms, error JSON, retention ms, channel, ISO now
+# asked to stop. KEYS: job, arq queue, ledger   ARGV: now ms, error JSON, retention ms, channel, ISO now
 CANCEL_JOB = (
     _LEDGER_LUA
+    + _STATE_LUA
     + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 'missing' end
 if status == 'queued' then
-  redis.call('HSET', KEYS[1], 'status', 'canceled', 'finishedAt', ARGV[2], 'error', ARGV[3])
-  redis.call('HDEL', KEYS[1], 'retryAt')
-  give_back(KEYS[1], KEYS[4], KEYS[5], ARGV[6], 'canceled')
-  redis.call('PEXPIRE', KEYS[1], ARGV[4])
-  redis.call('ZREM', KEYS[2], ARGV[1])
-  redis.call('DEL', KEYS[3])
-  redis.call('PUBLISH', ARGV[5], ARGV[1])
+  cancel_queued(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
   return 'canceled'
 end
 if status == 'running' then
@@ -220,6 +333,119 @@ if status == 'running' then
   return 'cancel_requested'
 end
 return status
+"""
+)
+
+# Store a batch and pay for it in one step: every payment must cover its service's items (exists, paid, not
+# expired, for that service, used by the API key it is bound to, enough calls left) or nothing happens; then its
+# calls are consumed (one ledger event per payment), the items stored, and the fan-out job put on arq's queue.
+# With an idempotency key, an existing batch for that key wins (nothing is charged).
+# KEYS: batch, items list, idempotency key or "", fan-out arq payload key, arq queue, ledger
+# ARGV: batch id, now ms, ISO now, ttl ms, idempotency value, caller's key client id or "", fan-out payload,
+# fan-out score, number of payments P, number of batch fields F, number of items N,
+# then P x (payment key, service id, calls), F x (field, value), N items.
+# Returns {1, idempotency value} created, {0, stored value} an existing batch, {-1, reason, payment index}.
+CREATE_BATCH = (
+    _LEDGER_LUA
+    + """
+if KEYS[3] ~= '' then
+  local existing = redis.call('GET', KEYS[3])
+  if existing then return {0, existing, 0} end
+end
+local np, nf, ni = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
+local now = tonumber(ARGV[2])
+for i = 0, np - 1 do
+  local pkey, service, calls = ARGV[12 + 3 * i], ARGV[13 + 3 * i], tonumber(ARGV[14 + 3 * i])
+  local p = redis.call('HMGET', pkey, 'status', 'serviceId', 'clientId', 'remainingCalls', 'expiresAt')
+  if not p[1] then return {-1, 'payment_required', i} end
+  if p[1] == 'expired' or tonumber(p[5]) <= now then return {-1, 'token_expired', i} end
+  if p[2] ~= service then return {-1, 'wrong_service', i} end
+  if string.sub(p[3], 1, 4) == 'key:' and p[3] ~= ARGV[6] then return {-1, 'wrong_client', i} end
+  if tonumber(p[4]) < calls then return {-1, 'no_calls_left', i} end
+end
+for i = 0, np - 1 do
+  local pkey, calls = ARGV[12 + 3 * i], tonumber(ARGV[14 + 3 * i])
+  redis.call('HINCRBY', pkey, 'remainingCalls', -calls)
+  redis.call('HINCRBY', pkey, 'usedCalls', calls)
+  ledger(KEYS[6], 'consumed', ARGV[3], pkey, calls, {'batchId', ARGV[1]})
+end
+local fields = 12 + 3 * np
+redis.call('HSET', KEYS[1], unpack(ARGV, fields, fields + 2 * nf - 1))
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+local first = fields + 2 * nf
+for i = first, first + ni - 1, 1000 do
+  redis.call('RPUSH', KEYS[2], unpack(ARGV, i, math.min(i + 999, first + ni - 1)))
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+if KEYS[3] ~= '' then redis.call('SET', KEYS[3], ARGV[5], 'PX', ARGV[4]) end
+redis.call('PSETEX', KEYS[4], ARGV[4], ARGV[7])
+redis.call('ZADD', KEYS[5], ARGV[8], 'fanout_' .. ARGV[1])
+return {1, ARGV[5], 0}
+"""
+)
+
+# Make the next items of a batch into jobs, exactly once: only when `fanned` still equals the cursor the caller
+# read. Jobs of a batch being canceled are made already canceled (their paid calls given back).
+# KEYS: batch, arq queue, ledger   ARGV: cursor, now ms, ISO now, retention ms, channel, canceled error JSON,
+# number of jobs, then per job: id, arq payload, score, ttl ms, number of fields F, F x (field, value).
+# Returns the new cursor, or -1 when another fan-out got there first.
+FAN_OUT_BATCH = (
+    _LEDGER_LUA
+    + _STATE_LUA
+    + """
+if redis.call('HGET', KEYS[1], 'fanned') ~= ARGV[1] then return -1 end
+local canceling = redis.call('HGET', KEYS[1], 'cancel') == '1'
+local i, ids = 8, {}
+for _ = 1, tonumber(ARGV[7]) do
+  local id, payload, score, ttl, nf = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4])
+  local job = JOB_PREFIX .. id
+  redis.call('HSET', job, unpack(ARGV, i + 5, i + 4 + 2 * nf))
+  redis.call('PEXPIRE', job, ttl)
+  ids[#ids + 1] = id
+  if canceling then
+    cancel_queued(job, KEYS[2], KEYS[3], ARGV[2], ARGV[6], ARGV[4], ARGV[5], ARGV[3])
+  else
+    redis.call('PSETEX', 'arq:job:' .. id, ttl, payload)
+    redis.call('ZADD', KEYS[2], score, id)
+  end
+  i = i + 5 + 2 * nf
+end
+redis.call('RPUSH', KEYS[1] .. ':jobs', unpack(ids))
+local fanned = redis.call('HINCRBY', KEYS[1], 'fanned', #ids)
+if fanned >= tonumber(redis.call('HGET', KEYS[1], 'total')) then redis.call('DEL', KEYS[1] .. ':items') end
+return fanned
+"""
+)
+
+# Cancel a batch: mark it (items not yet made into jobs are made canceled), then cancel its queued jobs in
+# chunks (CANCEL_JOBS). KEYS: batch   Returns the batch's status ('missing' when there is none).
+CANCEL_BATCH = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return 'missing' end
+if status == 'in_progress' then redis.call('HSET', KEYS[1], 'cancel', '1', 'status', 'canceling') end
+return redis.call('HGET', KEYS[1], 'status')
+"""
+
+# Cancel some jobs (of a batch being canceled): queued ones at once, running ones asked to stop.
+# KEYS: arq queue, ledger   ARGV: now ms, error JSON, retention ms, channel, ISO now, then job ids.
+# Returns {canceled, asked to stop}.
+CANCEL_JOBS = (
+    _LEDGER_LUA
+    + _STATE_LUA
+    + """
+local canceled, asked = 0, 0
+for i = 6, #ARGV do
+  local job = JOB_PREFIX .. ARGV[i]
+  local status = redis.call('HGET', job, 'status')
+  if status == 'queued' then
+    cancel_queued(job, KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+    canceled = canceled + 1
+  elseif status == 'running' then
+    redis.call('HSET', job, 'cancel', '1')
+    asked = asked + 1
+  end
+end
+return {canceled, asked}
 """
 )
 

@@ -12,6 +12,7 @@ from arq.connections import RedisSettings
 from redis.asyncio import Redis
 
 from shared import keys
+from shared.batches import FAN_OUT, BatchStore
 from shared.catalog import Catalog
 from shared.config import Settings
 from shared.jobs import RUN_TOOL, JobStore, arq_deserialize, arq_serialize
@@ -19,6 +20,7 @@ from shared.liveness import Heartbeat
 from shared.metrics import WorkerMetrics
 from shared.payments import PaymentStore
 from shared.quality import QualityStore
+from workers.batches import fan_out_batch
 from workers.ratelimit import RateLimiter
 from workers.tasks import MAX_SLOT_WAIT_S, expire_payments, run_tool
 from workers.upstream import Upstream
@@ -26,6 +28,7 @@ from workers.upstream import Upstream
 POLL_DELAY_S = 0.02
 HEALTH_CHECK_INTERVAL_S = 5
 ARQ_MAX_TRIES = 1000  # a backstop only: the job's deadline bounds retries
+FAN_OUT_TIMEOUT_S = 300  # 10,000 items take well under a second; a lease brings a dead worker's back sooner
 
 
 def attempt_timeout_s(settings: Settings) -> float:
@@ -43,6 +46,7 @@ def worker_options(settings: Settings, catalog: Catalog | None = None) -> dict[s
         ctx["settings"] = settings
         ctx["catalog"] = catalog_
         ctx["store"] = JobStore(redis, retention_s=settings.job_retention_s)
+        ctx["batches"] = BatchStore(redis, retention_s=settings.job_retention_s, deadline_s=settings.batch_deadline_s)
         ctx["metrics"] = WorkerMetrics(redis)
         ctx["upstream"] = Upstream(settings, ctx["metrics"])
         ctx["limiter"] = RateLimiter(redis, str(settings.access_key_id), ctx["metrics"])
@@ -62,7 +66,8 @@ def worker_options(settings: Settings, catalog: Catalog | None = None) -> dict[s
 
     return {
         "functions": [
-            func(cast(Any, run_tool), name=RUN_TOOL, timeout=attempt_timeout_s(settings), max_tries=ARQ_MAX_TRIES)
+            func(cast(Any, run_tool), name=RUN_TOOL, timeout=attempt_timeout_s(settings), max_tries=ARQ_MAX_TRIES),
+            func(cast(Any, fan_out_batch), name=FAN_OUT, timeout=FAN_OUT_TIMEOUT_S, max_tries=ARQ_MAX_TRIES),
         ],
         # Every 30 s one worker (arq's cron runs each tick once) expires payments past their time in the ledger.
         "cron_jobs": [cron(cast(Any, expire_payments), second={0, 30}, timeout=60)],

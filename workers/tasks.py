@@ -21,6 +21,7 @@ from arq import Retry
 from arq.constants import in_progress_key_prefix
 from redis.asyncio import Redis
 
+from shared.batches import BatchStore
 from shared.catalog import Catalog, envelope
 from shared.config import Settings
 from shared.jobs import OPERATOR_CODES, JobError, JobRecord, JobStore, now_ms
@@ -52,6 +53,7 @@ class WorkerContext(TypedDict):
     limiter: RateLimiter
     quality: QualityStore
     metrics: WorkerMetrics
+    batches: BatchStore
     job_try: int
 
 

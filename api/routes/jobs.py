@@ -41,7 +41,8 @@ def _missing(request: web.Request, job_id: str) -> errors.Server402Error:
     return errors.JobNotFound("job not found")
 
 
-def _wait_s(request: web.Request) -> float:
+def wait_seconds(request: web.Request) -> float:
+    """`?wait=N`: seconds to long-poll, at most SERVER402_WAIT_MAX_S."""
     raw = request.query.get("wait", "")
     if raw == "":
         return 0.0
@@ -56,7 +57,7 @@ def _wait_s(request: web.Request) -> float:
 
 @routes.get("/api/jobs/{job_id}")
 async def get_job(request: web.Request) -> web.Response:
-    wait_s = _wait_s(request)
+    wait_s = wait_seconds(request)
     record = await _owned_job(request)
     if wait_s > 0:
         record = await request.app[keys.WAITER].wait(record.id, wait_s) or record

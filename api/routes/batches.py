@@ -1,0 +1,447 @@
+"""Batches: `POST /api/batches`, `GET /api/batches/{id}` (`?wait=N`), `GET /api/batches/{id}/results` (JSONL),
+`GET /api/batches/{id}/deliveries` and `DELETE /api/batches/{id}`.
+
+A batch is a JSON array of items `{customId, serviceId, input}`, the same as JSON lines
+(`Content-Type: application/x-ndjson`), or `{"items": [...], "webhook": URL, "webhookEvents": [...]}`; up to
+10,000 items. Every item is checked before anything is stored or charged: one bad item refuses the batch with
+every item's problem (422). Paid services are paid by payment tokens (`X-Payment-Token`, comma-separated, one per
+service): each must hold enough calls for its service's items, or nothing is charged (402 says what to buy).
+The batch is readable with the credential that made it (its API key, else the first token).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import structlog
+from aiohttp import web
+
+from api import keys
+from api.identity import Caller, identify, job_readers, token_owner
+from api.payment_gate import FAILURES, check_access, offer_body
+from api.responses import json_response
+from api.routes.jobs import wait_seconds
+from shared import errors
+from shared.batches import (
+    MAX_CUSTOM_ID,
+    MAX_ITEMS,
+    BatchItem,
+    BatchRecord,
+    BatchRefused,
+    batch_view,
+    encode_input,
+    is_batch_id,
+    new_batch_id,
+)
+from shared.jobs import ANONYMOUS, now_ms
+from shared.keys import batch_idempotency_key
+from shared.models import Service
+from shared.payments import PaymentRecord, payment_id_of
+from shared.webhooks import BATCH_EVENTS, COMPLETED, JOB_EVENTS, WebhookRefused, check_target, parse_events
+
+routes = web.RouteTableDef()
+log = structlog.get_logger("api.batches")
+
+JSONL_TYPES = frozenset(
+    {"application/x-ndjson", "application/jsonl", "application/x-jsonlines", "application/jsonlines"}
+)
+ITEM_FIELDS = frozenset({"customId", "serviceId", "input"})
+BODY_FIELDS = frozenset({"items", "webhook", "webhookEvents"})
+MAX_REPORTED_ERRORS = 100
+YIELD_EVERY = 200  # items validated between two yields to the event loop: other requests are not held up
+CANCEL_CHUNK = 500
+_decoder = msgspec.json.Decoder()
+
+
+class ItemError(msgspec.Struct, rename="camel", frozen=True, kw_only=True, omit_defaults=True):
+    index: int
+    code: str
+    message: str
+    custom_id: str | None = None
+    details: Any = None
+
+
+@dataclass(frozen=True)
+class CheckedItem:
+    custom_id: str
+    service: Service
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Webhook:
+    url: str
+    events: str  # the batch's own (batch.completed)
+    job_events: str  # sent by each item's job
+
+
+# ---------------------------------------------------------------- POST /api/batches
+
+
+@routes.post("/api/batches")
+async def create_batch(request: web.Request) -> web.Response:
+    settings = request.app[keys.SETTINGS]
+    raw = await _read_body(request, settings.batch_max_bytes)
+    caller = await identify(request)
+    tokens = _tokens(request)
+    idempotency = _idempotency(request, caller, tokens, raw)
+    if idempotency is not None and (replay := await _replay(request, idempotency)) is not None:
+        return replay
+    items, options, parse_errors = _parse(raw, request.content_type)
+    webhook = _webhook(request, options)
+    checked = await _check_items(request, caller, items, parse_errors)
+    payments = await _payments_for(request, checked, tokens)
+    owner = caller.key_client_id or _token_owner_of(request, tokens[0] if tokens else None) or ANONYMOUS
+    if webhook is not None and owner == ANONYMOUS:
+        raise errors.BadRequest("webhooks are signed with your client's secret: send an API key or a payment token")
+    created = now_ms()
+    record = BatchRecord(
+        id=new_batch_id(created),
+        owner=owner,
+        total=len(checked),
+        status="in_progress",
+        createdAt=created,
+        requestId=request[keys.REQUEST_ID],
+        webhook=webhook.url if webhook else None,
+        events=webhook.events if webhook else None,
+        jobEvents=webhook.job_events if webhook and webhook.job_events else None,
+    )
+    by_service = {payment.serviceId: payment for payment, _ in payments}
+    stored_items = [_stored(item, caller, by_service.get(item.service.id), owner) for item in checked]
+    counts = _paid_counts(checked)
+    plan = [(p.paymentId, p.serviceId, counts[p.serviceId]) for p, _ in payments]
+    stored_value = (idempotency[0], f"{record.id} {idempotency[1]}") if idempotency else None
+    try:
+        outcome, value = await request.app[keys.BATCHES].create(
+            record, stored_items, plan, idempotency=stored_value, caller_key=caller.key_client_id
+        )
+    except BatchRefused as refused:
+        raise _refusal(request, refused, payments, counts) from None
+    if outcome == 0 and idempotency is not None:  # the same Idempotency-Key won a race: that batch, not charged
+        return await _existing(request, value, idempotency[1])
+    structlog.contextvars.bind_contextvars(batch_id=record.id, items=record.total)
+    log.info("batch accepted", services=len(counts), paid_calls=sum(counts.values()))
+    view = batch_view(record, retention_ms=settings.job_retention_s * 1000)
+    return json_response(view, status=201, headers={"Location": view.links["self"]})
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    """The body, read here against the batch limit (the app's own limit is for single calls)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise errors.PayloadTooLarge(f"a batch body may be at most {limit} bytes")
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(1 << 16):
+        body += chunk
+        if len(body) > limit:
+            raise errors.PayloadTooLarge(f"a batch body may be at most {limit} bytes")
+    return bytes(body)
+
+
+def _token_owner_of(request: web.Request, token: str | None) -> str | None:
+    """Whose a batch paid by tokens (without an API key) is: the first token's, in the header's order."""
+    payment_id = payment_id_of(request.app[keys.SETTINGS].token_secret, token) if token else None
+    return token_owner(payment_id) if payment_id else None
+
+
+def _tokens(request: web.Request) -> list[str]:
+    header = request.headers.get("X-Payment-Token", "")
+    return [token.strip() for token in header.split(",") if token.strip()]
+
+
+def _parse(raw: bytes, content_type: str) -> tuple[list[Any], dict[str, Any], dict[int, ItemError]]:
+    """(items, batch options, errors of items that are not even JSON)."""
+    if content_type in JSONL_TYPES:
+        return _parse_lines(raw)
+    if content_type not in ("application/json", "application/octet-stream", "") and not content_type.endswith("+json"):
+        raise errors.UnsupportedMediaType("send a batch as application/json (an array) or application/x-ndjson")
+    try:
+        body = _decoder.decode(raw)
+    except msgspec.DecodeError:
+        raise errors.InvalidJSON("request body must be valid JSON (or JSON lines with application/x-ndjson)") from None
+    if isinstance(body, list):
+        return body, {}, {}
+    if not isinstance(body, dict) or not isinstance(body.get("items"), list):
+        raise errors.InvalidJSON('a batch is a JSON array of items, or an object {"items": [...]}')
+    unknown = sorted(set(body) - BODY_FIELDS)
+    if unknown:
+        raise errors.BadRequest(f"unknown batch field {unknown[0][:40]!r}; expected {', '.join(sorted(BODY_FIELDS))}")
+    return body["items"], body, {}
+
+
+def _parse_lines(raw: bytes) -> tuple[list[Any], dict[str, Any], dict[int, ItemError]]:
+    items: list[Any] = []
+    bad: dict[int, ItemError] = {}
+    for line in raw.splitlines():
+        if not line.strip():
+            continue
+        try:
+            items.append(_decoder.decode(line))
+        except msgspec.DecodeError:
+            bad[len(items)] = ItemError(index=len(items), code="invalid_json", message="this line is not valid JSON")
+            items.append(None)
+    return items, {}, bad
+
+
+def _webhook(request: web.Request, options: dict[str, Any]) -> Webhook | None:
+    url = request.query.get("webhook", options.get("webhook"))
+    raw_events = request.query.get("webhookEvents", options.get("webhookEvents"))
+    if url is None:
+        if raw_events is not None:
+            raise errors.BadRequest("webhookEvents needs a webhook URL")
+        return None
+    allowed = (*BATCH_EVENTS, *JOB_EVENTS, COMPLETED)
+    try:
+        target = check_target(url, request.app[keys.SETTINGS].webhook_allowed_networks)
+        events = parse_events(raw_events, allowed=allowed, default=BATCH_EVENTS)
+    except WebhookRefused as exc:
+        raise errors.BadRequest(str(exc)) from None
+    own = ",".join(e for e in events if e in BATCH_EVENTS)
+    jobs = ",".join(e for e in events if e in JOB_EVENTS)
+    return Webhook(url=target, events=own, job_events=jobs)
+
+
+async def _check_items(
+    request: web.Request, caller: Caller, items: list[Any], problems: dict[int, ItemError]
+) -> list[CheckedItem]:
+    if not items:
+        raise errors.InvalidBatch("a batch needs at least one item")
+    if len(items) > MAX_ITEMS:
+        raise errors.InvalidBatch(f"a batch holds at most {MAX_ITEMS} items; this one has {len(items)}")
+    checked: list[CheckedItem] = []
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        if index and index % YIELD_EVERY == 0:
+            await asyncio.sleep(0)
+        if index in problems:
+            continue
+        try:
+            checked.append(_check_item(request, caller, item, seen))
+        except ItemProblem as problem:
+            custom_id = item.get("customId") if isinstance(item, dict) else None
+            problems[index] = ItemError(
+                index=index,
+                custom_id=custom_id if isinstance(custom_id, str) else None,
+                code=problem.code,
+                message=problem.message,
+                details=problem.details,
+            )
+    if problems:
+        first = [problems[i] for i in sorted(problems)[:MAX_REPORTED_ERRORS]]
+        summary = f"{len(problems)} of {len(items)} items are invalid; nothing was charged. First: {first[0].message}"
+        raise errors.InvalidBatch(summary, item_errors=first, invalid_count=len(problems))
+    return checked
+
+
+class ItemProblem(Exception):
+    def __init__(self, code: str, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.details = code, message, details
+
+
+def _check_item(request: web.Request, caller: Caller, item: Any, seen: set[str]) -> CheckedItem:
+    if not isinstance(item, dict):
+        raise ItemProblem("invalid_item", "an item must be an object {customId, serviceId, input}")
+    unknown = sorted(set(item) - ITEM_FIELDS)
+    if unknown:
+        expected = "expected customId, serviceId, input"
+        raise ItemProblem("invalid_item", f"unknown item field {unknown[0][:40]!r}; {expected}")
+    custom_id = item.get("customId")
+    if not isinstance(custom_id, str) or not 1 <= len(custom_id) <= MAX_CUSTOM_ID or not custom_id.isprintable():
+        raise ItemProblem("invalid_custom_id", f"customId must be 1 to {MAX_CUSTOM_ID} printable characters")
+    if custom_id in seen:
+        raise ItemProblem("duplicate_custom_id", "customId is used by another item of this batch")
+    seen.add(custom_id)
+    service_key = item.get("serviceId")
+    service = request.app[keys.CATALOG].resolve(service_key) if isinstance(service_key, str) else None
+    if service is None:
+        raise ItemProblem("service_not_found", "serviceId is not a service of the catalog; see /api/catalog")
+    try:
+        check_access(caller, service, request)
+    except (errors.Unauthorized, errors.Forbidden) as exc:
+        raise ItemProblem(exc.code, exc.message) from None
+    params = item.get("input", {})
+    if not isinstance(params, dict):
+        raise ItemProblem("validation_failed", "input must be an object of the tool's parameters")
+    try:
+        params = request.app[keys.VALIDATORS].validate(service.id, params)
+    except errors.ValidationFailed as exc:
+        raise ItemProblem(exc.code, exc.message, exc.details) from None
+    return CheckedItem(custom_id=custom_id, service=service, params=params)
+
+
+def _paid_counts(checked: list[CheckedItem]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for item in checked:
+        if item.service.pricing.amount_cents > 0:
+            counts[item.service.id] = counts.get(item.service.id, 0) + 1
+    return counts
+
+
+async def _payments_for(
+    request: web.Request, checked: list[CheckedItem], tokens: list[str]
+) -> list[tuple[PaymentRecord, str]]:
+    """The payment (and its token) paying for each paid service of the batch, in the header's order; 402 when a
+    service has none (saying what to buy), 400 for two tokens of one service."""
+    settings = request.app[keys.SETTINGS]
+    store = request.app[keys.PAYMENTS]
+    counts = _paid_counts(checked)
+    found: dict[str, tuple[PaymentRecord, str]] = {}
+    for token in tokens:
+        payment_id = payment_id_of(settings.token_secret, token)
+        record = await store.get(payment_id) if payment_id else None
+        if record is None:
+            raise _payment_required(request, counts, "invalid_token", "unknown or unpaid payment token")
+        if record.serviceId in found:
+            raise errors.BadRequest(f"send one payment token per service ({record.serviceId} has two)")
+        found[record.serviceId] = (record, token)
+    missing = {service: calls for service, calls in counts.items() if service not in found}
+    if missing:
+        names = ", ".join(f"{calls} call(s) of {service}" for service, calls in missing.items())
+        raise _payment_required(
+            request,
+            missing,
+            "payment_required",
+            f"this batch needs {names}: buy them with POST /api/payments and send the tokens in X-Payment-Token",
+        )
+    return [found[service] for service in found if service in counts]
+
+
+def _payment_required(
+    request: web.Request, counts: dict[str, int], code: str, message: str, error: str = "payment required"
+) -> errors.Server402Error:
+    catalog = request.app[keys.CATALOG]
+    store = request.app[keys.PAYMENTS]
+    needed = []
+    for service_id, calls in counts.items():
+        service = catalog.resolve(service_id)
+        assert service is not None  # counted from resolved items
+        offer = offer_body(store.offer(service, calls=calls))
+        needed.append({"serviceId": service_id, "calls": calls, "payment": offer})
+    return errors.BatchPaymentRequired(needed, error=error, code=code, message=message)
+
+
+def _refusal(
+    request: web.Request, refused: BatchRefused, payments: list[tuple[PaymentRecord, str]], counts: dict[str, int]
+) -> errors.Server402Error:
+    payment = payments[refused.index][0]
+    status, error, code, message = FAILURES.get(refused.reason, FAILURES["payment_required"])
+    if status == 403:
+        return errors.Forbidden(error, code=code)
+    if refused.reason == "no_calls_left":
+        needs = counts[payment.serviceId]
+        message = f"the token for {payment.serviceId} has fewer calls left than this batch's {needs}"
+    return _payment_required(request, {payment.serviceId: counts[payment.serviceId]}, code, message, error)
+
+
+def _stored(item: CheckedItem, caller: Caller, payment: PaymentRecord | None, owner: str) -> BatchItem:
+    paid = item.service.pricing.amount_cents > 0 and payment is not None
+    tenant = caller.key_client_id or (payment.clientId or token_owner(payment.paymentId) if payment else owner)
+    return BatchItem(
+        custom_id=item.custom_id,
+        service=item.service.id,
+        action=item.service.upstream.action,
+        payment_id=payment.paymentId if paid and payment else "",
+        tenant=tenant,
+        input=encode_input(item.params),
+    )
+
+
+# ---------------------------------------------------------------- idempotency
+
+
+def _idempotency(request: web.Request, caller: Caller, tokens: list[str], raw: bytes) -> tuple[str, str] | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255 or not key.isprintable():
+        raise errors.BadRequest("Idempotency-Key must be 1 to 255 printable characters")
+    scope = caller.key_client_id or (_token_owner_of(request, tokens[0]) or "invalid" if tokens else ANONYMOUS)
+    digest = hashlib.sha256()
+    for part in (request.content_type.encode(), request.query_string.encode(), raw):
+        digest.update(part + b"\0")
+    return batch_idempotency_key(scope, key), digest.hexdigest()
+
+
+async def _replay(request: web.Request, idempotency: tuple[str, str]) -> web.Response | None:
+    stored: bytes | None = await request.app[keys.REDIS].get(idempotency[0])
+    return await _existing(request, stored.decode(), idempotency[1]) if stored is not None else None
+
+
+async def _existing(request: web.Request, stored: str, fingerprint: str) -> web.Response:
+    batch_id, _, stored_fingerprint = stored.partition(" ")
+    if stored_fingerprint != fingerprint:
+        raise errors.IdempotencyMismatch("this Idempotency-Key was already used with a different batch")
+    record = await request.app[keys.BATCHES].get(batch_id)
+    if record is None:
+        raise errors.Gone("the batch for this Idempotency-Key has expired")
+    structlog.contextvars.bind_contextvars(batch_id=batch_id, idempotent_replay=True)
+    view = batch_view(record, retention_ms=request.app[keys.SETTINGS].job_retention_s * 1000)
+    return json_response(view, status=200, headers={"Location": view.links["self"]})
+
+
+# ---------------------------------------------------------------- reading and canceling
+
+
+async def _owned_batch(request: web.Request) -> BatchRecord:
+    batch_id = request.match_info["batch_id"]
+    structlog.contextvars.bind_contextvars(batch_id=batch_id[:64])
+    record = await request.app[keys.BATCHES].get(batch_id) if is_batch_id(batch_id) else None
+    if record is None or record.owner not in await job_readers(request):
+        raise errors.NotFound("batch not found")
+    return record
+
+
+@routes.get("/api/batches/{batch_id}")
+async def get_batch(request: web.Request) -> web.Response:
+    record = await _owned_batch(request)
+    wait_s = wait_seconds(request)
+    if wait_s > 0 and not record.done:
+        waited = await request.app[keys.WAITER].wait_for(
+            record.id, wait_s, request.app[keys.BATCHES].get, lambda batch: batch.done
+        )
+        record = waited or record
+    return json_response(batch_view(record, retention_ms=request.app[keys.SETTINGS].job_retention_s * 1000))
+
+
+@routes.get("/api/batches/{batch_id}/results")
+async def batch_results(request: web.Request) -> web.StreamResponse:
+    record = await _owned_batch(request)
+    offset = _offset(request)
+    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson", "Batch-Status": record.status})
+    await response.prepare(request)
+    encoder = msgspec.json.Encoder()
+    async for page in request.app[keys.BATCHES].results(record.id, offset):
+        buffer = bytearray()
+        for line in page:
+            encoder.encode_into(line, buffer, len(buffer))
+            buffer += b"\n"
+        await response.write(bytes(buffer))
+    await response.write_eof()
+    return response
+
+
+def _offset(request: web.Request) -> int:
+    raw = request.query.get("offset", "0")
+    if not raw.isdigit() or len(raw) > 9:
+        raise errors.BadRequest("offset must be a whole number of result lines already read")
+    return int(raw)
+
+
+@routes.delete("/api/batches/{batch_id}")
+async def cancel_batch(request: web.Request) -> web.Response:
+    record = await _owned_batch(request)
+    store = request.app[keys.BATCHES]
+    status = await store.request_cancel(record.id)
+    if status == "canceling":  # cancel what has been queued so far; items not yet queued are made canceled
+        jobs = request.app[keys.JOBS]
+        start, canceled, asked = 0, 0, 0
+        while ids := await store.job_ids(record.id, start, CANCEL_CHUNK):
+            done, stopping = await jobs.cancel_many(ids)
+            canceled, asked, start = canceled + done, asked + stopping, start + len(ids)
+        log.info("batch canceled", canceled=canceled, asked_to_stop=asked)
+    current = await store.get(record.id) or record
+    return json_response(batch_view(current, retention_ms=request.app[keys.SETTINGS].job_retention_s * 1000))
