@@ -12,7 +12,7 @@ from api import keys
 from api.middlewares import request_context
 from api.openapi import build_openapi
 from api.responses import json_bytes_response
-from api.routes import batches, catalog, health, jobs, mcp, metrics, pages, payments, status, tools
+from api.routes import batches, catalog, health, jobs, mcp, metrics, pages, payments, status, tools, webhooks
 from api.validation import InputValidators
 from api.waiter import JobWaiter
 from api.x402_gate import X402Gate
@@ -39,7 +39,7 @@ def create_app(settings: Settings, catalog_: Catalog | None = None) -> web.Appli
     app[keys.METRICS] = ApiMetrics()
     app.cleanup_ctx.append(redis_ctx)
     app.cleanup_ctx.append(jobs_ctx)
-    for module in (health, catalog, tools, jobs, batches, payments, mcp, status, metrics, pages):
+    for module in (health, catalog, tools, jobs, batches, webhooks, payments, mcp, status, metrics, pages):
         app.add_routes(module.routes)
     app.router.add_get("/openapi.json", openapi_document)
     return app

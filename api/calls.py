@@ -23,21 +23,30 @@ MAX_IDEMPOTENCY_KEY = 255
 
 
 async def start_call(
-    request: web.Request, service: Service, params: dict[str, Any], payment: PaymentInput
+    request: web.Request,
+    service: Service,
+    params: dict[str, Any],
+    payment: PaymentInput,
+    *,
+    webhook: tuple[str, str] | None = None,
 ) -> tuple[JobRecord, dict[str, str]]:
     """The job for this call (new, or the one its Idempotency-Key already made) and the headers to answer with
-    (`PAYMENT-RESPONSE` after an inline x402 payment). `params` must already be validated."""
+    (`PAYMENT-RESPONSE` after an inline x402 payment). `params` must already be validated; `webhook`: (url,
+    events) already checked."""
     encoded_input = msgspec.json.encode(params)
+    caller = await identify(request)
+    if webhook is not None and caller.api_key is None and payment.token is None:
+        raise errors.BadRequest("webhooks are signed with your client's secret: send an API key or a payment token")
     idempotency = None
     if payment.idempotency_key is not None:
-        scope = idempotency_scope(request, await identify(request), service, payment)
+        scope = idempotency_scope(request, caller, service, payment)
         idempotency = _idempotency(payment.idempotency_key, scope, service, encoded_input)
     replay = await _idempotent_replay(request, idempotency) if idempotency else None  # a retry is not paid again
     if replay is not None:
         record, headers = replay, {}
     else:
         charge = await charge_for(request, service, payment)
-        record = await submit(request, service, encoded_input, charge, idempotency)
+        record = await submit(request, service, encoded_input, charge, idempotency, webhook=webhook)
         headers = dict(charge.headers)
     structlog.contextvars.bind_contextvars(job_id=record.id)
     return record, headers
@@ -49,6 +58,8 @@ async def submit(
     encoded_input: bytes,
     charge: Charge,
     idempotency: tuple[str, str] | None,
+    *,
+    webhook: tuple[str, str] | None = None,
 ) -> JobRecord:
     """Create and enqueue the job, paying with `charge` in the same step, or return the existing one for a
     repeated Idempotency-Key (then nothing is charged). `idempotency`: (Redis key, body fingerprint)."""
@@ -69,6 +80,8 @@ async def submit(
         tenant=charge.tenant,
         paymentId=charge.payment_id,
         paymentKind=charge.paid_with,
+        webhook=webhook[0] if webhook else None,
+        events=webhook[1] if webhook else None,
     )
     stored_value = (idempotency[0], f"{record.id} {idempotency[1]}") if idempotency else None
     outcome, stored = await store.create(

@@ -20,10 +20,12 @@ from shared.liveness import Heartbeat
 from shared.metrics import WorkerMetrics
 from shared.payments import PaymentStore
 from shared.quality import QualityStore
+from shared.webhooks import DeliveryStore
 from workers.batches import fan_out_batch
 from workers.ratelimit import RateLimiter
 from workers.tasks import MAX_SLOT_WAIT_S, expire_payments, run_tool
 from workers.upstream import Upstream
+from workers.webhooks import WebhookSender
 
 POLL_DELAY_S = 0.02
 HEALTH_CHECK_INTERVAL_S = 5
@@ -52,6 +54,9 @@ def worker_options(settings: Settings, catalog: Catalog | None = None) -> dict[s
         ctx["limiter"] = RateLimiter(redis, str(settings.access_key_id), ctx["metrics"])
         ctx["payments"] = PaymentStore(redis, settings)
         ctx["quality"] = QualityStore(redis)
+        ctx["webhooks"] = WebhookSender(settings, ctx["store"], ctx["batches"], DeliveryStore(redis))
+        # signed deliveries of job and batch events (workers/webhooks.py), stopping with arq's main task
+        ctx["webhooks"].start(tied_to=asyncio.current_task())
         ctx["heartbeat"] = Heartbeat(redis, "invocation")  # /readyz counts live invocation workers
         ctx["heartbeat"].start(tied_to=asyncio.current_task())  # arq's main task: stopping the worker stops it
         structlog.get_logger("workers").info("worker ready", upstream=settings.upstream, queue=keys.QUEUE_NAME)
@@ -59,6 +64,8 @@ def worker_options(settings: Settings, catalog: Catalog | None = None) -> dict[s
     async def shutdown(ctx: dict[str, Any]) -> None:
         if "heartbeat" in ctx:
             await ctx["heartbeat"].stop()
+        if "webhooks" in ctx:
+            await ctx["webhooks"].stop()
 
     async def on_job_start(ctx: dict[str, Any]) -> None:
         structlog.contextvars.clear_contextvars()

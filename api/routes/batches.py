@@ -386,7 +386,7 @@ async def _existing(request: web.Request, stored: str, fingerprint: str) -> web.
 # ---------------------------------------------------------------- reading and canceling
 
 
-async def _owned_batch(request: web.Request) -> BatchRecord:
+async def owned_batch(request: web.Request) -> BatchRecord:
     batch_id = request.match_info["batch_id"]
     structlog.contextvars.bind_contextvars(batch_id=batch_id[:64])
     record = await request.app[keys.BATCHES].get(batch_id) if is_batch_id(batch_id) else None
@@ -397,7 +397,7 @@ async def _owned_batch(request: web.Request) -> BatchRecord:
 
 @routes.get("/api/batches/{batch_id}")
 async def get_batch(request: web.Request) -> web.Response:
-    record = await _owned_batch(request)
+    record = await owned_batch(request)
     wait_s = wait_seconds(request)
     if wait_s > 0 and not record.done:
         waited = await request.app[keys.WAITER].wait_for(
@@ -409,7 +409,7 @@ async def get_batch(request: web.Request) -> web.Response:
 
 @routes.get("/api/batches/{batch_id}/results")
 async def batch_results(request: web.Request) -> web.StreamResponse:
-    record = await _owned_batch(request)
+    record = await owned_batch(request)
     offset = _offset(request)
     response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson", "Batch-Status": record.status})
     await response.prepare(request)
@@ -433,7 +433,7 @@ def _offset(request: web.Request) -> int:
 
 @routes.delete("/api/batches/{batch_id}")
 async def cancel_batch(request: web.Request) -> web.Response:
-    record = await _owned_batch(request)
+    record = await owned_batch(request)
     store = request.app[keys.BATCHES]
     status = await store.request_cancel(record.id)
     if status == "canceling":  # cancel what has been queued so far; items not yet queued are made canceled

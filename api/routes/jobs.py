@@ -21,7 +21,7 @@ routes = web.RouteTableDef()
 PLAUSIBLE_JOB_AGE_MS = 400 * 86_400_000
 
 
-async def _owned_job(request: web.Request) -> JobRecord:
+async def owned_job(request: web.Request) -> JobRecord:
     job_id = request.match_info["job_id"]
     structlog.contextvars.bind_contextvars(job_id=job_id[:64])
     record = await request.app[keys.JOBS].get(job_id) if job_created_ms(job_id) is not None else None
@@ -58,7 +58,7 @@ def wait_seconds(request: web.Request) -> float:
 @routes.get("/api/jobs/{job_id}")
 async def get_job(request: web.Request) -> web.Response:
     wait_s = wait_seconds(request)
-    record = await _owned_job(request)
+    record = await owned_job(request)
     if wait_s > 0:
         record = await request.app[keys.WAITER].wait(record.id, wait_s) or record
     return json_response(await view_for(request, record))
@@ -66,7 +66,7 @@ async def get_job(request: web.Request) -> web.Response:
 
 @routes.delete("/api/jobs/{job_id}")
 async def cancel_job(request: web.Request) -> web.Response:
-    record = await _owned_job(request)
+    record = await owned_job(request)
     outcome = await request.app[keys.JOBS].cancel(record)
     if outcome not in ("canceled", "cancel_requested"):
         raise errors.Conflict(f"the job has already finished ({outcome})")

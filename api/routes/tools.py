@@ -20,6 +20,7 @@ from api.calls import start_call
 from api.jobs_view import answer_for_record, view_for
 from api.payment_gate import PaymentInput
 from api.responses import json_response
+from api.routes.webhooks import call_webhook
 from shared import errors
 from shared.jobs import JobRecord
 from shared.models import Service
@@ -70,7 +71,8 @@ async def call_tool(request: web.Request) -> web.Response:
     settings = request.app[keys.SETTINGS]
     prefer_header = request.headers.get("Prefer", "")
     prefer = parse_prefer(prefer_header, default_s=settings.wait_default_s, max_s=settings.wait_max_s)
-    record, headers = await start_call(request, service, params, PaymentInput.from_headers(request))
+    webhook = call_webhook(request)
+    record, headers = await start_call(request, service, params, PaymentInput.from_headers(request), webhook=webhook)
     if prefer.applied:
         headers["Preference-Applied"] = prefer.applied
     if prefer.respond_async:

@@ -1,0 +1,86 @@
+"""Webhook signing secrets and delivery logs.
+
+`GET /api/webhooks/secret` shows the caller's signing secret (`whsec_...`, Standard Webhooks), `POST
+/api/webhooks/secret/rotate` replaces it (the previous one still signs alongside for a day). The caller is its API
+key, else its payment token: the same identity its jobs and batches belong to, whose deliveries the secret signs.
+`GET /api/jobs/{id}/deliveries` and `GET /api/batches/{id}/deliveries` list deliveries with every attempt.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from api import keys
+from api.identity import identify, token_owner
+from api.responses import json_response
+from api.routes.batches import owned_batch
+from api.routes.jobs import owned_job
+from shared import errors
+from shared.payments import payment_id_of
+from shared.webhooks import (
+    BATCH_EVENTS,
+    COMPLETED,
+    JOB_EVENTS,
+    DeliveryStore,
+    WebhookRefused,
+    WebhookSecrets,
+    check_target,
+    parse_events,
+)
+
+routes = web.RouteTableDef()
+
+
+def call_webhook(request: web.Request) -> tuple[str, str] | None:
+    """`?webhook=URL&webhookEvents=a,b` of a tool call: (url, comma-separated events), checked; or None."""
+    url = request.query.get("webhook")
+    raw_events = request.query.get("webhookEvents")
+    if url is None:
+        if raw_events is not None:
+            raise errors.BadRequest("webhookEvents needs a webhook URL")
+        return None
+    try:
+        target = check_target(url, request.app[keys.SETTINGS].webhook_allowed_networks)
+        events = parse_events(raw_events, allowed=(*JOB_EVENTS, COMPLETED), default=(COMPLETED,))
+    except WebhookRefused as exc:
+        raise errors.BadRequest(str(exc)) from None
+    return target, ",".join(events)
+
+
+async def _owner(request: web.Request) -> str:
+    caller = await identify(request)
+    if caller.api_key is not None:
+        return caller.key_client_id
+    token = request.headers.get("X-Payment-Token", "").strip()
+    payment_id = payment_id_of(request.app[keys.SETTINGS].token_secret, token) if token else None
+    if payment_id is None or await request.app[keys.PAYMENTS].get(payment_id) is None:
+        raise errors.Unauthorized("send your API key or a payment token to see its webhook secret")
+    return token_owner(payment_id)
+
+
+def _secrets(request: web.Request) -> WebhookSecrets:
+    return WebhookSecrets(request.app[keys.REDIS], str(request.app[keys.SETTINGS].token_secret))
+
+
+@routes.get("/api/webhooks/secret")
+async def get_secret(request: web.Request) -> web.Response:
+    return json_response(await _secrets(request).info(await _owner(request)), headers={"Cache-Control": "no-store"})
+
+
+@routes.post("/api/webhooks/secret/rotate")
+async def rotate_secret(request: web.Request) -> web.Response:
+    return json_response(await _secrets(request).rotate(await _owner(request)), headers={"Cache-Control": "no-store"})
+
+
+@routes.get("/api/jobs/{job_id}/deliveries")
+async def job_deliveries(request: web.Request) -> web.Response:
+    record = await owned_job(request)
+    views = await DeliveryStore(request.app[keys.REDIS]).views(record.id, JOB_EVENTS)
+    return json_response({"deliveries": views})
+
+
+@routes.get("/api/batches/{batch_id}/deliveries")
+async def batch_deliveries(request: web.Request) -> web.Response:
+    record = await owned_batch(request)
+    views = await DeliveryStore(request.app[keys.REDIS]).views(record.id, BATCH_EVENTS)
+    return json_response({"deliveries": views})
