@@ -11,12 +11,14 @@ from typing import Any
 
 import msgspec
 
+from shared.batches import MAX_CUSTOM_ID, MAX_ITEMS, BatchView, ResultLine
 from shared.catalog import Catalog
 from shared.config import Settings
 from shared.jobs import JobView
 from shared.models import Service
 from shared.payment_docs import CREATE_PAYMENT_BODY_SCHEMA, PAYMENT_REQUIRED_BODY_SCHEMA
 from shared.payments import MAX_CALLS_PER_PAYMENT, Payment
+from shared.webhooks import BATCH_EVENTS, COMPLETED, JOB_EVENTS, DeliveryView, SecretInfo
 
 REF = "#/components/schemas/{name}"
 JSON = "application/json"
@@ -34,8 +36,10 @@ ERROR_SCHEMA: dict[str, Any] = {
 
 
 def build_openapi(catalog: Catalog, settings: Settings) -> dict[str, Any]:
-    (service_ref, payment_ref, job_ref), components = msgspec.json.schema_components(
-        [Service, Payment, JobView], ref_template=REF
+    (service_ref, payment_ref, job_ref, batch_ref, line_ref, secret_ref, delivery_ref), components = (
+        msgspec.json.schema_components(
+            [Service, Payment, JobView, BatchView, ResultLine, SecretInfo, DeliveryView], ref_template=REF
+        )
     )
     components["Error"] = ERROR_SCHEMA
     components["PaymentRequired"] = PAYMENT_REQUIRED_BODY_SCHEMA
@@ -44,6 +48,8 @@ def build_openapi(catalog: Catalog, settings: Settings) -> dict[str, Any]:
         **_catalog_paths(service_ref),
         **_payment_paths(payment_ref),
         **_job_paths(job_ref),
+        **_batch_paths(batch_ref, line_ref, delivery_ref),
+        **_webhook_paths(secret_ref, delivery_ref),
         **_health_paths(),
     }
     for service in catalog:
@@ -59,7 +65,7 @@ def build_openapi(catalog: Catalog, settings: Settings) -> dict[str, Any]:
         },
         "servers": [{"url": settings.public_url}],
         "tags": [
-            *({"name": name} for name in ("catalog", "payments", "jobs", "health")),
+            *({"name": name} for name in ("catalog", "payments", "jobs", "batches", "webhooks", "health")),
             *({"name": c} for c in _categories(catalog)),
         ],
         "paths": paths,
@@ -141,6 +147,121 @@ def _job_paths(job_ref: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
+WEBHOOK_PARAMETERS: list[dict[str, Any]] = [
+    {"name": "webhook", "in": "query", "schema": {"type": "string", "format": "uri", "maxLength": 2048},
+     "description": "Where to POST signed events (Standard Webhooks); not private or loopback addresses."},
+    {"name": "webhookEvents", "in": "query", "schema": {"type": "string"},
+     "description": f"Comma-separated events: {', '.join((*JOB_EVENTS, COMPLETED))} (default job.completed)."},
+]  # fmt: skip
+BATCH_ITEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "customId": {"type": "string", "minLength": 1, "maxLength": MAX_CUSTOM_ID},
+        "serviceId": {"type": "string"},
+        "input": {"type": "object", "description": "The tool's parameters."},
+    },
+    "required": ["customId", "serviceId"],
+    "additionalProperties": False,
+}
+BATCH_BODY_SCHEMA: dict[str, Any] = {
+    "oneOf": [
+        {"type": "array", "items": BATCH_ITEM_SCHEMA, "minItems": 1, "maxItems": MAX_ITEMS},
+        {
+            "type": "object",
+            "properties": {
+                "items": {"type": "array", "items": BATCH_ITEM_SCHEMA, "minItems": 1, "maxItems": MAX_ITEMS},
+                "webhook": {"type": "string", "format": "uri"},
+                "webhookEvents": {"type": "array", "items": {"enum": [*BATCH_EVENTS, *JOB_EVENTS, COMPLETED]}},
+            },
+            "required": ["items"],
+            "additionalProperties": False,
+        },
+    ]
+}
+
+
+def _batch_paths(batch_ref: dict[str, Any], line_ref: dict[str, Any], delivery_ref: dict[str, Any]) -> dict[str, Any]:
+    batch_id = {"name": "batchId", "in": "path", "required": True, "schema": {"type": "string"}}
+    wait = {"name": "wait", "in": "query", "schema": {"type": "number", "minimum": 0, "maximum": 60}}
+    offset = {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}}
+    security = [*OPTIONAL_SECURITY, {"paymentToken": []}]
+    batch_webhook = [{**WEBHOOK_PARAMETERS[0]}, {**WEBHOOK_PARAMETERS[1], "description":
+                     f"Comma-separated events: {', '.join((*BATCH_EVENTS, *JOB_EVENTS, COMPLETED))} "
+                     "(default batch.completed)."}]  # fmt: skip
+    return {
+        "/api/batches": {
+            "post": {
+                "operationId": "createBatch",
+                "summary": f"Submit up to {MAX_ITEMS} tool calls: a JSON array, {{items}} or JSON lines.",
+                "tags": ["batches"],
+                "security": security,
+                "parameters": batch_webhook,
+                "requestBody": {"required": True, "content": {
+                    **_json_content(BATCH_BODY_SCHEMA),
+                    "application/x-ndjson": {"schema": {"type": "string", "description": "One item per line."}},
+                }},
+                "responses": {
+                    "201": {"description": "Accepted: every item is queued.", "content": _json_content(batch_ref)},
+                    "200": {"description": "This Idempotency-Key made this batch already.",
+                            "content": _json_content(batch_ref)},
+                    "400": _error("Malformed body or webhook."),
+                    "402": _error("Payment tokens are missing or short: `needed` says what to buy."),
+                    "413": _error("Body too large."),
+                    "415": _error("Not JSON or JSON lines."),
+                    "422": _error("Invalid items (itemErrors lists them; nothing was charged)."),
+                },
+            }
+        },
+        "/api/batches/{batchId}": {
+            "get": {**_get("getBatch", "A batch's counts and progress (long-polls with ?wait=N).", batch_ref,
+                           tag="batches"), "parameters": [batch_id, wait], "security": security},
+            "delete": {**_get("cancelBatch", "Cancel what has not started (credited back).", batch_ref,
+                              tag="batches"), "parameters": [batch_id], "security": security},
+        },
+        "/api/batches/{batchId}/results": {
+            "get": {
+                "operationId": "getBatchResults",
+                "summary": "Finished items as JSON lines, in the order they finished (partial while running).",
+                "tags": ["batches"],
+                "parameters": [batch_id, offset],
+                "security": security,
+                "responses": {
+                    "200": {"description": "One ResultLine per line.",
+                            "content": {"application/x-ndjson": {"schema": line_ref}}},
+                    "400": _error("Bad offset."),
+                    "404": _error("No such batch (or not yours)."),
+                },
+            }
+        },
+        "/api/batches/{batchId}/deliveries": {
+            "get": {**_get("getBatchDeliveries", "The batch's webhook deliveries and their attempts.",
+                           {"type": "object", "properties": {"deliveries": {"type": "array", "items": delivery_ref}}},
+                           tag="webhooks"), "parameters": [batch_id], "security": security},
+        },
+    }  # fmt: skip
+
+
+def _webhook_paths(secret_ref: dict[str, Any], delivery_ref: dict[str, Any]) -> dict[str, Any]:
+    security: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}, {"paymentToken": []}]
+    job_id = {"name": "jobId", "in": "path", "required": True, "schema": {"type": "string"}}
+    deliveries = {"type": "object", "properties": {"deliveries": {"type": "array", "items": delivery_ref}}}
+    return {
+        "/api/webhooks/secret": {
+            "get": {**_get("getWebhookSecret", "Your webhook signing secret (whsec_...).", secret_ref,
+                           tag="webhooks"), "security": security},
+        },
+        "/api/webhooks/secret/rotate": {
+            "post": {**_get("rotateWebhookSecret", "A new signing secret; the previous one co-signs for a day.",
+                            secret_ref, tag="webhooks"), "security": security},
+        },
+        "/api/jobs/{jobId}/deliveries": {
+            "get": {**_get("getJobDeliveries", "The job's webhook deliveries and their attempts.", deliveries,
+                           tag="webhooks"), "parameters": [job_id],
+                    "security": [*OPTIONAL_SECURITY, {"paymentToken": []}]},
+        },
+    }  # fmt: skip
+
+
 def _categories(catalog: Catalog) -> list[str]:
     return sorted({service.category for service in catalog})
 
@@ -171,6 +292,7 @@ def _tool_operation(service: Service, *, legacy: bool) -> dict[str, Any]:
             "content": _json_content(service.input_schema, service.example_request),
         },
         "security": [*OPTIONAL_SECURITY, {"paymentToken": []}, {"x402": []}],
+        "parameters": WEBHOOK_PARAMETERS,
         "responses": {
             "200": {"description": "The upstream result.", "content": _json_content(service.output_schema)},
             "202": {"description": "Still running: the job (Location: /api/jobs/{jobId})."},
