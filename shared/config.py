@@ -48,6 +48,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     upstream_read_timeout_s: float
     upstream_concurrency: int
     worker_max_jobs: int
+    worker_batch_jobs: int
     job_deadline_s: float
     job_retention_s: int
     retry_base_s: float
@@ -379,6 +380,13 @@ UPSTREAM_SETTINGS: tuple[Setting, ...] = (
 
 JOB_SETTINGS: tuple[Setting, ...] = (
     Setting("SERVER402_WORKER_MAX_JOBS", "worker_max_jobs", _positive_int, "512", "Jobs in flight per worker."),
+    Setting(
+        "SERVER402_WORKER_BATCH_JOBS",
+        "worker_batch_jobs",
+        _positive_int,
+        "64",
+        "Of those, at most this many batch items (single calls always find room; add workers for more).",
+    ),
     Setting(
         "SERVER402_JOB_DEADLINE_S",
         "job_deadline_s",

@@ -42,6 +42,10 @@ LEASE_RENEW_S = 1.0
 
 MIN_CALL_BUDGET_S = 0.5
 
+# A worker runs up to SERVER402_WORKER_MAX_JOBS jobs at once in one event loop; batch items may take at most
+# SERVER402_WORKER_BATCH_JOBS of them (ctx["batch_slots"]), so single calls (queued first) always find room.
+BATCH_SLOT_WAIT_S = 5.0
+
 
 class WorkerContext(TypedDict):
     redis: Redis
@@ -54,6 +58,7 @@ class WorkerContext(TypedDict):
     quality: QualityStore
     metrics: WorkerMetrics
     batches: BatchStore
+    batch_slots: asyncio.Semaphore
     job_try: int
 
 
@@ -89,6 +94,22 @@ async def _run_tool(ctx: WorkerContext, job_id: str) -> None:
     record = await store.get(job_id)
     if record is None:  # canceled or expired long ago
         return
+    if record.batch is None:
+        await _run_job(ctx, record)
+        return
+    try:  # batch items take turns, so single calls on this worker keep their CPU (see BATCH_SLOTS)
+        await asyncio.wait_for(ctx["batch_slots"].acquire(), BATCH_SLOT_WAIT_S)
+    except TimeoutError:
+        raise Retry(defer=BATCH_SLOT_WAIT_S / 10) from None  # still queued: another worker may have room
+    try:
+        await _run_job(ctx, record)
+    finally:
+        ctx["batch_slots"].release()
+
+
+async def _run_job(ctx: WorkerContext, record: JobRecord) -> None:
+    store = ctx["store"]
+    job_id = record.id
     budget_ms = int(MIN_CALL_BUDGET_S * 1000)
     status, attempt = await store.start(job_id, min_budget_ms=budget_ms, payment_key=record.payment_key())
     if status not in ("running", "out_of_time"):

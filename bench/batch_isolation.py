@@ -1,0 +1,134 @@
+"""Does a 10,000-item batch slow anyone else down? Single tool calls and plain API reads are timed alone, then
+again while a 10,000-item batch runs (same action and another action), side by side in one run.
+
+    .venv/bin/python -m bench.batch_isolation [--items 10000] [--calls 200] [--latency-ms 0]
+
+Starts its own Redis, sandbox, API and one worker process on free loopback ports; asserts nothing. Prints a
+Markdown table and writes bench/results/batch_isolation.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench.added_latency import KEY_ID, ROOT, SECRET, start, summary, timed, wait_up
+from scripts.embedded_redis import EmbeddedRedis, free_port
+
+
+async def single_calls(api: str, tool: str, calls: int, concurrency: int) -> dict[str, float]:
+    async with aiohttp.ClientSession() as http:
+
+        async def one(n: int) -> None:
+            async with http.post(f"{api}/api/tools/{tool}", json={"ImageURL": f"https://example.com/{n}.jpg"}) as r:
+                assert r.status == 200, await r.text()
+                await r.read()
+
+        return summary(await timed(calls, concurrency, one))
+
+
+async def reads(api: str, calls: int, concurrency: int) -> dict[str, float]:
+    async with aiohttp.ClientSession() as http:
+
+        async def one(_: int) -> None:
+            async with http.get(f"{api}/api/services/face-detection") as r:
+                await r.read()
+
+        return summary(await timed(calls, concurrency, one))
+
+
+async def measure(api: str, items: int, calls: int, sandbox: str, latency_ms: float) -> dict[str, Any]:
+    if latency_ms:
+        async with aiohttp.ClientSession() as http:
+            rule = {"action": "*", "latencyMs": {"fixed": latency_ms}}
+            async with http.put(f"{sandbox}/_sandbox/faults", json=rule) as response:
+                assert response.status == 200, await response.text()
+    await single_calls(api, "face-detection", 40, 4)  # warm up
+    alone = {
+        "same_action": await single_calls(api, "face-detection", calls, 4),
+        "other_action": await single_calls(api, "face-attribute-recognition", calls, 4),
+        "api_read": await reads(api, calls * 2, 8),
+    }
+    batch = [
+        {"customId": f"b{n}", "serviceId": "face-detection", "input": {"ImageURL": f"https://example.com/b{n}.jpg"}}
+        for n in range(items)
+    ]
+    async with aiohttp.ClientSession() as http:
+        started = time.perf_counter()
+        async with http.post(f"{api}/api/batches", json=batch) as response:
+            assert response.status == 201, await response.text()
+            batch_id = (await response.json())["batchId"]
+        submit_ms = (time.perf_counter() - started) * 1000
+        during = {
+            "same_action": await single_calls(api, "face-detection", calls, 4),
+            "other_action": await single_calls(api, "face-attribute-recognition", calls, 4),
+            "api_read": await reads(api, calls * 2, 8),
+        }
+        async with http.get(f"{api}/api/batches/{batch_id}") as response:
+            progress = (await response.json())["requestCounts"]
+        while progress["queued"] + progress["running"] > 0:
+            async with http.get(f"{api}/api/batches/{batch_id}", params={"wait": "30"}) as response:
+                view = await response.json()
+            progress = view["requestCounts"]
+        batch_s = time.perf_counter() - started
+    return {
+        "items": items,
+        "latency_ms": latency_ms,
+        "submit_ms": round(submit_ms, 1),
+        "batch_seconds": round(batch_s, 1),
+        "batch_items_per_s": round(items / batch_s, 1),
+        "alone": alone,
+        "during_batch": during,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        redis = EmbeddedRedis(Path(tmp) / "redis").start()
+        operator = Path(tmp) / "operator.toml"
+        operator.write_text("[defaults]\namountCents = 0\nqps = 10000\n")
+        api_port, sandbox_port = free_port(), free_port()
+        env = {
+            "REDIS_URL": redis.url, "SERVER402_PORT": str(api_port), "SERVER402_SANDBOX_PORT": str(sandbox_port),
+            "ALIBABA_CLOUD_ACCESS_KEY_ID": KEY_ID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SECRET,
+            "SERVER402_SANDBOX_QPS": "100000", "SERVER402_OPERATOR_FILE": str(operator),
+            "SERVER402_LOG_LEVEL": "warning", "SERVER402_SANDBOX_LOG_LEVEL": "warning",
+        }  # fmt: skip
+        processes = [start(module, env) for module in ("sandbox", "api", "workers")]
+        api, sandbox = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{sandbox_port}"
+        try:
+            asyncio.run(wait_up(f"{api}/readyz"))
+            asyncio.run(wait_up(f"{sandbox}/_sandbox/health"))
+            result = asyncio.run(measure(api, args.items, args.calls, sandbox, args.latency_ms))
+        finally:
+            for process in processes:
+                process.terminate()
+                process.wait(timeout=15)
+            redis.stop()
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "batch_isolation.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{result['items']}-item batch: submitted in {result['submit_ms']} ms, done in {result['batch_seconds']} s "
+          f"({result['batch_items_per_s']} items/s); sandbox latency {result['latency_ms']} ms")  # fmt: skip
+    print("| measured (4 callers; reads 8) | alone p50 / p99 ms | during the batch p50 / p99 ms | ratio p50 |")
+    print("|---|---|---|---|")
+    for name in ("same_action", "other_action", "api_read"):
+        a, d = result["alone"][name], result["during_batch"][name]
+        print(f"| {name} | {a['p50_ms']} / {a['p99_ms']} | {d['p50_ms']} / {d['p99_ms']} "
+              f"| {round(d['p50_ms'] / a['p50_ms'], 2)} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
