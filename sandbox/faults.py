@@ -4,7 +4,8 @@ One rule per action, or "*" for every action without its own rule (a rule for th
 except `qps`, which falls back to the "*" rule's and then to the configured default). Each rule has its own
 random.Random seeded with `seed` (default 0) when it is set, so a given sequence of calls always meets the same
 faults. Per call, in order: `failNext` (the next N calls answer 500 InternalError, exact), then one draw decides
-hang / 5xx / throttle / non-JSON by the cumulative rates (their sum must be <= 1), then the latency is drawn.
+hang / 5xx / throttle / non-JSON / refuse (403 InvalidApi.NotPurchase: not subscribed) by the cumulative rates
+(their sum must be <= 1), then the latency is drawn.
 """
 
 from __future__ import annotations
@@ -59,13 +60,15 @@ class FaultRule(msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fiel
     throttle_rate: Rate = 0.0
     hang_rate: Rate = 0.0
     non_json_rate: Rate = 0.0
+    refuse_rate: Rate = 0.0  # answer 403 InvalidApi.NotPurchase: the gateway's account may not call this action
     fail_next: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] = 0
     qps: Annotated[int, msgspec.Meta(ge=1, le=100_000)] | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.hang_rate + self.error5xx_rate + self.throttle_rate + self.non_json_rate > 1.0 + 1e-9:
-            raise ValueError("hangRate + error5xxRate + throttleRate + nonJsonRate must not exceed 1")
+        total = self.hang_rate + self.error5xx_rate + self.throttle_rate + self.non_json_rate + self.refuse_rate
+        if total > 1.0 + 1e-9:
+            raise ValueError("hangRate + error5xxRate + throttleRate + nonJsonRate + refuseRate must not exceed 1")
 
 
 class Outcome(enum.Enum):
@@ -75,6 +78,7 @@ class Outcome(enum.Enum):
     ERROR_5XX = "error5xx"
     THROTTLE = "throttle"
     NON_JSON = "nonJson"
+    REFUSE = "refuse"
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,7 @@ class _Active:
             (rule.error5xx_rate, Outcome.ERROR_5XX),
             (rule.throttle_rate, Outcome.THROTTLE),
             (rule.non_json_rate, Outcome.NON_JSON),
+            (rule.refuse_rate, Outcome.REFUSE),
         ):
             if draw < rate:
                 return outcome

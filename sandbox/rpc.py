@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from sandbox.errors import ParameterError, ThrottlingError, internal_error
+from sandbox.errors import ParameterError, SandboxError, ThrottlingError, internal_error
 from sandbox.faults import Decision, Outcome
 from sandbox.keys import CALL, CATALOG, CONFIG, FAULTS, HANGS, LIMITER, LOADER, STATE, STATS, VERIFIER, CallInfo
 from sandbox.responses import BUILDERS, envelope
@@ -38,6 +38,7 @@ V2_COMMON = frozenset(
         "RegionId",
     }
 )
+NOT_PURCHASED_MESSAGE = "You have not activated this API, or your account is not permitted to call it."
 NON_JSON_BODY = "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
 
 
@@ -114,4 +115,6 @@ async def _fault(app: web.Application, info: CallInfo, decision: Decision) -> we
         raise ThrottlingError()
     if decision.outcome is Outcome.NON_JSON:
         return web.Response(status=502, text=NON_JSON_BODY, content_type="text/html")
+    if decision.outcome is Outcome.REFUSE:
+        raise SandboxError("InvalidApi.NotPurchase", NOT_PURCHASED_MESSAGE, 403)
     raise internal_error(decision.status)
