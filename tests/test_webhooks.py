@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from structlog.testing import capture_logs
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from support import Pipeline
 
@@ -106,8 +107,13 @@ async def test_a_finished_call_is_delivered_signed_and_verifies_independently(
     pipeline: Pipeline, receiver: Receiver
 ) -> None:
     key = await api_key(pipeline)
-    job = await call_with_hook(pipeline, key, receiver.url)
-    headers, payload = await receiver.next()
+    with capture_logs() as logs:
+        job = await call_with_hook(pipeline, key, receiver.url)
+        headers, payload = await receiver.next()
+        await asyncio.sleep(0.2)  # the sender logs the attempt just after the receiver answered
+    assert [e for e in logs if e["log_level"] in ("error", "critical")] == []
+    [attempt] = [e for e in logs if e["event"] == "webhook delivery"]
+    assert attempt["outcome"] == "delivered" and attempt["webhook_event"] == "job.succeeded"
     assert payload["type"] == "job.succeeded" and payload["data"]["jobId"] == job["jobId"]
     assert payload["data"]["result"]["data"]["Action"] == "DetectFace"
     assert headers["webhook-id"] == f"msg_{job['jobId']}.job.succeeded"

@@ -97,7 +97,10 @@ class WebhookSender:
                 try:
                     due = await self.deliveries.claim_due(lease_ms=LEASE_MS, count=CLAIM)
                     if due:
-                        await asyncio.gather(*(self.deliver(delivery_id) for delivery_id in due))
+                        outcomes = await asyncio.gather(*(self.deliver(d) for d in due), return_exceptions=True)
+                        for delivery_id, outcome in zip(due, outcomes, strict=True):
+                            if isinstance(outcome, Exception):  # retried when its claim lapses
+                                log.error("webhook delivery broke", delivery_id=delivery_id, exc_info=outcome)
                         continue
                 except asyncio.CancelledError:
                     raise
@@ -134,7 +137,7 @@ class WebhookSender:
         log.info(
             "webhook delivery",
             delivery_id=delivery.id,
-            event=delivery.event,
+            webhook_event=delivery.event,
             attempt=attempt_no,
             status_code=status_code,
             error=error,
