@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from structlog.testing import capture_logs
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from structlog.testing import capture_logs
 from support import Pipeline
 
 from sandbox.testing import serve_on_loopback
