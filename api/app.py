@@ -62,9 +62,7 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
 async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     app[keys.JOBS] = JobStore(app[keys.REDIS], retention_s=settings.job_retention_s)
-    app[keys.BATCHES] = BatchStore(
-        app[keys.REDIS], retention_s=settings.job_retention_s, deadline_s=settings.batch_deadline_s
-    )
+    app[keys.BATCHES] = BatchStore.from_settings(app[keys.REDIS], settings)
     app[keys.PAYMENTS] = PaymentStore(app[keys.REDIS], app[keys.SETTINGS])
     app[keys.API_KEYS] = ApiKeyStore(app[keys.REDIS])
     app[keys.X402] = X402Gate(app[keys.SETTINGS])

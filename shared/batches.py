@@ -1,17 +1,19 @@
 """Batches: many tool calls submitted, paid and followed as one.
 
 A batch is accepted whole or not at all: the API validates every item first, then one Lua script (CREATE_BATCH)
-consumes the calls of every payment it uses, stores the items and queues the batch's fan-out. The fan-out (an
-arq job, `fan_out_batch`) turns items into ordinary jobs in chunks, each chunk exactly once (FAN_OUT_BATCH
-advances a cursor it must still find where it read it), so a crash mid-way resumes where it stopped. Jobs of a
-batch keep the batch's counters in step with every transition (shared/keys.py `batch_moved`), so a batch's
-counts and its completion are exact at every moment. Items are queued behind single calls (shared/jobs.py
-`queue_score`), so a big batch never slows anyone's single calls.
+consumes the calls of every payment it uses, stores the items and queues the first `window` of them as ordinary
+jobs. From then on every finished item queues the next one in the same Lua step that finishes it (shared/keys.py
+`fan_out`, `batch_moved`): no process has to drive the batch, so no crash can stall or double it, and a batch
+never has more than its window queued or running. Single calls, queued ahead of batch items anyway
+(shared/jobs.py `queue_score`), and their retries therefore wait behind at most a window of batch items. The
+batch's counters move with every transition of its jobs, so its counts and its completion are exact at every
+moment.
 
     s402:batch:{id}        hash   id, owner, total, fanned, running, succeeded, failed, canceled, expired,
                                   finished, status (in_progress | canceling | completed | canceled), cancel,
-                                  createdAt, completedAt, requestId, webhook, events, jobEvents
-    s402:batch:{id}:items  list   BatchItem (a JSON array) not yet made into jobs
+                                  window, deadlineMs, retentionMs, createdAt, completedAt, requestId, webhook,
+                                  events, jobEvents
+    s402:batch:{id}:items  list   items not yet queued: [job id, arq payload (hex), job field/value pairs...]
     s402:batch:{id}:jobs   list   job ids in item order
     s402:batch:{id}:done   list   job ids in the order they finished (the results stream reads it)
 """
@@ -27,31 +29,32 @@ import msgspec
 from redis.asyncio import Redis
 
 from shared import keys
+from shared.config import Settings
 from shared.jobs import (
     CANCELED_BEFORE_RUN,
     JobCharge,
     JobError,
     JobRecord,
+    JobStore,
     arq_payload,
     iso,
     iso_ms,
     job_charge,
     new_job_id,
     now_ms,
-    queue_score,
 )
 
 BatchStatus = Literal["in_progress", "canceling", "completed", "canceled"]
 BATCH_ID_PREFIX = "bat_"
-FAN_OUT = "fan_out_batch"
 MAX_ITEMS = 10_000
 MAX_CUSTOM_ID = 200
 RESULTS_PAGE = 500
+CANCEL_CHUNK = 500
 _json = msgspec.json.Encoder()
 
 
 class BatchItem(msgspec.Struct, array_like=True, frozen=True):
-    """One validated item as stored until it becomes a job."""
+    """One validated item, as the API hands it to the store."""
 
     custom_id: str
     service: str
@@ -59,9 +62,6 @@ class BatchItem(msgspec.Struct, array_like=True, frozen=True):
     payment_id: str  # "" for a free service
     tenant: str
     input: msgspec.Raw
-
-
-_item_decoder = msgspec.json.Decoder(BatchItem)
 
 
 class BatchRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -73,6 +73,9 @@ class BatchRecord(msgspec.Struct, frozen=True, kw_only=True):
     status: BatchStatus
     createdAt: int
     requestId: str
+    window: int
+    deadlineMs: int
+    retentionMs: int
     fanned: int = 0
     running: int = 0
     succeeded: int = 0
@@ -180,13 +183,22 @@ class BatchRefused(Exception):
 
 
 class BatchStore:
-    def __init__(self, redis: Redis, *, retention_s: int, deadline_s: float) -> None:
+    def __init__(self, redis: Redis, *, retention_s: int, deadline_s: float, window: int) -> None:
         self.redis = redis
         self.retention_ms = retention_s * 1000
         self.deadline_ms = int(deadline_s * 1000)
+        self.window = window
         self._create = redis.register_script(keys.CREATE_BATCH)
-        self._fan_out = redis.register_script(keys.FAN_OUT_BATCH)
         self._cancel = redis.register_script(keys.CANCEL_BATCH)
+
+    @classmethod
+    def from_settings(cls, redis: Redis, settings: Settings) -> BatchStore:
+        return cls(
+            redis,
+            retention_s=settings.job_retention_s,
+            deadline_s=settings.batch_deadline_s,
+            window=settings.batch_window,
+        )
 
     async def create(
         self,
@@ -197,25 +209,17 @@ class BatchStore:
         idempotency: tuple[str, str] | None,
         caller_key: str,
     ) -> tuple[int, str]:
-        """Store and pay for a batch. `payments`: (payment id, service id, calls). Returns (1, idempotency
-        value) when created, (0, stored value) for an existing batch of the same Idempotency-Key; raises
-        BatchRefused when a payment cannot cover its items (then nothing changed)."""
+        """Store and pay for a batch and queue its first window of jobs. `payments`: (payment id, service id,
+        calls). Returns (1, idempotency value) when created, (0, stored value) for an existing batch of the same
+        Idempotency-Key; raises BatchRefused when a payment cannot cover its items (then nothing changed)."""
         fields = {k: v for k, v in msgspec.structs.asdict(record).items() if v is not None}
         flat_fields = [item for pair in fields.items() for item in pair]
         flat_payments = [x for pid, service, calls in payments for x in (keys.payment_key(pid), service, calls)]
         # kept until every item can have finished (then the completed batch is kept for the retention time)
-        ttl_ms = self.deadline_ms * 2 + self.retention_ms
+        ttl_ms = record.deadlineMs * 2 + record.retentionMs
         idem_key, idem_value = idempotency if idempotency else ("", "")
-        fan_out_id = "fanout_" + record.id
         outcome, value, index = await self._create(
-            keys=[
-                keys.batch_key(record.id),
-                keys.batch_key(record.id) + ":items",
-                idem_key,
-                keys.ARQ_JOB_PREFIX + fan_out_id,
-                keys.QUEUE_NAME,
-                keys.LEDGER,
-            ],
+            keys=[keys.batch_key(record.id), keys.batch_key(record.id) + ":items", idem_key, keys.LEDGER],
             args=[
                 record.id,
                 record.createdAt,
@@ -223,19 +227,40 @@ class BatchStore:
                 ttl_ms,
                 idem_value,
                 caller_key,
-                arq_payload(record.id, record.createdAt, FAN_OUT),
-                queue_score(record.createdAt, interactive=True),  # the fan-out itself is quick: it goes first
+                record.window,
                 len(payments),
                 len(fields),
                 len(items),
                 *flat_payments,
                 *flat_fields,
-                *(_json.encode(item) for item in items),
+                *(self._stored_item(record, item) for item in items),
             ],
         )
         if int(outcome) == -1:
             raise BatchRefused(value.decode(), int(index))
         return int(outcome), value.decode() if isinstance(value, bytes) else str(value)
+
+    @staticmethod
+    def _stored_item(batch: BatchRecord, item: BatchItem) -> bytes:
+        """[job id, arq payload in hex, the job hash's fields but createdAt, deadline and status] (see fan_out)."""
+        job_id = new_job_id(batch.createdAt)
+        fields: dict[str, str] = {
+            "id": job_id,
+            "service": item.service,
+            "action": item.action,
+            "owner": batch.owner,
+            "input": bytes(item.input).decode(),
+            "requestId": batch.requestId,
+            "tenant": item.tenant,
+            "batch": batch.id,
+            "customId": item.custom_id,
+        }
+        if item.payment_id:
+            fields |= {"paymentId": item.payment_id, "paymentKind": "token"}
+        if batch.webhook and batch.jobEvents:
+            fields |= {"webhook": batch.webhook, "events": batch.jobEvents}
+        payload = arq_payload(job_id, batch.createdAt).hex()
+        return _json.encode([job_id, payload, *(x for pair in fields.items() for x in pair)])
 
     async def get(self, batch_id: str) -> BatchRecord | None:
         raw: dict[bytes, bytes] = await self.redis.hgetall(keys.batch_key(batch_id))  # type: ignore[misc]
@@ -243,61 +268,26 @@ class BatchStore:
             return None
         return msgspec.convert({k.decode(): v.decode() for k, v in raw.items()}, BatchRecord, strict=False)
 
-    async def fan_out_next(self, batch_id: str, chunk: int) -> bool:
-        """Make the next `chunk` items into jobs. True when every item has been made into a job."""
+    async def cancel(self, batch_id: str, jobs: JobStore) -> str:
+        """Cancel a batch: items not yet queued become canceled jobs, queued jobs are canceled, running ones are
+        asked to stop; every call that does not run is given back. Returns the batch's status ('missing')."""
         key = keys.batch_key(batch_id)
-        batch = await self.get(batch_id)
-        if batch is None or batch.fanned >= batch.total:
-            return True
-        raw_items: list[bytes] = await self.redis.lrange(key + ":items", batch.fanned, batch.fanned + chunk - 1)  # type: ignore[misc]
-        if not raw_items:  # the items are gone (the batch expired): nothing left to make
-            return True
-        now = now_ms()
-        args: list[Any] = []
-        for raw in raw_items:
-            record = self._job_for(batch, _item_decoder.decode(raw), now)
-            fields = {k: v for k, v in msgspec.structs.asdict(record).items() if v is not None}
-            args += [record.id, arq_payload(record.id, now), queue_score(now, interactive=False)]
-            args += [record.deadline - now + self.retention_ms, len(fields)]
-            args += [item for pair in fields.items() for item in pair]
-        fanned = await self._fan_out(
-            keys=[key, keys.QUEUE_NAME, keys.LEDGER],
-            args=[
-                batch.fanned,
-                now,
-                iso(now),
-                self.retention_ms,
-                keys.JOBS_DONE_CHANNEL,
-                _json.encode(CANCELED_BEFORE_RUN),
-                len(raw_items),
-                *args,
-            ],
-        )
-        return int(fanned) >= batch.total
-
-    def _job_for(self, batch: BatchRecord, item: BatchItem, now: int) -> JobRecord:
-        return JobRecord(
-            id=new_job_id(now),
-            service=item.service,
-            action=item.action,
-            owner=batch.owner,
-            input=bytes(item.input).decode(),
-            requestId=batch.requestId,
-            createdAt=now,
-            deadline=now + self.deadline_ms,
-            status="queued",
-            tenant=item.tenant,
-            paymentId=item.payment_id or None,
-            paymentKind="token" if item.payment_id else None,
-            batch=batch.id,
-            customId=item.custom_id,
-            webhook=batch.webhook if batch.jobEvents else None,
-            events=batch.jobEvents or None,
-        )
-
-    async def request_cancel(self, batch_id: str) -> str:
-        status = await self._cancel(keys=[keys.batch_key(batch_id)])
-        return status.decode() if isinstance(status, bytes) else str(status)
+        error = _json.encode(CANCELED_BEFORE_RUN)
+        while True:
+            now = now_ms()
+            status, left = await self._cancel(
+                keys=[key, keys.QUEUE_NAME, keys.LEDGER],
+                args=[CANCEL_CHUNK, now, iso(now), keys.JOBS_DONE_CHANNEL, error],
+            )
+            status = status.decode() if isinstance(status, bytes) else str(status)
+            if status == "missing" or int(left) == 0:
+                break
+        if status == "canceling":
+            start = 0
+            while ids := await self.job_ids(batch_id, start, CANCEL_CHUNK):
+                await jobs.cancel_many(ids)
+                start += len(ids)
+        return status
 
     async def job_ids(self, batch_id: str, start: int, count: int) -> list[str]:
         raw: list[bytes] = await self.redis.lrange(keys.batch_key(batch_id) + ":jobs", start, start + count - 1)  # type: ignore[misc]

@@ -71,6 +71,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     pending_payment_ttl_s: int
     batch_max_bytes: int
     batch_deadline_s: float
+    batch_window: int
     webhook_allowed_networks: tuple[str, ...]
     webhook_timeout_s: float
     webhook_retry_base_s: float
@@ -540,6 +541,13 @@ BATCH_SETTINGS: tuple[Setting, ...] = (
         _positive_float,
         "3600",
         "A batch item not finished this long after it was queued fails (or expires, given back, if it never ran).",
+    ),
+    Setting(
+        "SERVER402_BATCH_WINDOW",
+        "batch_window",
+        _positive_int,
+        "256",
+        "Items of one batch queued or running at once; each finished item queues the next.",
     ),
     Setting(
         "SERVER402_WEBHOOK_ALLOWED_NETWORKS",

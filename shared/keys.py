@@ -117,10 +117,14 @@ end
 # built from the job's own fields (one Redis, not a cluster), so every caller gets them without passing them.
 # webhook_event(): a subject (job or batch hash) with a `webhook` whose `events` include `event` gets one
 #   delivery, due now (`msg_<subject id>.<event>`: the same event is never delivered twice).
-# batch_moved(): a job of a batch moved from one status to another: the batch's counters follow; its last
-#   finished job completes the batch (announced on the jobs channel, its webhook event made).
+# fan_out(): queue a batch's next items as jobs. A batch keeps at most `window` of its items queued or running:
+#   each finished item queues the next, so a big batch never floods the queue (single calls, and single calls'
+#   retries, wait behind at most a window of batch items).
+# batch_moved(): a job of a batch moved from one status to another: the batch's counters follow; a finished job
+#   queues the next item; the last completes the batch (announced on the jobs channel, its webhook event made).
 _STATE_LUA = """
 local JOB_PREFIX, BATCH_PREFIX, WH_PREFIX, WH_DUE, PAY_PREFIX = '@JOB@', '@BATCH@', '@WH@', '@WHDUE@', '@PAY@'
+local QUEUE = '@QUEUE@'
 local WEBHOOK_KEEP_MS = 86400000
 local function webhook_event(subject, event, now, retention)
   local f = redis.call('HMGET', subject, 'webhook', 'events', 'id', 'owner')
@@ -133,6 +137,29 @@ local function webhook_event(subject, event, now, retention)
     'createdAt', now, 'attempts', 0, 'status', 'pending')
   redis.call('PEXPIRE', key, tonumber(retention) + WEBHOOK_KEEP_MS)
   redis.call('ZADD', WH_DUE, now, id)
+end
+-- Queue the next `count` items of a batch as jobs (its window refills as jobs finish). Items are JSON arrays
+-- made at submission: job id, arq payload (hex), then the job hash's field/value pairs; popped from the head.
+local function fan_out(bkey, count, now)
+  if count <= 0 or redis.call('HGET', bkey, 'cancel') == '1' then return 0 end
+  local b = redis.call('HMGET', bkey, 'deadlineMs', 'retentionMs')
+  local deadline, ttl = tonumber(now) + tonumber(b[1]), tonumber(b[1]) + tonumber(b[2])
+  local made = 0
+  while made < count do
+    local raw = redis.call('LPOP', bkey .. ':items')
+    if not raw then break end
+    local item = cjson.decode(raw)
+    local id, job = item[1], JOB_PREFIX .. item[1]
+    local payload = string.gsub(item[2], '..', function(cc) return string.char(tonumber(cc, 16)) end)
+    redis.call('HSET', job, 'createdAt', now, 'deadline', deadline, 'status', 'queued', unpack(item, 3))
+    redis.call('PEXPIRE', job, ttl)
+    redis.call('PSETEX', 'arq:job:' .. id, ttl, payload)
+    redis.call('ZADD', QUEUE, now, id)
+    redis.call('RPUSH', bkey .. ':jobs', id)
+    made = made + 1
+  end
+  if made > 0 then redis.call('HINCRBY', bkey, 'fanned', made) end
+  return made
 end
 local function batch_moved(job, from, to, now, channel, retention)
   local b = redis.call('HGET', job, 'batch')
@@ -148,7 +175,10 @@ local function batch_moved(job, from, to, now, channel, retention)
   redis.call('HINCRBY', bkey, to, 1)
   redis.call('RPUSH', bkey .. ':done', redis.call('HGET', job, 'id'))
   local finished = redis.call('HINCRBY', bkey, 'finished', 1)
-  if finished < tonumber(redis.call('HGET', bkey, 'total')) then return end
+  if finished < tonumber(redis.call('HGET', bkey, 'total')) then
+    fan_out(bkey, 1, now)  -- one out, one in: the batch keeps its window of jobs queued or running
+    return
+  end
   local final = 'completed'
   if redis.call('HGET', bkey, 'cancel') == '1' then final = 'canceled' end
   redis.call('HSET', bkey, 'status', final, 'completedAt', now)
@@ -188,6 +218,7 @@ _STATE_LUA = (
     .replace("@WHDUE@", WEBHOOKS_DUE)
     .replace("@WH@", WEBHOOK_KEY_PREFIX)
     .replace("@PAY@", PAYMENT_KEY_PREFIX)
+    .replace("@QUEUE@", QUEUE_NAME)
     .replace("'arq:job:'", repr(ARQ_JOB_PREFIX))
 )
 
@@ -338,24 +369,25 @@ return status
 
 # Store a batch and pay for it in one step: every payment must cover its service's items (exists, paid, not
 # expired, for that service, used by the API key it is bound to, enough calls left) or nothing happens; then its
-# calls are consumed (one ledger event per payment), the items stored, and the fan-out job put on arq's queue.
+# calls are consumed (one ledger event per payment), the items stored and the first window of them queued as jobs.
 # With an idempotency key, an existing batch for that key wins (nothing is charged).
-# KEYS: batch, items list, idempotency key or "", fan-out arq payload key, arq queue, ledger
-# ARGV: batch id, now ms, ISO now, ttl ms, idempotency value, caller's key client id or "", fan-out payload,
-# fan-out score, number of payments P, number of batch fields F, number of items N,
-# then P x (payment key, service id, calls), F x (field, value), N items.
+# KEYS: batch, items list, idempotency key or "", ledger
+# ARGV: batch id, now ms, ISO now, ttl ms, idempotency value, caller's key client id or "", window,
+# number of payments P, number of batch fields F, number of items N,
+# then P x (payment key, service id, calls), F x (field, value), N items (see fan_out).
 # Returns {1, idempotency value} created, {0, stored value} an existing batch, {-1, reason, payment index}.
 CREATE_BATCH = (
     _LEDGER_LUA
+    + _STATE_LUA
     + """
 if KEYS[3] ~= '' then
   local existing = redis.call('GET', KEYS[3])
   if existing then return {0, existing, 0} end
 end
-local np, nf, ni = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
+local np, nf, ni = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local now = tonumber(ARGV[2])
 for i = 0, np - 1 do
-  local pkey, service, calls = ARGV[12 + 3 * i], ARGV[13 + 3 * i], tonumber(ARGV[14 + 3 * i])
+  local pkey, service, calls = ARGV[11 + 3 * i], ARGV[12 + 3 * i], tonumber(ARGV[13 + 3 * i])
   local p = redis.call('HMGET', pkey, 'status', 'serviceId', 'clientId', 'remainingCalls', 'expiresAt')
   if not p[1] then return {-1, 'payment_required', i} end
   if p[1] == 'expired' or tonumber(p[5]) <= now then return {-1, 'token_expired', i} end
@@ -364,12 +396,12 @@ for i = 0, np - 1 do
   if tonumber(p[4]) < calls then return {-1, 'no_calls_left', i} end
 end
 for i = 0, np - 1 do
-  local pkey, calls = ARGV[12 + 3 * i], tonumber(ARGV[14 + 3 * i])
+  local pkey, calls = ARGV[11 + 3 * i], tonumber(ARGV[13 + 3 * i])
   redis.call('HINCRBY', pkey, 'remainingCalls', -calls)
   redis.call('HINCRBY', pkey, 'usedCalls', calls)
-  ledger(KEYS[6], 'consumed', ARGV[3], pkey, calls, {'batchId', ARGV[1]})
+  ledger(KEYS[4], 'consumed', ARGV[3], pkey, calls, {'batchId', ARGV[1]})
 end
-local fields = 12 + 3 * np
+local fields = 11 + 3 * np
 redis.call('HSET', KEYS[1], unpack(ARGV, fields, fields + 2 * nf - 1))
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 local first = fields + 2 * nf
@@ -378,53 +410,37 @@ for i = first, first + ni - 1, 1000 do
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 if KEYS[3] ~= '' then redis.call('SET', KEYS[3], ARGV[5], 'PX', ARGV[4]) end
-redis.call('PSETEX', KEYS[4], ARGV[4], ARGV[7])
-redis.call('ZADD', KEYS[5], ARGV[8], 'fanout_' .. ARGV[1])
+fan_out(KEYS[1], tonumber(ARGV[7]), ARGV[2])
+redis.call('PEXPIRE', KEYS[1] .. ':jobs', ARGV[4])
 return {1, ARGV[5], 0}
 """
 )
 
-# Make the next items of a batch into jobs, exactly once: only when `fanned` still equals the cursor the caller
-# read. Jobs of a batch being canceled are made already canceled (their paid calls given back).
-# KEYS: batch, arq queue, ledger   ARGV: cursor, now ms, ISO now, retention ms, channel, canceled error JSON,
-# number of jobs, then per job: id, arq payload, score, ttl ms, number of fields F, F x (field, value).
-# Returns the new cursor, or -1 when another fan-out got there first.
-FAN_OUT_BATCH = (
+# Cancel a batch: mark it (no more items are queued), then make up to `count` of its items not yet queued into
+# canceled jobs (their paid calls given back); the caller repeats until none is left, and cancels the queued
+# jobs with CANCEL_JOBS. KEYS: batch, arq queue, ledger   ARGV: count, now ms, ISO now, channel, error JSON
+# Returns {status, items still to cancel} (status 'missing' when there is no such batch).
+CANCEL_BATCH = (
     _LEDGER_LUA
     + _STATE_LUA
     + """
-if redis.call('HGET', KEYS[1], 'fanned') ~= ARGV[1] then return -1 end
-local canceling = redis.call('HGET', KEYS[1], 'cancel') == '1'
-local i, ids = 8, {}
-for _ = 1, tonumber(ARGV[7]) do
-  local id, payload, score, ttl, nf = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4])
-  local job = JOB_PREFIX .. id
-  redis.call('HSET', job, unpack(ARGV, i + 5, i + 4 + 2 * nf))
-  redis.call('PEXPIRE', job, ttl)
-  ids[#ids + 1] = id
-  if canceling then
-    cancel_queued(job, KEYS[2], KEYS[3], ARGV[2], ARGV[6], ARGV[4], ARGV[5], ARGV[3])
-  else
-    redis.call('PSETEX', 'arq:job:' .. id, ttl, payload)
-    redis.call('ZADD', KEYS[2], score, id)
-  end
-  i = i + 5 + 2 * nf
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return {'missing', 0} end
+if status == 'in_progress' then redis.call('HSET', KEYS[1], 'cancel', '1', 'status', 'canceling') end
+local retention = redis.call('HGET', KEYS[1], 'retentionMs')
+for _ = 1, tonumber(ARGV[1]) do
+  local raw = redis.call('LPOP', KEYS[1] .. ':items')
+  if not raw then break end
+  local item = cjson.decode(raw)
+  local job = JOB_PREFIX .. item[1]
+  redis.call('HSET', job, 'createdAt', ARGV[2], 'deadline', ARGV[2], 'status', 'queued', unpack(item, 3))
+  redis.call('HINCRBY', KEYS[1], 'fanned', 1)
+  redis.call('RPUSH', KEYS[1] .. ':jobs', item[1])
+  cancel_queued(job, KEYS[2], KEYS[3], ARGV[2], ARGV[5], retention, ARGV[4], ARGV[3])
 end
-redis.call('RPUSH', KEYS[1] .. ':jobs', unpack(ids))
-local fanned = redis.call('HINCRBY', KEYS[1], 'fanned', #ids)
-if fanned >= tonumber(redis.call('HGET', KEYS[1], 'total')) then redis.call('DEL', KEYS[1] .. ':items') end
-return fanned
+return {redis.call('HGET', KEYS[1], 'status'), redis.call('LLEN', KEYS[1] .. ':items')}
 """
 )
-
-# Cancel a batch: mark it (items not yet made into jobs are made canceled), then cancel its queued jobs in
-# chunks (CANCEL_JOBS). KEYS: batch   Returns the batch's status ('missing' when there is none).
-CANCEL_BATCH = """
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return 'missing' end
-if status == 'in_progress' then redis.call('HSET', KEYS[1], 'cancel', '1', 'status', 'canceling') end
-return redis.call('HGET', KEYS[1], 'status')
-"""
 
 # Cancel some jobs (of a batch being canceled): queued ones at once, running ones asked to stop.
 # KEYS: arq queue, ledger   ARGV: now ms, error JSON, retention ms, channel, ISO now, then job ids.

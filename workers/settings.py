@@ -12,7 +12,7 @@ from arq.connections import RedisSettings
 from redis.asyncio import Redis
 
 from shared import keys
-from shared.batches import FAN_OUT, BatchStore
+from shared.batches import BatchStore
 from shared.catalog import Catalog
 from shared.config import Settings
 from shared.jobs import RUN_TOOL, JobStore, arq_deserialize, arq_serialize
@@ -21,7 +21,6 @@ from shared.metrics import WorkerMetrics
 from shared.payments import PaymentStore
 from shared.quality import QualityStore
 from shared.webhooks import DeliveryStore
-from workers.batches import fan_out_batch
 from workers.ratelimit import RateLimiter
 from workers.tasks import MAX_SLOT_WAIT_S, expire_payments, run_tool
 from workers.upstream import Upstream
@@ -34,7 +33,6 @@ ARQ_MAX_TRIES = 1000  # a backstop only: the job's deadline bounds retries
 # read (a single call arriving while a batch fills the worker) wait until the read is worked through. A short read
 # keeps that wait to a few job completions; it still starts up to 1,600 jobs a second (32 per 20 ms poll).
 QUEUE_READ_LIMIT = 32
-FAN_OUT_TIMEOUT_S = 300  # 10,000 items take well under a second; a lease brings a dead worker's back sooner
 
 
 def attempt_timeout_s(settings: Settings) -> float:
@@ -53,7 +51,7 @@ def worker_options(settings: Settings, catalog: Catalog | None = None) -> dict[s
         ctx["catalog"] = catalog_
         ctx["store"] = JobStore(redis, retention_s=settings.job_retention_s)
         ctx["batch_slots"] = asyncio.Semaphore(min(settings.worker_batch_jobs, settings.worker_max_jobs))
-        ctx["batches"] = BatchStore(redis, retention_s=settings.job_retention_s, deadline_s=settings.batch_deadline_s)
+        ctx["batches"] = BatchStore.from_settings(redis, settings)
         ctx["metrics"] = WorkerMetrics(redis)
         ctx["upstream"] = Upstream(settings, ctx["metrics"])
         ctx["limiter"] = RateLimiter(redis, str(settings.access_key_id), ctx["metrics"])
@@ -79,7 +77,6 @@ def worker_options(settings: Settings, catalog: Catalog | None = None) -> dict[s
     return {
         "functions": [
             func(cast(Any, run_tool), name=RUN_TOOL, timeout=attempt_timeout_s(settings), max_tries=ARQ_MAX_TRIES),
-            func(cast(Any, fan_out_batch), name=FAN_OUT, timeout=FAN_OUT_TIMEOUT_S, max_tries=ARQ_MAX_TRIES),
         ],
         # Every 30 s one worker (arq's cron runs each tick once) expires payments past their time in the ledger.
         "cron_jobs": [cron(cast(Any, expire_payments), second={0, 30}, timeout=60)],

@@ -53,7 +53,6 @@ ITEM_FIELDS = frozenset({"customId", "serviceId", "input"})
 BODY_FIELDS = frozenset({"items", "webhook", "webhookEvents"})
 MAX_REPORTED_ERRORS = 100
 YIELD_EVERY = 200  # items validated between two yields to the event loop: other requests are not held up
-CANCEL_CHUNK = 500
 _decoder = msgspec.json.Decoder()
 
 
@@ -106,6 +105,9 @@ async def create_batch(request: web.Request) -> web.Response:
         status="in_progress",
         createdAt=created,
         requestId=request[keys.REQUEST_ID],
+        window=request.app[keys.BATCHES].window,
+        deadlineMs=request.app[keys.BATCHES].deadline_ms,
+        retentionMs=request.app[keys.BATCHES].retention_ms,
         webhook=webhook.url if webhook else None,
         events=webhook.events if webhook else None,
         jobEvents=webhook.job_events if webhook and webhook.job_events else None,
@@ -435,13 +437,7 @@ def _offset(request: web.Request) -> int:
 async def cancel_batch(request: web.Request) -> web.Response:
     record = await owned_batch(request)
     store = request.app[keys.BATCHES]
-    status = await store.request_cancel(record.id)
-    if status == "canceling":  # cancel what has been queued so far; items not yet queued are made canceled
-        jobs = request.app[keys.JOBS]
-        start, canceled, asked = 0, 0, 0
-        while ids := await store.job_ids(record.id, start, CANCEL_CHUNK):
-            done, stopping = await jobs.cancel_many(ids)
-            canceled, asked, start = canceled + done, asked + stopping, start + len(ids)
-        log.info("batch canceled", canceled=canceled, asked_to_stop=asked)
+    status = await store.cancel(record.id, request.app[keys.JOBS])
+    log.info("batch canceled", status=status)
     current = await store.get(record.id) or record
     return json_response(batch_view(current, retention_ms=request.app[keys.SETTINGS].job_retention_s * 1000))
