@@ -32,11 +32,19 @@ from api.jobs_view import view_for
 from api.mcp_protocol import INVALID_PARAMS, Envelope, EventStream, RpcError
 from api.payment_gate import PaymentInput
 from api.routes.tools import parse_prefer
+from api.routes.webhooks import checked_webhook
 from shared import errors
 from shared.jobs import TERMINAL, JobError, JobRecord
 from shared.models import Service
 
 PAYMENT_TOKEN_ARG = "paymentToken"
+WEBHOOK_ARGS: dict[str, Any] = {
+    "webhook": {"type": "string", "description": "Optional: a URL that receives the signed result (Standard "
+                "Webhooks; needs an API key or paymentToken, whose secret is at GET /api/webhooks/secret)."},
+    "webhookEvents": {"type": "array", "items": {"type": "string"},
+                      "description": "Events for the webhook: job.started, job.succeeded, job.failed, job.canceled, "
+                      "job.expired; default job.completed (every finished state)."},
+}  # fmt: skip
 X402_PAYMENT_META = "x402/payment"
 X402_RESPONSE_META = "x402/payment-response"
 PROGRESS_POLL_S = 0.5  # how often a streamed call re-reads its job for a change of state
@@ -100,7 +108,7 @@ def input_schema(service: Service) -> dict[str, Any]:
         "description": "A payment token for this tool (POST /api/payments); omit it to pay with x402 instead.",
     }
     return {**service.input_schema, "properties": {**service.input_schema.get("properties", {}),
-                                                   PAYMENT_TOKEN_ARG: token}}  # fmt: skip
+                                                   PAYMENT_TOKEN_ARG: token, **WEBHOOK_ARGS}}  # fmt: skip
 
 
 def _terms(service: Service) -> str:
@@ -133,12 +141,14 @@ async def call_tool(call: ToolCall) -> dict[str, Any]:
     structlog.contextvars.bind_contextvars(service_id=service.id)
     arguments = dict(params.arguments or {})
     token = arguments.pop(PAYMENT_TOKEN_ARG, None)
+    webhook_url, webhook_events = arguments.pop("webhook", None), arguments.pop("webhookEvents", None)
     try:
         if token is not None and not isinstance(token, str):
             raise errors.ValidationFailed(f"{PAYMENT_TOKEN_ARG} must be a string")
+        webhook = checked_webhook(request, webhook_url, webhook_events)
         validated = request.app[keys.VALIDATORS].validate(service.id, arguments)
         payment = PaymentInput(token=token.strip() if token is not None else None, signature=_signature(params.meta))
-        record, headers = await start_call(request, service, validated, payment)
+        record, headers = await start_call(request, service, validated, payment, webhook=webhook)
     except errors.PaymentRequired as exc:
         structlog.contextvars.bind_contextvars(mcp_outcome="payment_required")
         return payment_required_result(exc)

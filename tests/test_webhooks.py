@@ -274,3 +274,27 @@ async def test_the_senders_resolver_drops_addresses_webhooks_may_not_reach() -> 
         await GuardedResolver(()).resolve("localhost", 80)
     [allowed] = await GuardedResolver(("127.0.0.0/8",)).resolve("localhost", 80)
     assert allowed["host"] == "127.0.0.1"
+
+
+async def test_an_mcp_tool_call_takes_a_webhook_too(pipeline: Pipeline, receiver: Receiver) -> None:
+    key = await api_key(pipeline)
+    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}
+    arguments = {
+        "ImageURL": pipeline.sandbox.image("face.jpg"),
+        "webhook": receiver.url,
+        "webhookEvents": ["job.succeeded"],
+    }
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "face-detection", "arguments": arguments, "_meta": meta}}  # fmt: skip
+    headers = {"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "face-detection",
+               "Accept": "application/json, text/event-stream", "X-API-Key": key}  # fmt: skip
+    response = await pipeline.api.post("/mcp", json=body, headers=headers)
+    answer = await response.json()
+    assert response.status == 200 and not answer["result"].get("isError"), answer
+    _, payload = await receiver.next()
+    assert payload["type"] == "job.succeeded" and payload["data"]["result"]["data"]["Action"] == "DetectFace"
+
+    arguments["webhook"] = "http://10.0.0.1/hook"  # refused like over HTTP, as a tool error
+    response = await pipeline.api.post("/mcp", json=body, headers=headers)
+    answer = await response.json()
+    assert answer["result"]["isError"] and "private or loopback" in json.dumps(answer)

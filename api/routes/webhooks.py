@@ -33,8 +33,14 @@ routes = web.RouteTableDef()
 
 def call_webhook(request: web.Request) -> tuple[str, str] | None:
     """`?webhook=URL&webhookEvents=a,b` of a tool call: (url, comma-separated events), checked; or None."""
-    url = request.query.get("webhook")
-    raw_events = request.query.get("webhookEvents")
+    return checked_webhook(request, request.query.get("webhook"), request.query.get("webhookEvents"))
+
+
+def checked_webhook(request: web.Request, url: object, raw_events: object) -> tuple[str, str] | None:
+    """A tool call's webhook (HTTP query or MCP arguments): (url, comma-separated events), or None; 400 when the
+    target or the events cannot be used."""
+    if raw_events is not None and not isinstance(raw_events, str | list):
+        raise errors.BadRequest("webhookEvents must be event names")
     if url is None:
         if raw_events is not None:
             raise errors.BadRequest("webhookEvents needs a webhook URL")
