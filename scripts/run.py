@@ -81,6 +81,9 @@ def banner(settings: Settings, external_redis: bool) -> str:
             "Pay for a call with the demo wallet (the official x402 client, 0.20 test USDC on the sandbox ledger):",
             "  .venv/bin/python -m scripts.pay_demo face-attribute-recognition",
             "",
+            "The command line (calls, batches with a progress bar, jobs; see docs/cli.md):",
+            f"  .venv/bin/server402 --url {url} call face-detection ImageURL={settings.sandbox_url}/_sandbox/images/face.jpg",
+            "",
         ]
     )
 
