@@ -82,7 +82,8 @@ def banner(settings: Settings, external_redis: bool) -> str:
             "  .venv/bin/python -m scripts.pay_demo face-attribute-recognition",
             "",
             "The command line (calls, batches with a progress bar, jobs; see docs/cli.md):",
-            f"  .venv/bin/server402 --url {url} call face-detection ImageURL={settings.sandbox_url}/_sandbox/images/face.jpg",
+            f"  .venv/bin/server402 --url {url} call face-detection \\",
+            f"      ImageURL={settings.sandbox_url}/_sandbox/images/face.jpg",
             "",
         ]
     )
