@@ -22,17 +22,13 @@ from shared.payments import PaymentStore
 from shared.quality import QualityStore
 from shared.webhooks import DeliveryStore
 from workers.ratelimit import RateLimiter
-from workers.tasks import MAX_SLOT_WAIT_S, expire_payments, run_tool
+from workers.tasks import MAX_SLOT_WAIT_S, BatchSlots, expire_payments, run_tool
 from workers.upstream import Upstream
 from workers.webhooks import WebhookSender
 
 POLL_DELAY_S = 0.02
 HEALTH_CHECK_INTERVAL_S = 5
 ARQ_MAX_TRIES = 1000  # a backstop only: the job's deadline bounds retries
-# arq reads this many queued ids per poll and starts them in order, waiting for free slots; ids queued after the
-# read (a single call arriving while a batch fills the worker) wait until the read is worked through. A short read
-# keeps that wait to a few job completions; it still starts up to 1,600 jobs a second (32 per 20 ms poll).
-QUEUE_READ_LIMIT = 32
 
 
 def attempt_timeout_s(settings: Settings) -> float:
@@ -50,7 +46,7 @@ def worker_options(settings: Settings, catalog: Catalog | None = None) -> dict[s
         ctx["settings"] = settings
         ctx["catalog"] = catalog_
         ctx["store"] = JobStore(redis, retention_s=settings.job_retention_s)
-        ctx["batch_slots"] = asyncio.Semaphore(min(settings.worker_batch_jobs, settings.worker_max_jobs))
+        ctx["batch_slots"] = BatchSlots(max(1, min(settings.worker_batch_jobs, settings.worker_max_jobs // 2)))
         ctx["batches"] = BatchStore.from_settings(redis, settings)
         ctx["metrics"] = WorkerMetrics(redis)
         ctx["upstream"] = Upstream(settings, ctx["metrics"])
@@ -88,7 +84,9 @@ def worker_options(settings: Settings, catalog: Catalog | None = None) -> dict[s
         "job_serializer": arq_serialize,
         "job_deserializer": arq_deserialize,
         "max_jobs": settings.worker_max_jobs,
-        "queue_read_limit": min(QUEUE_READ_LIMIT, settings.worker_max_jobs),
+        # arq reads this many queued ids per poll; ids of running jobs stay queued until they finish, so a read
+        # shorter than the jobs in flight would cap how many run at once (batch items hold at most half of them)
+        "queue_read_limit": settings.worker_max_jobs * 2,
         "poll_delay": POLL_DELAY_S,
         "keep_result": 0,
         "health_check_interval": HEALTH_CHECK_INTERVAL_S,

@@ -43,8 +43,35 @@ LEASE_RENEW_S = 1.0
 MIN_CALL_BUDGET_S = 0.5
 
 # A worker runs up to SERVER402_WORKER_MAX_JOBS jobs at once in one event loop; batch items may take at most
-# SERVER402_WORKER_BATCH_JOBS of them (ctx["batch_slots"]), so single calls (queued first) always find room.
+# SERVER402_WORKER_BATCH_JOBS of them (BatchSlots), so single calls (queued first) always find room and CPU.
 BATCH_SLOT_WAIT_S = 5.0
+
+
+class BatchSlots:
+    """At most `running` batch items run on this worker; at most as many more wait for a turn (holding an arq
+    slot meanwhile). Any further one steps back onto the queue at once (arq Retry), so batch items never hold
+    more than 2 x `running` of the worker's slots, whatever number of batches is queued."""
+
+    def __init__(self, running: int) -> None:
+        self._semaphore = asyncio.Semaphore(running)
+        self._running = running
+        self._waiting = 0
+
+    async def acquire(self) -> bool:
+        """True with a slot held (release it); False when the item should step back."""
+        if self._semaphore.locked() and self._waiting >= self._running:
+            return False
+        self._waiting += 1
+        try:
+            await asyncio.wait_for(self._semaphore.acquire(), BATCH_SLOT_WAIT_S)
+        except TimeoutError:
+            return False
+        finally:
+            self._waiting -= 1
+        return True
+
+    def release(self) -> None:
+        self._semaphore.release()
 
 
 class WorkerContext(TypedDict):
@@ -58,7 +85,7 @@ class WorkerContext(TypedDict):
     quality: QualityStore
     metrics: WorkerMetrics
     batches: BatchStore
-    batch_slots: asyncio.Semaphore
+    batch_slots: BatchSlots
     job_try: int
 
 
@@ -97,10 +124,8 @@ async def _run_tool(ctx: WorkerContext, job_id: str) -> None:
     if record.batch is None:
         await _run_job(ctx, record)
         return
-    try:  # batch items take turns, so single calls on this worker keep their CPU (see BATCH_SLOTS)
-        await asyncio.wait_for(ctx["batch_slots"].acquire(), BATCH_SLOT_WAIT_S)
-    except TimeoutError:
-        raise Retry(defer=BATCH_SLOT_WAIT_S / 10) from None  # still queued: another worker may have room
+    if not await ctx["batch_slots"].acquire():  # still queued: this worker or another takes it again shortly
+        raise Retry(defer=random.uniform(0.2, 1.0))
     try:
         await _run_job(ctx, record)
     finally:
