@@ -242,6 +242,8 @@ async def test_canceling_a_batch_before_it_runs_gives_every_call_back_at_once(pi
     final = await response.json()  # queued jobs and items not yet queued alike: canceled at once, given back
     assert response.status == 200 and final["status"] == "canceled" and final["requestCounts"]["canceled"] == 600
     assert await pipeline.redis.zcard(keys.QUEUE_NAME) == 0
+    again = await pipeline.api.delete(f"/api/batches/{batch_id}", headers={"X-Payment-Token": token})
+    assert again.status == 409 and (await again.json())["code"] == "conflict"  # nothing left to cancel
     pipeline.start_worker()
     assert (await payment(pipeline, token))["remainingCalls"] == 600
     assert {line["status"] for line in await results(pipeline, batch_id, token)} == {"canceled"}

@@ -436,6 +436,8 @@ def _offset(request: web.Request) -> int:
 @routes.delete("/api/batches/{batch_id}")
 async def cancel_batch(request: web.Request) -> web.Response:
     record = await owned_batch(request)
+    if record.done:  # as for a job: nothing is left to cancel
+        raise errors.Conflict(f"the batch has already finished ({record.status})")
     store = request.app[keys.BATCHES]
     status = await store.cancel(record.id, request.app[keys.JOBS])
     log.info("batch canceled", status=status)
