@@ -29,6 +29,7 @@ import msgspec
 from aiohttp import web
 
 from api import keys
+from api.json_depth import NESTED_TOO_DEEPLY, too_deep
 
 HANDSHAKE_VERSIONS = ("2025-03-26", "2025-06-18", "2025-11-25")  # the initialize era, oldest first
 LATEST_HANDSHAKE_VERSION = HANDSHAKE_VERSIONS[-1]
@@ -109,6 +110,8 @@ class Envelope:
 
 
 def decode_message(raw: bytes) -> Message:
+    if too_deep(raw):
+        raise RpcError(PARSE_ERROR, f"Parse error: {NESTED_TOO_DEEPLY}")
     try:
         decoded = msgspec.json.decode(raw)
     except msgspec.DecodeError:

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import msgspec
 from jsonschema import Draft202012Validator, FormatChecker, ValidationError
 
+from api.json_depth import too_deep
 from shared.catalog import Catalog
 from shared.errors import ValidationFailed
 
@@ -67,7 +68,7 @@ def _decode_json_string_arrays(params: dict[str, Any], schema: dict[str, Any]) -
     properties = schema.get("properties", {})
     decoded = dict(params)
     for name, value in params.items():
-        if isinstance(value, str) and properties.get(name, {}).get("type") == "array":
+        if isinstance(value, str) and properties.get(name, {}).get("type") == "array" and not too_deep(value):
             with contextlib.suppress(msgspec.DecodeError):  # left as a string: validation says "an array"
                 decoded[name] = msgspec.json.decode(value)
     return decoded

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from api import keys
 from api.identity import Caller, identify, job_readers, token_owner
+from api.json_depth import NESTED_TOO_DEEPLY, too_deep
 from api.payment_gate import FAILURES, check_access, offer_body
 from api.responses import json_response
 from api.routes.jobs import wait_seconds
@@ -160,6 +161,8 @@ def _parse(raw: bytes, content_type: str) -> tuple[list[Any], dict[str, Any], di
         return _parse_lines(raw)
     if content_type not in ("application/json", "application/octet-stream", "") and not content_type.endswith("+json"):
         raise errors.UnsupportedMediaType("send a batch as application/json (an array) or application/x-ndjson")
+    if too_deep(raw):
+        raise errors.InvalidJSON(NESTED_TOO_DEEPLY)
     try:
         body = _decoder.decode(raw)
     except msgspec.DecodeError:
@@ -179,6 +182,10 @@ def _parse_lines(raw: bytes) -> tuple[list[Any], dict[str, Any], dict[int, ItemE
     bad: dict[int, ItemError] = {}
     for line in raw.splitlines():
         if not line.strip():
+            continue
+        if too_deep(line):
+            bad[len(items)] = ItemError(index=len(items), code="invalid_json", message="this line is nested too deeply")
+            items.append(None)
             continue
         try:
             items.append(_decoder.decode(line))

@@ -18,6 +18,7 @@ from aiohttp import web
 from api import keys
 from api.calls import start_call
 from api.jobs_view import answer_for_record, view_for
+from api.json_depth import NESTED_TOO_DEEPLY, too_deep
 from api.payment_gate import PaymentInput
 from api.responses import json_response
 from api.routes.webhooks import call_webhook
@@ -54,6 +55,8 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     if request.can_read_body and not json_like:
         raise errors.UnsupportedMediaType("send the tool's parameters as application/json")
     raw = await request.read()
+    if too_deep(raw):
+        raise errors.InvalidJSON(NESTED_TOO_DEEPLY)
     try:
         body = msgspec.json.decode(raw) if raw.strip() else {}
     except msgspec.DecodeError:
