@@ -35,7 +35,7 @@ def create_app(settings: Settings, catalog_: Catalog | None = None) -> web.Appli
     app[keys.CATALOG] = catalog_ if catalog_ is not None else Catalog.load(settings.operator_file)
     app[keys.SEARCH] = SearchIndex(app[keys.CATALOG].services)
     app[keys.OPENAPI] = msgspec.json.encode(build_openapi(app[keys.CATALOG], settings))
-    app[keys.VALIDATORS] = InputValidators(app[keys.CATALOG])
+    app[keys.VALIDATORS] = InputValidators(app[keys.CATALOG], allowed_networks=settings.image_allowed_networks)
     app[keys.METRICS] = ApiMetrics()
     app.cleanup_ctx.append(redis_ctx)
     app.cleanup_ctx.append(jobs_ctx)

@@ -3,6 +3,13 @@
     missing required URL field         "ImageURL is required"
     missing other required fields      "required parameters are missing"
     URL that is not http(s)://host     "ImageURL must be a valid http or https URL"
+    URL on a non-public address        "ImageURL must be a public http or https URL: 10.0.0.7 is a private, loopback
+                                        or link-local address"
+
+Image and video URLs (every `format: uri` parameter) must name a public host: an IP literal (or `localhost`) in a
+private, loopback, link-local or otherwise non-public network is refused unless the operator allows that network
+(SERVER402_IMAGE_ALLOWED_NETWORKS; the sandbox's loopback by default in sandbox mode). Such a URL cannot be
+fetched by the upstream, and a call refused upstream for its input would still be charged.
 
 Everything else gets a short sentence naming the field ("MaxFaceNumber must be an integer"). Every problem is
 listed in `details`; the first one is the error's message. Array parameters also accept a JSON string (the seed
@@ -22,6 +29,7 @@ from jsonschema import Draft202012Validator, FormatChecker, ValidationError
 from api.json_depth import too_deep
 from shared.catalog import Catalog
 from shared.errors import ValidationFailed
+from shared.netpolicy import host_address, ip_allowed
 
 REQUIRED_MISSING = "required parameters are missing"
 _TYPE_NAMES = {
@@ -33,23 +41,49 @@ _TYPE_NAMES = {
     "object": "an object",
 }
 
-url_format = FormatChecker(formats=())
+MAX_URL = 2048
 
 
-@url_format.checks("uri")
+class NonPublicAddress(ValueError):
+    """A URL whose host is a private, loopback or otherwise non-public address the operator does not allow."""
+
+
 def is_http_url(value: object) -> bool:
     if not isinstance(value, str):
         return True
-    if any(ch.isspace() for ch in value) or len(value) > 2048:
+    if any(ch.isspace() for ch in value) or len(value) > MAX_URL:
         return False
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # e.g. an unbalanced [ in the host
+        return False
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
+def url_format(allowed_networks: tuple[str, ...]) -> FormatChecker:
+    """The `uri` format: an http(s) URL whose host, when it is an address, is public or in an allowed network."""
+    checker = FormatChecker(formats=())
+
+    @checker.checks("uri", raises=NonPublicAddress)
+    def is_public_http_url(value: object) -> bool:
+        if not is_http_url(value):
+            return False
+        if isinstance(value, str):
+            host = urlsplit(value).hostname or ""
+            address = host_address(host)
+            if address is not None and not ip_allowed(address, allowed_networks):
+                shown = host if len(host) <= 64 else host[:64] + "…"
+                raise NonPublicAddress(f"{shown} is a private, loopback or link-local address")
+        return True
+
+    return checker
+
+
 class InputValidators:
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, *, allowed_networks: tuple[str, ...] = ()) -> None:
+        checker = url_format(allowed_networks)
         self._validators = {
-            service.id: Draft202012Validator(service.input_schema, format_checker=url_format) for service in catalog
+            service.id: Draft202012Validator(service.input_schema, format_checker=checker) for service in catalog
         }
         self._schemas = {service.id: service.input_schema for service in catalog}
 
@@ -92,7 +126,7 @@ def describe(error: ValidationError) -> list[dict[str, str]]:
     if kind == "required":
         return _missing(error)
     if kind in ("format", "pattern") and _is_url_schema(error.schema):
-        return [_detail(field, f"{field} must be a valid http or https URL")]
+        return [_detail(field, _url_message(error, field))]
     if kind == "type":
         expected = error.validator_value if isinstance(error.validator_value, str) else "valid"
         return [_detail(field, f"{field} must be {_TYPE_NAMES.get(expected, expected)}")]
@@ -102,6 +136,12 @@ def describe(error: ValidationError) -> list[dict[str, str]]:
     if kind == "anyOf":
         return [_detail(field, _any_of_message(error, field))]
     return [_detail(field, f"{field} {_short(error)}")]
+
+
+def _url_message(error: ValidationError, field: str) -> str:
+    if isinstance(error.cause, NonPublicAddress):
+        return f"{field} must be a public http or https URL: {error.cause}"
+    return f"{field} must be a valid http or https URL"
 
 
 def _missing(error: ValidationError) -> list[dict[str, str]]:

@@ -73,6 +73,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     batch_deadline_s: float
     batch_window: int
     webhook_allowed_networks: tuple[str, ...]
+    image_allowed_networks: tuple[str, ...]
     webhook_timeout_s: float
     webhook_retry_base_s: float
     webhook_max_attempts: int
@@ -285,6 +286,7 @@ SANDBOX_DEFAULTS: dict[str, Callable[[dict[str, Any]], str]] = {
     "facilitator_url": lambda v: f"http://127.0.0.1:{v['facilitator_port']}",
     "pay_to": lambda v: SANDBOX_PAY_TO,
     "token_secret": lambda v: SANDBOX_TOKEN_SECRET,
+    "image_allowed_networks": lambda v: "127.0.0.0/8",  # the sandbox serves its sample images on loopback
 }
 ALIYUN_DEFAULTS: dict[str, Callable[[dict[str, Any]], str]] = {
     "access_key_id": lambda v: "",
@@ -295,6 +297,7 @@ ALIYUN_DEFAULTS: dict[str, Callable[[dict[str, Any]], str]] = {
     "facilitator_url": lambda v: "https://x402.org/facilitator",
     "pay_to": lambda v: "",
     "token_secret": lambda v: "",
+    "image_allowed_networks": lambda v: "",
 }
 
 
@@ -555,6 +558,14 @@ BATCH_SETTINGS: tuple[Setting, ...] = (
         _networks,
         "",
         "Private or loopback networks webhooks may still be sent to (CIDR list, e.g. `127.0.0.0/8`); none by default.",
+    ),
+    Setting(
+        "SERVER402_IMAGE_ALLOWED_NETWORKS",
+        "image_allowed_networks",
+        _networks,
+        _sandbox_or("image_allowed_networks"),
+        "Private or loopback networks image and video URLs of tool calls may still point at (CIDR list); "
+        "sandbox default `127.0.0.0/8` (its sample images), none for `aliyun`.",
     ),
     Setting("SERVER402_WEBHOOK_TIMEOUT_S", "webhook_timeout_s", _positive_float, "10", "Timeout of one delivery."),
     Setting(

@@ -36,6 +36,7 @@ from redis.asyncio import Redis
 from shared import keys
 from shared.clock import utc_iso
 from shared.jobs import iso_ms
+from shared.netpolicy import address_allowed as address_allowed  # noqa: PLC0414 - re-exported for workers/webhooks.py
 
 JOB_TERMINAL_EVENTS = ("job.succeeded", "job.failed", "job.canceled", "job.expired")
 JOB_EVENTS = ("job.started", *JOB_TERMINAL_EVENTS)
@@ -105,19 +106,6 @@ def check_target(url: object, allowed_networks: tuple[str, ...]) -> str:
     if not address_allowed(host, allowed_networks):
         raise WebhookRefused("webhook targets on private or loopback addresses are not allowed")
     return url
-
-
-def address_allowed(address: str, allowed_networks: tuple[str, ...]) -> bool:
-    """Public unicast addresses, plus any in the operator's allowed networks."""
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if any(ip in ipaddress.ip_network(net) for net in allowed_networks):
-        return True
-    return ip.is_global and not ip.is_multicast
 
 
 # ---------------------------------------------------------------- signing (Standard Webhooks v1)

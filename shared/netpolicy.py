@@ -1,0 +1,79 @@
+"""Which network addresses a URL given by a caller may point at: public ones, plus the operator's allowed networks.
+
+Used for webhook targets (shared/webhooks.py, workers/webhooks.py: SERVER402_WEBHOOK_ALLOWED_NETWORKS) and for
+image and video URLs of tool calls (api/validation.py: SERVER402_IMAGE_ALLOWED_NETWORKS). Private, loopback,
+link-local, shared (100.64/10, where Alibaba's metadata service lives), multicast and otherwise non-public
+addresses are refused unless a listed network holds them.
+
+    host_address("10.0.0.1")        10.0.0.1          an IP literal
+    host_address("[::1]")           ::1               brackets and zone ids (%eth0) dropped
+    host_address("2130706433")      127.0.0.1         the numeric IPv4 forms URL parsers accept (WHATWG):
+    host_address("0x7f.1")          127.0.0.1             decimal, 0x hex or 0-octal, 1 to 4 parts
+    host_address("localhost")       127.0.0.1         localhost and *.localhost are loopback by definition
+    host_address("example.com")     None              a name: only its resolution can tell
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+LOOPBACK = ipaddress.IPv4Address("127.0.0.1")
+
+
+def address_allowed(address: str, allowed_networks: tuple[str, ...]) -> bool:
+    """Public unicast addresses, plus any in the operator's allowed networks."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    return ip_allowed(ip, allowed_networks)
+
+
+def ip_allowed(ip: IPAddress, allowed_networks: tuple[str, ...]) -> bool:
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if any(ip in ipaddress.ip_network(net) for net in allowed_networks):
+        return True
+    return ip.is_global and not ip.is_multicast
+
+
+def host_address(host: str) -> IPAddress | None:
+    """The address a URL's host names without any DNS lookup, or None for a name (see the module docstring)."""
+    host = host.strip("[]").split("%", 1)[0].rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return LOOPBACK
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return _numeric_ipv4(host)
+
+
+def _numeric_ipv4(host: str) -> ipaddress.IPv4Address | None:
+    parts = host.split(".")
+    if not 1 <= len(parts) <= 4:
+        return None
+    numbers = [_ipv4_number(part) for part in parts]
+    if any(n is None for n in numbers):
+        return None
+    *leading, last = [n for n in numbers if n is not None]
+    if any(n > 255 for n in leading) or last >= 256 ** (5 - len(parts)):
+        return None
+    value = last
+    for index, number in enumerate(leading):
+        value += number << (8 * (3 - index))
+    return ipaddress.IPv4Address(value)
+
+
+def _ipv4_number(part: str) -> int | None:
+    base, digits = 10, part
+    if part[:2] in ("0x", "0X"):
+        base, digits = 16, part[2:]
+    elif len(part) > 1 and part.startswith("0"):
+        base, digits = 8, part[1:]
+    if not digits:
+        return 0 if base == 16 else None
+    try:
+        return int(digits, base) if digits.isalnum() and digits.isascii() else None
+    except ValueError:
+        return None
