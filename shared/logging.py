@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 import structlog
+from aiohttp.http_exceptions import BadHttpMessage
 
 SECRET_KEY_PARTS = ("token", "secret", "password", "authorization", "signature", "api_key", "apikey", "x-payment")
 REDACTED = "[redacted]"
@@ -36,6 +37,18 @@ def redact(value: str) -> str:
 def _is_secret_key(key: str) -> bool:
     lowered = key.lower()
     return any(part in lowered for part in SECRET_KEY_PARTS)
+
+
+def quiet_malformed_requests(record: logging.LogRecord) -> bool:
+    """A request aiohttp's HTTP parser refuses (a line over 8190 bytes, bad bytes) is logged by aiohttp as an
+    error with a traceback whose message quotes the start of the offending line: it may hold a credential. It is
+    written as one warning naming only the kind of error."""
+    error = record.exc_info[1] if record.exc_info else None
+    if isinstance(error, BadHttpMessage):
+        record.msg, record.args = "refused a malformed HTTP request (%s)", (type(error).__name__,)
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.exc_info, record.exc_text = None, None
+    return True
 
 
 def _json_dumps(obj: Any, **_: Any) -> str:
@@ -77,3 +90,4 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     root.setLevel(level.upper())
     # aiohttp's access log would duplicate our canonical request line.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.server").addFilter(quiet_malformed_requests)
