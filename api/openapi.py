@@ -1,8 +1,9 @@
 """The OpenAPI 3.1 document, built once at start-up from the catalog.
 
 One operation per tool and path (canonical, and legacy marked deprecated), each with the tool's own input and
-output schemas and examples; plus the catalog, search, service and health operations. Schemas of our own
-response objects come from the msgspec Structs themselves, so the document cannot drift from the code.
+output schemas and examples (api/openapi_tools.py, with /mcp); plus the catalog, payment, job, batch, webhook and
+health operations, each with every status it may answer (api/openapi_errors.py). Schemas of our own response
+objects come from the msgspec Structs themselves, so the document cannot drift from the code.
 """
 
 from __future__ import annotations
@@ -11,6 +12,19 @@ from typing import Any
 
 import msgspec
 
+from api.openapi_errors import (
+    BATCH,
+    BODY,
+    CALLER,
+    ERROR_SCHEMA,
+    JOB,
+    NEEDS_CALLER,
+    REF,
+    error_responses,
+    json_content,
+    ref,
+)
+from api.openapi_tools import JSON_RPC_MESSAGE, OPTIONAL_SECURITY, WEBHOOK_PARAMETERS, mcp_operation, tool_operation
 from shared.batches import MAX_CUSTOM_ID, MAX_ITEMS, BatchView, ResultLine
 from shared.catalog import Catalog
 from shared.config import Settings
@@ -20,20 +34,6 @@ from shared.payment_docs import CREATE_PAYMENT_BODY_SCHEMA, PAYMENT_REQUIRED_BOD
 from shared.payments import MAX_CALLS_PER_PAYMENT, Payment
 from shared.webhooks import BATCH_EVENTS, COMPLETED, JOB_EVENTS, DeliveryView, SecretInfo
 
-REF = "#/components/schemas/{name}"
-JSON = "application/json"
-
-ERROR_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "error": {"type": "string", "description": "What went wrong, for people."},
-        "code": {"type": "string", "description": "Stable machine-readable error code."},
-        "requestId": {"type": "string"},
-        "details": {},
-    },
-    "required": ["error", "code", "requestId"],
-}
-
 
 def build_openapi(catalog: Catalog, settings: Settings) -> dict[str, Any]:
     (service_ref, payment_ref, job_ref, batch_ref, line_ref, secret_ref, delivery_ref), components = (
@@ -42,19 +42,30 @@ def build_openapi(catalog: Catalog, settings: Settings) -> dict[str, Any]:
         )
     )
     components["Error"] = ERROR_SCHEMA
-    components["PaymentRequired"] = PAYMENT_REQUIRED_BODY_SCHEMA
+    components["PaymentRequired"] = {
+        **PAYMENT_REQUIRED_BODY_SCHEMA,
+        "properties": {
+            **PAYMENT_REQUIRED_BODY_SCHEMA["properties"],
+            "code": {"type": "string"},
+            "message": {"type": "string"},
+            "payment": payment_ref,
+        },
+    }
     components["CatalogPayment"] = {"type": "object", "description": "How to pay; see any service's discovery."}
+    components["ServiceMatch"] = _service_match(components["Service"])
+    components["JsonRpcMessage"] = JSON_RPC_MESSAGE
+    priced = sorted(service.id for service in catalog if service.pricing.amount_cents > 0)
     paths: dict[str, Any] = {
         **_catalog_paths(service_ref),
-        **_payment_paths(payment_ref),
+        **_payment_paths(payment_ref, priced),
         **_job_paths(job_ref),
         **_batch_paths(batch_ref, line_ref, delivery_ref),
         **_webhook_paths(secret_ref, delivery_ref),
         **_health_paths(),
     }
     for service in catalog:
-        paths[service.endpoint] = {"post": _tool_operation(service, legacy=False)}
-        paths[service.legacy_endpoint] = {"post": _tool_operation(service, legacy=True)}
+        paths[service.endpoint] = {"post": tool_operation(service, job_ref, legacy=False)}
+        paths[service.legacy_endpoint] = {"post": tool_operation(service, job_ref, legacy=True)}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -79,11 +90,9 @@ SECURITY_SCHEMES: dict[str, Any] = {
     "paymentToken": {"type": "apiKey", "in": "header", "name": "X-Payment-Token"},
     "x402": {"type": "apiKey", "in": "header", "name": "PAYMENT-SIGNATURE", "description": "An x402 v2 payment."},
 }
-# Every operation may be called anonymously; keys and payments are optional alternatives.
-OPTIONAL_SECURITY: list[dict[str, list[str]]] = [{}, {"bearer": []}, {"apiKey": []}]
 
 
-def _payment_paths(payment_ref: dict[str, Any]) -> dict[str, Any]:
+def _payment_paths(payment_ref: dict[str, Any], priced: list[str]) -> dict[str, Any]:
     payment_id = [{"name": "paymentId", "in": "path", "required": True, "schema": {"type": "string"}}]
     return {
         "/api/payments": {
@@ -92,22 +101,24 @@ def _payment_paths(payment_ref: dict[str, Any]) -> dict[str, Any]:
                 "summary": "Buy calls of one service: 402 with x402 terms, then 201 with the paid payment and token.",
                 "tags": ["payments"],
                 "security": [*OPTIONAL_SECURITY, {"x402": []}],
-                "requestBody": {"required": True, "content": _json_content(CREATE_PAYMENT_SCHEMA)},
+                "requestBody": {"required": True, "content": json_content(create_payment_schema(priced))},
                 "responses": {
-                    "201": {"description": "Paid: the payment and its token.", "content": _json_content(payment_ref)},
+                    "201": {"description": "Paid: the payment and its token.", "content": json_content(payment_ref)},
                     "200": {"description": "This signed payment was already settled: the same payment.",
-                            "content": _json_content(payment_ref)},
-                    "400": _error("Bad body or unknown service."),
+                            "content": json_content(payment_ref)},
                     "402": {"description": "Pay with the x402 terms in the PAYMENT-REQUIRED header.",
-                            "content": _json_content(_ref("PaymentRequired"))},
-                    "503": _error("The payment facilitator is unavailable; nothing was charged."),
+                            "content": json_content(ref("PaymentRequired"))},
+                    **error_responses(CALLER, BODY, {400: "Bad body, an unknown service or a free one.",
+                                             403: "The API key may not call this service.",
+                                             503: "The payment facilitator or Redis is unavailable; nothing was "
+                                                  "charged, retry after Retry-After."}),
                 },
             }
         },
         "/api/payments/{paymentId}": {
             "get": {
                 **_get("getPayment", "A payment's status and calls (the token only to its owner).", payment_ref,
-                       tag="payments"),
+                       tag="payments", errors=error_responses(CALLER, {404: "No such payment."})),
                 "parameters": payment_id,
                 "security": [*OPTIONAL_SECURITY, {"paymentToken": []}],
             }
@@ -115,15 +126,21 @@ def _payment_paths(payment_ref: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-CREATE_PAYMENT_SCHEMA: dict[str, Any] = {
-    **CREATE_PAYMENT_BODY_SCHEMA,
-    "properties": {
-        **CREATE_PAYMENT_BODY_SCHEMA["properties"],
-        "calls": {"type": "integer", "minimum": 1, "maximum": MAX_CALLS_PER_PAYMENT,
-                  "description": "How many calls to buy (default: the operator's maxCalls); costs calls x price."},
-    },
-    "additionalProperties": False,
-}  # fmt: skip
+def create_payment_schema(priced: list[str]) -> dict[str, Any]:
+    """The body of POST /api/payments: `serviceId` one of the priced services (free ones are not sold)."""
+    service_id = {**CREATE_PAYMENT_BODY_SCHEMA["properties"]["serviceId"]}
+    if priced:
+        service_id["enum"] = priced
+    return {
+        **CREATE_PAYMENT_BODY_SCHEMA,
+        "properties": {
+            **CREATE_PAYMENT_BODY_SCHEMA["properties"],
+            "serviceId": service_id,
+            "calls": {"type": "integer", "minimum": 1, "maximum": MAX_CALLS_PER_PAYMENT,
+                      "description": "How many calls to buy (default: the operator's maxCalls); costs calls x price."},
+        },
+        "additionalProperties": False,
+    }  # fmt: skip
 
 
 def _job_paths(job_ref: dict[str, Any]) -> dict[str, Any]:
@@ -133,13 +150,14 @@ def _job_paths(job_ref: dict[str, Any]) -> dict[str, Any]:
         "/api/jobs/{jobId}": {
             "get": {
                 **_get("getJob", "A job: status, result or error, what it cost (long-polls with ?wait=N).", job_ref,
-                       tag="jobs"),
+                       tag="jobs", errors=error_responses(CALLER, JOB, {400: "Bad wait."})),
                 "parameters": [*parameters, wait],
                 "security": [*OPTIONAL_SECURITY, {"paymentToken": []}],
             },
             "delete": {
                 **_get("cancelJob", "Cancel a queued job (200) or ask a running one to stop (202).", job_ref,
-                       tag="jobs"),
+                       tag="jobs", errors=error_responses(CALLER, JOB, {409: "The job has already finished."}),
+                       accepted="Running: asked to stop before its next upstream call."),
                 "parameters": parameters,
                 "security": [*OPTIONAL_SECURITY, {"paymentToken": []}],
             },
@@ -147,12 +165,6 @@ def _job_paths(job_ref: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-WEBHOOK_PARAMETERS: list[dict[str, Any]] = [
-    {"name": "webhook", "in": "query", "schema": {"type": "string", "format": "uri", "maxLength": 2048},
-     "description": "Where to POST signed events (Standard Webhooks); not private or loopback addresses."},
-    {"name": "webhookEvents", "in": "query", "schema": {"type": "string"},
-     "description": f"Comma-separated events: {', '.join((*JOB_EVENTS, COMPLETED))} (default job.completed)."},
-]  # fmt: skip
 BATCH_ITEM_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -197,26 +209,34 @@ def _batch_paths(batch_ref: dict[str, Any], line_ref: dict[str, Any], delivery_r
                 "security": security,
                 "parameters": batch_webhook,
                 "requestBody": {"required": True, "content": {
-                    **_json_content(BATCH_BODY_SCHEMA),
-                    "application/x-ndjson": {"schema": {"type": "string", "description": "One item per line."}},
+                    **json_content(BATCH_BODY_SCHEMA),
+                    "application/x-ndjson": {"schema": {
+                        "type": "array", "items": BATCH_ITEM_SCHEMA, "minItems": 1, "maxItems": MAX_ITEMS,
+                        "description": "The items as JSON lines: one item per line."}},
                 }},
                 "responses": {
-                    "201": {"description": "Accepted: every item is queued.", "content": _json_content(batch_ref)},
+                    "201": {"description": "Accepted: every item is queued.", "content": json_content(batch_ref)},
                     "200": {"description": "This Idempotency-Key made this batch already.",
-                            "content": _json_content(batch_ref)},
-                    "400": _error("Malformed body or webhook."),
-                    "402": _error("Payment tokens are missing or short: `needed` says what to buy."),
-                    "413": _error("Body too large."),
-                    "415": _error("Not JSON or JSON lines."),
-                    "422": _error("Invalid items (itemErrors lists them; nothing was charged)."),
+                            "content": json_content(batch_ref)},
+                    **error_responses(CALLER, BODY, {
+                        400: "Malformed body or webhook.",
+                        402: "Payment tokens are missing or short: `needed` says what to buy.",
+                        403: "A payment token is bound to another API key.",
+                        413: f"Body over SERVER402_BATCH_MAX_BYTES, or more than {MAX_ITEMS} items.",
+                        415: "Not JSON or JSON lines.",
+                        422: "Invalid items (itemErrors lists them; nothing was charged), or an Idempotency-Key "
+                             "reused with another body.",
+                    }),
                 },
             }
         },
         "/api/batches/{batchId}": {
             "get": {**_get("getBatch", "A batch's counts and progress (long-polls with ?wait=N).", batch_ref,
-                           tag="batches"), "parameters": [batch_id, wait], "security": security},
+                           tag="batches", errors=error_responses(CALLER, BATCH, {400: "Bad wait."})),
+                    "parameters": [batch_id, wait], "security": security},
             "delete": {**_get("cancelBatch", "Cancel what has not started (credited back).", batch_ref,
-                              tag="batches"), "parameters": [batch_id], "security": security},
+                              tag="batches", errors=error_responses(CALLER, BATCH, {409: "The batch has finished."})),
+                       "parameters": [batch_id], "security": security},
         },
         "/api/batches/{batchId}/results": {
             "get": {
@@ -228,15 +248,15 @@ def _batch_paths(batch_ref: dict[str, Any], line_ref: dict[str, Any], delivery_r
                 "responses": {
                     "200": {"description": "One ResultLine per line.",
                             "content": {"application/x-ndjson": {"schema": line_ref}}},
-                    "400": _error("Bad offset."),
-                    "404": _error("No such batch (or not yours)."),
+                    **error_responses(CALLER, BATCH, {400: "Bad offset."}),
                 },
             }
         },
         "/api/batches/{batchId}/deliveries": {
             "get": {**_get("getBatchDeliveries", "The batch's webhook deliveries and their attempts.",
                            {"type": "object", "properties": {"deliveries": {"type": "array", "items": delivery_ref}}},
-                           tag="webhooks"), "parameters": [batch_id], "security": security},
+                           tag="webhooks", errors=error_responses(CALLER, BATCH)), "parameters": [batch_id],
+                "security": security},
         },
     }  # fmt: skip
 
@@ -248,15 +268,16 @@ def _webhook_paths(secret_ref: dict[str, Any], delivery_ref: dict[str, Any]) -> 
     return {
         "/api/webhooks/secret": {
             "get": {**_get("getWebhookSecret", "Your webhook signing secret (whsec_...).", secret_ref,
-                           tag="webhooks"), "security": security},
+                           tag="webhooks", errors=error_responses(CALLER, NEEDS_CALLER)), "security": security},
         },
         "/api/webhooks/secret/rotate": {
             "post": {**_get("rotateWebhookSecret", "A new signing secret; the previous one co-signs for a day.",
-                            secret_ref, tag="webhooks"), "security": security},
+                            secret_ref, tag="webhooks", errors=error_responses(CALLER, NEEDS_CALLER)),
+                     "security": security},
         },
         "/api/jobs/{jobId}/deliveries": {
             "get": {**_get("getJobDeliveries", "The job's webhook deliveries and their attempts.", deliveries,
-                           tag="webhooks"), "parameters": [job_id],
+                           tag="webhooks", errors=error_responses(CALLER, JOB)), "parameters": [job_id],
                     "security": [*OPTIONAL_SECURITY, {"paymentToken": []}]},
         },
     }  # fmt: skip
@@ -264,53 +285,6 @@ def _webhook_paths(secret_ref: dict[str, Any], delivery_ref: dict[str, Any]) -> 
 
 def _categories(catalog: Catalog) -> list[str]:
     return sorted({service.category for service in catalog})
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": REF.format(name=name)}
-
-
-def _json_content(schema: dict[str, Any], example: Any = None) -> dict[str, Any]:
-    media: dict[str, Any] = {"schema": schema}
-    if example is not None:
-        media["example"] = example
-    return {JSON: media}
-
-
-def _error(description: str) -> dict[str, Any]:
-    return {"description": description, "content": _json_content(_ref("Error"))}
-
-
-def _tool_operation(service: Service, *, legacy: bool) -> dict[str, Any]:
-    operation: dict[str, Any] = {
-        "operationId": f"{service.discovery.tool_name}{'_legacy' if legacy else ''}",
-        "summary": f"{service.name} ({service.name_zh})",
-        "description": service.description_for_model,
-        "tags": [service.category],
-        "requestBody": {
-            "required": True,
-            "content": _json_content(service.input_schema, service.example_request),
-        },
-        "security": [*OPTIONAL_SECURITY, {"paymentToken": []}, {"x402": []}],
-        "parameters": WEBHOOK_PARAMETERS,
-        "responses": {
-            "200": {"description": "The upstream result.", "content": _json_content(service.output_schema)},
-            "202": {"description": "Still running: the job (Location: /api/jobs/{jobId})."},
-            "400": _error("Malformed JSON or input that does not match the tool's schema."),
-            "401": _error("api key required, or an invalid API key."),
-            "403": _error("api key is not allowed to call this service."),
-            "402": {
-                "description": "Payment required: the body carries the payment terms.",
-                "content": _json_content(_ref("PaymentRequired")),
-            },
-            "413": _error("Request body too large."),
-            "429": _error("The API key's request rate is exceeded; retry after Retry-After."),
-            "503": _error("Temporarily unavailable; retry after the Retry-After header."),
-        },
-    }
-    if legacy:
-        operation["deprecated"] = True
-    return operation
 
 
 def _catalog_paths(service_ref: dict[str, Any]) -> dict[str, Any]:
@@ -322,7 +296,7 @@ def _catalog_paths(service_ref: dict[str, Any]) -> dict[str, Any]:
             "generatedAt": {"type": "string", "format": "date-time"},
             "total": {"type": "integer"},
             "services": services,
-            "payment": _ref("CatalogPayment"),
+            "payment": ref("CatalogPayment"),
         },
         "required": ["schemaVersion", "generatedAt", "total", "services", "payment"],
     }
@@ -333,7 +307,7 @@ def _catalog_paths(service_ref: dict[str, Any]) -> dict[str, Any]:
             "query": {"type": "string"},
             "expandedTerms": {"type": "array", "items": {"type": "string"}},
             "filters": {"type": "object"},
-            "services": {"type": "array", "items": {"allOf": [service_ref, _MATCH_SCHEMA]}},
+            "services": {"type": "array", "items": ref("ServiceMatch")},
         },
         "required": [*listing["required"], "query", "expandedTerms", "filters"],
     }
@@ -341,13 +315,25 @@ def _catalog_paths(service_ref: dict[str, Any]) -> dict[str, Any]:
         "/api/catalog": {"get": _get("listCatalog", "Every service.", listing, tag="catalog")},
         "/api/catalog/search": {
             "get": {
-                **_get("searchCatalog", "Search services (English and Chinese).", search, tag="catalog"),
+                **_get(
+                    "searchCatalog",
+                    "Search services (English and Chinese).",
+                    search,
+                    tag="catalog",
+                    errors=error_responses({400: "Bad limit or query."}),
+                ),
                 "parameters": _SEARCH_PARAMETERS,
             }
         },
         "/api/services/{serviceId}": {
             "get": {
-                **_get("getService", "One service by id, legacy id or MCP tool name.", service_ref, tag="catalog"),
+                **_get(
+                    "getService",
+                    "One service by id, legacy id or MCP tool name.",
+                    service_ref,
+                    tag="catalog",
+                    errors=error_responses({404: "No such service."}),
+                ),
                 "parameters": [{"name": "serviceId", "in": "path", "required": True, "schema": {"type": "string"}}],
             }
         },
@@ -371,48 +357,61 @@ _SEARCH_PARAMETERS: list[dict[str, Any]] = [
 ]
 
 
-def _get(operation_id: str, summary: str, schema: dict[str, Any], *, tag: str) -> dict[str, Any]:
+def _service_match(service: dict[str, Any]) -> dict[str, Any]:
+    """A search hit: a Service with its matchScore, matchTerms and why."""
     return {
-        "operationId": operation_id,
-        "summary": summary,
-        "tags": [tag],
-        "responses": {"200": {"description": "OK", "content": _json_content(schema)}, "400": _error("Bad input.")},
+        **service,
+        "title": "ServiceMatch",
+        "properties": {**service["properties"], **_MATCH_SCHEMA["properties"]},
+        "required": [*service["required"], *_MATCH_SCHEMA["required"]],
     }
+
+
+def _get(
+    operation_id: str,
+    summary: str,
+    schema: dict[str, Any],
+    *,
+    tag: str,
+    errors: dict[str, Any] | None = None,
+    accepted: str | None = None,
+) -> dict[str, Any]:
+    responses = {"200": {"description": "OK", "content": json_content(schema)}, **(errors or {})}
+    if accepted is not None:
+        responses["202"] = {"description": accepted, "content": json_content(schema)}
+    return {"operationId": operation_id, "summary": summary, "tags": [tag], "responses": responses}
 
 
 def _health_paths() -> dict[str, Any]:
     status = {"type": "object", "properties": {"status": {"type": "string"}}, "required": ["status"]}
-    ready = _get("readyz", "Readiness: Redis reachable and an invocation worker alive (503 otherwise).", status,
-                 tag="health")  # fmt: skip
-    ready["responses"]["503"] = _error("Not ready.")
+    ready = _get(
+        "readyz",
+        "Readiness: Redis reachable and an invocation worker alive (503 otherwise).",
+        status,
+        tag="health",
+        errors=error_responses({503: "Not ready: Redis or every invocation worker is away."}),
+    )
     return {
         "/healthz": {"get": _get("healthz", "Liveness: the process answers.", status, tag="health")},
         "/readyz": {"get": ready},
         "/api/status": {
-            "get": _get(
-                "getStatus",
-                "Live health, success rate and latency of every service; the workers.",
-                {"type": "object"},
-                tag="health",
-            ),
+            "get": _get("getStatus", "Live health, success rate and latency of every service; the workers.",
+                        {"type": "object"}, tag="health", errors=error_responses({503: "Redis is unavailable."})),
         },
         "/metrics": {
             "get": {
                 "operationId": "metrics",
                 "summary": "Prometheus metrics (text format).",
                 "tags": ["health"],
-                "responses": {"200": {"description": "Prometheus text"}},
+                "responses": {
+                    "200": {"description": "Prometheus text",
+                            "content": {"text/plain": {"schema": {"type": "string"}}}},
+                    **error_responses({503: "Redis is unavailable."}),
+                },
             }
         },
-        "/mcp": {
-            "post": {
-                "operationId": "mcp",
-                "summary": "MCP over streamable HTTP (JSON-RPC 2.0).",
-                "tags": ["health"],
-                "responses": {"200": {"description": "JSON-RPC response or SSE"}},
-            }
-        },
+        "/mcp": {"post": mcp_operation()},
         "/openapi.json": {
             "get": _get("openapi", "This document.", {"type": "object"}, tag="health"),
         },
-    }
+    }  # fmt: skip

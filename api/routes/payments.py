@@ -74,8 +74,7 @@ def _purchase(request: web.Request, body: dict[str, Any]) -> tuple[Service, int]
     service = request.app[keys.CATALOG].resolve(service_id)
     if service is None:
         raise errors.UnknownService(f"unknown service {service_id[:100]!r}; see /api/catalog")
-    provider_id = body.get("providerId")
-    if provider_id is not None and provider_id != service.payment.provider_id:
+    if "providerId" in body and body["providerId"] != service.payment.provider_id:
         raise errors.ValidationFailed(f"providerId must be {service.payment.provider_id!r} for this service")
     calls = body.get("calls", service.pricing.max_calls)
     if isinstance(calls, bool) or not isinstance(calls, int) or not 1 <= calls <= MAX_CALLS_PER_PAYMENT:
