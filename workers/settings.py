@@ -22,7 +22,7 @@ from shared.payments import PaymentStore
 from shared.quality import QualityStore
 from shared.webhooks import DeliveryStore
 from workers.ratelimit import RateLimiter
-from workers.tasks import MAX_SLOT_WAIT_S, BatchSlots, expire_payments, run_tool
+from workers.tasks import MAX_SLOT_WAIT_S, BatchSlots, expire_payments, run_tool, shorten_stale_marks
 from workers.upstream import Upstream
 from workers.webhooks import WebhookSender
 
@@ -56,6 +56,7 @@ def worker_options(settings: Settings, catalog: Catalog | None = None) -> dict[s
         ctx["webhooks"] = WebhookSender(settings, ctx["store"], ctx["batches"], DeliveryStore(redis))
         # signed deliveries of job and batch events (workers/webhooks.py), stopping with arq's main task
         ctx["webhooks"].start(tied_to=asyncio.current_task())
+        await shorten_stale_marks(redis)  # jobs of attempts that died before their first lease renewal
         ctx["heartbeat"] = Heartbeat(redis, "invocation")  # /readyz counts live invocation workers
         ctx["heartbeat"].start(tied_to=asyncio.current_task())  # arq's main task: stopping the worker stops it
         structlog.get_logger("workers").info("worker ready", upstream=settings.upstream, queue=keys.QUEUE_NAME)

@@ -11,6 +11,7 @@ outcome is counted just before the job is finished, so a caller holding its answ
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from typing import Any, TypedDict
@@ -20,11 +21,14 @@ import structlog
 from arq import Retry
 from arq.constants import in_progress_key_prefix
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.batches import BatchStore
 from shared.catalog import Catalog, envelope
 from shared.config import Settings
-from shared.jobs import OPERATOR_CODES, JobError, JobRecord, JobStore, now_ms
+from shared.jobs import JOB_ID_PREFIX, OPERATOR_CODES, JobError, JobRecord, JobStore, now_ms
+from shared.keys import QUEUE_NAME
 from shared.metrics import JOBS_FINISHED, QUEUE_WAIT, WorkerMetrics
 from shared.payments import PaymentStore
 from shared.quality import QualityStore
@@ -39,6 +43,7 @@ log = structlog.get_logger("workers.tasks")
 MAX_SLOT_WAIT_S = 5.0
 LEASE_S = 5.0
 LEASE_RENEW_S = 1.0
+REDIS_LOST_RETRY_S = 1.0
 
 MIN_CALL_BUDGET_S = 0.5
 
@@ -96,10 +101,18 @@ def backoff_s(attempt: int, settings: Settings) -> float:
 
 
 async def run_tool(ctx: WorkerContext, job_id: str) -> None:
-    """One attempt, holding a short lease on the job while it runs (see `hold_lease`)."""
+    """One attempt, holding a short lease on the job while it runs (see `hold_lease`).
+
+    An attempt that loses Redis leaves the job on arq's queue (arq's Retry): arq takes any other error for the
+    job's end and drops it from its queue, and when Redis answers again by then (a dropped connection, a quick
+    restart) the job would stay "running" for ever, its paid call neither made nor given back. Run again, it
+    starts a new attempt, or finds it finished if the lost command had finished it."""
     lease = asyncio.create_task(hold_lease(ctx["redis"], job_id))
     try:
         await _run_tool(ctx, job_id)
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        log.warning("attempt abandoned: redis lost", error=type(exc).__name__, retry_in_s=REDIS_LOST_RETRY_S)
+        raise Retry(defer=REDIS_LOST_RETRY_S) from None
     finally:
         lease.cancel()
         await asyncio.gather(lease, return_exceptions=True)
@@ -112,8 +125,36 @@ async def hold_lease(redis: Redis, job_id: str) -> None:
     counts the new attempt). arq deletes the mark itself when the attempt ends."""
     key = in_progress_key_prefix + job_id
     while True:
-        await redis.pexpire(key, int(LEASE_S * 1000), xx=True)
+        with contextlib.suppress(RedisConnectionError, RedisTimeoutError):  # one lost renewal must not end the lease
+            await redis.pexpire(key, int(LEASE_S * 1000), xx=True)
         await asyncio.sleep(LEASE_RENEW_S)
+
+
+# KEYS: arq's queue   ARGV: now ms, lease ms, in-progress key prefix, job id prefix, most ids to look at
+# Returns how many marks were shortened.
+_SHORTEN_MARKS = """
+local shortened = 0
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[5]))) do
+  if string.sub(id, 1, #ARGV[4]) == ARGV[4] and redis.call('PTTL', ARGV[3] .. id) > tonumber(ARGV[2]) then
+    redis.call('PEXPIRE', ARGV[3] .. id, ARGV[2])
+    shortened = shortened + 1
+  end
+end
+return shortened
+"""
+SHORTEN_MARKS_LIMIT = 100_000
+
+
+async def shorten_stale_marks(redis: Redis) -> int:
+    """arq sets a job's in-progress mark for its longest function timeout + 10 s (70 s) before the attempt's first
+    lease renewal; when the worker dies or loses Redis in between, the mark holds the job that long. A starting
+    worker (after a crash, or Redis lost and back) cuts every tool job's mark down to one lease: a live attempt
+    renews it within LEASE_RENEW_S anyway."""
+    args: list[str | int] = [now_ms(), int(LEASE_S * 1000), in_progress_key_prefix, JOB_ID_PREFIX, SHORTEN_MARKS_LIMIT]
+    shortened: int = await redis.register_script(_SHORTEN_MARKS)(keys=[QUEUE_NAME], args=args)
+    if shortened:
+        log.info("in-progress marks of stopped attempts shortened", count=shortened)
+    return shortened
 
 
 async def _run_tool(ctx: WorkerContext, job_id: str) -> None:
