@@ -92,7 +92,8 @@ def _from_http_exception(exc: web.HTTPException) -> errors.Server402Error:
     if cls is errors.PayloadTooLarge:
         return errors.PayloadTooLarge("request body is too large")
     if cls is errors.MethodNotAllowed:
-        return errors.MethodNotAllowed(f"method not allowed; use {', '.join(sorted(_allowed(exc)))}")
+        allowed = frozenset(_allowed(exc))
+        return errors.MethodNotAllowed(f"method not allowed; use {', '.join(sorted(allowed))}", allowed=allowed)
     if cls is errors.NotFound:
         return errors.NotFound("no such route; see /openapi.json")
     if cls is not None:

@@ -230,6 +230,13 @@ class MethodNotAllowed(Server402Error):
     status = 405
     code = "method_not_allowed"
 
+    def __init__(self, message: str, *, allowed: frozenset[str] = frozenset()) -> None:
+        super().__init__(message)
+        self.allowed = allowed
+
+    def headers(self) -> dict[str, str]:
+        return {"Allow": ", ".join(sorted(self.allowed))} if self.allowed else {}
+
 
 class PayloadTooLarge(Server402Error):
     status = 413

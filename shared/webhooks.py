@@ -36,7 +36,7 @@ from redis.asyncio import Redis
 from shared import keys
 from shared.clock import utc_iso
 from shared.jobs import iso_ms
-from shared.netpolicy import address_allowed as address_allowed  # noqa: PLC0414 - re-exported for workers/webhooks.py
+from shared.netpolicy import address_allowed
 
 JOB_TERMINAL_EVENTS = ("job.succeeded", "job.failed", "job.canceled", "job.expired")
 JOB_EVENTS = ("job.started", *JOB_TERMINAL_EVENTS)

@@ -72,7 +72,7 @@ async def test_wrong_method_is_a_json_405_naming_the_allowed_ones(api: TestClien
     assert response.status == 405
     body = await response.json()
     assert body["code"] == "method_not_allowed"
-    assert "GET" in body["error"]
+    assert "GET" in body["error"] and "GET" in response.headers["Allow"]
 
 
 async def test_one_canonical_log_line_per_request_with_its_request_id(api: TestClient) -> None:

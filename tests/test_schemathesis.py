@@ -45,11 +45,10 @@ TOOLS = (
     "face_liveness_v2",
     "face_fusion",
 )
-# Every default check but two:
+# Every default check but one:
 # - positive_data_acceptance wants every schema-valid request accepted, but some refusals cannot be written in a
 #   schema: an image URL on a private address, webhookEvents without a webhook, a face database that does not
 #   exist upstream (422). They are documented 400s and 422s instead.
-# - unsupported_method wants an Allow header on 405: the one middleware (api/middlewares.py) does not send it yet.
 # ASCII text only: a non-ASCII character percent-encodes to up to 12 bytes in a query string, so a 2,048-character
 # webhook URL could pass aiohttp's 8,190-byte request line, which test_hostile.py covers on its own.
 CONFIG = schemathesis.Config.from_dict(
@@ -57,7 +56,7 @@ CONFIG = schemathesis.Config.from_dict(
         "seed": 402,
         "generation": {"max-examples": 5, "deterministic": True, "codec": "ascii"},
         "phases": {"stateful": {"enabled": False}},
-        "checks": {"positive_data_acceptance": {"enabled": False}, "unsupported_method": {"enabled": False}},
+        "checks": {"positive_data_acceptance": {"enabled": False}},
         "request-timeout": 20,
     }
 )

@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 import msgspec
+import redis.exceptions
 import structlog
 from aiohttp.abc import ResolveResult
 from aiohttp.resolver import ThreadedResolver
@@ -26,13 +27,13 @@ from shared.batches import BatchStore, batch_view
 from shared.clock import utc_iso
 from shared.config import Settings
 from shared.jobs import JobStore, job_view
+from shared.netpolicy import address_allowed
 from shared.webhooks import (
     Attempt,
     Delivery,
     DeliveryStore,
     WebhookRefused,
     WebhookSecrets,
-    address_allowed,
     check_target,
     retry_delay_s,
     signature_header,
@@ -104,7 +105,10 @@ class WebhookSender:
                         continue
                 except asyncio.CancelledError:
                     raise
-                except Exception:  # the sender outlives any one failure (Redis away, a bad record)
+                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+                    log.warning("webhook sender waiting for Redis", error=type(exc).__name__)
+                    await asyncio.sleep(1.0)
+                except Exception:  # the sender outlives any one failure (a bad record)
                     log.exception("webhook sender failed; going on")
                     await asyncio.sleep(1.0)
                 await asyncio.sleep(POLL_S)

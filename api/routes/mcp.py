@@ -3,7 +3,7 @@
 One POST carries one JSON-RPC message (api/mcp_protocol.py says how the era is told and checked). Requests are
 dispatched by era to one function each; notifications and posted responses are acknowledged with 202. Answers
 are JSON, or an SSE stream when the client sent a progress token (or accepts only SSE). No session is kept:
-GET and DELETE answer 405.
+GET (no server-initiated stream) and DELETE (no session to end) answer 405 with `Allow: POST`.
 """
 
 from __future__ import annotations
@@ -97,13 +97,6 @@ async def mcp(request: web.Request) -> web.StreamResponse:
     if isinstance(message.method, str) or message.result is not msgspec.UNSET or message.error is not msgspec.UNSET:
         return web.Response(status=202)  # a notification, or a response to a request we never send: nothing to do
     return error_response(RpcError(INVALID_REQUEST, "a JSON-RPC request needs a method and an id"))
-
-
-@routes.get("/mcp")
-@routes.delete("/mcp")
-async def no_session(request: web.Request) -> web.Response:
-    """No server-initiated stream and no session to end: every request stands alone."""
-    return web.Response(status=405, headers={"Allow": "POST"})
 
 
 async def _answer(
