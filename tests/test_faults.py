@@ -409,3 +409,28 @@ async def _through_restart(
         except aiohttp.ClientConnectionError:
             broken += 1
             await restarted.wait()
+
+
+# ---------------------------------------------------------------- Redis lost while a paid call waits for its result
+
+
+async def test_a_paid_call_waiting_when_redis_goes_away_gets_its_job_not_a_503(
+    deployment: Deployment, sandbox: RunningSandbox, http: aiohttp.ClientSession
+) -> None:
+    """A 503 would invite a retry that pays again: the accepted call answers 202 with its job instead."""
+    await asyncio.gather(deployment.start_api(), deployment.start_worker())
+    bought = await buy(deployment, calls=1)
+    await sandbox.put_fault(action="DetectFace", latencyMs={"fixed": 1500})
+    token = {"X-Payment-Token": bought["token"]}
+    waiting = asyncio.create_task(call(http, deployment, image(sandbox), Prefer="wait=20", **token))
+    await until(lambda: _called(sandbox), "the call to reach the upstream")
+    deployment.redis_server.stop(signal.SIGKILL)
+    status, answer = await waiting
+    assert status == 202 and answer["status"] in RUNNING and answer["jobId"].startswith("job_")
+    await asyncio.to_thread(deployment.redis_server.start)
+    view = await finished(http, deployment, answer["jobId"], **token)
+    assert view["status"] == "succeeded" and (await payment_of(http, deployment, bought))["usedCalls"] == 1
+
+
+async def _called(sandbox: RunningSandbox) -> bool:
+    return await upstream_calls(sandbox, "DetectFace") > 0

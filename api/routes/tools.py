@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+import redis.exceptions
 import structlog
 from aiohttp import web
 
@@ -23,10 +24,11 @@ from api.payment_gate import PaymentInput
 from api.responses import json_response
 from api.routes.webhooks import call_webhook
 from shared import errors
-from shared.jobs import JobRecord
+from shared.jobs import JobRecord, job_view
 from shared.models import Service
 
 routes = web.RouteTableDef()
+log = structlog.get_logger("api.tools")
 
 _PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
 
@@ -78,10 +80,18 @@ async def call_tool(request: web.Request) -> web.Response:
     record, headers = await start_call(request, service, params, PaymentInput.from_headers(request), webhook=webhook)
     if prefer.applied:
         headers["Preference-Applied"] = prefer.applied
-    if prefer.respond_async:
-        return await accepted(request, record, headers)
-    final = await request.app[keys.WAITER].wait(record.id, prefer.wait_s)
-    return await answer_for_record(request, final or record, headers, blocking=True)
+    try:
+        if prefer.respond_async:
+            return await accepted(request, record, headers)
+        final = await request.app[keys.WAITER].wait(record.id, prefer.wait_s)
+        return await answer_for_record(request, final or record, headers, blocking=True)
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+        # The job exists and is paid for: Redis went away while we waited. Answering 503 would invite a retry that
+        # pays again, so the caller gets its job (from memory) to poll once Redis is back.
+        log.warning("redis lost after the job was accepted; answering 202", job_id=record.id)
+        view = job_view(record, retention_ms=settings.job_retention_s * 1000)
+        location = {"Location": view.links["self"], "Retry-After": "2"}
+        return json_response(view, status=202, headers={**headers, **location})
 
 
 async def accepted(request: web.Request, record: JobRecord, headers: dict[str, str]) -> web.Response:
