@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -96,12 +97,12 @@ class Server402:
         wallet: Wallet | None = None,
     ) -> Answer:
         """Call a tool, waiting up to `wait` seconds in all for its result: a blocking wait on the call, then
-        long polls of its job. With `wallet`, a 402 is paid with x402 and the call sent again."""
+        long polls of its job. With `wallet`, a 402 is paid with x402 and the call sent again. Every call carries
+        an Idempotency-Key (a random one unless given), so a retry after a 503 or a lost answer never pays twice."""
         started = time.monotonic()
         prefer = "respond-async" if respond_async else f"wait={min(math.ceil(wait), MAX_SERVER_WAIT_S)}"
-        headers = {"Content-Type": "application/json", "Prefer": prefer}
-        if idempotency_key:
-            headers["Idempotency-Key"] = idempotency_key
+        key = idempotency_key or f"s402-call-{uuid.uuid4().hex}"
+        headers = {"Content-Type": "application/json", "Prefer": prefer, "Idempotency-Key": key}
         body = json.dumps(dict(params), ensure_ascii=False).encode()
         path = f"/api/tools/{_segment(tool)}"
         response = self._send("POST", path, content=body, headers=headers, wait_s=wait)
