@@ -22,7 +22,14 @@ from shared.payments import PaymentStore
 from shared.quality import QualityStore
 from shared.webhooks import DeliveryStore
 from workers.ratelimit import RateLimiter
-from workers.tasks import MAX_SLOT_WAIT_S, BatchSlots, expire_payments, run_tool, shorten_stale_marks
+from workers.tasks import (
+    MAX_SLOT_WAIT_S,
+    BatchSlots,
+    expire_payments,
+    release_stale_jobs,
+    run_tool,
+    shorten_stale_marks,
+)
 from workers.upstream import Upstream
 from workers.webhooks import WebhookSender
 
@@ -76,7 +83,11 @@ def worker_options(settings: Settings, catalog: Catalog | None = None) -> dict[s
             func(cast(Any, run_tool), name=RUN_TOOL, timeout=attempt_timeout_s(settings), max_tries=ARQ_MAX_TRIES),
         ],
         # Every 30 s one worker (arq's cron runs each tick once) expires payments past their time in the ledger.
-        "cron_jobs": [cron(cast(Any, expire_payments), second={0, 30}, timeout=60)],
+        # and at 15 and 45 s, a killed attempt's 70 s in-progress mark is cut to one lease (release_stale_jobs)
+        "cron_jobs": [
+            cron(cast(Any, expire_payments), second={0, 30}, timeout=60),
+            cron(cast(Any, release_stale_jobs), second={15, 45}, timeout=60),
+        ],
         "queue_name": keys.QUEUE_NAME,
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
         "on_startup": startup,

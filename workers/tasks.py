@@ -306,6 +306,12 @@ def _decode_input(raw: str) -> dict[str, Any]:
     return params
 
 
+async def release_stale_jobs(ctx: WorkerContext) -> int:
+    """Cron: what a starting worker does (shorten_stale_marks), also every 30 s, for a worker killed in the first
+    second of an attempt while no other worker starts."""
+    return await shorten_stale_marks(ctx["redis"])
+
+
 async def expire_payments(ctx: WorkerContext) -> int:
     """Cron: payments past their expiry get status expired and one 'expired' ledger entry (unused calls lapse)."""
     total = 0
