@@ -8,7 +8,7 @@ export ALIBABA_CLOUD_ECS_METADATA_DISABLED := true
 export NO_PROXY := 127.0.0.1,localhost,::1
 export no_proxy := 127.0.0.1,localhost,::1
 
-.PHONY: run test lint typecheck pytest catalog lock clean browser
+.PHONY: run test lint typecheck pytest catalog lock clean browser bench
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "server402 needs Python 3.11 or newer")'
@@ -40,6 +40,16 @@ browser:
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Benchmarks, not tests (they assert no timings): each starts its own processes on free loopback ports, prints its
+# tables and writes bench/results/<name>.json and .md. About 5 minutes on 2 cores; quiet cores give steadier figures.
+bench: $(STAMP)
+	$(BIN)/python -m bench.request_rate
+	$(BIN)/python -m bench.added_latency
+	$(BIN)/python -m bench.throughput
+	$(BIN)/python -m bench.rate_limit
+	$(BIN)/python -m bench.redis_cost
+	$(BIN)/python -m bench.batch_isolation --items 5000
 
 # Regenerate shared/data/tools.json from the pinned SDK (a test fails when it is stale).
 catalog: $(STAMP)

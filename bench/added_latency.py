@@ -1,146 +1,187 @@
-"""The gateway's added latency: a paid-path tool call through the API, Redis, an arq worker and the SDK, against
-the same SDK call made directly to the sandbox, measured side by side in one run. Prints p50/p99 and the ratio.
+"""The gateway's added latency: a paid tool call (token check, enqueue, worker, sandbox at zero latency, result back
+through the blocking wait) against the same SDK call made directly to the sandbox, and against plain arq
+enqueue-and-wait of a trivial function, side by side in one run, at 1 and 64 concurrent callers. Also the
+blocking wait's notification latency: from the job's finish (the worker's FINISH, `finishedAt`) to the waiting
+client's receipt of the answer, against arq's (its finish time to `job.result()` returning).
 
-    .venv/bin/python -m bench.added_latency [--calls 200] [--concurrency 1]
+    .venv/bin/python -m bench.added_latency [--calls 300] [--concurrency 1 64]
 
-Starts its own Redis, sandbox, API and worker processes on free loopback ports; asserts nothing.
+Paid calls use bundle tokens the official x402 client buys from the sandbox facilitator (the demo wallet).
+Starts its own Redis, sandbox, facilitator, API, one invocation worker and plain arq workers on free loopback
+ports; asserts nothing. Writes bench/results/added_latency.json and .md.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import statistics
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
-
-os.environ["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
+from typing import Any
 
 import aiohttp
 from alibabacloud_facebody20191230 import models
 from alibabacloud_facebody20191230.client import Client
 from alibabacloud_tea_openapi.models import Config
 from alibabacloud_tea_util.models import RuntimeOptions
+from redis.asyncio import Redis
 
-from scripts.embedded_redis import EmbeddedRedis, free_port
+from bench import plain_arq, report
+from bench.measure import summary, timed
+from bench.stack import KEY_ID, SECRET, Stack, start, stop
+from bench.wallet import PRICED_TERMS, buy_tokens
+from shared import keys
 
-ROOT = Path(__file__).resolve().parents[1]
-KEY_ID, SECRET = "bench-key-id", "bench-key-secret"
-
-
-def start(module: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", module], cwd=ROOT, env={**os.environ, **env},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-
-
-async def wait_up(url: str) -> None:
-    async with aiohttp.ClientSession() as http:
-        for _ in range(300):
-            try:
-                async with http.get(url) as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    raise RuntimeError(f"{url} never came up")
+TOOL = "face-detection"
+# plain arq as configured by default (poll 0.5 s, 10 jobs) and as our worker is (poll 0.02 s, 512 jobs)
+ARQ_VARIANTS = {"arq_default": (0.5, 10), "arq_20ms": (0.02, 512)}
 
 
-async def timed(calls: int, concurrency: int, one: object) -> list[float]:
-    samples: list[float] = []
-    semaphore = asyncio.Semaphore(concurrency)
-
-    async def run(n: int) -> None:
-        async with semaphore:
-            started = time.perf_counter()
-            await one(n)  # type: ignore[operator]
-            samples.append((time.perf_counter() - started) * 1000)
-
-    await asyncio.gather(*(run(n) for n in range(calls)))
-    return samples
+def sdk_client(sandbox_port: int) -> Client:
+    return Client(Config(access_key_id=KEY_ID, access_key_secret=SECRET,
+                         endpoint=f"127.0.0.1:{sandbox_port}", protocol="http"))  # fmt: skip
 
 
-def summary(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "p50_ms": round(statistics.median(ordered), 2),
-        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 2),
-    }
-
-
-async def measure(api_port: int, sandbox_port: int, calls: int, concurrency: int) -> dict[str, object]:
-    client = Client(Config(access_key_id=KEY_ID, access_key_secret=SECRET,
-                           endpoint=f"127.0.0.1:{sandbox_port}", protocol="http"))  # fmt: skip
+async def direct(sandbox_port: int, calls: int, concurrency: int) -> dict[str, Any]:
+    client = sdk_client(sandbox_port)
     runtime = RuntimeOptions(autoretry=False, read_timeout=10000, connect_timeout=3000)
 
-    async def direct(n: int) -> None:
-        request = models.DetectFaceRequest(image_url=f"https://example.com/{n}.jpg")
+    async def one(n: int) -> None:
+        request = models.DetectFaceRequest(image_url=f"https://images.example.com/d{n}.jpg")
         await client.detect_face_with_options_async(request, runtime)
 
-    async with aiohttp.ClientSession() as http:
+    await timed(20, 4, one)  # warm up
+    return summary(await timed(calls, concurrency, one))
 
-        async def gateway(n: int) -> None:
-            url = f"http://127.0.0.1:{api_port}/api/tools/face-detection"
-            async with http.post(url, json={"ImageURL": f"https://example.com/g{n}.jpg"}) as response:
-                assert response.status == 200, await response.text()
+
+async def gateway(stack: Stack, tokens: list[str], calls: int, concurrency: int, tag: str) -> dict[str, Any]:
+    """Paid blocking calls; each answer's receipt time against its job's finishedAt (found by X-Request-ID)."""
+    received: dict[str, float] = {}
+    connector = aiohttp.TCPConnector(limit=concurrency + 4)
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def one(n: int) -> None:
+            headers = {"X-Payment-Token": tokens[n % len(tokens)], "X-Request-ID": f"{tag}-{n}"}
+            body = {"ImageURL": f"https://images.example.com/{tag}-{n}.jpg"}
+            async with http.post(f"{stack.api}/api/tools/{TOOL}", json=body, headers=headers) as response:
                 await response.read()
+                received[f"{tag}-{n}"] = time.time() * 1000
+                if response.status != 200:
+                    raise RuntimeError(f"gateway call: {response.status} {await response.text()}")
 
-        await timed(20, 4, gateway)  # warm up both paths
-        await timed(20, 4, direct)
-        direct_ms = summary(await timed(calls, concurrency, direct))
-        gateway_ms = summary(await timed(calls, concurrency, gateway))
-    return {
-        "calls": calls,
-        "concurrency": concurrency,
-        "direct_sdk": direct_ms,
-        "gateway": gateway_ms,
-        "added_p50_ms": round(gateway_ms["p50_ms"] - direct_ms["p50_ms"], 2),
-        "ratio_p50": round(gateway_ms["p50_ms"] / direct_ms["p50_ms"], 2),
-    }
+        await timed(20, 4, lambda n: one(-1 - n))  # warm up
+        samples = await timed(calls, concurrency, one)
+    finished = await finished_at(stack.redis.url, tag)
+    notify = [received[rid] - at for rid, at in finished.items() if rid in received]
+    return {"call": summary(samples), "notify": summary(notify)}
+
+
+async def finished_at(redis_url: str, tag: str) -> dict[str, int]:
+    """requestId -> finishedAt (ms) of the jobs whose request id starts with `tag`."""
+    redis = Redis.from_url(redis_url)
+    found: dict[str, int] = {}
+    try:
+        job_keys = [key async for key in redis.scan_iter(match=keys.JOB_KEY_PREFIX + "*", count=1000)]
+        async with redis.pipeline(transaction=False) as pipe:
+            for key in job_keys:
+                pipe.hmget(key, ["requestId", "finishedAt"])
+            rows = await pipe.execute()
+    finally:
+        await redis.aclose()
+    for request_id, at in rows:
+        if request_id and at and request_id.decode().startswith(f"{tag}-"):
+            found[request_id.decode()] = int(at)
+    return found
+
+
+async def arq_calls(redis_url: str, poll_delay: float, calls: int, concurrency: int) -> dict[str, Any]:
+    redis = await plain_arq.pool(redis_url)
+    notify: list[float] = []
+    try:
+
+        async def one(_: int) -> None:
+            notify.append(await plain_arq.call(redis, poll_delay))
+
+        await timed(4, 2, one)  # warm up
+        notify.clear()
+        samples = await timed(calls, concurrency, one)
+    finally:
+        await redis.aclose()
+    return {"call": summary(samples), "notify": summary(notify)}
+
+
+def measure(calls: int, concurrencies: list[int]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = [{"concurrency": c} for c in concurrencies]
+    with Stack(terms=PRICED_TERMS, workers=1, facilitator=True) as stack:
+        total = sum(calls_for(calls, c) for c in concurrencies) + 100
+        tokens = asyncio.run(buy_tokens(stack.api, stack.facilitator, TOOL, total))
+        for row in rows:
+            row["direct_sdk"] = asyncio.run(
+                direct(stack.sandbox_port, calls_for(calls, row["concurrency"]), row["concurrency"])
+            )
+            tag = f"c{row['concurrency']}"
+            row["gateway_paid"] = asyncio.run(
+                gateway(stack, tokens, calls_for(calls, row["concurrency"]), row["concurrency"], tag)
+            )
+        for name, (poll_delay, max_jobs) in ARQ_VARIANTS.items():
+            worker = start(
+                "bench.plain_arq", {}, stack.redis.url, "--poll-delay", str(poll_delay), "--max-jobs", str(max_jobs)
+            )
+            try:
+                for row in rows:
+                    count = arq_count(name, calls, row["concurrency"])
+                    row[name] = asyncio.run(arq_calls(stack.redis.url, poll_delay, count, row["concurrency"]))
+            finally:
+                stop([worker])
+    for row in rows:
+        direct_ms, paid = row["direct_sdk"], row["gateway_paid"]["call"]
+        row["added_p50_ms"] = round(paid["p50_ms"] - direct_ms["p50_ms"], 2)
+        row["added_p99_ms"] = round(paid["p99_ms"] - direct_ms["p99_ms"], 2)
+    return rows
+
+
+def calls_for(calls: int, concurrency: int) -> int:
+    """At least `calls`, and at least 20 rounds of every caller."""
+    return max(calls, concurrency * 20)
+
+
+def arq_count(variant: str, calls: int, concurrency: int) -> int:
+    """arq's default 0.5 s polls make each call last about 0.5-1 s: fewer of them (4 rounds, at least 16)."""
+    return max(16, concurrency * 4) if variant == "arq_default" else calls_for(calls, concurrency)
+
+
+def pair(figures: dict[str, Any]) -> str:
+    return f"{figures['p50_ms']} / {figures['p99_ms']}"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=200)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 64])
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        redis = EmbeddedRedis(Path(tmp) / "redis").start()
-        operator = Path(tmp) / "operator.toml"
-        operator.write_text("[defaults]\namountCents = 0\nqps = 10000\n")
-        api_port, sandbox_port = free_port(), free_port()
-        env = {
-            "REDIS_URL": redis.url, "SERVER402_PORT": str(api_port), "SERVER402_SANDBOX_PORT": str(sandbox_port),
-            "ALIBABA_CLOUD_ACCESS_KEY_ID": KEY_ID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SECRET,
-            "SERVER402_SANDBOX_QPS": "100000", "SERVER402_OPERATOR_FILE": str(operator),
-            "SERVER402_LOG_LEVEL": "warning", "SERVER402_SANDBOX_LOG_LEVEL": "warning",
-        }  # fmt: skip
-        processes = [start(module, env) for module in ("sandbox", "api", "workers")]
-        try:
-            asyncio.run(wait_up(f"http://127.0.0.1:{api_port}/readyz"))
-            asyncio.run(wait_up(f"http://127.0.0.1:{sandbox_port}/_sandbox/health"))
-            results = [asyncio.run(measure(api_port, sandbox_port, args.calls, c)) for c in args.concurrency]
-        finally:
-            for process in processes:
-                process.terminate()
-                process.wait(timeout=15)
-            redis.stop()
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "added_latency.json").write_text(json.dumps(results, indent=2) + "\n")
-    print("| concurrency | direct SDK p50 / p99 ms | gateway p50 / p99 ms | added p50 ms | ratio p50 |")
-    print("|---|---|---|---|---|")
-    for r in results:
-        d, g = r["direct_sdk"], r["gateway"]
-        print(f"| {r['concurrency']} | {d['p50_ms']} / {d['p99_ms']} | {g['p50_ms']} / {g['p99_ms']} "  # type: ignore[index]
-              f"| {r['added_p50_ms']} | {r['ratio_p50']} |")  # fmt: skip
+    host = report.machine()
+    rows = measure(args.calls, args.concurrency)
+    latency = report.table(
+        ["callers", "direct SDK", "gateway, paid", "added", "plain arq, defaults", "plain arq, 20 ms polls"],
+        [
+            [r["concurrency"], pair(r["direct_sdk"]), pair(r["gateway_paid"]["call"]),
+             f"{r['added_p50_ms']} / {r['added_p99_ms']}", pair(r["arq_default"]["call"]), pair(r["arq_20ms"]["call"])]
+            for r in rows
+        ],
+    )  # fmt: skip
+    notify = report.table(
+        ["callers", "gateway: finishedAt to answer", "plain arq, defaults: finish to result()", "arq, 20 ms polls"],
+        [[r["concurrency"], pair(r["gateway_paid"]["notify"]), pair(r["arq_default"]["notify"]),
+          pair(r["arq_20ms"]["notify"])] for r in rows],
+    )  # fmt: skip
+    report.write(
+        "added_latency",
+        rows,
+        [
+            ("Round trip, p50 / p99 ms (sandbox at zero latency; plain arq runs a no-op)", latency),
+            ("Notification latency, p50 / p99 ms (job finished to the caller holding the answer; ms clocks)", notify),
+        ],
+        host,
+    )
 
 
 if __name__ == "__main__":

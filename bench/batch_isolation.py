@@ -4,23 +4,21 @@ again while a 10,000-item batch runs (same action and another action), side by s
     .venv/bin/python -m bench.batch_isolation [--items 10000] [--calls 200] [--latency-ms 0]
 
 Starts its own Redis, sandbox, API and one worker process on free loopback ports; asserts nothing. Prints a
-Markdown table and writes bench/results/batch_isolation.json.
+Markdown table and writes bench/results/batch_isolation.json and .md.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from bench.added_latency import KEY_ID, ROOT, SECRET, start, summary, timed, wait_up
-from scripts.embedded_redis import EmbeddedRedis, free_port
+from bench import report
+from bench.measure import summary, timed
+from bench.stack import Stack
 
 
 async def single_calls(api: str, tool: str, calls: int, concurrency: int) -> dict[str, float]:
@@ -95,39 +93,22 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--latency-ms", type=float, default=0.0)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        redis = EmbeddedRedis(Path(tmp) / "redis").start()
-        operator = Path(tmp) / "operator.toml"
-        operator.write_text("[defaults]\namountCents = 0\nqps = 10000\n")
-        api_port, sandbox_port = free_port(), free_port()
-        env = {
-            "REDIS_URL": redis.url, "SERVER402_PORT": str(api_port), "SERVER402_SANDBOX_PORT": str(sandbox_port),
-            "ALIBABA_CLOUD_ACCESS_KEY_ID": KEY_ID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SECRET,
-            "SERVER402_SANDBOX_QPS": "100000", "SERVER402_OPERATOR_FILE": str(operator),
-            "SERVER402_LOG_LEVEL": "warning", "SERVER402_SANDBOX_LOG_LEVEL": "warning",
-        }  # fmt: skip
-        processes = [start(module, env) for module in ("sandbox", "api", "workers")]
-        api, sandbox = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{sandbox_port}"
-        try:
-            asyncio.run(wait_up(f"{api}/readyz"))
-            asyncio.run(wait_up(f"{sandbox}/_sandbox/health"))
-            result = asyncio.run(measure(api, args.items, args.calls, sandbox, args.latency_ms))
-        finally:
-            for process in processes:
-                process.terminate()
-                process.wait(timeout=15)
-            redis.stop()
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "batch_isolation.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{result['items']}-item batch: submitted in {result['submit_ms']} ms, done in {result['batch_seconds']} s "
-          f"({result['batch_items_per_s']} items/s); sandbox latency {result['latency_ms']} ms")  # fmt: skip
-    print("| measured (4 callers; reads 8) | alone p50 / p99 ms | during the batch p50 / p99 ms | ratio p50 |")
-    print("|---|---|---|---|")
+    host = report.machine()
+    with Stack(workers=1) as stack:
+        result = asyncio.run(measure(stack.api, args.items, args.calls, stack.sandbox, args.latency_ms))
+    rows = []
     for name in ("same_action", "other_action", "api_read"):
         a, d = result["alone"][name], result["during_batch"][name]
-        print(f"| {name} | {a['p50_ms']} / {a['p99_ms']} | {d['p50_ms']} / {d['p99_ms']} "
-              f"| {round(d['p50_ms'] / a['p50_ms'], 2)} |")  # fmt: skip
+        rows.append([name, f"{a['p50_ms']} / {a['p99_ms']}", f"{d['p50_ms']} / {d['p99_ms']}",
+                     round(d["p50_ms"] / a["p50_ms"], 2)])  # fmt: skip
+    title = (
+        f"{result['items']}-item batch: submitted in {result['submit_ms']} ms, done in {result['batch_seconds']} s"
+        f" ({result['batch_items_per_s']} items/s); sandbox latency {result['latency_ms']} ms"
+    )
+    body = report.table(
+        ["measured (4 callers; reads 8)", "alone p50 / p99 ms", "during the batch p50 / p99 ms", "ratio p50"], rows
+    )
+    report.write("batch_isolation", result, [(title, body)], host)
 
 
 if __name__ == "__main__":
