@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import time
 from typing import Any
 
@@ -56,20 +57,21 @@ async def direct(sandbox_port: int, calls: int, concurrency: int) -> dict[str, A
 async def gateway(stack: Stack, tokens: list[str], calls: int, concurrency: int, tag: str) -> dict[str, Any]:
     """Paid blocking calls; each answer's receipt time against its job's finishedAt (found by X-Request-ID)."""
     received: dict[str, float] = {}
+    token = itertools.cycle(tokens)  # round robin: each token pays its share
     connector = aiohttp.TCPConnector(limit=concurrency + 4)
     async with aiohttp.ClientSession(connector=connector) as http:
 
-        async def one(n: int) -> None:
-            headers = {"X-Payment-Token": tokens[n % len(tokens)], "X-Request-ID": f"{tag}-{n}"}
-            body = {"ImageURL": f"https://images.example.com/{tag}-{n}.jpg"}
+        async def one(request_id: str) -> None:
+            headers = {"X-Payment-Token": next(token), "X-Request-ID": request_id}
+            body = {"ImageURL": f"https://images.example.com/{request_id}.jpg"}
             async with http.post(f"{stack.api}/api/tools/{TOOL}", json=body, headers=headers) as response:
                 await response.read()
-                received[f"{tag}-{n}"] = time.time() * 1000
+                received[request_id] = time.time() * 1000
                 if response.status != 200:
                     raise RuntimeError(f"gateway call: {response.status} {await response.text()}")
 
-        await timed(20, 4, lambda n: one(-1 - n))  # warm up
-        samples = await timed(calls, concurrency, one)
+        await timed(20, 4, lambda n: one(f"warm-{tag}-{n}"))
+        samples = await timed(calls, concurrency, lambda n: one(f"{tag}-{n}"))
     finished = await finished_at(stack.redis.url, tag)
     notify = [received[rid] - at for rid, at in finished.items() if rid in received]
     return {"call": summary(samples), "notify": summary(notify)}

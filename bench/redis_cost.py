@@ -26,6 +26,7 @@ from bench.measure import timed
 from bench.stack import Stack, start, stop
 from bench.wallet import PRICED_TERMS, buy_tokens
 from shared import keys
+from shared.jobs import JOB_ID_PREFIX
 
 TOOL = "face-detection"
 ARQ_POLL_S = 0.02
@@ -88,7 +89,7 @@ async def gateway_calls(stack: Stack, tokens: list[str], count: int, prefer: str
     async with aiohttp.ClientSession() as http:
 
         async def one(n: int) -> None:
-            headers = {"X-Payment-Token": tokens[0], "Prefer": prefer}
+            headers = {"X-Payment-Token": tokens[n % len(tokens)], "Prefer": prefer}
             body = {"ImageURL": f"https://images.example.com/{n}.jpg"}
             async with http.post(f"{stack.api}/api/tools/{TOOL}", json=body, headers=headers) as response:
                 await response.read()
@@ -103,7 +104,8 @@ async def used_memory(redis: Redis) -> int:
 
 
 async def drained(redis: Redis, queue: str) -> None:
-    while await redis.zcard(queue):  # noqa: ASYNC110 (polling Redis: nothing here to wait on)
+    """Until no tool-call job is left on the queue (the workers' cron entries share it)."""
+    while any(member.startswith(JOB_ID_PREFIX.encode()) for member in await redis.zrange(queue, 0, -1)):  # noqa: ASYNC110
         await asyncio.sleep(0.1)
 
 
