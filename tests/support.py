@@ -12,14 +12,13 @@ from typing import Any
 
 import msgspec
 from aiohttp.test_utils import TestClient
-from arq.worker import Worker
 from redis.asyncio import Redis
 
 from sandbox.testing import RunningSandbox
 from shared.catalog import Catalog, load_specs
 from shared.config import Settings
 from shared.operator import parse_operator_terms
-from workers.settings import worker_options
+from workers.settings import ServerWorker, worker_options
 
 PIPELINE_KEY_ID = "pipeline-key-id"
 PIPELINE_SECRET = "pipeline-key-secret"
@@ -36,7 +35,7 @@ class RunningWorker:
     """A real arq worker running in the test's event loop."""
 
     def __init__(self, settings: Settings, catalog: Catalog) -> None:
-        self.worker = Worker(**{**worker_options(settings, catalog), "handle_signals": False})
+        self.worker = ServerWorker(**{**worker_options(settings, catalog), "handle_signals": False})
         self.task = asyncio.create_task(self.worker.async_run())
 
     async def stop(self) -> None:

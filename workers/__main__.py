@@ -23,7 +23,7 @@ from arq.worker import Worker
 
 from shared.config import ConfigError, Settings
 from shared.logging import configure_logging
-from workers.settings import worker_options
+from workers.settings import ServerWorker, worker_options
 
 RESTART_DELAY_S = 1.0
 ABANDON_GRACE_S = 2.0
@@ -40,7 +40,7 @@ def run_worker(label: str, options: Callable[[Settings], dict[str, Any]]) -> int
         print(f"server402 {label}: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
-    asyncio.run(supervise(lambda: Worker(**options(settings))))
+    asyncio.run(supervise(lambda: ServerWorker(**options(settings))))
     return 0
 
 
