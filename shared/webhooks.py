@@ -25,7 +25,6 @@ import base64
 import hashlib
 import hmac
 import ipaddress
-import time
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,7 +34,7 @@ from redis.asyncio import Redis
 
 from shared import keys
 from shared.clock import utc_iso
-from shared.jobs import iso_ms
+from shared.jobs import iso_ms, now_ms
 from shared.netpolicy import address_allowed
 
 JOB_TERMINAL_EVENTS = ("job.succeeded", "job.failed", "job.canceled", "job.expired")
@@ -74,6 +73,25 @@ def parse_events(raw: Iterable[str] | str | None, *, allowed: tuple[str, ...], d
                 raise WebhookRefused(f"unknown webhook event {name[:40]!r}; choose from {', '.join(allowed)}")
             chosen.add(event)
     return [e for e in (*JOB_EVENTS, *BATCH_EVENTS) if e in chosen]
+
+
+def requested(
+    url: object,
+    raw_events: object,
+    *,
+    allowed_networks: tuple[str, ...],
+    allowed: tuple[str, ...],
+    default: tuple[str, ...],
+) -> tuple[str, list[str]] | None:
+    """A webhook a call or batch asks for (`webhook`, `webhookEvents`, from a query, a body or MCP arguments):
+    (target, events), or None when there is none. Raises WebhookRefused for anything that cannot be used."""
+    if raw_events is not None and not isinstance(raw_events, str | list):
+        raise WebhookRefused("webhookEvents must be event names")
+    if url is None:
+        if raw_events is not None:
+            raise WebhookRefused("webhookEvents needs a webhook URL")
+        return None
+    return check_target(url, allowed_networks), parse_events(raw_events, allowed=allowed, default=default)
 
 
 def check_target(url: object, allowed_networks: tuple[str, ...]) -> str:
@@ -149,7 +167,7 @@ class WebhookSecrets:
             secret=derive_secret(self.token_secret, owner, version),
             version=version,
             rotated_at=utc_iso(rotated) if rotated else None,
-            previous_valid_until=utc_iso(grace_end) if rotated and grace_end > _now_ms() else None,
+            previous_valid_until=utc_iso(grace_end) if rotated and grace_end > now_ms() else None,
         )
 
     async def rotate(self, owner: str) -> SecretInfo:
@@ -157,7 +175,7 @@ class WebhookSecrets:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hsetnx(key, "version", "1")
             pipe.hincrby(key, "version", 1)
-            pipe.hset(key, "rotatedAt", str(_now_ms()))
+            pipe.hset(key, "rotatedAt", str(now_ms()))
             await pipe.execute()
         return await self.info(owner)
 
@@ -165,7 +183,7 @@ class WebhookSecrets:
         """The current secret, and the previous one during its grace period after a rotation."""
         version, rotated = await self._state(owner)
         secrets_ = [derive_secret(self.token_secret, owner, version)]
-        if version > 1 and rotated and _now_ms() < rotated + ROTATION_GRACE_S * 1000:
+        if version > 1 and rotated and now_ms() < rotated + ROTATION_GRACE_S * 1000:
             secrets_.append(derive_secret(self.token_secret, owner, version - 1))
         return secrets_
 
@@ -237,7 +255,7 @@ class DeliveryStore:
         self._claim = redis.register_script(CLAIM_DUE)
 
     async def claim_due(self, *, lease_ms: int, count: int) -> list[str]:
-        ids: list[bytes] = await self._claim(keys=[keys.WEBHOOKS_DUE], args=[_now_ms(), lease_ms, count])
+        ids: list[bytes] = await self._claim(keys=[keys.WEBHOOKS_DUE], args=[now_ms(), lease_ms, count])
         return [i.decode() for i in ids]
 
     async def get(self, delivery_id: str) -> Delivery | None:
@@ -254,7 +272,7 @@ class DeliveryStore:
         key = keys.webhook_key(delivery.id)
         fields: dict[str, Any] = {"attempts": attempt.attempt}
         if delivered:
-            fields.update(status="delivered", deliveredAt=_now_ms())
+            fields.update(status="delivered", deliveredAt=now_ms())
         elif retry_at_ms is None:
             fields["status"] = "failed"
         else:
@@ -297,7 +315,3 @@ class DeliveryStore:
                 )
             )
         return views
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000

@@ -256,6 +256,11 @@ async def test_webhooks_need_a_known_event_and_a_caller_to_sign_for(pipeline: Pi
         headers={"X-API-Key": key},
     )
     assert response.status == 400 and "unknown webhook event" in (await response.json())["error"]
+    item = {"customId": "a", "serviceId": "face-detection", "input": face}
+    for events in (5, {"job.succeeded": True}):  # a batch body checks its events like a call
+        body = {"items": [item], "webhook": receiver.url, "webhookEvents": events}
+        response = await pipeline.api.post("/api/batches", json=body, headers={"X-API-Key": key})
+        assert response.status == 400 and "event names" in (await response.json())["error"]
     assert (await pipeline.api.get("/api/webhooks/secret")).status == 401
     assert await pipeline.redis.keys("s402:job:*") == []
 

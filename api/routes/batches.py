@@ -21,6 +21,7 @@ import structlog
 from aiohttp import web
 
 from api import keys
+from api.calls import MAX_IDEMPOTENCY_KEY
 from api.identity import Caller, identify, job_readers, token_owner
 from api.json_depth import NESTED_TOO_DEEPLY, too_deep
 from api.payment_gate import FAILURES, check_access, offer_body
@@ -42,7 +43,7 @@ from shared.jobs import ANONYMOUS, now_ms
 from shared.keys import batch_idempotency_key
 from shared.models import Service
 from shared.payments import PaymentRecord, payment_id_of
-from shared.webhooks import BATCH_EVENTS, COMPLETED, JOB_EVENTS, WebhookRefused, check_target, parse_events
+from shared.webhooks import BATCH_EVENTS, COMPLETED, JOB_EVENTS, WebhookRefused, requested
 
 routes = web.RouteTableDef()
 log = structlog.get_logger("api.batches")
@@ -196,21 +197,21 @@ def _parse_lines(raw: bytes) -> tuple[list[Any], dict[str, Any], dict[int, ItemE
 
 
 def _webhook(request: web.Request, options: dict[str, Any]) -> Webhook | None:
-    url = request.query.get("webhook", options.get("webhook"))
-    raw_events = request.query.get("webhookEvents", options.get("webhookEvents"))
-    if url is None:
-        if raw_events is not None:
-            raise errors.BadRequest("webhookEvents needs a webhook URL")
-        return None
-    allowed = (*BATCH_EVENTS, *JOB_EVENTS, COMPLETED)
     try:
-        target = check_target(url, request.app[keys.SETTINGS].webhook_allowed_networks)
-        events = parse_events(raw_events, allowed=allowed, default=BATCH_EVENTS)
+        webhook = requested(
+            request.query.get("webhook", options.get("webhook")),
+            request.query.get("webhookEvents", options.get("webhookEvents")),
+            allowed_networks=request.app[keys.SETTINGS].webhook_allowed_networks,
+            allowed=(*BATCH_EVENTS, *JOB_EVENTS, COMPLETED),
+            default=BATCH_EVENTS,
+        )
     except WebhookRefused as exc:
         raise errors.BadRequest(str(exc)) from None
+    if webhook is None:
+        return None
+    target, events = webhook
     own = ",".join(e for e in events if e in BATCH_EVENTS)
-    jobs = ",".join(e for e in events if e in JOB_EVENTS)
-    return Webhook(url=target, events=own, job_events=jobs)
+    return Webhook(url=target, events=own, job_events=",".join(e for e in events if e in JOB_EVENTS))
 
 
 async def _check_items(
@@ -366,8 +367,8 @@ def _idempotency(request: web.Request, caller: Caller, tokens: list[str], raw: b
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None
-    if not 1 <= len(key) <= 255 or not key.isprintable():
-        raise errors.BadRequest("Idempotency-Key must be 1 to 255 printable characters")
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable():
+        raise errors.BadRequest(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters")
     scope = caller.key_client_id or (_token_owner_of(request, tokens[0]) or "invalid" if tokens else ANONYMOUS)
     digest = hashlib.sha256()
     for part in (request.content_type.encode(), request.query_string.encode(), raw):

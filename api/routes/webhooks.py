@@ -24,8 +24,7 @@ from shared.webhooks import (
     DeliveryStore,
     WebhookRefused,
     WebhookSecrets,
-    check_target,
-    parse_events,
+    requested,
 )
 
 routes = web.RouteTableDef()
@@ -39,18 +38,17 @@ def call_webhook(request: web.Request) -> tuple[str, str] | None:
 def checked_webhook(request: web.Request, url: object, raw_events: object) -> tuple[str, str] | None:
     """A tool call's webhook (HTTP query or MCP arguments): (url, comma-separated events), or None; 400 when the
     target or the events cannot be used."""
-    if raw_events is not None and not isinstance(raw_events, str | list):
-        raise errors.BadRequest("webhookEvents must be event names")
-    if url is None:
-        if raw_events is not None:
-            raise errors.BadRequest("webhookEvents needs a webhook URL")
-        return None
     try:
-        target = check_target(url, request.app[keys.SETTINGS].webhook_allowed_networks)
-        events = parse_events(raw_events, allowed=(*JOB_EVENTS, COMPLETED), default=(COMPLETED,))
+        webhook = requested(
+            url,
+            raw_events,
+            allowed_networks=request.app[keys.SETTINGS].webhook_allowed_networks,
+            allowed=(*JOB_EVENTS, COMPLETED),
+            default=(COMPLETED,),
+        )
     except WebhookRefused as exc:
         raise errors.BadRequest(str(exc)) from None
-    return target, ",".join(events)
+    return (webhook[0], ",".join(webhook[1])) if webhook else None
 
 
 async def _owner(request: web.Request) -> str:
