@@ -17,9 +17,7 @@ import asyncio
 import csv
 import re
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TextIO
 from urllib.parse import urlsplit
 
@@ -30,6 +28,7 @@ from redis.exceptions import RedisError
 from shared.apikeys import ApiKey, ApiKeyStore, validate
 from shared.catalog import Catalog
 from shared.config import ConfigError, Settings
+from shared.files import output
 from shared.keys import LEDGER
 
 PROG = "python -m api.admin"
@@ -230,22 +229,6 @@ async def extra_columns(pages: AsyncIterator[list[Entry]]) -> list[str]:
 
 
 # ---------------------------------------------------------------- plumbing
-
-
-@contextmanager
-def output(path: str | None) -> Iterator[TextIO]:
-    """stdout, or FILE written as FILE.partial and renamed when complete (a failed export leaves no FILE)."""
-    if path is None:
-        yield sys.stdout
-        return
-    partial = Path(f"{path}.partial")
-    try:
-        with partial.open("w", encoding="utf-8", newline="") as out:
-            yield out
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    partial.replace(path)
 
 
 def redis_location(url: str) -> str:

@@ -26,6 +26,7 @@ from shared.client.batch_submit import (
 from shared.client.errors import ApiError
 from shared.client.http import Server402
 from shared.client.options import Leaf, UsageError, client_of, emit, fail, positive_int, seconds
+from shared.files import output
 
 DEFAULT_CHUNK = 1000
 MAX_CHUNK = 10_000  # the most items one batch may hold
@@ -252,19 +253,3 @@ def cmd_results(args: argparse.Namespace) -> int:
 def write_results(client: Server402, batch_id: str, offset: int, out: TextIO) -> None:
     for line in client.batch_result_lines(batch_id, offset=offset):
         out.write(line + "\n")
-
-
-@contextmanager
-def output(path: str | None) -> Iterator[TextIO]:
-    """stdout, or FILE written as FILE.partial and renamed once complete (a failure leaves no FILE)."""
-    if path is None:
-        yield sys.stdout
-        return
-    partial = Path(f"{path}.partial")
-    try:
-        with partial.open("w", encoding="utf-8") as out:
-            yield out
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    partial.replace(path)
