@@ -259,7 +259,7 @@ class BatchStore:
             fields |= {"paymentId": item.payment_id, "paymentKind": "token"}
         if batch.webhook and batch.jobEvents:
             fields |= {"webhook": batch.webhook, "events": batch.jobEvents}
-        payload = arq_payload(job_id, batch.createdAt).hex()
+        payload = arq_payload(job_id, batch.createdAt, batch=True).hex()
         return _json.encode([job_id, payload, *(x for pair in fields.items() for x in pair)])
 
     async def get(self, batch_id: str) -> BatchRecord | None:

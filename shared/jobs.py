@@ -22,6 +22,7 @@ from arq.jobs import serialize_job
 from redis.asyncio import Redis
 
 from shared import keys
+from shared.quality import QUALITY_LUA, ResultFigure
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "canceled", "expired"]
 TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "canceled", "expired"})
@@ -42,9 +43,11 @@ def arq_deserialize(raw: bytes) -> dict[str, Any]:
     return data
 
 
-def arq_payload(job_id: str, enqueue_ms: int, function: str = RUN_TOOL) -> bytes:
-    """What `ArqRedis.enqueue_job(function, job_id)` would store, written by our Lua with the job's record."""
-    return serialize_job(function, (job_id,), {}, None, enqueue_ms, serializer=arq_serialize)
+def arq_payload(job_id: str, enqueue_ms: int, *, batch: bool = False) -> bytes:
+    """What `ArqRedis.enqueue_job("run_tool", job_id)` would store, written by our Lua with the job's record. A
+    batch item says so (`batch=True`): the worker limits how many of those run at once before it starts one."""
+    kwargs = {"batch": True} if batch else {}
+    return serialize_job(RUN_TOOL, (job_id,), kwargs, None, enqueue_ms, serializer=arq_serialize)
 
 
 # Queue order: arq takes the lowest scores first, and a score is normally the time a job may start. Single calls
@@ -236,7 +239,8 @@ class JobStore:
         self.retention_ms = retention_s * 1000
         self._enqueue = redis.register_script(keys.ENQUEUE_JOB)
         self._start = redis.register_script(keys.START_JOB)
-        self._finish = redis.register_script(keys.FINISH_JOB)
+        self._finish = redis.register_script(QUALITY_LUA + keys.FINISH_JOB)
+        self._begin_call = redis.register_script(keys.BEGIN_CALL)
         self._requeue = redis.register_script(keys.REQUEUE_JOB)
         self._cancel = redis.register_script(keys.CANCEL_JOB)
         self._cancel_many = redis.register_script(keys.CANCEL_JOBS)
@@ -285,39 +289,59 @@ class JobStore:
 
     async def get(self, job_id: str) -> JobRecord | None:
         raw: dict[bytes, bytes] = await self.redis.hgetall(keys.job_key(job_id))  # type: ignore[misc]
-        if not raw:
-            return None
-        return msgspec.convert({k.decode(): v.decode() for k, v in raw.items()}, JobRecord, strict=False)
+        return _record(raw) if raw else None
 
     async def cancel_requested(self, job_id: str) -> bool:
         flag: bytes | None = await self.redis.hget(keys.job_key(job_id), "cancel")  # type: ignore[misc]
         return flag == b"1"
 
+    async def begin_call(self, job_id: str, *, counter: tuple[str, str] | None = None) -> bool:
+        """Just before an upstream call: False when a cancel was asked for (no call may be made); else True, with
+        the attempt counted on `counter` (hash, field) in the same step."""
+        key, field = counter if counter is not None else ("", "")
+        go: int = await self._begin_call(keys=[keys.job_key(job_id), key], args=[field])
+        return go == 1
+
     async def queue_position(self, job_id: str) -> int | None:
         rank: int | None = await self.redis.zrank(keys.QUEUE_NAME, job_id)
         return rank
 
-    async def start(self, job_id: str, *, min_budget_ms: int, payment_key: str = "") -> tuple[str, int]:
+    async def start(self, job_id: str, *, min_budget_ms: int) -> tuple[str, int, JobRecord | None]:
+        """START_JOB: (status, attempt, the job as it is after the step, None when missing)."""
         now = now_ms()
-        status, attempts = await self._start(
-            keys=[keys.job_key(job_id), payment_key, keys.LEDGER, keys.RUNNING_JOBS],
+        status, attempts, flat = await self._start(
+            keys=[keys.job_key(job_id), keys.LEDGER, keys.RUNNING_JOBS],
             args=[now, keys.JOBS_DONE_CHANNEL, self.retention_ms, _json.encode(EXPIRED), min_budget_ms, iso(now)],
         )
-        return status.decode(), int(attempts)
+        record = _record(dict(zip(flat[::2], flat[1::2], strict=True))) if flat else None
+        return status.decode(), int(attempts), record
 
-    async def succeed(self, record: JobRecord, envelope: dict[str, Any]) -> bool:
-        return await self._finish_with(record, "succeeded", "result", _json.encode(envelope), refund="")
+    async def succeed(self, record: JobRecord, envelope: dict[str, Any], *, figure: ResultFigure | None = None) -> bool:
+        """End the job with its result; `figure`: the service's quality figure, counted in the same step."""
+        return await self._finish_with(record, "succeeded", "result", _json.encode(envelope), refund="", figure=figure)
 
-    async def fail(self, record: JobRecord, error: JobError, status: JobStatus = "failed", *, refund: str = "") -> bool:
+    async def fail(
+        self,
+        record: JobRecord,
+        error: JobError,
+        status: JobStatus = "failed",
+        *,
+        refund: str = "",
+        figure: ResultFigure | None = None,
+    ) -> bool:
         """End the job with an error; a non-empty `refund` reason gives its paid call back (once)."""
-        return await self._finish_with(record, status, "error", _json.encode(error), refund=refund)
+        return await self._finish_with(record, status, "error", _json.encode(error), refund=refund, figure=figure)
 
-    async def _finish_with(self, record: JobRecord, status: str, field: str, payload: bytes, *, refund: str) -> bool:
+    async def _finish_with(
+        self, record: JobRecord, status: str, field: str, payload: bytes, *, refund: str, figure: ResultFigure | None
+    ) -> bool:
         now = now_ms()
+        quality = figure if figure is not None else ResultFigure("", "", "", 0)
         done = await self._finish(
-            keys=[keys.job_key(record.id), record.payment_key(), keys.LEDGER, keys.RUNNING_JOBS],
-            args=[status, now, field, payload, self.retention_ms, keys.JOBS_DONE_CHANNEL, refund, iso(now)],
-        )
+            keys=[keys.job_key(record.id), record.payment_key(), keys.LEDGER, keys.RUNNING_JOBS, quality.key],
+            args=[status, now, field, payload, self.retention_ms, keys.JOBS_DONE_CHANNEL, refund, iso(now),
+                  quality.field, quality.latency, quality.alpha],
+        )  # fmt: skip
         return bool(done)
 
     async def requeue(self, job_id: str, retry_at_ms: int, error: JobError) -> bool:
@@ -344,3 +368,7 @@ class JobStore:
             args=[now, error, self.retention_ms, keys.JOBS_DONE_CHANNEL, iso(now), *job_ids],
         )
         return int(canceled), int(asked)
+
+
+def _record(raw: dict[bytes, bytes]) -> JobRecord:
+    return msgspec.convert({k.decode(): v.decode() for k, v in raw.items()}, JobRecord, strict=False)

@@ -9,6 +9,7 @@ s402:rl:{accessKey}:{action}  string GCRA theoretical arrival time (microseconds
 s402:jobs:done                channel a finished job's id is published on (blocking waits listen here)
 s402:jobs:running             set    ids of running jobs (for metrics: jobs in flight)
 s402:queue, arq:job:{jobId}   arq's queue (zset) and job payloads, written by arq and by ENQUEUE_JOB
+s402:queue:wake               channel published on when jobs are queued (workers poll at once: workers/queue.py)
 s402:pay:{paymentId}          hash   one payment (see shared/payments.py for the fields); tokens are not stored
 s402:pay:expiry               zset   payment ids by expiry time (ms), swept by the worker's cron (ledger 'expired')
 s402:x402:nonce:{digest}      string an x402 authorization being settled or settled (claimed before settling)
@@ -28,6 +29,7 @@ import hashlib
 
 PREFIX = "s402"
 QUEUE_NAME = f"{PREFIX}:queue"
+QUEUE_WAKE = f"{PREFIX}:queue:wake"
 ARQ_JOB_PREFIX = "arq:job:"
 JOBS_DONE_CHANNEL = f"{PREFIX}:jobs:done"
 RUNNING_JOBS = f"{PREFIX}:jobs:running"
@@ -124,7 +126,7 @@ end
 #   queues the next item; the last completes the batch (announced on the jobs channel, its webhook event made).
 _STATE_LUA = """
 local JOB_PREFIX, BATCH_PREFIX, WH_PREFIX, WH_DUE, PAY_PREFIX = '@JOB@', '@BATCH@', '@WH@', '@WHDUE@', '@PAY@'
-local QUEUE = '@QUEUE@'
+local QUEUE, QUEUE_WAKE = '@QUEUE@', '@WAKE@'
 local WEBHOOK_KEEP_MS = 86400000
 local function webhook_event(subject, event, now, retention)
   local f = redis.call('HMGET', subject, 'webhook', 'events', 'id', 'owner')
@@ -158,7 +160,10 @@ local function fan_out(bkey, count, now)
     redis.call('RPUSH', bkey .. ':jobs', id)
     made = made + 1
   end
-  if made > 0 then redis.call('HINCRBY', bkey, 'fanned', made) end
+  if made > 0 then
+    redis.call('HINCRBY', bkey, 'fanned', made)
+    redis.call('PUBLISH', QUEUE_WAKE, '')
+  end
   return made
 end
 local function batch_moved(job, from, to, now, channel, retention)
@@ -219,6 +224,7 @@ _STATE_LUA = (
     .replace("@WH@", WEBHOOK_KEY_PREFIX)
     .replace("@PAY@", PAYMENT_KEY_PREFIX)
     .replace("@QUEUE@", QUEUE_NAME)
+    .replace("@WAKE@", QUEUE_WAKE)
     .replace("'arq:job:'", repr(ARQ_JOB_PREFIX))
 )
 
@@ -271,57 +277,66 @@ redis.call('HSET', KEYS[1], unpack(ARGV, 10))
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('PSETEX', KEYS[2], ARGV[4], ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+redis.call('PUBLISH', KEYS[3] .. ':wake', '')
 return {1, ARGV[5]}
 """
 )
 
 # A worker takes a job: queued (or running, when a crashed worker's job comes back) -> running.
-# KEYS: job, its payment or "", ledger, running set   ARGV: now ms, channel, retention ms, expired error JSON,
+# KEYS: job, ledger, running set   ARGV: now ms, channel, retention ms, expired error JSON,
 # smallest useful budget ms, ISO now
-# Returns {status, attempts}: 'running' means go; 'out_of_time' means a retry waited too long for another call
-# (the worker ends the job with its last error); anything else means do nothing. A job that expires here (it
+# Returns {status, attempts, the job hash after the step as field/value pairs (empty when missing)}: 'running'
+# means go; 'out_of_time' means a retry waited too long for another call (the worker ends the job with its last
+# error); anything else means do nothing. A job that expires here (it
 # never ran, or waited too long to retry an upstream failure: never the caller's fault) gives its paid call back.
 START_JOB = (
     _LEDGER_LUA
     + _STATE_LUA
     + """
 local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return {'missing', 0} end
-if status ~= 'queued' and status ~= 'running' then return {status, 0} end
+if not status then return {'missing', 0, {}} end
+if status ~= 'queued' and status ~= 'running' then return {status, 0, redis.call('HGETALL', KEYS[1])} end
 local now = tonumber(ARGV[1])
 if now >= tonumber(redis.call('HGET', KEYS[1], 'deadline')) then
   redis.call('HSET', KEYS[1], 'status', 'expired', 'finishedAt', ARGV[1], 'error', ARGV[4])
-  give_back(KEYS[1], KEYS[2], KEYS[3], ARGV[6], 'expired')  -- never ran, or was waiting to retry an upstream failure
+  local pid = redis.call('HGET', KEYS[1], 'paymentId')  -- never ran, or was waiting to retry an upstream failure
+  if pid then give_back(KEYS[1], PAY_PREFIX .. pid, KEYS[2], ARGV[6], 'expired') end
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
-  redis.call('SREM', KEYS[4], redis.call('HGET', KEYS[1], 'id'))
+  redis.call('SREM', KEYS[3], redis.call('HGET', KEYS[1], 'id'))
   job_moved(KEYS[1], status, 'expired', ARGV[1], ARGV[2], ARGV[3])
   redis.call('PUBLISH', ARGV[2], redis.call('HGET', KEYS[1], 'id'))
-  return {'expired', 0}
+  return {'expired', 0, redis.call('HGETALL', KEYS[1])}
 end
-if redis.call('HGET', KEYS[1], 'cancel') == '1' then return {'cancel_requested', 0} end
+if redis.call('HGET', KEYS[1], 'cancel') == '1' then
+  return {'cancel_requested', 0, redis.call('HGETALL', KEYS[1])}
+end
 local attempts = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0')
 if attempts > 0 and now + tonumber(ARGV[5]) >= tonumber(redis.call('HGET', KEYS[1], 'deadline')) then
-  return {'out_of_time', attempts}
+  return {'out_of_time', attempts, redis.call('HGETALL', KEYS[1])}
 end
 redis.call('HSET', KEYS[1], 'status', 'running')
 redis.call('HSETNX', KEYS[1], 'startedAt', ARGV[1])
-redis.call('SADD', KEYS[4], redis.call('HGET', KEYS[1], 'id'))
+redis.call('SADD', KEYS[3], redis.call('HGET', KEYS[1], 'id'))
 local attempt = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 job_moved(KEYS[1], status, 'running', ARGV[1], ARGV[2], ARGV[3])
-return {'running', attempt}
+return {'running', attempt, redis.call('HGETALL', KEYS[1])}
 """
 )
 
 # A job ends: running/queued -> succeeded | failed | canceled | expired, kept for the retention time, announced.
-# A failure that was not the caller's gives the paid call back (refund reason non-empty).
-# KEYS: job, its payment or "", ledger, running set   ARGV: status, now ms, payload field ('result' or 'error'),
-# payload JSON, retention ms, channel, refund reason or "", ISO now
+# A failure that was not the caller's gives the paid call back (refund reason non-empty). The service's quality
+# figure for the outcome is counted in the same step (shared/jobs.py prepends shared.quality.QUALITY_LUA, which
+# defines quality_result), so a caller holding the answer sees it counted.
+# KEYS: job, its payment or "", ledger, running set, quality hash or ""   ARGV: status, now ms, payload field
+# ('result' or 'error'), payload JSON, retention ms, channel, refund reason or "", ISO now, quality counter field,
+# latency ms or "", alpha
 FINISH_JOB = (
     _LEDGER_LUA
     + _STATE_LUA
     + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'running' and status ~= 'queued' then return 0 end
+quality_result(KEYS[5], ARGV[9], ARGV[10], ARGV[11])
 redis.call('SREM', KEYS[4], redis.call('HGET', KEYS[1], 'id'))
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'finishedAt', ARGV[2], ARGV[3], ARGV[4])
 redis.call('HDEL', KEYS[1], 'retryAt')
@@ -332,6 +347,15 @@ redis.call('PUBLISH', ARGV[6], redis.call('HGET', KEYS[1], 'id'))
 return 1
 """
 )
+
+# Just before an upstream call: a cancel asked for while the job waited stops it here (returns 0; the worker then
+# finishes it as canceled); else the attempt is counted (the service's executionCount) and 1 returned.
+# KEYS: job, counter hash or ""   ARGV: counter field
+BEGIN_CALL = """
+if redis.call('HGET', KEYS[1], 'cancel') == '1' then return 0 end
+if KEYS[2] ~= '' then redis.call('HINCRBY', KEYS[2], ARGV[1], 1) end
+return 1
+"""
 
 # A retryable failure: running -> queued until the retry time (arq re-runs it).
 # KEYS: job, running set   ARGV: retry-at ms, last error JSON

@@ -1,9 +1,10 @@
 """Prometheus metrics from every process, scraped at one place: `GET /metrics` on the API.
 
 The API keeps its own metrics in prometheus-client (per app, `ApiMetrics`). Workers are many processes on many
-machines, so they add theirs to Redis (`WorkerMetrics`: one pipelined round trip per observation) and the API
-reads them back as metric families when it is scraped. Every label has a small, fixed set of values: routes,
-actions, service ids, outcomes; never a job id, client id or payment id.
+machines, so they add theirs to Redis and the API reads them back as metric families when it is scraped. A worker
+adds up its observations in memory and writes them every FLUSH_INTERVAL_S in one round trip (`WorkerMetrics`),
+not one round trip per observation (four per paid call before). Every label has a small, fixed set of values:
+routes, actions, service ids, outcomes; never a job id, client id or payment id.
 
 Redis layout (prefix `s402:metrics:`):
     s402:metrics:{name}   hash   "{label values joined by |}|{bucket le}" -> count (histograms, non-cumulative),
@@ -12,21 +13,28 @@ Redis layout (prefix `s402:metrics:`):
 
 from __future__ import annotations
 
+import asyncio
 import bisect
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from shared.keys import PREFIX
 
 KEY_PREFIX = f"{PREFIX}:metrics:"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 SEPARATOR = "|"
+FLUSH_INTERVAL_S = 1.0  # how stale a worker's figures in /metrics may be (scrapers ask every 15 s or so)
+
+log = structlog.get_logger("shared.metrics")
 
 
 @dataclass(frozen=True)
@@ -65,23 +73,72 @@ WORKER_METRICS: tuple[WorkerMetric, ...] = (UPSTREAM_CALL, RATE_LIMIT_WAIT, QUEU
 
 
 class WorkerMetrics:
-    """What workers observe, added up in Redis across every worker process."""
+    """What workers observe, added up in memory and flushed into Redis, where every worker's figures add up.
 
-    def __init__(self, redis: Redis) -> None:
+    `observe` and `inc` cost no round trip; `start` flushes every `interval_s` until `stop` (which flushes what is
+    left) or until the task it is tied to ends. Figures that cannot be written (Redis away) are kept for the next
+    flush, so an outage delays them and loses none."""
+
+    def __init__(self, redis: Redis, *, interval_s: float = FLUSH_INTERVAL_S) -> None:
         self.redis = redis
+        self._interval_s = interval_s
+        self._counts: defaultdict[tuple[str, str], int] = defaultdict(int)  # (hash, field) -> increment
+        self._sums: defaultdict[tuple[str, str], float] = defaultdict(float)
+        self._task: asyncio.Task[None] | None = None
 
-    async def observe(self, metric: WorkerMetric, labels: Sequence[str], seconds: float) -> None:
+    def observe(self, metric: WorkerMetric, labels: Sequence[str], seconds: float) -> None:
         index = bisect.bisect_left(LATENCY_BUCKETS, seconds)
         le = repr(LATENCY_BUCKETS[index]) if index < len(LATENCY_BUCKETS) else "+Inf"
-        prefix = SEPARATOR.join(labels)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hincrby(KEY_PREFIX + metric.name, f"{prefix}{SEPARATOR}{le}", 1)
-        pipe.hincrbyfloat(KEY_PREFIX + metric.name, f"{prefix}{SEPARATOR}sum", seconds)
-        pipe.hincrby(KEY_PREFIX + metric.name, f"{prefix}{SEPARATOR}count", 1)
-        await pipe.execute()
+        key, prefix = KEY_PREFIX + metric.name, SEPARATOR.join(labels)
+        self._counts[key, f"{prefix}{SEPARATOR}{le}"] += 1
+        self._counts[key, f"{prefix}{SEPARATOR}count"] += 1
+        self._sums[key, f"{prefix}{SEPARATOR}sum"] += seconds
 
-    async def inc(self, metric: WorkerMetric, labels: Sequence[str], amount: int = 1) -> None:
-        await self.redis.hincrby(KEY_PREFIX + metric.name, SEPARATOR.join(labels), amount)  # type: ignore[misc]
+    def inc(self, metric: WorkerMetric, labels: Sequence[str], amount: int = 1) -> None:
+        self._counts[KEY_PREFIX + metric.name, SEPARATOR.join(labels)] += amount
+
+    async def flush(self) -> None:
+        """Write what was observed since the last flush, in one round trip (MULTI/EXEC: all of it or none)."""
+        counts, sums = self._counts, self._sums
+        if not counts and not sums:
+            return
+        self._counts, self._sums = defaultdict(int), defaultdict(float)
+        pipe = self.redis.pipeline(transaction=True)
+        for (key, field), amount in counts.items():
+            pipe.hincrby(key, field, amount)
+        for (key, field), total in sums.items():
+            pipe.hincrbyfloat(key, field, total)
+        try:
+            await pipe.execute()
+        except BaseException:
+            for entry, amount in counts.items():  # kept for the next flush
+                self._counts[entry] += amount
+            for entry, total in sums.items():
+                self._sums[entry] += total
+            raise
+
+    def start(self, *, tied_to: asyncio.Task[object] | None = None) -> None:
+        self._task = asyncio.create_task(self._run(), name="metrics-flush")
+        if tied_to is not None:
+            tied_to.add_done_callback(lambda _: self._task.cancel() if self._task is not None else None)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        try:
+            await self.flush()
+        except (RedisError, OSError) as exc:
+            log.warning("worker metrics not written", error=type(exc).__name__)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            try:
+                await self.flush()
+            except (RedisError, OSError) as exc:
+                log.warning("worker metrics not written; kept for the next flush", error=type(exc).__name__)
 
     async def read(self) -> list[Metric]:
         """Every worker metric as prometheus families (for the API's /metrics)."""

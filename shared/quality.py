@@ -1,8 +1,10 @@
 """Live quality figures per service: what the catalog's `quality` and `GET /api/status` show.
 
 The API counts calls and 402s, the invocation worker counts upstream attempts and finished jobs' outcomes, the
-health worker records probes (workers/health.py). Every update is one atomic round trip (HINCRBY, MULTI or a
-small Lua script); `snapshot` and `figures` read every service in one pipeline.
+health worker records probes (workers/health.py). The worker's counts are made inside the scripts that move the
+job (shared/jobs.py: BEGIN_CALL counts an attempt, FINISH_JOB runs QUALITY_LUA), so they cost no round trip of
+their own; every other update is one atomic round trip. `snapshot` and `figures` read every service in one
+pipeline.
 
 s402:quality:{serviceId}          hash  callCount (jobs created: HTTP or MCP calls accepted, replays excluded),
                                         paymentRequireds (402s answered for the service), executionCount
@@ -31,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import msgspec
 import structlog
@@ -67,18 +69,37 @@ def probes_key(service_id: str) -> str:
     return f"{PREFIX}:quality:{service_id}:probes"
 
 
-# A finished job: count it, and fold a successful call's latency into the weighted mean.
-# KEYS: quality hash   ARGV: counter field, latency ms or '', alpha
-RECORD_RESULT = """
-redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
-if ARGV[2] ~= '' then
-  local sample = tonumber(ARGV[2])
-  local mean = tonumber(redis.call('HGET', KEYS[1], 'latencyMs') or '')
-  if mean then mean = mean + tonumber(ARGV[3]) * (sample - mean) else mean = sample end
-  redis.call('HSET', KEYS[1], 'latencyMs', string.format('%.1f', mean), 'lastLatencyMs', string.format('%.1f', sample))
+# A finished job: count it, and fold a successful call's latency into the weighted mean. A function, so the script
+# that finishes a job runs it too (shared/jobs.py prepends it to FINISH_JOB): counting costs no round trip.
+QUALITY_LUA = """
+local function quality_result(key, field, latency, alpha)
+  if key == '' then return end
+  redis.call('HINCRBY', key, field, 1)
+  if latency ~= '' then
+    local sample = tonumber(latency)
+    local mean = tonumber(redis.call('HGET', key, 'latencyMs') or '')
+    if mean then mean = mean + tonumber(alpha) * (sample - mean) else mean = sample end
+    redis.call('HSET', key, 'latencyMs', string.format('%.1f', mean), 'lastLatencyMs', string.format('%.1f', sample))
+  end
 end
-return 1
 """
+EXECUTION_COUNT = "executionCount"
+
+
+class ResultFigure(NamedTuple):
+    """A finished job's figure, for QUALITY_LUA: (quality hash, counter field, latency ms or '', alpha)."""
+
+    key: str
+    field: str
+    latency: str
+    alpha: float
+
+
+def result_figure(service_id: str, ok: bool, latency_ms: float | None) -> ResultFigure:
+    """`ok`: the service worked, else it failed the caller (see the module docstring)."""
+    field = "successCount" if ok else "errorCount"
+    latency = f"{latency_ms:.1f}" if ok and latency_ms is not None else ""
+    return ResultFigure(quality_key(service_id), field, latency, LATENCY_ALPHA)
 
 
 class ProbeRecord(Camel, frozen=True):
@@ -103,7 +124,6 @@ class QualityStore:
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
-        self._result = redis.register_script(RECORD_RESULT)
 
     async def record_call(self, service_id: str) -> None:
         pipe = self._redis.pipeline(transaction=True)
@@ -113,16 +133,6 @@ class QualityStore:
 
     async def record_payment_required(self, service_id: str) -> None:
         await self._quietly("payment_required", service_id, self._incr(service_id, "paymentRequireds"))
-
-    async def record_attempt(self, service_id: str) -> None:
-        await self._quietly("attempt", service_id, self._incr(service_id, "executionCount"))
-
-    async def record_result(self, service_id: str, ok: bool, latency_ms: float | None) -> None:
-        """A finished job: `ok` the service worked, else it failed the caller (see the module docstring)."""
-        field = "successCount" if ok else "errorCount"
-        latency = f"{latency_ms:.1f}" if ok and latency_ms is not None else ""
-        call = self._result(keys=[quality_key(service_id)], args=[field, latency, LATENCY_ALPHA])
-        await self._quietly("result", service_id, call)
 
     async def record_probe(
         self, service_id: str, status: HealthStatus, latency_ms: float | None, checked_at: datetime

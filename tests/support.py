@@ -18,7 +18,8 @@ from sandbox.testing import RunningSandbox
 from shared.catalog import Catalog, load_specs
 from shared.config import Settings
 from shared.operator import parse_operator_terms
-from workers.settings import ServerWorker, worker_options
+from workers.queue import ServerWorker
+from workers.settings import worker_options
 
 PIPELINE_KEY_ID = "pipeline-key-id"
 PIPELINE_SECRET = "pipeline-key-secret"
@@ -42,6 +43,7 @@ class RunningWorker:
         # Ask the loop to end after its current poll (burst mode with nothing more to start), so no Redis
         # pipeline of arq's is cancelled halfway; jobs still running after a moment (a hung upstream) are cancelled.
         self.worker.burst, self.worker.max_burst_jobs = True, 0
+        self.worker.wake()  # out of its wait for work
         done, _ = await asyncio.wait({self.task}, timeout=STOP_GRACE_S)
         if not done:
             self.worker.handle_sig(signal.SIGUSR1)

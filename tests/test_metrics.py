@@ -26,6 +26,8 @@ async def test_metrics_count_requests_upstream_calls_and_jobs_without_unbounded_
         status, _, _ = await pipeline.call("face-detection", image)
         assert status == 200
     await pipeline.call("face-detection", {"ImageURL": pipeline.sandbox.image("no-such-image.jpg")})
+    assert pipeline.worker is not None  # a worker writes its figures every second; here, at once
+    await pipeline.worker.worker.ctx["metrics"].flush()
     samples = await scrape(pipeline)
     requests = samples["server402_http_request_duration_seconds_count"]
     assert value(requests, route="/api/tools/{tool}", method="POST", status="200") == 2

@@ -23,7 +23,8 @@ from arq.worker import Worker
 
 from shared.config import ConfigError, Settings
 from shared.logging import configure_logging
-from workers.settings import ServerWorker, worker_options
+from workers.queue import ServerWorker
+from workers.settings import worker_options
 
 RESTART_DELAY_S = 1.0
 ABANDON_GRACE_S = 2.0
@@ -33,14 +34,14 @@ REDIS_LOST = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, r
 log = structlog.get_logger("workers")
 
 
-def run_worker(label: str, options: Callable[[Settings], dict[str, Any]]) -> int:
+def run_worker(label: str, options: Callable[[Settings], dict[str, Any]], worker_class: type[Worker] = Worker) -> int:
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
         print(f"server402 {label}: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
-    asyncio.run(supervise(lambda: ServerWorker(**options(settings))))
+    asyncio.run(supervise(lambda: worker_class(**options(settings))))
     return 0
 
 
@@ -86,7 +87,7 @@ async def abandon(worker: Worker) -> None:
 
 
 def main() -> int:
-    return run_worker("worker", worker_options)
+    return run_worker("worker", worker_options, ServerWorker)
 
 
 if __name__ == "__main__":

@@ -57,5 +57,5 @@ class RateLimiter:
                 break
         waited_s = loop.time() - started
         if self._metrics is not None:
-            await self._metrics.observe(RATE_LIMIT_WAIT, (action,), waited_s)
+            self._metrics.observe(RATE_LIMIT_WAIT, (action,), waited_s)
         return waited_s

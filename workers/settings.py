@@ -9,7 +9,6 @@ from typing import Any, cast
 import structlog
 from arq import cron, func
 from arq.connections import RedisSettings
-from arq.worker import Worker
 from redis.asyncio import Redis
 
 from shared import keys
@@ -20,39 +19,19 @@ from shared.jobs import RUN_TOOL, JobStore, arq_deserialize, arq_serialize
 from shared.liveness import Heartbeat
 from shared.metrics import WorkerMetrics
 from shared.payments import PaymentStore
-from shared.quality import QualityStore
 from shared.webhooks import DeliveryStore
 from workers.ratelimit import RateLimiter
-from workers.tasks import (
-    MAX_SLOT_WAIT_S,
-    BatchSlots,
-    expire_payments,
-    release_stale_jobs,
-    run_tool,
-    shorten_stale_marks,
-)
+from workers.tasks import MAX_SLOT_WAIT_S, BatchSlots, expire_payments, run_tool
 from workers.upstream import Upstream
 from workers.webhooks import WebhookSender
 
-POLL_DELAY_S = 0.02
 HEALTH_CHECK_INTERVAL_S = 5
 ARQ_MAX_TRIES = 1000  # a backstop only: the job's deadline bounds retries
 
 
-class ServerWorker(Worker):
-    """arq's worker, minus one waste: the ids of running jobs stay on arq's queue until they finish, and each poll
-    re-checks every id it reads (WATCH, EXISTS, ZSCORE: three round trips) only to skip a running one. Ids this
-    worker is running itself are skipped without asking Redis (at 1.2 s upstream latency that was most of a
-    core per worker)."""
-
-    async def start_jobs(self, job_ids: list[bytes]) -> None:
-        running = {job_id for job_id, task in self.tasks.items() if not task.done()}
-        await super().start_jobs([job_id for job_id in job_ids if job_id.decode() not in running])
-
-
 def attempt_timeout_s(settings: Settings) -> float:
-    """One attempt: the longest slot wait plus one upstream call, plus a little. arq re-runs a crashed worker's
-    job this long + 10 s after it started, so it is kept tight."""
+    """One attempt: the longest slot wait plus one upstream call, plus a little (arq cancels an attempt that runs
+    longer; a crashed worker's job runs again once its lease lapses, see workers/queue.py)."""
     return MAX_SLOT_WAIT_S + settings.upstream_connect_timeout_s + settings.upstream_read_timeout_s + 2
 
 
@@ -67,15 +46,14 @@ def worker_options(settings: Settings, catalog: Catalog | None = None) -> dict[s
         ctx["store"] = JobStore(redis, retention_s=settings.job_retention_s)
         ctx["batch_slots"] = BatchSlots(max(1, min(settings.worker_batch_jobs, settings.worker_max_jobs // 2)))
         ctx["batches"] = BatchStore.from_settings(redis, settings)
-        ctx["metrics"] = WorkerMetrics(redis)
+        ctx["metrics"] = WorkerMetrics(redis)  # flushed every second, and at shutdown
+        ctx["metrics"].start(tied_to=asyncio.current_task())
         ctx["upstream"] = Upstream(settings, ctx["metrics"])
         ctx["limiter"] = RateLimiter(redis, str(settings.access_key_id), ctx["metrics"])
         ctx["payments"] = PaymentStore(redis, settings)
-        ctx["quality"] = QualityStore(redis)
         ctx["webhooks"] = WebhookSender(settings, ctx["store"], ctx["batches"], DeliveryStore(redis))
         # signed deliveries of job and batch events (workers/webhooks.py), stopping with arq's main task
         ctx["webhooks"].start(tied_to=asyncio.current_task())
-        await shorten_stale_marks(redis)  # jobs of attempts that died before their first lease renewal
         ctx["heartbeat"] = Heartbeat(redis, "invocation")  # /readyz counts live invocation workers
         ctx["heartbeat"].start(tied_to=asyncio.current_task())  # arq's main task: stopping the worker stops it
         structlog.get_logger("workers").info("worker ready", upstream=settings.upstream, queue=keys.QUEUE_NAME)
@@ -85,6 +63,8 @@ def worker_options(settings: Settings, catalog: Catalog | None = None) -> dict[s
             await ctx["heartbeat"].stop()
         if "webhooks" in ctx:
             await ctx["webhooks"].stop()
+        if "metrics" in ctx:
+            await ctx["metrics"].stop()
 
     async def on_job_start(ctx: dict[str, Any]) -> None:
         structlog.contextvars.clear_contextvars()
@@ -95,11 +75,7 @@ def worker_options(settings: Settings, catalog: Catalog | None = None) -> dict[s
             func(cast(Any, run_tool), name=RUN_TOOL, timeout=attempt_timeout_s(settings), max_tries=ARQ_MAX_TRIES),
         ],
         # Every 30 s one worker (arq's cron runs each tick once) expires payments past their time in the ledger.
-        # and at 15 and 45 s, a killed attempt's 70 s in-progress mark is cut to one lease (release_stale_jobs)
-        "cron_jobs": [
-            cron(cast(Any, expire_payments), second={0, 30}, timeout=60),
-            cron(cast(Any, release_stale_jobs), second={15, 45}, timeout=60),
-        ],
+        "cron_jobs": [cron(cast(Any, expire_payments), second={0, 30}, timeout=60)],
         "queue_name": keys.QUEUE_NAME,
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
         "on_startup": startup,
@@ -108,10 +84,8 @@ def worker_options(settings: Settings, catalog: Catalog | None = None) -> dict[s
         "job_serializer": arq_serialize,
         "job_deserializer": arq_deserialize,
         "max_jobs": settings.worker_max_jobs,
-        # arq reads this many queued ids per poll; ids of running jobs stay queued until they finish, so a read
-        # shorter than the jobs in flight would cap how many run at once (batch items hold at most half of them)
-        "queue_read_limit": settings.worker_max_jobs * 2,
-        "poll_delay": POLL_DELAY_S,
+        # ServerWorker waits for a wake-up (or its fallback poll) itself, and sets how many ids each poll reads
+        "poll_delay": 0,
         "keep_result": 0,
         "health_check_interval": HEALTH_CHECK_INTERVAL_S,
         "handle_signals": True,

@@ -19,7 +19,6 @@ from typing import Any, TypedDict
 import msgspec
 import structlog
 from arq import Retry
-from arq.constants import in_progress_key_prefix
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -27,12 +26,12 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from shared.batches import BatchStore
 from shared.catalog import Catalog, envelope
 from shared.config import Settings
-from shared.jobs import JOB_ID_PREFIX, OPERATOR_CODES, JobError, JobRecord, JobStore, now_ms
-from shared.keys import QUEUE_NAME
+from shared.jobs import OPERATOR_CODES, JobError, JobRecord, JobStore, now_ms
 from shared.metrics import JOBS_FINISHED, QUEUE_WAIT, WorkerMetrics
 from shared.payments import PaymentStore
-from shared.quality import QualityStore
+from shared.quality import EXECUTION_COUNT, quality_key, result_figure
 from workers import tenancy
+from workers.queue import LEASE_RENEW_S, renew_lease
 from workers.ratelimit import RateLimiter, SlotTooFar
 from workers.upstream import Upstream, UpstreamError
 
@@ -41,8 +40,6 @@ log = structlog.get_logger("workers.tasks")
 # One attempt waits at most this long for its rate-limit slot; a slot further away means "come back later",
 # so an attempt (and so arq's job timeout, which decides how soon a crashed worker's job runs again) stays short.
 MAX_SLOT_WAIT_S = 5.0
-LEASE_S = 5.0
-LEASE_RENEW_S = 1.0
 REDIS_LOST_RETRY_S = 1.0
 
 MIN_CALL_BUDGET_S = 0.5
@@ -87,7 +84,6 @@ class WorkerContext(TypedDict):
     payments: PaymentStore
     upstream: Upstream
     limiter: RateLimiter
-    quality: QualityStore
     metrics: WorkerMetrics
     batches: BatchStore
     batch_slots: BatchSlots
@@ -100,8 +96,9 @@ def backoff_s(attempt: int, settings: Settings) -> float:
     return random.uniform(0, ceiling)
 
 
-async def run_tool(ctx: WorkerContext, job_id: str) -> None:
-    """One attempt, holding a short lease on the job while it runs (see `hold_lease`).
+async def run_tool(ctx: WorkerContext, job_id: str, *, batch: bool = False) -> None:
+    """One attempt, holding a short lease on the job while it runs (see `hold_lease`). `batch`: the job is a
+    batch item (its arq payload says so), run only when a batch slot is free.
 
     An attempt that loses Redis leaves the job on arq's queue (arq's Retry): arq takes any other error for the
     job's end and drops it from its queue, and when Redis answers again by then (a dropped connection, a quick
@@ -109,7 +106,15 @@ async def run_tool(ctx: WorkerContext, job_id: str) -> None:
     starts a new attempt, or finds it finished if the lost command had finished it."""
     lease = asyncio.create_task(hold_lease(ctx["redis"], job_id))
     try:
-        await _run_tool(ctx, job_id)
+        if not batch:
+            await _run_job(ctx, job_id)
+        elif not await ctx["batch_slots"].acquire():  # still queued: this worker or another takes it again shortly
+            raise Retry(defer=random.uniform(0.2, 1.0))
+        else:
+            try:
+                await _run_job(ctx, job_id)
+            finally:
+                ctx["batch_slots"].release()
     except (RedisConnectionError, RedisTimeoutError) as exc:
         log.warning("attempt abandoned: redis lost", error=type(exc).__name__, retry_in_s=REDIS_LOST_RETRY_S)
         raise Retry(defer=REDIS_LOST_RETRY_S) from None
@@ -119,86 +124,41 @@ async def run_tool(ctx: WorkerContext, job_id: str) -> None:
 
 
 async def hold_lease(redis: Redis, job_id: str) -> None:
-    """arq marks a running job with `arq:in-progress:<id>` for the whole job timeout plus 10 s; a killed worker's
-    job waits that long before another worker may take it. The attempt instead keeps the mark alive in short
-    leases: when its worker dies, the lease lapses within LEASE_S and the job runs again elsewhere (START_JOB
-    counts the new attempt). arq deletes the mark itself when the attempt ends."""
-    key = in_progress_key_prefix + job_id
+    """The worker took the job with a lease of LEASE_S (workers/queue.py): renew it every LEASE_RENEW_S while the
+    attempt runs. When the worker dies the lease lapses and the job runs again elsewhere (START_JOB counts the
+    new attempt); arq deletes the mark itself when the attempt ends."""
     while True:
-        with contextlib.suppress(RedisConnectionError, RedisTimeoutError):  # one lost renewal must not end the lease
-            await redis.pexpire(key, int(LEASE_S * 1000), xx=True)
         await asyncio.sleep(LEASE_RENEW_S)
+        with contextlib.suppress(RedisConnectionError, RedisTimeoutError):  # one lost renewal must not end the lease
+            await renew_lease(redis, job_id)
 
 
-# KEYS: arq's queue   ARGV: now ms, lease ms, in-progress key prefix, job id prefix, most ids to look at
-# Returns how many marks were shortened.
-_SHORTEN_MARKS = """
-local shortened = 0
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[5]))) do
-  if string.sub(id, 1, #ARGV[4]) == ARGV[4] and redis.call('PTTL', ARGV[3] .. id) > tonumber(ARGV[2]) then
-    redis.call('PEXPIRE', ARGV[3] .. id, ARGV[2])
-    shortened = shortened + 1
-  end
-end
-return shortened
-"""
-SHORTEN_MARKS_LIMIT = 100_000
-
-
-async def shorten_stale_marks(redis: Redis) -> int:
-    """arq sets a job's in-progress mark for its longest function timeout + 10 s (70 s) before the attempt's first
-    lease renewal; when the worker dies or loses Redis in between, the mark holds the job that long. A starting
-    worker (after a crash, or Redis lost and back) cuts every tool job's mark down to one lease: a live attempt
-    renews it within LEASE_RENEW_S anyway."""
-    args: list[str | int] = [now_ms(), int(LEASE_S * 1000), in_progress_key_prefix, JOB_ID_PREFIX, SHORTEN_MARKS_LIMIT]
-    shortened: int = await redis.register_script(_SHORTEN_MARKS)(keys=[QUEUE_NAME], args=args)
-    if shortened:
-        log.info("in-progress marks of stopped attempts shortened", count=shortened)
-    return shortened
-
-
-async def _run_tool(ctx: WorkerContext, job_id: str) -> None:
+async def _run_job(ctx: WorkerContext, job_id: str) -> None:
     store = ctx["store"]
-    record = await store.get(job_id)
+    budget_ms = int(MIN_CALL_BUDGET_S * 1000)
+    status, attempt, record = await store.start(job_id, min_budget_ms=budget_ms)
     if record is None:  # canceled or expired long ago
         return
-    if record.batch is None:
-        await _run_job(ctx, record)
-        return
-    if not await ctx["batch_slots"].acquire():  # still queued: this worker or another takes it again shortly
-        raise Retry(defer=random.uniform(0.2, 1.0))
-    try:
-        await _run_job(ctx, record)
-    finally:
-        ctx["batch_slots"].release()
-
-
-async def _run_job(ctx: WorkerContext, record: JobRecord) -> None:
-    store = ctx["store"]
-    job_id = record.id
-    budget_ms = int(MIN_CALL_BUDGET_S * 1000)
-    status, attempt = await store.start(job_id, min_budget_ms=budget_ms, payment_key=record.payment_key())
     if status not in ("running", "out_of_time"):
-        await _count_finished(ctx, record, await _not_started(store, record, status))
+        _count_finished(ctx, record, await _not_started(store, record, status))
         return
     if status == "out_of_time":  # a retry that waited in the queue too long
-        record = await store.get(job_id) or record
         last = record.last_error() or DEADLINE_PASSED
-        await _count_finished(ctx, record, await _give_up(ctx, record, attempt, last))
+        _count_finished(ctx, record, await _give_up(ctx, record, attempt, last))
         return
     if attempt == 1:
-        await ctx["metrics"].observe(QUEUE_WAIT, (record.service,), max(0, now_ms() - record.createdAt) / 1000)
+        ctx["metrics"].observe(QUEUE_WAIT, (record.service,), max(0, now_ms() - record.createdAt) / 1000)
     structlog.contextvars.bind_contextvars(service_id=record.service, attempt=attempt)
     started = time.perf_counter()
     outcome = await _attempt(ctx, record, attempt)  # a retry leaves by raising arq's Retry
-    await _count_finished(ctx, record, outcome)
+    _count_finished(ctx, record, outcome)
     log.info("attempt", outcome=outcome, duration_ms=round((time.perf_counter() - started) * 1000, 1))
 
 
-async def _count_finished(ctx: WorkerContext, record: JobRecord, outcome: str) -> None:
+def _count_finished(ctx: WorkerContext, record: JobRecord, outcome: str) -> None:
     status = outcome.partition(":")[0]
     if status in ("succeeded", "failed", "canceled", "expired"):
-        await ctx["metrics"].inc(JOBS_FINISHED, (record.service, status))
+        ctx["metrics"].inc(JOBS_FINISHED, (record.service, status))
 
 
 CANCELED = JobError(code="canceled", message="the job was canceled", retryable=False)
@@ -222,7 +182,8 @@ async def _attempt(ctx: WorkerContext, record: JobRecord, attempt: int) -> str:
         await ctx["limiter"].acquire(spec.action, qps, max_wait_s=min(MAX_SLOT_WAIT_S, remaining_s - MIN_CALL_BUDGET_S))
     except SlotTooFar:
         return await _retry_or_fail(ctx, record, attempt, _rate_limited_error(), floor_s=MAX_SLOT_WAIT_S / 2)
-    if await _finished_if_canceled(store, record):
+    if not await store.begin_call(record.id, counter=(quality_key(record.service), EXECUTION_COUNT)):
+        await store.fail(record, CANCELED, "canceled", refund="canceled")  # asked for while the job waited
         return "canceled"
     params: dict[str, Any] = _decode_input(record.input)
     try:  # face databases and templates: each caller sees only its own (workers/tenancy.py)
@@ -230,7 +191,6 @@ async def _attempt(ctx: WorkerContext, record: JobRecord, attempt: int) -> str:
     except tenancy.TenantError as exc:
         await store.fail(record, JobError(code=exc.code, message=exc.message, retryable=False))
         return f"failed:{exc.code}"
-    await ctx["quality"].record_attempt(record.service)  # the service's executionCount
     started = time.perf_counter()
     try:
         result = await ctx["upstream"].call(spec, scoped, timeout_s=(record.deadline - now_ms()) / 1000)
@@ -238,8 +198,8 @@ async def _attempt(ctx: WorkerContext, record: JobRecord, attempt: int) -> str:
         return await _upstream_failed(ctx, record, attempt, exc)
     latency_ms = (time.perf_counter() - started) * 1000
     output = await tenancy.scope_result(ctx["redis"], spec.action, params, result.result, record.tenant)
-    await ctx["quality"].record_result(record.service, ok=True, latency_ms=latency_ms)  # before the caller hears
-    await store.succeed(record, envelope(spec.action, output, result.request_id))
+    figure = result_figure(record.service, ok=True, latency_ms=latency_ms)  # counted as the caller hears
+    await store.succeed(record, envelope(spec.action, output, result.request_id), figure=figure)
     return "succeeded"
 
 
@@ -252,9 +212,8 @@ async def _upstream_failed(ctx: WorkerContext, record: JobRecord, attempt: int, 
     if exc.retryable:
         return await _retry_or_fail(ctx, record, attempt, error)
     operator = exc.code.startswith(OPERATOR_CODES)
-    if operator:
-        await ctx["quality"].record_result(record.service, ok=False, latency_ms=None)
-    await ctx["store"].fail(record, error, refund="operator_error" if operator else "")
+    figure = result_figure(record.service, ok=False, latency_ms=None) if operator else None
+    await ctx["store"].fail(record, error, refund="operator_error" if operator else "", figure=figure)
     return f"failed:{exc.code}"
 
 
@@ -288,8 +247,8 @@ async def _give_up(ctx: WorkerContext, record: JobRecord, attempts: int, error: 
         upstream_request_id=error.upstream_request_id,
     )
     # 5xx, timeouts, throttling: not the caller's fault (given back), and the service did not work (an error)
-    await ctx["quality"].record_result(record.service, ok=False, latency_ms=None)
-    await ctx["store"].fail(record, final, refund="upstream_failed")
+    figure = result_figure(record.service, ok=False, latency_ms=None)
+    await ctx["store"].fail(record, final, refund="upstream_failed", figure=figure)
     return f"failed:{error.code}"
 
 
@@ -304,12 +263,6 @@ def _rate_limited_error() -> JobError:
 def _decode_input(raw: str) -> dict[str, Any]:
     params: dict[str, Any] = msgspec.json.decode(raw)
     return params
-
-
-async def release_stale_jobs(ctx: WorkerContext) -> int:
-    """Cron: what a starting worker does (shorten_stale_marks), also every 30 s, for a worker killed in the first
-    second of an attempt while no other worker starts."""
-    return await shorten_stale_marks(ctx["redis"])
 
 
 async def expire_payments(ctx: WorkerContext) -> int:

@@ -106,7 +106,7 @@ class Upstream:
             finally:
                 if self.metrics is not None:
                     elapsed = time.perf_counter() - started
-                    await self.metrics.observe(UPSTREAM_CALL, (spec.action, outcome), elapsed)
+                    self.metrics.observe(UPSTREAM_CALL, (spec.action, outcome), elapsed)
 
     async def _call_facebody(
         self, spec: ToolSpec, params: dict[str, Any], connect_ms: int, timeout_ms: int

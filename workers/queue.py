@@ -1,0 +1,182 @@
+"""How invocation workers take jobs off arq's queue: `ServerWorker` is arq's Worker with three changes.
+
+1. **One round trip claims a whole poll.** arq checks each id it reads with WATCH, EXISTS, ZSCORE and then
+   MULTI/PSETEX/EXEC (four round trips per id); CLAIM takes every due, unclaimed id of a poll in one script.
+2. **Leases keep running jobs out of every poll.** arq leaves a running job's id on the queue until it ends, and
+   every worker's every poll read it again only to skip it (at 1.2 s upstream latency, most of a core per worker).
+   A claimed tool job's in-progress mark lasts one lease (LEASE_S) and its score moves to the lease's end; the
+   attempt renews both every LEASE_RENEW_S (`renew_lease`). Polls then read only jobs that can start, and when a
+   worker dies, its jobs come due again, and free to take, as their leases lapse.
+3. **Workers are woken, not only polled.** The scripts that queue a job publish on QUEUE_WAKE; a worker polls as
+   soon as it hears one (wakes that arrive during a poll make one more poll), and every FALLBACK_POLL_S anyway
+   for retries coming due and lapsed leases. arq polls every 20 ms, which cost a call 10 ms on average.
+
+A retry (arq's Retry) is queued `defer` after it was raised, as with arq (see `finish_job`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from typing import Any
+
+import structlog
+from arq.constants import in_progress_key_prefix
+from arq.utils import timestamp_ms
+from arq.worker import Worker
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from shared.jobs import JOB_ID_PREFIX
+from shared.keys import QUEUE_NAME, QUEUE_WAKE
+
+LEASE_S = 5.0
+LEASE_RENEW_S = 1.0
+FALLBACK_POLL_S = 0.1
+RESUBSCRIBE_S = 1.0
+# a poll reads at most this many ids (and never more than the worker has room for)
+MAX_READ = 256
+
+log = structlog.get_logger("workers.queue")
+
+# Take the due ids nobody runs: set the in-progress mark (a lease for tool jobs, arq's full time for its crons) and
+# move a tool job's score to its lease's end.
+# KEYS: queue   ARGV: now ms, lease ms, other jobs' mark ms, in-progress prefix, tool job id prefix, then ids
+# Returns {id, score as read, id, score, ...} for the ids taken.
+CLAIM = """
+local now, lease = tonumber(ARGV[1]), tonumber(ARGV[2])
+local claimed = {}
+for i = 6, #ARGV do
+  local id = ARGV[i]
+  local score = redis.call('ZSCORE', KEYS[1], id)
+  if score and tonumber(score) <= now and redis.call('EXISTS', ARGV[4] .. id) == 0 then
+    if string.sub(id, 1, #ARGV[5]) == ARGV[5] then
+      redis.call('PSETEX', ARGV[4] .. id, lease, '1')
+      redis.call('ZADD', KEYS[1], 'XX', now + lease, id)
+    else
+      redis.call('PSETEX', ARGV[4] .. id, ARGV[3], '1')
+    end
+    claimed[#claimed + 1] = id
+    claimed[#claimed + 1] = score
+  end
+end
+return claimed
+"""
+
+
+async def renew_lease(redis: Redis, job_id: str) -> None:
+    """Extend a running job's lease: its in-progress mark and its place at the lease's end on the queue (XX: never
+    put back a job that has left it)."""
+    pipe = redis.pipeline(transaction=False)
+    pipe.pexpire(in_progress_key_prefix + job_id, int(LEASE_S * 1000), xx=True)
+    pipe.zadd(QUEUE_NAME, {job_id: timestamp_ms() + int(LEASE_S * 1000)}, xx=True)
+    await pipe.execute()
+
+
+class QueueWake:
+    """Listens on QUEUE_WAKE and sets `event` on every message; sets it too when (re)subscribed, for jobs queued
+    while it was not listening. Redis trouble: it tries again every RESUBSCRIBE_S (polls go on meanwhile)."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.event = asyncio.Event()
+        self.event.set()
+        self._redis = redis
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, *, tied_to: asyncio.Task[Any] | None) -> None:
+        self._task = asyncio.create_task(self._listen(), name="queue-wake")
+        if tied_to is not None:
+            tied_to.add_done_callback(lambda _: self.stop())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(QUEUE_WAKE)
+                    self.event.set()
+                    async for _ in pubsub.listen():
+                        self.event.set()
+            except (RedisError, OSError) as exc:
+                log.debug("queue wake-ups lost; polling only", error=type(exc).__name__)
+            await asyncio.sleep(RESUBSCRIBE_S)
+
+
+class ServerWorker(Worker):
+    """arq's Worker, claiming with CLAIM, leasing tool jobs and woken by QUEUE_WAKE (module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._wake: QueueWake | None = None
+        self._scores: dict[str, int] = {}  # a running job's score when claimed (see finish_job)
+        self._claim: Any = None
+
+    def wake(self) -> None:
+        """Poll now (also ends the wait of a worker told to stop: burst mode)."""
+        if self._wake is not None:
+            self._wake.event.set()
+
+    async def _poll_iteration(self) -> None:
+        if self._wake is None:
+            self._wake = QueueWake(self.pool)
+            self._wake.start(tied_to=asyncio.current_task())
+        if not self.burst:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(FALLBACK_POLL_S):
+                    await self._wake.event.wait()
+        self._wake.event.clear()
+        self.queue_read_limit = max(1, min(MAX_READ, self.max_jobs - self.job_counter))
+        await super()._poll_iteration()
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        room = self.max_jobs - self.job_counter
+        if room <= 0 or not job_ids:
+            return
+        if self._claim is None:
+            self._claim = self.pool.register_script(CLAIM)
+        args = [timestamp_ms(), int(LEASE_S * 1000), int(self.in_progress_timeout_s * 1000),
+                in_progress_key_prefix, JOB_ID_PREFIX, *job_ids[:room]]  # fmt: skip
+        claimed: list[bytes] = await self._claim(keys=[self.queue_name], args=args)
+        for raw_id, raw_score in zip(claimed[::2], claimed[1::2], strict=True):
+            job_id, score = raw_id.decode(), int(float(raw_score))
+            await self.sem.acquire()  # arq's: max_jobs + 1 permits, and job_counter < max_jobs here
+            self.job_counter += 1
+            self._scores[job_id] = score
+            task = self.loop.create_task(self.run_job(job_id, score))
+            task.add_done_callback(functools.partial(self._ended, job_id))
+            self.tasks[job_id] = task
+
+    def _ended(self, job_id: str, _: object) -> None:
+        self._scores.pop(job_id, None)
+        full = self.job_counter >= self.max_jobs
+        self._release_sem_dec_counter_on_complete()
+        if full:  # room again: jobs may have waited for it
+            self.wake()
+
+    async def finish_job(  # noqa: PLR0917 (arq's signature)
+        self,
+        job_id: str,
+        finish: bool,
+        result_data: bytes | None,
+        result_timeout_s: float | None,
+        keep_result_forever: bool,
+        incr_score: int | None,
+        keep_in_progress: float | None,
+    ) -> None:
+        """A tool job that goes back on the queue (arq's Retry, or cancelled by a stopping worker) gets its place
+        from the score it was claimed with (arq adds `incr_score` to the queue's score, which the lease moved):
+        `defer` after the Retry, or its old place. Everything else is arq's."""
+        score = self._scores.get(job_id)
+        if finish or score is None or not job_id.startswith(JOB_ID_PREFIX):
+            await super().finish_job(
+                job_id, finish, result_data, result_timeout_s, keep_result_forever, incr_score, keep_in_progress
+            )
+            return
+        async with self.pool.pipeline(transaction=True) as pipe:
+            pipe.delete(in_progress_key_prefix + job_id)
+            pipe.zadd(self.queue_name, {job_id: score + (incr_score or 0)}, xx=True)
+            await pipe.execute()
