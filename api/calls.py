@@ -85,14 +85,17 @@ async def submit(
     )
     stored_value = (idempotency[0], f"{record.id} {idempotency[1]}") if idempotency else None
     outcome, stored = await store.create(
-        record, arq_payload(record.id, created_ms), idempotency=stored_value, caller_key=charge.caller_key
+        record,
+        arq_payload(record.id, created_ms),
+        idempotency=stored_value,
+        caller_key=charge.caller_key,
+        tenant_from_payment=charge.tenant_from_payment,
     )
     if charge.paid_with == "token":
         request.app[keys.METRICS].payments.labels("token", "refused" if outcome == -1 else "consumed").inc()
     if outcome == -1:
         raise await refused(request, service, stored)
-    if outcome == 1 or idempotency is None:  # a new job (a replayed Idempotency-Key is not counted as a call)
-        await request.app[keys.QUALITY].record_call(service.id)
+    if outcome == 1 or idempotency is None:  # a new job (counted as a call; a replayed Idempotency-Key is not)
         return record
     if charge.paid_with == "x402":  # lost a race with the same Idempotency-Key: the settled call stays unspent
         log.warning("idempotent replay after inline payment", payment_id=charge.payment_id)

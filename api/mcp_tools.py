@@ -179,7 +179,7 @@ async def follow(request: web.Request, record: JobRecord, wait_s: float, stream:
     """The job once finished, or as it stands after `wait_s`; with a stream, reporting each change of state."""
     waiter = request.app[keys.WAITER]
     if stream is None:
-        return await waiter.wait(record.id, wait_s) or record
+        return await waiter.wait(record.id, wait_s, current=record) or record
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
     reported: tuple[str, int] | None = None

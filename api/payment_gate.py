@@ -28,6 +28,7 @@ from shared.models import Service
 from shared.payments import PaymentRecord, PaymentStore, payment_id_of, payment_view
 
 SIGNATURE_HEADERS = ("PAYMENT-SIGNATURE", "X-PAYMENT")
+INVALID_TOKEN = "unknown or unpaid payment token"
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class Charge:
     owner: str  # who may read the job
     tenant: str  # whose face databases it acts on
     caller_key: str  # the presenting API key's client id, for tokens bound to a key
+    tenant_from_payment: bool = False  # the tenant is the payment's client (ENQUEUE_JOB reads it), else `tenant`
     headers: dict[str, str] = field(default_factory=dict)  # PAYMENT-RESPONSE for an inline x402 payment
 
 
@@ -95,14 +97,17 @@ async def charge_for(request: web.Request, service: Service, payment: PaymentInp
     key_id = caller.key_client_id
     if service.pricing.amount_cents == 0:
         return Charge(None, None, owner=key_id or ANONYMOUS, tenant=key_id or ANONYMOUS, caller_key=key_id)
-    if payment.token is not None:
-        record = await _token_payment(request, service, payment.token)
+    if payment.token is not None:  # ENQUEUE_JOB checks the payment as it consumes the call (no read before)
+        payment_id = payment_id_of(request.app[keys.SETTINGS].token_secret, payment.token)
+        if payment_id is None:
+            raise await payment_required(request, service, code="invalid_token", message=INVALID_TOKEN)
         return Charge(
-            payment_id=record.paymentId,
+            payment_id=payment_id,
             paid_with="token",
-            owner=key_id or token_owner(record.paymentId),
-            tenant=key_id or record.clientId or token_owner(record.paymentId),
+            owner=key_id or token_owner(payment_id),
+            tenant=key_id or token_owner(payment_id),
             caller_key=key_id,
+            tenant_from_payment=not key_id,
         )
     if payment.signature is not None:
         record, headers, _ = await settle_inline(
@@ -117,15 +122,6 @@ async def charge_for(request: web.Request, service: Service, payment: PaymentInp
             headers=headers,
         )
     raise await payment_required(request, service)
-
-
-async def _token_payment(request: web.Request, service: Service, token: str) -> PaymentRecord:
-    settings = request.app[keys.SETTINGS]
-    payment_id = payment_id_of(settings.token_secret, token)
-    record = await request.app[keys.PAYMENTS].get(payment_id) if payment_id else None
-    if record is None:
-        raise await payment_required(request, service, code="invalid_token", message="unknown or unpaid payment token")
-    return record
 
 
 async def settle_inline(
@@ -204,7 +200,7 @@ def offer_body(record: PaymentRecord) -> dict[str, Any]:
 
 # ENQUEUE_JOB's refusals: (status, seed failure text, code, message)
 FAILURES: dict[str, tuple[int, str, str, str]] = {
-    "payment_required": (402, "payment required", "invalid_token", "unknown or unpaid payment token"),
+    "payment_required": (402, "payment required", "invalid_token", INVALID_TOKEN),
     "token_expired": (402, "payment token expired", "token_expired", "the payment token has expired"),
     "no_calls_left": (402, "payment token has no remaining calls", "no_calls_left", "every call has been used"),
     "wrong_service": (402, "payment required", "token_wrong_service", "this payment token pays for another service"),

@@ -3,13 +3,15 @@
 One Redis pub/sub subscription per API process (channel `s402:jobs:done`, the finished job's id as payload)
 wakes the local waiters of that job. Pub/sub can drop a message (a reconnect, a slow consumer), so a waiter
 also re-reads the job every `RECHECK_S` and after every reconnect: a lost notification costs latency, never
-a result.
+a result. Ids announced in the last RECENT_S are remembered, so a call that has just created its job can wait
+for it without reading it first (the job may only have finished if its id was announced).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -25,6 +27,7 @@ log = structlog.get_logger("api.waiter")
 
 T = TypeVar("T")
 RECHECK_S = 2.0
+RECENT_S, MAX_RECENT = 10.0, 100_000
 RECONNECT_DELAY_S = (0.1, 0.5, 1.0, 2.0)
 
 
@@ -35,6 +38,7 @@ class JobWaiter:
         self._waiters: defaultdict[str, set[asyncio.Future[None]]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self.subscribed = asyncio.Event()
+        self._recent: dict[str, float] = {}  # ids announced lately -> when (oldest first)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen_forever(), name="job-waiter")
@@ -46,22 +50,33 @@ class JobWaiter:
                 await self._task
         self._wake_all()
 
-    async def wait(self, job_id: str, timeout_s: float) -> JobRecord | None:
-        """The job once it is finished, or as it stands when `timeout_s` runs out (None if it is gone)."""
-        return await self.wait_for(job_id, timeout_s, self._store.get, lambda record: record.status in TERMINAL)
+    async def wait(self, job_id: str, timeout_s: float, *, current: JobRecord | None = None) -> JobRecord | None:
+        """The job once it is finished, or as it stands when `timeout_s` runs out (None if it is gone).
+        `current`: the job as its caller just created it, which saves reading it first."""
+        done: Callable[[JobRecord], bool] = lambda record: record.status in TERMINAL  # noqa: E731
+        return await self.wait_for(job_id, timeout_s, self._store.get, done, current=current)
 
     async def wait_for(
-        self, subject_id: str, timeout_s: float, read: Callable[[str], Awaitable[T | None]], done: Callable[[T], bool]
+        self,
+        subject_id: str,
+        timeout_s: float,
+        read: Callable[[str], Awaitable[T | None]],
+        done: Callable[[T], bool],
+        *,
+        current: T | None = None,
     ) -> T | None:
         """`read(subject_id)` once `done` says so (woken by its id on the channel), or when `timeout_s` runs out.
-        Batches are announced on the same channel as jobs when they complete."""
+        Batches are announced on the same channel as jobs when they complete. `current`: the subject as it was
+        just now (used instead of a first read, unless its id was announced meanwhile or we are not listening)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while True:
             future: asyncio.Future[None] = loop.create_future()
             self._waiters[subject_id].add(future)
             try:
-                value = await read(subject_id)
+                fresh = current is not None and self.subscribed.is_set() and subject_id not in self._recent
+                value = current if fresh else await read(subject_id)
+                current = None
                 remaining = deadline - loop.time()
                 if value is None or done(value) or remaining <= 0:
                     return value
@@ -80,6 +95,14 @@ class JobWaiter:
         for future in self._waiters.get(job_id, ()):
             if not future.done():
                 future.set_result(None)
+
+    def _remember(self, subject_id: str) -> None:
+        now = asyncio.get_running_loop().time()
+        self._recent[subject_id] = now
+        for old, at in list(itertools.islice(self._recent.items(), 16)):  # a few of the oldest each time
+            if now - at <= RECENT_S and len(self._recent) <= MAX_RECENT:
+                break
+            del self._recent[old]
 
     def _wake_all(self) -> None:
         for job_id in list(self._waiters):
@@ -109,7 +132,9 @@ class JobWaiter:
             while True:
                 message = await pubsub.get_message(timeout=30.0)
                 if message is not None and message.get("type") == "message":
-                    self._wake(message["data"].decode())
+                    subject_id = message["data"].decode()
+                    self._remember(subject_id)
+                    self._wake(subject_id)
         finally:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -22,7 +22,8 @@ from arq.jobs import serialize_job
 from redis.asyncio import Redis
 
 from shared import keys
-from shared.quality import QUALITY_LUA, ResultFigure
+from shared.clock import utc_iso
+from shared.quality import CALL_COUNT, LAST_CALL_AT, QUALITY_LUA, ResultFigure, quality_key
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "canceled", "expired"]
 TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "canceled", "expired"})
@@ -252,8 +253,11 @@ class JobStore:
         *,
         idempotency: tuple[str, str] | None = None,
         caller_key: str = "",
+        tenant_from_payment: bool = False,
     ) -> tuple[int, str]:
-        """Store and enqueue a job, consuming one call of its payment (if any) in the same step.
+        """Store and enqueue a job, consuming one call of its payment (if any) and counting it as a call of its
+        service (shared/quality.py) in the same step. `tenant_from_payment`: the job acts for the payment's client
+        (`record.tenant` when the payment has none).
 
         Returns (1, idempotency value) when created, (0, stored value) for an existing job with the same
         Idempotency-Key (nothing charged), (-1, reason) when the payment cannot pay for it (nothing changed):
@@ -271,6 +275,7 @@ class JobStore:
                 idem_key,
                 record.payment_key(),
                 keys.LEDGER,
+                quality_key(record.service),
             ],
             args=[
                 record.id,
@@ -282,6 +287,10 @@ class JobStore:
                 caller_key,
                 record.createdAt,
                 iso(record.createdAt),
+                CALL_COUNT,
+                LAST_CALL_AT,
+                utc_iso(record.createdAt),
+                record.tenant if tenant_from_payment else "",
                 *flat,
             ],
         )

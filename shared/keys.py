@@ -29,7 +29,7 @@ import hashlib
 
 PREFIX = "s402"
 QUEUE_NAME = f"{PREFIX}:queue"
-QUEUE_WAKE = f"{PREFIX}:queue:wake"
+QUEUE_WAKE = f"{QUEUE_NAME}:wake"  # ENQUEUE_JOB publishes on KEYS[3] .. ':wake'
 ARQ_JOB_PREFIX = "arq:job:"
 JOBS_DONE_CHANNEL = f"{PREFIX}:jobs:done"
 RUNNING_JOBS = f"{PREFIX}:jobs:running"
@@ -249,10 +249,12 @@ return 1
 # Create the job hash and put it on arq's queue in one step, so a job is never accepted without being queued
 # (nor queued without its record). With an idempotency key, an existing job for that key wins (and nothing is
 # charged). With a payment, one call of it is consumed in the same step: it exists and is paid, has not
-# expired, is for this service, is used by the API key it is bound to (if any), and has a call left.
-# KEYS: job, arq job payload, arq queue, idempotency key or "", payment or "", ledger
+# expired, is for this service, is used by the API key it is bound to (if any), and has a call left. A new job is
+# counted as a call of its service (a counter hash: shared/quality.py's callCount and lastCallAt).
+# KEYS: job, arq job payload, arq queue, idempotency key or "", payment or "", ledger, counter hash or ""
 # ARGV: job id, arq payload, score ms, ttl ms, idempotency value, service id, caller's key client id or "",
-# now ms, ISO now, then field/value pairs of the job hash.
+# now ms, ISO now, count field, time field, time, tenant fallback or "" (set: the job acts for the payment's
+# client, else for this), then field/value pairs of the job hash.
 # Returns {1, idempotency value} created, {0, stored value} an existing job, {-1, failure} nothing happened.
 ENQUEUE_JOB = (
     _LEDGER_LUA
@@ -261,6 +263,7 @@ if KEYS[4] ~= '' then
   local existing = redis.call('GET', KEYS[4])
   if existing then return {0, existing} end
 end
+local client = ''
 if KEYS[5] ~= '' then
   local p = redis.call('HMGET', KEYS[5], 'status', 'serviceId', 'clientId', 'remainingCalls', 'expiresAt')
   if not p[1] then return {-1, 'payment_required'} end
@@ -271,13 +274,22 @@ if KEYS[5] ~= '' then
   redis.call('HINCRBY', KEYS[5], 'remainingCalls', -1)
   redis.call('HINCRBY', KEYS[5], 'usedCalls', 1)
   ledger(KEYS[6], 'consumed', ARGV[9], KEYS[5], 1, {'jobId', ARGV[1]})
+  client = p[3] or ''
 end
 if KEYS[4] ~= '' then redis.call('SET', KEYS[4], ARGV[5], 'PX', ARGV[4]) end
-redis.call('HSET', KEYS[1], unpack(ARGV, 10))
+redis.call('HSET', KEYS[1], unpack(ARGV, 14))
+if ARGV[13] ~= '' then
+  if client == '' then client = ARGV[13] end
+  redis.call('HSET', KEYS[1], 'tenant', client)
+end
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('PSETEX', KEYS[2], ARGV[4], ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
 redis.call('PUBLISH', KEYS[3] .. ':wake', '')
+if KEYS[7] ~= '' then
+  redis.call('HINCRBY', KEYS[7], ARGV[10], 1)
+  redis.call('HSET', KEYS[7], ARGV[11], ARGV[12])
+end
 return {1, ARGV[5]}
 """
 )

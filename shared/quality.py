@@ -84,6 +84,7 @@ local function quality_result(key, field, latency, alpha)
 end
 """
 EXECUTION_COUNT = "executionCount"
+CALL_COUNT, LAST_CALL_AT = "callCount", "lastCallAt"  # counted by ENQUEUE_JOB as it creates the job
 
 
 class ResultFigure(NamedTuple):
@@ -124,12 +125,6 @@ class QualityStore:
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
-
-    async def record_call(self, service_id: str) -> None:
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.hincrby(quality_key(service_id), "callCount", 1)
-        pipe.hset(quality_key(service_id), "lastCallAt", utc_iso())
-        await self._quietly("call", service_id, pipe.execute())
 
     async def record_payment_required(self, service_id: str) -> None:
         await self._quietly("payment_required", service_id, self._incr(service_id, "paymentRequireds"))

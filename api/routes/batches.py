@@ -411,7 +411,7 @@ async def get_batch(request: web.Request) -> web.Response:
     wait_s = wait_seconds(request)
     if wait_s > 0 and not record.done:
         waited = await request.app[keys.WAITER].wait_for(
-            record.id, wait_s, request.app[keys.BATCHES].get, lambda batch: batch.done
+            record.id, wait_s, request.app[keys.BATCHES].get, lambda batch: batch.done, current=record
         )
         record = waited or record
     return json_response(batch_view(record, retention_ms=request.app[keys.SETTINGS].job_retention_s * 1000))

@@ -60,7 +60,7 @@ async def get_job(request: web.Request) -> web.Response:
     wait_s = wait_seconds(request)
     record = await owned_job(request)
     if wait_s > 0:
-        record = await request.app[keys.WAITER].wait(record.id, wait_s) or record
+        record = await request.app[keys.WAITER].wait(record.id, wait_s, current=record) or record
     return json_response(await view_for(request, record))
 
 

@@ -83,7 +83,7 @@ async def call_tool(request: web.Request) -> web.Response:
     try:
         if prefer.respond_async:
             return await accepted(request, record, headers)
-        final = await request.app[keys.WAITER].wait(record.id, prefer.wait_s)
+        final = await request.app[keys.WAITER].wait(record.id, prefer.wait_s, current=record)
         return await answer_for_record(request, final or record, headers, blocking=True)
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
         # The job exists and is paid for: Redis went away while we waited. Answering 503 would invite a retry that
