@@ -67,10 +67,12 @@ async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.API_KEYS] = ApiKeyStore(app[keys.REDIS])
     app[keys.X402] = X402Gate(app[keys.SETTINGS])
     app[keys.QUALITY] = QualityStore(app[keys.REDIS])
+    app[keys.QUALITY].start()  # writes the 402s it counts every second
     app[keys.WAITER] = JobWaiter(app[keys.REDIS], app[keys.JOBS])
     await app[keys.WAITER].start()
     yield
     await app[keys.WAITER].stop()
+    await app[keys.QUALITY].stop()
     await app[keys.X402].aclose()
 
 

@@ -187,7 +187,7 @@ async def payment_required(
     header = request.app[keys.X402].payment_required_header(
         service, calls, settings.public_url + request.path, message or error
     )
-    await request.app[keys.QUALITY].record_payment_required(service.id)  # the service's paymentRequireds
+    request.app[keys.QUALITY].record_payment_required(service.id)  # the service's paymentRequireds
     return errors.PaymentRequired(
         offer_body(offer), headers={"PAYMENT-REQUIRED": header}, error=error, code=code, message=message
     )
