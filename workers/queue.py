@@ -1,7 +1,8 @@
 """How invocation workers take jobs off arq's queue: `ServerWorker` is arq's Worker with three changes.
 
-1. **One round trip claims a whole poll.** arq checks each id it reads with WATCH, EXISTS, ZSCORE and then
-   MULTI/PSETEX/EXEC (four round trips per id); CLAIM takes every due, unclaimed id of a poll in one script.
+1. **A poll is one round trip.** arq reads the due ids, then checks each with WATCH, EXISTS, ZSCORE and
+   MULTI/PSETEX/EXEC (four round trips per id); CLAIM reads and takes as many due, unclaimed ids as the worker has
+   room for in one script.
 2. **Leases keep running jobs out of every poll.** arq leaves a running job's id on the queue until it ends, and
    every worker's every poll read it again only to skip it (at 1.2 s upstream latency, most of a core per worker).
    A claimed tool job's in-progress mark lasts one lease (LEASE_S) and its score moves to the lease's end; the
@@ -35,22 +36,25 @@ LEASE_S = 5.0
 LEASE_RENEW_S = 1.0
 FALLBACK_POLL_S = 0.1
 RESUBSCRIBE_S = 1.0
-# a poll reads at most this many ids (and never more than the worker has room for)
-MAX_READ = 256
+# a poll takes at most this many jobs (and never more than the worker has room for), reading a few more ids: one
+# may be a cron job running elsewhere (not leased, so still due)
+MAX_CLAIM = 256
+READ_MARGIN = 16
 
 log = structlog.get_logger("workers.queue")
 
-# Take the due ids nobody runs: set the in-progress mark (a lease for tool jobs, arq's full time for its crons) and
-# move a tool job's score to its lease's end.
-# KEYS: queue   ARGV: now ms, lease ms, other jobs' mark ms, in-progress prefix, tool job id prefix, then ids
+# Take up to `room` due ids nobody runs, in queue order: set the in-progress mark (a lease for tool jobs, arq's
+# full time for its crons) and move a tool job's score to its lease's end.
+# KEYS: queue   ARGV: now ms, lease ms, other jobs' mark ms, in-progress prefix, tool job id prefix, room, ids to read
 # Returns {id, score as read, id, score, ...} for the ids taken.
 CLAIM = """
-local now, lease = tonumber(ARGV[1]), tonumber(ARGV[2])
+local now, lease, room = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[6])
 local claimed = {}
-for i = 6, #ARGV do
-  local id = ARGV[i]
-  local score = redis.call('ZSCORE', KEYS[1], id)
-  if score and tonumber(score) <= now and redis.call('EXISTS', ARGV[4] .. id) == 0 then
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[7]))
+for i = 1, #due, 2 do
+  if #claimed >= 2 * room then break end
+  local id, score = due[i], due[i + 1]
+  if redis.call('EXISTS', ARGV[4] .. id) == 0 then
     if string.sub(id, 1, #ARGV[5]) == ARGV[5] then
       redis.call('PSETEX', ARGV[4] .. id, lease, '1')
       redis.call('ZADD', KEYS[1], 'XX', now + lease, id)
@@ -129,18 +133,28 @@ class ServerWorker(Worker):
                 async with asyncio.timeout(FALLBACK_POLL_S):
                     await self._wake.event.wait()
         self._wake.event.clear()
-        self.queue_read_limit = max(1, min(MAX_READ, self.max_jobs - self.job_counter))
-        await super()._poll_iteration()
+        # arq's poll iteration, with CLAIM for its read of the queue and its start_jobs
+        room = min(MAX_CLAIM, self.max_jobs - self.job_counter)
+        if self.burst and self.max_burst_jobs >= 0:
+            room = min(room, self.max_burst_jobs - self._jobs_started())
+        if self.allow_pick_jobs and room > 0:
+            await self._claim_and_start(room)
+        if self.allow_abort_jobs:
+            await self._cancel_aborted_jobs()
+        for job_id, task in list(self.tasks.items()):
+            if task.done():
+                del self.tasks[job_id]
+                task.result()  # an error of arq's own job bookkeeping ends the worker, as in arq
+        await self.heart_beat()
 
-    async def start_jobs(self, job_ids: list[bytes]) -> None:
-        room = self.max_jobs - self.job_counter
-        if room <= 0 or not job_ids:
-            return
+    async def _claim_and_start(self, room: int) -> None:
         if self._claim is None:
             self._claim = self.pool.register_script(CLAIM)
         args = [timestamp_ms(), int(LEASE_S * 1000), int(self.in_progress_timeout_s * 1000),
-                in_progress_key_prefix, JOB_ID_PREFIX, *job_ids[:room]]  # fmt: skip
+                in_progress_key_prefix, JOB_ID_PREFIX, room, room + READ_MARGIN]  # fmt: skip
         claimed: list[bytes] = await self._claim(keys=[self.queue_name], args=args)
+        if len(claimed) >= 2 * room:  # there may be more: poll again at once
+            self.wake()
         for raw_id, raw_score in zip(claimed[::2], claimed[1::2], strict=True):
             job_id, score = raw_id.decode(), int(float(raw_score))
             await self.sem.acquire()  # arq's: max_jobs + 1 permits, and job_counter < max_jobs here
