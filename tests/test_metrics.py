@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from support import Pipeline
+
+from scripts.embedded_redis import free_port
+from shared.metrics import JOBS_FINISHED, KEY_PREFIX, UPSTREAM_CALL, WorkerMetrics
 
 
 async def scrape(pipeline: Pipeline) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -44,3 +50,29 @@ async def test_metrics_count_requests_upstream_calls_and_jobs_without_unbounded_
     assert value(health, status="healthy") == 0 and len(health) == 4 * len(pipeline.catalog.services)
     label_values = {v for series in samples.values() for labels, _ in series for v in labels.values()}
     assert not any(v.startswith(("job_", "pay_", "s402")) for v in label_values)
+
+
+async def test_worker_metrics_survive_a_redis_outage_and_are_written_once(redis: Redis) -> None:
+    """A worker adds up its figures in memory; a flush Redis refuses keeps them for the next one."""
+    away = Redis(port=free_port(), socket_connect_timeout=1)
+    metrics = WorkerMetrics(away)
+    try:
+        metrics.observe(UPSTREAM_CALL, ("MetricsOutageTest", "ok"), 0.02)
+        metrics.observe(UPSTREAM_CALL, ("MetricsOutageTest", "ok"), 0.2)
+        metrics.inc(JOBS_FINISHED, ("metrics-outage-test", "succeeded"), 2)
+        with pytest.raises(RedisConnectionError):
+            await metrics.flush()
+        metrics.redis = redis  # Redis is back
+        await metrics.flush()
+        await metrics.flush()  # nothing new: nothing added twice
+        families = {family.name: family for family in await WorkerMetrics(redis).read()}
+        upstream = [s for s in families["server402_upstream_call_duration_seconds"].samples
+                    if s.labels.get("action") == "MetricsOutageTest"]  # fmt: skip
+        count = next(s.value for s in upstream if s.name.endswith("_count"))
+        total = next(s.value for s in upstream if s.name.endswith("_sum"))
+        assert count == 2 and total == pytest.approx(0.22)
+        finished = families["server402_jobs_finished"].samples
+        assert [s.value for s in finished if s.labels.get("service") == "metrics-outage-test"] == [2]
+    finally:
+        await away.aclose()
+        await redis.delete(*(KEY_PREFIX + m.name for m in (UPSTREAM_CALL, JOBS_FINISHED)))

@@ -10,6 +10,7 @@ import pytest
 from redis.asyncio import Redis
 from support import Pipeline
 
+from api import keys
 from api.app import create_app
 from scripts.embedded_redis import free_port
 from shared.catalog import Catalog
@@ -75,8 +76,30 @@ async def test_402_answers_count_as_payment_requireds_not_calls(pipeline: Pipeli
     for _ in range(2):
         assert (await pipeline.call("face-comparison", body))[0] == 402
     quality = await _quality(pipeline, "face-comparison")
-    assert quality["paymentRequireds"] == 2
+    assert quality["paymentRequireds"] == 2  # this API counts its own 402s not yet written
     assert quality["callCount"] == quality["executionCount"] == 0
+    # 402s are written every second (and when the API stops): then every process sees them
+    await pipeline.api.app[keys.QUALITY].flush()
+    assert await pipeline.redis.hget(quality_key("face-comparison"), "paymentRequireds") == b"2"  # type: ignore[misc]
+
+
+async def test_402s_not_written_while_redis_is_away_are_kept_for_the_next_flush(redis: Redis) -> None:
+    service_id = "quality-402-flush-test"
+    away = Redis(port=free_port(), socket_connect_timeout=1)
+    try:
+        store = QualityStore(away)
+        store.record_payment_required(service_id)
+        store.record_payment_required(service_id)
+        await store.flush()  # refused: logged, kept
+        assert not await redis.exists(quality_key(service_id))
+        store._redis = redis  # Redis is back
+        await store.flush()
+        assert await redis.hget(quality_key(service_id), "paymentRequireds") == b"2"  # type: ignore[misc]
+        await store.flush()  # nothing more to write: written once
+        assert await redis.hget(quality_key(service_id), "paymentRequireds") == b"2"  # type: ignore[misc]
+    finally:
+        await away.aclose()
+        await redis.delete(quality_key(service_id))
 
 
 async def test_the_catalog_answers_with_the_static_figures_when_redis_is_down(

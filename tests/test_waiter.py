@@ -1,0 +1,43 @@
+"""The API's blocking waits (api/waiter.py) against a real Redis: a call waits for the job it has just created
+without reading it first, and must never answer with that copy once the job has finished."""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+from redis.asyncio import Redis
+
+from api.waiter import JobWaiter
+from shared import keys
+from shared.jobs import JobRecord, JobStore, new_job_id, now_ms
+
+
+def stored(record: JobRecord) -> dict[str, str]:
+    return {k: str(v) for k, v in msgspec.structs.asdict(record).items() if v is not None}
+
+
+async def test_a_wait_given_the_callers_copy_answers_with_the_finished_job(redis: Redis) -> None:
+    store = JobStore(redis, retention_s=60)
+    waiter = JobWaiter(redis, store)
+    await waiter.start()
+    job_id = new_job_id()
+    created = other = JobRecord(id=job_id, service="face-detection", action="DetectFace", owner="anon", input="{}",
+                        requestId="r", createdAt=now_ms(), deadline=now_ms() + 60_000, status="queued")  # fmt: skip
+    try:
+        await asyncio.wait_for(waiter.subscribed.wait(), 5)
+        # the job finished (and was announced) before the caller began to wait with its copy
+        await redis.hset(keys.job_key(job_id), mapping={**stored(created), "status": "succeeded"})  # type: ignore[misc]
+        await redis.publish(keys.JOBS_DONE_CHANNEL, job_id)
+        final = await waiter.wait(job_id, 0.5, current=created)
+        assert final is not None and final.status == "succeeded"
+        # a job not announced yet: the caller's copy is used, and the announcement wakes the wait
+        other = msgspec.structs.replace(created, id=new_job_id())  # not announced yet: the wait is woken
+        waiting = asyncio.create_task(waiter.wait(other.id, 5, current=other))
+        await redis.hset(keys.job_key(other.id), mapping={**stored(other), "status": "failed"})  # type: ignore[misc]
+        await redis.publish(keys.JOBS_DONE_CHANNEL, other.id)
+        final = await waiting
+        assert final is not None and final.status == "failed"
+    finally:
+        await waiter.stop()
+        await redis.delete(keys.job_key(job_id), keys.job_key(other.id))
