@@ -38,6 +38,7 @@ from shared.payments import PaymentStore, Settlement, atomic_amount, price_cents
 log = structlog.get_logger("api.x402")
 
 FACILITATOR_TIMEOUT_S = 15.0
+MAX_CACHED_HEADERS = 4096
 MAX_HEADER_CHARS = 16_384
 NONCE_CLAIM_MARGIN_S = 60
 AUTH_FIELDS = ("from", "to", "value", "validAfter", "validBefore", "nonce")
@@ -76,6 +77,9 @@ class X402Gate:
         self._server.register(settings.x402_network, ExactEvmServerScheme())  # type: ignore[no-untyped-call,arg-type]
         self._ready = False
         self._init_lock = asyncio.Lock()
+        # PAYMENT-REQUIRED headers already encoded: the same for every 402 of a (service, calls, url, error), and a
+        # sixth of a 402's CPU to build (pydantic models, JSON, base64). Bounded: cleared when full.
+        self._headers: dict[tuple[str, int, int, str, str], str] = {}
 
     def requirements(self, service: Service, calls: int) -> PaymentRequirements:
         settings = self.settings
@@ -97,12 +101,19 @@ class X402Gate:
         )
 
     def payment_required_header(self, service: Service, calls: int, resource_url: str, error: str) -> str:
-        required = PaymentRequired(
-            error=error,
-            resource=ResourceInfo(url=resource_url, description=service.name[:200], mime_type="application/json"),
-            accepts=[self.requirements(service, calls)],
-        )
-        return encode_payment_required_header(required)
+        key = (service.id, service.pricing.amount_cents, calls, resource_url, error)
+        header = self._headers.get(key)
+        if header is None:
+            required = PaymentRequired(
+                error=error,
+                resource=ResourceInfo(url=resource_url, description=service.name[:200], mime_type="application/json"),
+                accepts=[self.requirements(service, calls)],
+            )
+            header = encode_payment_required_header(required)
+            if len(self._headers) >= MAX_CACHED_HEADERS:
+                self._headers.clear()
+            self._headers[key] = header
+        return header
 
     async def settle(self, header: str, service: Service, calls: int, store: PaymentStore) -> Settled:
         payload = _decode(header)

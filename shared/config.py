@@ -47,6 +47,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     upstream_connect_timeout_s: float
     upstream_read_timeout_s: float
     upstream_concurrency: int
+    ratelimit_margin: float
     worker_max_jobs: int
     worker_batch_jobs: int
     job_deadline_s: float
@@ -149,6 +150,13 @@ def _positive_float(raw: str) -> float:
         raise ValueError("must be a number") from None
     if not value > 0:
         raise ValueError("must be greater than 0")
+    return value
+
+
+def _margin(raw: str) -> float:
+    value = _positive_float(raw)
+    if not 1.0 <= value <= 2.0:
+        raise ValueError("must be between 1.0 and 2.0")
     return value
 
 
@@ -379,6 +387,14 @@ UPSTREAM_SETTINGS: tuple[Setting, ...] = (
         _positive_int,
         "256",
         "Upstream calls in flight per worker process.",
+    ),
+    Setting(
+        "SERVER402_RATELIMIT_MARGIN",
+        "ratelimit_margin",
+        _margin,
+        "1.08",
+        "Upstream calls are spaced this much wider than 1/qps: 1.08 absorbs 80 ms of jitter between a call's slot "
+        "and its arrival upstream.",
     ),
 )
 

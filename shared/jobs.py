@@ -349,7 +349,7 @@ class JobStore:
         done = await self._finish(
             keys=[keys.job_key(record.id), record.payment_key(), keys.LEDGER, keys.RUNNING_JOBS, quality.key],
             args=[status, now, field, payload, self.retention_ms, keys.JOBS_DONE_CHANNEL, refund, iso(now),
-                  quality.field, quality.latency, quality.alpha],
+                  quality.field, quality.latency, quality.alpha, record.id],
         )  # fmt: skip
         return bool(done)
 

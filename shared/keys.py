@@ -27,10 +27,14 @@ from __future__ import annotations
 
 import hashlib
 
+from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
+
 PREFIX = "s402"
 QUEUE_NAME = f"{PREFIX}:queue"
 QUEUE_WAKE = f"{QUEUE_NAME}:wake"  # ENQUEUE_JOB publishes on KEYS[3] .. ':wake'
-ARQ_JOB_PREFIX = "arq:job:"
+ARQ_JOB_PREFIX = job_key_prefix  # arq's keys of a job: its payload, retry counter and in-progress mark
+ARQ_RETRY_PREFIX = retry_key_prefix
+ARQ_IN_PROGRESS_PREFIX = in_progress_key_prefix
 JOBS_DONE_CHANNEL = f"{PREFIX}:jobs:done"
 RUNNING_JOBS = f"{PREFIX}:jobs:running"
 
@@ -192,6 +196,11 @@ local function batch_moved(job, from, to, now, channel, retention)
   webhook_event(bkey, 'batch.completed', now, retention)
   redis.call('PUBLISH', channel, b)
 end
+-- A job has ended: arq's keys for it go (as arq's own finish would delete them; the worker then skips that).
+local function arq_done(id)
+  redis.call('DEL', 'arq:job:' .. id, '@ARQRETRY@' .. id, '@ARQPROGRESS@' .. id)
+  redis.call('ZREM', QUEUE, id)
+end
 local function job_moved(job, from, to, now, channel, retention)
   batch_moved(job, from, to, now, channel, retention)
   if to == 'running' then
@@ -203,15 +212,14 @@ local function job_moved(job, from, to, now, channel, retention)
   end
 end
 -- A queued job is canceled: off arq's queue, its paid call given back, announced.
-local function cancel_queued(job, queue, ledger_key, now, err, retention, channel, at)
+local function cancel_queued(job, ledger_key, now, err, retention, channel, at)
   local id = redis.call('HGET', job, 'id')
   redis.call('HSET', job, 'status', 'canceled', 'finishedAt', now, 'error', err)
   redis.call('HDEL', job, 'retryAt')
   local pid = redis.call('HGET', job, 'paymentId')
   if pid then give_back(job, PAY_PREFIX .. pid, ledger_key, at, 'canceled') end
   redis.call('PEXPIRE', job, retention)
-  redis.call('ZREM', queue, id)
-  redis.call('DEL', 'arq:job:' .. id)
+  arq_done(id)
   job_moved(job, 'queued', 'canceled', now, channel, retention)
   redis.call('PUBLISH', channel, id)
 end
@@ -226,6 +234,8 @@ _STATE_LUA = (
     .replace("@QUEUE@", QUEUE_NAME)
     .replace("@WAKE@", QUEUE_WAKE)
     .replace("'arq:job:'", repr(ARQ_JOB_PREFIX))
+    .replace("@ARQRETRY@", ARQ_RETRY_PREFIX)
+    .replace("@ARQPROGRESS@", ARQ_IN_PROGRESS_PREFIX)
 )
 
 # Store a new paid payment, due for the expiry sweep, and append its ledger events. (Pending payments are never
@@ -299,15 +309,19 @@ return {1, ARGV[5]}
 # smallest useful budget ms, ISO now
 # Returns {status, attempts, the job hash after the step as field/value pairs (empty when missing)}: 'running'
 # means go; 'out_of_time' means a retry waited too long for another call (the worker ends the job with its last
-# error); anything else means do nothing. A job that expires here (it
-# never ran, or waited too long to retry an upstream failure: never the caller's fault) gives its paid call back.
+# error); anything else means do nothing. A job found ended (or ended here) has arq's keys deleted (arq_done).
+# A job that expires here (it never ran, or waited too long to retry an upstream failure: never the caller's
+# fault) gives its paid call back.
 START_JOB = (
     _LEDGER_LUA
     + _STATE_LUA
     + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'missing', 0, {}} end
-if status ~= 'queued' and status ~= 'running' then return {status, 0, redis.call('HGETALL', KEYS[1])} end
+if status ~= 'queued' and status ~= 'running' then
+  arq_done(redis.call('HGET', KEYS[1], 'id'))
+  return {status, 0, redis.call('HGETALL', KEYS[1])}
+end
 local now = tonumber(ARGV[1])
 if now >= tonumber(redis.call('HGET', KEYS[1], 'deadline')) then
   redis.call('HSET', KEYS[1], 'status', 'expired', 'finishedAt', ARGV[1], 'error', ARGV[4])
@@ -316,6 +330,7 @@ if now >= tonumber(redis.call('HGET', KEYS[1], 'deadline')) then
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
   redis.call('SREM', KEYS[3], redis.call('HGET', KEYS[1], 'id'))
   job_moved(KEYS[1], status, 'expired', ARGV[1], ARGV[2], ARGV[3])
+  arq_done(redis.call('HGET', KEYS[1], 'id'))
   redis.call('PUBLISH', ARGV[2], redis.call('HGET', KEYS[1], 'id'))
   return {'expired', 0, redis.call('HGETALL', KEYS[1])}
 end
@@ -339,13 +354,15 @@ return {'running', attempt, redis.call('HGETALL', KEYS[1])}
 # A failure that was not the caller's gives the paid call back (refund reason non-empty). The service's quality
 # figure for the outcome is counted in the same step (shared/jobs.py prepends shared.quality.QUALITY_LUA, which
 # defines quality_result), so a caller holding the answer sees it counted.
+# The job's arq keys are deleted (arq_done) whether or not this step ended it: it has ended.
 # KEYS: job, its payment or "", ledger, running set, quality hash or ""   ARGV: status, now ms, payload field
 # ('result' or 'error'), payload JSON, retention ms, channel, refund reason or "", ISO now, quality counter field,
-# latency ms or "", alpha
+# latency ms or "", alpha, job id
 FINISH_JOB = (
     _LEDGER_LUA
     + _STATE_LUA
     + """
+arq_done(ARGV[12])
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'running' and status ~= 'queued' then return 0 end
 quality_result(KEYS[5], ARGV[9], ARGV[10], ARGV[11])
@@ -392,7 +409,7 @@ CANCEL_JOB = (
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 'missing' end
 if status == 'queued' then
-  cancel_queued(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+  cancel_queued(KEYS[1], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
   return 'canceled'
 end
 if status == 'running' then
@@ -472,7 +489,7 @@ for _ = 1, tonumber(ARGV[1]) do
   redis.call('HSET', job, 'createdAt', ARGV[2], 'deadline', ARGV[2], 'status', 'queued', unpack(item, 3))
   redis.call('HINCRBY', KEYS[1], 'fanned', 1)
   redis.call('RPUSH', KEYS[1] .. ':jobs', item[1])
-  cancel_queued(job, KEYS[2], KEYS[3], ARGV[2], ARGV[5], retention, ARGV[4], ARGV[3])
+  cancel_queued(job, KEYS[3], ARGV[2], ARGV[5], retention, ARGV[4], ARGV[3])
 end
 return {redis.call('HGET', KEYS[1], 'status'), redis.call('LLEN', KEYS[1] .. ':items')}
 """
@@ -490,7 +507,7 @@ for i = 6, #ARGV do
   local job = JOB_PREFIX .. ARGV[i]
   local status = redis.call('HGET', job, 'status')
   if status == 'queued' then
-    cancel_queued(job, KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+    cancel_queued(job, KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
     canceled = canceled + 1
   elseif status == 'running' then
     redis.call('HSET', job, 'cancel', '1')

@@ -7,6 +7,8 @@ import asyncio
 import pytest
 from support import Pipeline
 
+from shared import keys
+
 IMAGE = {"ImageURL": "https://example.com/jobs.jpg"}
 
 
@@ -42,6 +44,21 @@ async def test_a_running_job_stops_before_its_next_upstream_call(pipeline: Pipel
     _, final = await pipeline.job(job["jobId"], wait=10)
     assert final["status"] == "canceled"
     assert (await pipeline.sandbox.stats())["actions"]["DetectFace"]["calls"] == 1
+
+
+async def test_an_ended_job_leaves_nothing_of_arqs_behind(pipeline: Pipeline) -> None:
+    """The script that ends a job deletes arq's keys for it, and the worker skips arq's own deletion: nothing may be
+    left on the queue or in Redis, whichever way the job ended (and after a retry)."""
+    await pipeline.sandbox.put_fault(action="DetectFace", failNext=1)  # the first attempt fails, a retry succeeds
+    bodies = [IMAGE, IMAGE, {"ImageURL": pipeline.sandbox.image("no-such-image.jpg")}]
+    jobs = [(await pipeline.call("face-detection", body, Prefer="respond-async"))[1]["jobId"] for body in bodies]
+    finals = [(await pipeline.job(job_id, wait=10))[1] for job_id in jobs]
+    assert sorted(final["status"] for final in finals) == ["failed", "succeeded", "succeeded"]
+    assert max(final["attempts"] for final in finals) == 2
+    for job_id in jobs:
+        assert await pipeline.redis.zscore(keys.QUEUE_NAME, job_id) is None
+        prefixes = (keys.ARQ_JOB_PREFIX, keys.ARQ_RETRY_PREFIX, keys.ARQ_IN_PROGRESS_PREFIX)
+        assert await pipeline.redis.exists(*(prefix + job_id for prefix in prefixes)) == 0
 
 
 async def test_canceling_a_finished_job_is_409(pipeline: Pipeline) -> None:

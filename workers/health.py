@@ -136,7 +136,7 @@ def health_context(redis: Redis, settings: Settings, catalog: Catalog, *, spread
         settings=settings,
         catalog=catalog,
         upstream=Upstream(settings),
-        limiter=RateLimiter(redis, str(settings.access_key_id)),
+        limiter=RateLimiter(redis, str(settings.access_key_id), margin=settings.ratelimit_margin),
         quality=QualityStore(redis),
         spread_s=spread_s,
     )

@@ -12,6 +12,10 @@
    soon as it hears one (wakes that arrive during a poll make one more poll), and every FALLBACK_POLL_S anyway
    for retries coming due and lapsed leases. arq polls every 20 ms, which cost a call 10 ms on average.
 
+4. **A finished job costs arq no round trip.** The scripts that end a job delete arq's keys for it in the same step
+   (shared/keys.py `arq_done`); an attempt that ended its job says so in its context (ARQ_KEYS_DELETED) and
+   `finish_job` skips arq's own deletion.
+
 A retry (arq's Retry) is queued `defer` after it was raised, as with arq (see `finish_job`).
 """
 
@@ -40,6 +44,7 @@ RESUBSCRIBE_S = 1.0
 # may be a cron job running elsewhere (not leased, so still due)
 MAX_CLAIM = 256
 READ_MARGIN = 16
+ARQ_KEYS_DELETED = "arq_keys_deleted"  # set True in a job's context by an attempt whose job has ended
 
 log = structlog.get_logger("workers.queue")
 
@@ -118,6 +123,16 @@ class ServerWorker(Worker):
         self._wake: QueueWake | None = None
         self._scores: dict[str, int] = {}  # a running job's score when claimed (see finish_job)
         self._claim: Any = None
+        self._deleted: set[str] = set()  # jobs whose arq keys the attempt's own script deleted
+        hook = self.on_job_end
+
+        async def on_job_end(ctx: dict[str, Any]) -> None:  # arq calls it just before finish_job
+            if ctx.get(ARQ_KEYS_DELETED):
+                self._deleted.add(ctx["job_id"])
+            if hook is not None:
+                await hook(ctx)
+
+        self.on_job_end = on_job_end
 
     def wake(self) -> None:
         """Poll now (also ends the wait of a worker told to stop: burst mode)."""
@@ -166,6 +181,7 @@ class ServerWorker(Worker):
 
     def _ended(self, job_id: str, _: object) -> None:
         self._scores.pop(job_id, None)
+        self._deleted.discard(job_id)
         full = self.job_counter >= self.max_jobs
         self._release_sem_dec_counter_on_complete()
         if full:  # room again: jobs may have waited for it
@@ -183,7 +199,10 @@ class ServerWorker(Worker):
     ) -> None:
         """A tool job that goes back on the queue (arq's Retry, or cancelled by a stopping worker) gets its place
         from the score it was claimed with (arq adds `incr_score` to the queue's score, which the lease moved):
-        `defer` after the Retry, or its old place. Everything else is arq's."""
+        `defer` after the Retry, or its old place. A job whose attempt ended it needs nothing more (its script
+        deleted arq's keys). Everything else is arq's."""
+        if finish and job_id in self._deleted:
+            return
         score = self._scores.get(job_id)
         if finish or score is None or not job_id.startswith(JOB_ID_PREFIX):
             await super().finish_job(

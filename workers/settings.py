@@ -49,7 +49,9 @@ def worker_options(settings: Settings, catalog: Catalog | None = None) -> dict[s
         ctx["metrics"] = WorkerMetrics(redis)  # flushed every second, and at shutdown
         ctx["metrics"].start(tied_to=asyncio.current_task())
         ctx["upstream"] = Upstream(settings, ctx["metrics"])
-        ctx["limiter"] = RateLimiter(redis, str(settings.access_key_id), ctx["metrics"])
+        ctx["limiter"] = RateLimiter(
+            redis, str(settings.access_key_id), ctx["metrics"], margin=settings.ratelimit_margin
+        )
         ctx["payments"] = PaymentStore(redis, settings)
         ctx["webhooks"] = WebhookSender(settings, ctx["store"], ctx["batches"], DeliveryStore(redis))
         # signed deliveries of job and batch events (workers/webhooks.py), stopping with arq's main task

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import random
 import time
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import msgspec
 import structlog
@@ -88,6 +88,7 @@ class WorkerContext(TypedDict):
     batches: BatchStore
     batch_slots: BatchSlots
     job_try: int
+    arq_keys_deleted: NotRequired[bool]  # workers.queue.ARQ_KEYS_DELETED: the job has ended, arq need not finish it
 
 
 def backoff_s(attempt: int, settings: Settings) -> float:
@@ -107,12 +108,12 @@ async def run_tool(ctx: WorkerContext, job_id: str, *, batch: bool = False) -> N
     lease = asyncio.create_task(hold_lease(ctx["redis"], job_id))
     try:
         if not batch:
-            await _run_job(ctx, job_id)
+            ctx["arq_keys_deleted"] = await _run_job(ctx, job_id)
         elif not await ctx["batch_slots"].acquire():  # still queued: this worker or another takes it again shortly
             raise Retry(defer=random.uniform(0.2, 1.0))
         else:
             try:
-                await _run_job(ctx, job_id)
+                ctx["arq_keys_deleted"] = await _run_job(ctx, job_id)
             finally:
                 ctx["batch_slots"].release()
     except (RedisConnectionError, RedisTimeoutError) as exc:
@@ -133,26 +134,29 @@ async def hold_lease(redis: Redis, job_id: str) -> None:
             await renew_lease(redis, job_id)
 
 
-async def _run_job(ctx: WorkerContext, job_id: str) -> None:
+async def _run_job(ctx: WorkerContext, job_id: str) -> bool:
+    """One attempt; True when the job has ended (its ending script deleted arq's keys for it, see
+    workers/queue.py). A retry leaves by raising arq's Retry."""
     store = ctx["store"]
     budget_ms = int(MIN_CALL_BUDGET_S * 1000)
     status, attempt, record = await store.start(job_id, min_budget_ms=budget_ms)
     if record is None:  # canceled or expired long ago
-        return
+        return False
     if status not in ("running", "out_of_time"):
         _count_finished(ctx, record, await _not_started(store, record, status))
-        return
+        return True
     if status == "out_of_time":  # a retry that waited in the queue too long
         last = record.last_error() or DEADLINE_PASSED
         _count_finished(ctx, record, await _give_up(ctx, record, attempt, last))
-        return
+        return True
     if attempt == 1:
         ctx["metrics"].observe(QUEUE_WAIT, (record.service,), max(0, now_ms() - record.createdAt) / 1000)
     structlog.contextvars.bind_contextvars(service_id=record.service, attempt=attempt)
     started = time.perf_counter()
-    outcome = await _attempt(ctx, record, attempt)  # a retry leaves by raising arq's Retry
+    outcome = await _attempt(ctx, record, attempt)
     _count_finished(ctx, record, outcome)
     log.info("attempt", outcome=outcome, duration_ms=round((time.perf_counter() - started) * 1000, 1))
+    return True
 
 
 def _count_finished(ctx: WorkerContext, record: JobRecord, outcome: str) -> None:
