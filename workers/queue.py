@@ -1,4 +1,4 @@
-"""How invocation workers take jobs off arq's queue: `ServerWorker` is arq's Worker with three changes.
+"""How invocation workers take jobs off arq's queue: `ServerWorker` is arq's Worker with four changes.
 
 1. **A poll is one round trip.** arq reads the due ids, then checks each with WATCH, EXISTS, ZSCORE and
    MULTI/PSETEX/EXEC (four round trips per id); CLAIM reads and takes as many due, unclaimed ids as the worker has
@@ -11,7 +11,6 @@
 3. **Workers are woken, not only polled.** The scripts that queue a job publish on QUEUE_WAKE; a worker polls as
    soon as it hears one (wakes that arrive during a poll make one more poll), and every FALLBACK_POLL_S anyway
    for retries coming due and lapsed leases. arq polls every 20 ms, which cost a call 10 ms on average.
-
 4. **A finished job costs arq no round trip.** The scripts that end a job delete arq's keys for it in the same step
    (shared/keys.py `arq_done`); an attempt that ended its job says so in its context (ARQ_KEYS_DELETED) and
    `finish_job` skips arq's own deletion.

@@ -38,7 +38,7 @@ from workers.upstream import Upstream, UpstreamError
 log = structlog.get_logger("workers.tasks")
 
 # One attempt waits at most this long for its rate-limit slot; a slot further away means "come back later",
-# so an attempt (and so arq's job timeout, which decides how soon a crashed worker's job runs again) stays short.
+# so an attempt (and so arq's job timeout, which cancels an attempt that runs longer) stays short.
 MAX_SLOT_WAIT_S = 5.0
 REDIS_LOST_RETRY_S = 1.0
 
@@ -127,7 +127,7 @@ async def run_tool(ctx: WorkerContext, job_id: str, *, batch: bool = False) -> N
 async def hold_lease(redis: Redis, job_id: str) -> None:
     """The worker took the job with a lease of LEASE_S (workers/queue.py): renew it every LEASE_RENEW_S while the
     attempt runs. When the worker dies the lease lapses and the job runs again elsewhere (START_JOB counts the
-    new attempt); arq deletes the mark itself when the attempt ends."""
+    new attempt). The mark goes when the attempt ends (with the job, or by arq for a retry)."""
     while True:
         await asyncio.sleep(LEASE_RENEW_S)
         with contextlib.suppress(RedisConnectionError, RedisTimeoutError):  # one lost renewal must not end the lease
