@@ -9,8 +9,9 @@
    attempt renews both every LEASE_RENEW_S (`renew_lease`). Polls then read only jobs that can start, and when a
    worker dies, its jobs come due again, and free to take, as their leases lapse.
 3. **Workers are woken, not only polled.** The scripts that queue a job publish on QUEUE_WAKE; a worker polls as
-   soon as it hears one (wakes that arrive during a poll make one more poll), and every FALLBACK_POLL_S anyway
-   for retries coming due and lapsed leases. arq polls every 20 ms, which cost a call 10 ms on average.
+   soon as it hears one (wakes that arrive during a poll make one more poll; at most one poll per
+   MIN_POLL_INTERVAL_S), and every FALLBACK_POLL_S anyway for retries coming due and lapsed leases. arq polls
+   every 20 ms, which cost a call 10 ms on average.
 4. **A finished job costs arq no round trip.** The scripts that end a job delete arq's keys for it in the same step
    (shared/keys.py `arq_done`); an attempt that ended its job says so in its context (ARQ_KEYS_DELETED) and
    `finish_job` skips arq's own deletion.
@@ -38,6 +39,10 @@ from shared.keys import QUEUE_NAME, QUEUE_WAKE
 LEASE_S = 5.0
 LEASE_RENEW_S = 1.0
 FALLBACK_POLL_S = 0.1
+# Polls at most this often: every queued job wakes every worker, and with many workers most of them find nothing.
+# Wakes that come sooner are taken together (one poll claims every job due by then); a quiet worker still polls
+# at once.
+MIN_POLL_INTERVAL_S = 0.005
 RESUBSCRIBE_S = 1.0
 # a poll takes at most this many jobs (and never more than the worker has room for), reading a few more ids: one
 # may be a cron job running elsewhere (not leased, so still due)
@@ -122,6 +127,7 @@ class ServerWorker(Worker):
         self._wake: QueueWake | None = None
         self._scores: dict[str, int] = {}  # a running job's score when claimed (see finish_job)
         self._claim: Any = None
+        self._polled_at = 0.0
         self._deleted: set[str] = set()  # jobs whose arq keys the attempt's own script deleted
         hook = self.on_job_end
 
@@ -146,7 +152,10 @@ class ServerWorker(Worker):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(FALLBACK_POLL_S):
                     await self._wake.event.wait()
+            if (early := self._polled_at + MIN_POLL_INTERVAL_S - self.loop.time()) > 0:
+                await asyncio.sleep(early)
         self._wake.event.clear()
+        self._polled_at = self.loop.time()
         # arq's poll iteration, with CLAIM for its read of the queue and its start_jobs
         room = min(MAX_CLAIM, self.max_jobs - self.job_counter)
         if self.burst and self.max_burst_jobs >= 0:
