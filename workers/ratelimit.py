@@ -8,6 +8,7 @@ all workers together stay under the limit and the upstream never has to throttle
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
@@ -20,10 +21,24 @@ from shared.metrics import RATE_LIMIT_WAIT, WorkerMetrics
 DEFAULT_MARGIN = 1.08
 LATE_S = 0.02  # a call woken later than this after its slot books another (see acquire)
 MAX_REBOOKINGS = 5
+CANCELED = -2  # RESERVE_SLOT's answer for a job whose cancel was asked for
 
 
 class SlotTooFar(Exception):
     """The next free slot is further away than the caller can wait."""
+
+
+class CallCanceled(Exception):
+    """The job's cancel was asked for (seen by the booking script): no call may be made."""
+
+
+@dataclass(frozen=True)
+class JobCall:
+    """A job's call, for the booking script: the job's hash (its cancel flag) and the attempt counter (hash, field)."""
+
+    job_key: str
+    counter_key: str
+    counter_field: str
 
 
 class RateLimiter:
@@ -35,8 +50,11 @@ class RateLimiter:
         self._access_key_id = access_key_id
         self._metrics = metrics
 
-    async def acquire(self, action: str, qps: float, *, max_wait_s: float) -> float:
-        """Wait for this call's slot; returns the seconds waited. Raises SlotTooFar past `max_wait_s`.
+    async def acquire(self, action: str, qps: float, *, max_wait_s: float, job: JobCall | None = None) -> bool:
+        """Wait for this call's slot. Raises SlotTooFar past `max_wait_s`, and for a `job` whose cancel was asked
+        for, CallCanceled. Returns True when the booking script let the job's call through itself (its slot was
+        free at once: cancel flag checked, attempt counted); False when it waited, so the caller checks and
+        counts (JobStore.begin_call).
 
         A call that wakes up well after its slot (a busy event loop) does not go out late: arriving late next to
         an on-time call would put QPS + 1 calls into one of the upstream's one-second windows. It books the next
@@ -44,22 +62,27 @@ class RateLimiter:
         loop = asyncio.get_running_loop()
         interval_us = int(1_000_000 / qps * self._margin)
         started = loop.time()
+        job_keys = (job.job_key, job.counter_key) if job is not None else ("", "")
+        booking = [keys.rate_limit_key(self._access_key_id, action), *job_keys]
+        counted = False
         for _ in range(MAX_REBOOKINGS):
             remaining_s = max_wait_s - (loop.time() - started)
             wait_us = int(
                 await self._reserve(
-                    keys=[keys.rate_limit_key(self._access_key_id, action)],
-                    args=[interval_us, max(0, int(remaining_s * 1_000_000))],
+                    keys=booking,
+                    args=[interval_us, max(0, int(remaining_s * 1_000_000)), job.counter_field if job else ""],
                 )
             )
+            if wait_us == CANCELED:
+                raise CallCanceled(action)
             if wait_us < 0:
                 raise SlotTooFar(action)
+            counted = wait_us == 0 and job is not None
             slot = loop.time() + wait_us / 1_000_000
             if wait_us:
                 await asyncio.sleep(wait_us / 1_000_000)
             if loop.time() - slot <= LATE_S:
                 break
-        waited_s = loop.time() - started
         if self._metrics is not None:
-            self._metrics.observe(RATE_LIMIT_WAIT, (action,), waited_s)
-        return waited_s
+            self._metrics.observe(RATE_LIMIT_WAIT, (action,), loop.time() - started)
+        return counted

@@ -27,12 +27,13 @@ from shared.batches import BatchStore
 from shared.catalog import Catalog, envelope
 from shared.config import Settings
 from shared.jobs import OPERATOR_CODES, JobError, JobRecord, JobStore, now_ms
+from shared.keys import job_key
 from shared.metrics import JOBS_FINISHED, QUEUE_WAIT, WorkerMetrics
 from shared.payments import PaymentStore
 from shared.quality import EXECUTION_COUNT, quality_key, result_figure
 from workers import tenancy
 from workers.queue import LEASE_RENEW_S, renew_lease
-from workers.ratelimit import RateLimiter, SlotTooFar
+from workers.ratelimit import CallCanceled, JobCall, RateLimiter, SlotTooFar
 from workers.upstream import Upstream, UpstreamError
 
 log = structlog.get_logger("workers.tasks")
@@ -182,11 +183,18 @@ async def _attempt(ctx: WorkerContext, record: JobRecord, attempt: int) -> str:
     spec = ctx["catalog"].specs[record.service]
     qps = ctx["catalog"].terms.for_service(record.service).qps
     remaining_s = (record.deadline - now_ms()) / 1000
-    try:
-        await ctx["limiter"].acquire(spec.action, qps, max_wait_s=min(MAX_SLOT_WAIT_S, remaining_s - MIN_CALL_BUDGET_S))
+    counter = (quality_key(record.service), EXECUTION_COUNT)  # the service's executionCount
+    job = JobCall(job_key(record.id), *counter)
+    try:  # the booking script checks the cancel flag and counts the attempt when the slot is free at once
+        max_wait_s = min(MAX_SLOT_WAIT_S, remaining_s - MIN_CALL_BUDGET_S)
+        go = await ctx["limiter"].acquire(spec.action, qps, max_wait_s=max_wait_s, job=job)
     except SlotTooFar:
         return await _retry_or_fail(ctx, record, attempt, _rate_limited_error(), floor_s=MAX_SLOT_WAIT_S / 2)
-    if not await store.begin_call(record.id, counter=(quality_key(record.service), EXECUTION_COUNT)):
+    except CallCanceled:
+        go = False
+    else:
+        go = go or await store.begin_call(record.id, counter=counter)  # it waited: checked and counted now
+    if not go:
         await store.fail(record, CANCELED, "canceled", refund="canceled")  # asked for while the job waited
         return "canceled"
     params: dict[str, Any] = _decode_input(record.input)
