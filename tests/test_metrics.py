@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
@@ -76,3 +78,19 @@ async def test_worker_metrics_survive_a_redis_outage_and_are_written_once(redis:
     finally:
         await away.aclose()
         await redis.delete(*(KEY_PREFIX + m.name for m in (UPSTREAM_CALL, JOBS_FINISHED)))
+
+
+async def test_the_queue_gauges_count_a_running_job_as_running_only(pipeline: Pipeline) -> None:
+    """A running job stays on arq's queue, its place moved to the end of its lease: neither ready nor deferred."""
+    await pipeline.sandbox.put_fault(action="DetectFace", latencyMs={"fixed": 1500})
+    _, job, _ = await pipeline.call("face-detection", {"ImageURL": pipeline.sandbox.image("face.jpg")},
+                                    Prefer="respond-async")  # fmt: skip
+    for _ in range(200):
+        if (await pipeline.job(job["jobId"]))[1]["status"] == "running":
+            break
+        await asyncio.sleep(0.01)
+    samples = await scrape(pipeline)
+    assert value(samples["server402_jobs_running"]) == 1
+    assert value(samples["server402_queue_jobs"], state="ready") == 0
+    assert value(samples["server402_queue_jobs"], state="deferred") == 0
+    assert (await pipeline.job(job["jobId"], wait=10))[1]["status"] == "succeeded"

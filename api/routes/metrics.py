@@ -57,7 +57,8 @@ async def _queue_gauges(request: web.Request) -> list[Metric]:
         "server402_queue_jobs", "Jobs waiting on the queue: ready to run now, or deferred (a retry's backoff).",
         labels=["state"],
     )  # fmt: skip
-    queue.add_metric(["ready"], max(0, int(due) - int(running)))  # arq keeps running jobs in the queue
-    queue.add_metric(["deferred"], int(deferred))
+    # running jobs stay on arq's queue, their places at the end of their leases (workers/queue.py): after now
+    queue.add_metric(["ready"], int(due))
+    queue.add_metric(["deferred"], max(0, int(deferred) - int(running)))
     in_flight = GaugeMetricFamily("server402_jobs_running", "Jobs being run by a worker now.", value=int(running))
     return [queue, in_flight]
