@@ -77,7 +77,8 @@ class WorkerMetrics:
 
     `observe` and `inc` cost no round trip; `start` flushes every `interval_s` until `stop` (which flushes what is
     left) or until the task it is tied to ends. Figures that cannot be written (Redis away) are kept for the next
-    flush, so an outage delays them and loses none."""
+    flush, so an outage delays them; only a worker that stops while Redis is away (it is replaced after losing
+    Redis) drops its last unwritten second, and logs it."""
 
     def __init__(self, redis: Redis, *, interval_s: float = FLUSH_INTERVAL_S) -> None:
         self.redis = redis
@@ -130,7 +131,7 @@ class WorkerMetrics:
         try:
             await self.flush()
         except (RedisError, OSError) as exc:
-            log.warning("worker metrics not written", error=type(exc).__name__)
+            log.warning("worker metrics of the last second lost: redis away", error=type(exc).__name__)
 
     async def _run(self) -> None:
         while True:
