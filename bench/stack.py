@@ -18,6 +18,7 @@ from types import TracebackType
 import aiohttp
 
 from scripts.embedded_redis import EmbeddedRedis, free_port
+from scripts.readiness import wait_http_ok
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY_ID, SECRET = "bench-key-id", "bench-key-secret"
@@ -49,17 +50,7 @@ def stop(processes: list[subprocess.Popen[bytes]]) -> None:
 
 async def wait_up(url: str, process: subprocess.Popen[bytes] | None = None) -> None:
     async with aiohttp.ClientSession() as http:
-        for _ in range(600):
-            if process is not None and process.poll() is not None:
-                raise RuntimeError(f"{url}: the process exited with {process.returncode}")
-            try:
-                async with http.get(url) as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    raise RuntimeError(f"{url} never came up")
+        await wait_http_ok(http, url, process.poll if process is not None else lambda: None)
 
 
 class Stack:

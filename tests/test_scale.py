@@ -24,6 +24,7 @@ from x402_support import buyer
 from sandbox.facilitator.config import DEMO_PAY_TO
 from sandbox.facilitator.testing import RunningFacilitator
 from scripts.embedded_redis import EmbeddedRedis, free_port
+from scripts.readiness import wait_http_ok
 from shared import keys
 
 # service: (action, calls, operator and sandbox QPS, sandbox latency rule)
@@ -51,19 +52,6 @@ def operator_file(path: Path) -> Path:
         lines += [f"[services.{service}]", f"qps = {qps}", ""]
     path.write_text("\n".join(lines))
     return path
-
-
-async def wait_ready(http: aiohttp.ClientSession, url: str, process: asyncio.subprocess.Process) -> None:
-    for _ in range(400):
-        assert process.returncode is None, f"{url} exited with {process.returncode}"
-        try:
-            async with http.get(url) as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{url} never became ready")
 
 
 @pytest.fixture
@@ -104,9 +92,9 @@ async def cluster(
     apis = [f"http://127.0.0.1:{port}" for port in api_ports]
     try:
         async with aiohttp.ClientSession() as http:
-            await wait_ready(http, f"{sandbox}/_sandbox/health", processes[0])
+            await wait_http_ok(http, f"{sandbox}/_sandbox/health", lambda: processes[0].returncode, attempts=400)
             for api, process in zip(apis, processes[1:3], strict=True):
-                await wait_ready(http, f"{api}/readyz", process)
+                await wait_http_ok(http, f"{api}/readyz", lambda p=process: p.returncode, attempts=400)
             for service, (action, _, qps, latency) in PLAN.items():
                 rule = {"action": action, "qps": qps, "latencyMs": latency, "seed": 7}
                 async with http.put(f"{sandbox}/_sandbox/faults", json=rule) as response:
