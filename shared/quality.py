@@ -2,9 +2,9 @@
 
 The API counts calls and 402s, the invocation worker counts upstream attempts and finished jobs' outcomes, the
 health worker records probes (workers/health.py). The worker's counts are made inside the scripts that move the
-job (shared/jobs.py: BEGIN_CALL counts an attempt, FINISH_JOB runs QUALITY_LUA), so they cost no round trip of
-their own; every other update is one atomic round trip. `snapshot` and `figures` read every service in one
-pipeline.
+job (an attempt in the rate limit's booking script, RESERVE_SLOT, or in BEGIN_CALL after a wait for the slot;
+an outcome in FINISH_JOB, which runs QUALITY_LUA), so they cost no round trip of their own; every other update
+is one atomic round trip. `snapshot` and `figures` read every service in one pipeline.
 
 s402:quality:{serviceId}          hash  callCount (jobs created: HTTP or MCP calls accepted, replays excluded),
                                         paymentRequireds (402s answered for the service), executionCount
@@ -152,6 +152,9 @@ class QualityStore:
         except (RedisError, OSError) as exc:
             self._payment_requireds.update(pending)
             log.warning("quality figures not written; kept for the next flush", error=type(exc).__name__)
+        except BaseException:  # cancelled mid-write (stopping): kept for the final flush
+            self._payment_requireds.update(pending)
+            raise
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._flush_forever(), name="quality-flush")
