@@ -18,7 +18,6 @@ from shared.metrics import RATE_LIMIT_WAIT, WorkerMetrics
 # Slots spaced `margin` (SERVER402_RATELIMIT_MARGIN, 1.08) times 1/QPS: 8 % absorbs up to 80 ms of jitter between
 # a slot and the request being counted by the upstream (a busy event loop on either side, the network), so no
 # one-second window sees more than QPS calls. A machine whose processes starve each other for longer needs more.
-DEFAULT_MARGIN = 1.08
 LATE_S = 0.02  # a call woken later than this after its slot books another (see acquire)
 MAX_REBOOKINGS = 5
 CANCELED = -2  # RESERVE_SLOT's answer for a job whose cancel was asked for
@@ -43,7 +42,7 @@ class JobCall:
 
 class RateLimiter:
     def __init__(
-        self, redis: Redis, access_key_id: str, metrics: WorkerMetrics | None = None, *, margin: float = DEFAULT_MARGIN
+        self, redis: Redis, access_key_id: str, metrics: WorkerMetrics | None = None, *, margin: float
     ) -> None:
         self._reserve = redis.register_script(keys.RESERVE_SLOT)
         self._margin = margin
