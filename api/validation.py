@@ -3,13 +3,16 @@
     missing required URL field         "ImageURL is required"
     missing other required fields      "required parameters are missing"
     URL that is not http(s)://host     "ImageURL must be a valid http or https URL"
+    URL in a form parsers disagree on  "ImageURL must be a valid http or https URL: it carries credentials (user:pass@)"
     URL on a non-public address        "ImageURL must be a public http or https URL: 10.0.0.7 is a private, loopback
                                         or link-local address"
 
-Image and video URLs (every `format: uri` parameter) must name a public host: an IP literal (or `localhost`) in a
-private, loopback, link-local or otherwise non-public network is refused unless the operator allows that network
-(SERVER402_IMAGE_ALLOWED_NETWORKS; the sandbox's loopback by default in sandbox mode). Such a URL cannot be
-fetched by the upstream, and a call refused upstream for its input would still be charged.
+Image and video URLs (every `format: uri` parameter) are parsed strictly (shared/urls.py: forms URL parsers read
+differently are refused, with the reason after the seed's text) and must name a public host: an IP literal (or
+`localhost`) in a private, loopback, link-local or otherwise non-public network is refused unless the operator
+allows that network (SERVER402_IMAGE_ALLOWED_NETWORKS; the sandbox's loopback by default in sandbox mode). Such a
+URL cannot be fetched by the upstream, and a call refused upstream for its input would still be charged. The
+upstream gets each URL normalised, so it reads the host that was checked.
 
 Everything else gets a short sentence naming the field ("MaxFaceNumber must be an integer"). Every problem is
 listed in `details`; the first one is the error's message. Array parameters also accept a JSON string (the seed
@@ -21,7 +24,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit
 
 import msgspec
 from jsonschema import Draft202012Validator, FormatChecker, ValidationError
@@ -29,7 +31,8 @@ from jsonschema import Draft202012Validator, FormatChecker, ValidationError
 from api.json_depth import too_deep
 from shared.catalog import Catalog
 from shared.errors import ValidationFailed
-from shared.netpolicy import host_address, ip_allowed
+from shared.netpolicy import ip_allowed
+from shared.urls import UrlRefused, caller_url
 
 REQUIRED_MISSING = "required parameters are missing"
 _TYPE_NAMES = {
@@ -41,38 +44,22 @@ _TYPE_NAMES = {
     "object": "an object",
 }
 
-MAX_URL = 2048
-
 
 class NonPublicAddress(ValueError):
     """A URL whose host is a private, loopback or otherwise non-public address the operator does not allow."""
 
 
-def is_http_url(value: object) -> bool:
-    if not isinstance(value, str):
-        return True
-    if any(ch.isspace() for ch in value) or len(value) > MAX_URL:
-        return False
-    try:
-        parts = urlsplit(value)
-    except ValueError:  # e.g. an unbalanced [ in the host
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
-
-
 def url_format(allowed_networks: tuple[str, ...]) -> FormatChecker:
-    """The `uri` format: an http(s) URL whose host, when it is an address, is public or in an allowed network."""
+    """The `uri` format: an http(s) URL caller_url passes, whose host, when it is an address, is public or in an
+    allowed network."""
     checker = FormatChecker(formats=())
 
-    @checker.checks("uri", raises=NonPublicAddress)
+    @checker.checks("uri", raises=(UrlRefused, NonPublicAddress))
     def is_public_http_url(value: object) -> bool:
-        if not is_http_url(value):
-            return False
         if isinstance(value, str):
-            host = urlsplit(value).hostname or ""
-            address = host_address(host)
-            if address is not None and not ip_allowed(address, allowed_networks):
-                shown = host if len(host) <= 64 else host[:64] + "…"
+            url = caller_url(value)
+            if url.address is not None and not ip_allowed(url.address, allowed_networks):
+                shown = url.host if len(url.host) <= 64 else url.host[:64] + "…"
                 raise NonPublicAddress(f"{shown} is a private, loopback or link-local address")
         return True
 
@@ -88,14 +75,16 @@ class InputValidators:
         self._schemas = {service.id: service.input_schema for service in catalog}
 
     def validate(self, service_id: str, params: dict[str, Any]) -> dict[str, Any]:
-        """Returns the params to send (JSON-string arrays decoded); raises ValidationFailed with every problem."""
+        """Returns the params to send (JSON-string arrays decoded, URLs normalised); raises ValidationFailed with
+        every problem."""
         validator = self._validators[service_id]
         params = _decode_json_string_arrays(params, self._schemas[service_id])
         errors = sorted(validator.iter_errors(params), key=_error_order)
         if errors:
             details = [detail for error in errors for detail in describe(error)]
             raise ValidationFailed(details[0]["message"], details=details)
-        return params
+        normalised: dict[str, Any] = _normalised_urls(params, self._schemas[service_id])
+        return normalised
 
 
 def _decode_json_string_arrays(params: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
@@ -106,6 +95,20 @@ def _decode_json_string_arrays(params: dict[str, Any], schema: dict[str, Any]) -
             with contextlib.suppress(msgspec.DecodeError):  # left as a string: validation says "an array"
                 decoded[name] = msgspec.json.decode(value)
     return decoded
+
+
+def _normalised_urls(value: Any, schema: Any) -> Any:
+    """`value` (valid for `schema`) with each `format: uri` string as caller_url normalises it."""
+    if not isinstance(schema, dict):
+        return value
+    if isinstance(value, str) and _is_url_schema(schema):
+        return caller_url(value).url
+    if isinstance(value, dict):
+        properties = schema.get("properties", {})
+        return {name: _normalised_urls(item, properties.get(name)) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_normalised_urls(item, schema.get("items")) for item in value]
+    return value
 
 
 def _error_order(error: ValidationError) -> tuple[int, str]:
@@ -141,7 +144,8 @@ def describe(error: ValidationError) -> list[dict[str, str]]:
 def _url_message(error: ValidationError, field: str) -> str:
     if isinstance(error.cause, NonPublicAddress):
         return f"{field} must be a public http or https URL: {error.cause}"
-    return f"{field} must be a valid http or https URL"
+    invalid = f"{field} must be a valid http or https URL"
+    return error.cause.explained(invalid) if isinstance(error.cause, UrlRefused) else invalid
 
 
 def _missing(error: ValidationError) -> list[dict[str, str]]:

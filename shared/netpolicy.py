@@ -3,7 +3,7 @@
 Used for webhook targets (shared/webhooks.py, workers/webhooks.py: SERVER402_WEBHOOK_ALLOWED_NETWORKS) and for
 image and video URLs of tool calls (api/validation.py: SERVER402_IMAGE_ALLOWED_NETWORKS). Private, loopback,
 link-local, shared (100.64/10, where Alibaba's metadata service lives), multicast and otherwise non-public
-addresses are refused unless a listed network holds them.
+addresses are refused unless a listed network holds them. The URLs themselves are parsed by shared/urls.py.
 
     host_address("10.0.0.1")        10.0.0.1          an IP literal
     host_address("[::1]")           ::1               brackets and zone ids (%eth0) dropped
@@ -11,6 +11,9 @@ addresses are refused unless a listed network holds them.
     host_address("0x7f.1")          127.0.0.1             decimal, 0x hex or 0-octal, 1 to 4 parts
     host_address("localhost")       127.0.0.1         localhost and *.localhost are loopback by definition
     host_address("example.com")     None              a name: only its resolution can tell
+
+An IPv6 address that carries an IPv4 one (embedded_ipv4s: IPv4-mapped, IPv4-compatible, NAT64, 6to4, Teredo) is
+judged by the IPv4 address it carries, since a translator or relay delivers it there.
 """
 
 from __future__ import annotations
@@ -31,11 +34,46 @@ def address_allowed(address: str, allowed_networks: tuple[str, ...]) -> bool:
 
 
 def ip_allowed(ip: IPAddress, allowed_networks: tuple[str, ...]) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    """Public unicast addresses, plus any in the operator's allowed networks; an IPv6 address outside those that
+    carries IPv4 ones (embedded_ipv4s) is allowed when all of those are."""
     if any(ip in ipaddress.ip_network(net) for net in allowed_networks):
         return True
+    if isinstance(ip, ipaddress.IPv6Address) and (carried := embedded_ipv4s(ip)):
+        return all(ip_allowed(v4, allowed_networks) for v4 in carried)
     return ip.is_global and not ip.is_multicast
+
+
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated, but still routed as IPv4 by some stacks
+_IPV4_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")  # SIIT, RFC 2765
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # the well-known prefix, RFC 6052
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")  # local use, RFC 8215: any RFC 6052 prefix length in it
+_LOW_32 = 0xFFFF_FFFF
+
+
+def embedded_ipv4s(ip: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, ...]:
+    """The IPv4 addresses an IPv6 address carries, by its prefix: IPv4-mapped (::ffff:0:0/96), -compatible
+    (::/96) and -translated (::ffff:0:0:0/96), NAT64 (64:ff9b::/96; 64:ff9b:1::/48 at every place RFC 6052
+    allows), 6to4 (2002::/16), Teredo (2001::/32: server and client). Empty for any other address."""
+    if ip.ipv4_mapped is not None:
+        return (ip.ipv4_mapped,)
+    if ip in _IPV4_COMPATIBLE or ip in _IPV4_TRANSLATED or ip in _NAT64:
+        return (ipaddress.IPv4Address(int(ip) & _LOW_32),)
+    if ip in _NAT64_LOCAL:
+        return tuple(_rfc6052_ipv4(ip, prefix_len) for prefix_len in (48, 56, 64, 96))
+    if ip.sixtofour is not None:
+        return (ip.sixtofour,)
+    if ip.teredo is not None:
+        return ip.teredo
+    return ()
+
+
+def _rfc6052_ipv4(ip: ipaddress.IPv6Address, prefix_len: int) -> ipaddress.IPv4Address:
+    """The IPv4 address after a NAT64 prefix of this length (RFC 6052 2.2: bits 64-71 are skipped)."""
+    if prefix_len == 96:
+        return ipaddress.IPv4Address(int(ip) & _LOW_32)
+    value = int(ip)
+    without_u = (value >> 64) << 56 | (value & ((1 << 56) - 1))  # 120 bits
+    return ipaddress.IPv4Address((without_u >> (88 - prefix_len)) & _LOW_32)
 
 
 def host_address(host: str) -> IPAddress | None:

@@ -24,10 +24,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import ipaddress
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit
 
 import msgspec
 from redis.asyncio import Redis
@@ -35,7 +33,8 @@ from redis.asyncio import Redis
 from shared import keys
 from shared.clock import utc_iso
 from shared.jobs import iso_ms, now_ms
-from shared.netpolicy import address_allowed
+from shared.netpolicy import ip_allowed
+from shared.urls import UrlRefused, caller_url
 
 JOB_TERMINAL_EVENTS = ("job.succeeded", "job.failed", "job.canceled", "job.expired")
 JOB_EVENTS = ("job.started", *JOB_TERMINAL_EVENTS)
@@ -95,35 +94,20 @@ def requested(
 
 
 def check_target(url: object, allowed_networks: tuple[str, ...]) -> str:
-    """The webhook URL if it may be used: http(s), a host, no credentials, and not a private, loopback,
-    link-local or otherwise non-public address unless the operator allows that network. Host names are checked
-    again, after resolution, on every delivery (workers/webhooks.py), so DNS cannot point one inside later."""
+    """The webhook URL, normalised (shared/urls.py: the sender then connects to the host checked here), if it may
+    be used: http(s), a host, no credentials, and not a private, loopback, link-local or otherwise non-public
+    address unless the operator allows that network. Host names are checked again, after resolution, on every
+    delivery (workers/webhooks.py), so DNS cannot point one inside later."""
     if not isinstance(url, str) or not url or len(url) > MAX_URL or not url.isprintable() or " " in url:
         raise WebhookRefused(f"webhook must be an http or https URL of at most {MAX_URL} characters")
     try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        raise WebhookRefused("webhook must be an http or https URL") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise WebhookRefused("webhook must be an http or https URL")
-    if parts.username is not None or parts.password is not None:
-        raise WebhookRefused("webhook URL must not carry credentials")
-    if port == 0:
-        raise WebhookRefused("webhook URL has no usable port")
-    host = parts.hostname.rstrip(".").lower()
-    if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
-        address = "127.0.0.1" if "localhost" in host else None
-        if address is None or not address_allowed(address, allowed_networks):
-            raise WebhookRefused("webhook targets on private or loopback addresses are not allowed")
-        return url
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return url  # a name: checked when it is resolved
-    if not address_allowed(host, allowed_networks):
+        target = caller_url(url)
+    except UrlRefused as exc:
+        raise WebhookRefused(exc.explained("webhook must be an http or https URL")) from None
+    inside = target.host.removesuffix(".").endswith((".local", ".internal"))  # names only local resolvers know
+    if inside or (target.address is not None and not ip_allowed(target.address, allowed_networks)):
         raise WebhookRefused("webhook targets on private or loopback addresses are not allowed")
-    return url
+    return target.url
 
 
 # ---------------------------------------------------------------- signing (Standard Webhooks v1)

@@ -4,8 +4,9 @@ It claims due deliveries (shared/webhooks.py CLAIM_DUE leases each for a while, 
 delivery at the same time and a dead worker's claim lapses), sends them signed, and records each attempt: a
 2xx answer delivers; anything else (or no answer) waits retry_delay_s and tries again, up to
 SERVER402_WEBHOOK_MAX_ATTEMPTS; 410 Gone stops at once. Targets are checked again here: an IP literal or a name
-that resolves to a private, loopback or link-local address is refused unless the operator allows its network,
-so a DNS answer cannot aim a webhook inside the network after it was accepted. Redirects are not followed.
+that resolves to a private, loopback or link-local address (or to an IPv6 one carrying such an IPv4 address:
+NAT64, 6to4, ...) is refused unless the operator allows its network, so a DNS answer cannot aim a webhook inside
+the network after it was accepted. The URL sent to is the one the check normalised. Redirects are not followed.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ _json = msgspec.json.Encoder()
 
 
 class GuardedResolver(ThreadedResolver):
-    """Resolves names like aiohttp's default, then keeps only addresses webhooks may reach."""
+    """Resolves names like aiohttp's default, then keeps only addresses webhooks may reach (shared/netpolicy.py
+    address_allowed, which judges an IPv6 address carrying an IPv4 one by that)."""
 
     def __init__(self, allowed_networks: tuple[str, ...]) -> None:
         super().__init__()
@@ -152,7 +154,7 @@ class WebhookSender:
     async def _post(self, delivery: Delivery, body: bytes) -> tuple[int | None, str | None]:
         assert self._session is not None, "start() the sender first"
         try:
-            check_target(delivery.url, self.settings.webhook_allowed_networks)
+            url = check_target(delivery.url, self.settings.webhook_allowed_networks)
         except WebhookRefused as exc:
             return None, f"{REFUSED}: {exc}"
         timestamp = int(time.time())
@@ -165,7 +167,7 @@ class WebhookSender:
             ),
         }
         try:
-            async with self._session.post(delivery.url, data=body, headers=headers, allow_redirects=False) as answer:
+            async with self._session.post(url, data=body, headers=headers, allow_redirects=False) as answer:
                 await answer.read()
                 return answer.status, None
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
