@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.rate_limit
 	$(BIN)/python -m bench.redis_cost
 	$(BIN)/python -m bench.batch_isolation --items 5000
+	$(BIN)/python -m bench.search_cost
 
 # Regenerate shared/data/tools.json from the pinned SDK (a test fails when it is stale).
 catalog: $(STAMP)

@@ -10,8 +10,16 @@
                phrases. idf = ln(1 + (N - df + 0.5) / (df + 0.5)), so "face" (in every service) weighs ~0.
     query      concepts: each word (Chinese: greedy longest dictionary match, leftovers as bigrams) and each
                synonym group a word or phrase of the query belongs to. A concept's terms: the word (x1), its
-               synonyms (x0.7), and for an unknown word of 5+ letters the vocabulary words within edit
+               synonyms (x0.7), and for an unknown word of 5-16 letters the vocabulary words within edit
                distance 1 (5-7 letters) or 2 (8+) (x0.6).
+    bounds     a query's work is bounded whatever it holds, to the order of an HTTP 402 answer: the search reads
+               its first 256 characters, then at most 32 words, 256 characters and 48 Chinese characters of them
+               once normalized (NFKC can lengthen text); a repeated word counts once. Typo expansion runs for at
+               most 3 words of at most 16 letters, looking up at most 256 deletion variants and computing at most
+               24 edit distances per query, the candidates in a fixed order (nearest length, then alphabetical) so
+               a cut is the same on every run. Scoring reads at most 256 (term, service) postings: when the
+               concepts hold more, the most generic ones are left out (the most specific is always scored).
+               `SearchResult.work` counts what was done.
     score      per concept the best term's field weight x idf x factor (+0.15 x the other matching terms), summed;
                + the whole query as a phrase in a field; + 1000 when the query is a service's id, legacy id,
                tool name or action (compared without case or separators), 900 its nameZh, 800 its name.
@@ -23,6 +31,7 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -38,6 +47,7 @@ from shared.search_terms import (
     deletions,
     edit_distance,
     is_chinese,
+    neighbourhood,
     normalize,
     tokens,
 )
@@ -61,6 +71,14 @@ GENERIC_SHARE = 0.3
 MAX_DICTIONARY_TERM = 12
 FUZZY_MIN_LENGTH = 5
 SCORE_SCALE = 10
+MAX_QUERY_CHARS = 256  # read of the query text, and of its normalized words; the route refuses a longer q
+MAX_QUERY_WORDS = 32
+MAX_CHINESE_CHARS = 48  # a Chinese run costs a dictionary scan and synonym lookups per character
+FUZZY_MAX_LENGTH = 16  # longer words are taken as typed: their deletion neighbourhood grows with the square
+MAX_FUZZY_WORDS = 3
+MAX_TYPO_VARIANTS = 256  # deletion variants looked up per query (a word is charged its neighbourhood's bound)
+MAX_DISTANCES = 24  # edit distances computed per query
+MAX_POSTINGS = 256  # (term, service) pairs scored per query; natural queries of a dozen words read under 200
 
 
 class SearchHit(msgspec.Struct, frozen=True):
@@ -70,11 +88,78 @@ class SearchHit(msgspec.Struct, frozen=True):
     why: str
 
 
+class SearchWork(msgspec.Struct, frozen=True):
+    """What one search did: words read (and whether the query was cut), words typo-expanded, deletion variants
+    looked up (the bound charged), edit distances computed, postings scored and concepts left out for want of
+    postings. Each is bounded by a constant above whatever the query; postings by MAX_POSTINGS or, when the most
+    specific concept alone holds more, by that concept's (which the index bounds)."""
+
+    words: int
+    truncated: bool
+    fuzzy_words: int
+    variants: int
+    distances: int
+    postings: int
+    left_out: int
+
+
 class SearchResult(msgspec.Struct, frozen=True):
     query: str
     expanded_terms: list[str]
     total: int
     hits: list[SearchHit]
+    work: SearchWork
+
+
+@dataclass(slots=True)
+class _Budget:
+    """One query's allowance of words and typo work, and what it has used."""
+
+    truncated: bool = False
+    words: int = 0
+    fuzzy_words: int = 0
+    variants: int = 0
+    distances: int = 0
+    postings: int = 0
+    left_out: int = 0
+
+    def read(self, query: str) -> tuple[str, list[str]]:
+        """The query's first MAX_QUERY_CHARS characters (NFKC), and of their words the first MAX_QUERY_WORDS, cut
+        where they pass MAX_QUERY_CHARS characters in all or MAX_CHINESE_CHARS Chinese ones."""
+        text = unicodedata.normalize("NFKC", query[:MAX_QUERY_CHARS])  # once: normalizing it again is a quick check
+        words = tokens(text)
+        kept: list[str] = []
+        chars = chinese = 0
+        for word in words[:MAX_QUERY_WORDS]:
+            room = MAX_QUERY_CHARS - chars
+            if is_chinese(word):
+                room = min(room, MAX_CHINESE_CHARS - chinese)
+                chinese += min(len(word), max(room, 0))
+            part = word[: max(room, 0)]
+            chars += len(part)
+            kept += [part] if part else []
+            self.truncated = self.truncated or len(part) < len(word)
+        self.truncated = self.truncated or len(query) > MAX_QUERY_CHARS or len(words) > MAX_QUERY_WORDS
+        self.words = len(kept)
+        return text, kept
+
+    def fuzz(self, word: str, limit: int) -> bool:
+        """Whether `word` may be typo-expanded; if so its variants are charged."""
+        if len(word) > FUZZY_MAX_LENGTH or self.fuzzy_words >= MAX_FUZZY_WORDS:
+            return False
+        cost = neighbourhood(len(word), limit)
+        if self.variants + cost > MAX_TYPO_VARIANTS:
+            return False
+        self.fuzzy_words += 1
+        self.variants += cost
+        return True
+
+    def distances_left(self) -> int:
+        return MAX_DISTANCES - self.distances
+
+    def report(self) -> SearchWork:
+        return SearchWork(self.words, self.truncated, self.fuzzy_words, self.variants, self.distances,
+                          self.postings, self.left_out)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +302,7 @@ class SearchIndex:
     def _build_typo_index(self) -> dict[str, tuple[str, ...]]:
         index: dict[str, list[str]] = {}
         for term in self._idf:
-            if len(term) >= FUZZY_MIN_LENGTH - 1 and term.isascii() and term.isalpha():
+            if FUZZY_MIN_LENGTH - 1 <= len(term) <= FUZZY_MAX_LENGTH + 2 and term.isascii() and term.isalpha():
                 for variant in deletions(term, 2):
                     index.setdefault(variant, []).append(term)
         return {variant: tuple(terms) for variant, terms in index.items()}
@@ -226,27 +311,33 @@ class SearchIndex:
 
     def search(self, query: str, *, limit: int = 10, category: str | None = None) -> SearchResult:
         allowed = self._allowed(category)
-        words = tokens(query)
+        budget = _Budget()
+        text, words = budget.read(query)
         if not words:
             hits = [self._listing_hit(index) for index in sorted(allowed, key=lambda i: self._services[i].id)]
-            return SearchResult(query=query, expanded_terms=[], total=len(hits), hits=hits[: max(limit, 0)])
-        concepts, expanded = self._concepts(words)
+            return SearchResult(query=query, expanded_terms=[], total=len(hits), hits=hits[: max(limit, 0)],
+                                work=budget.report())  # fmt: skip
+        concepts, expanded = self._concepts(words, budget)
+        concepts = self._affordable(concepts, budget)
         matches = self._score(concepts, allowed)
         self._add_phrase(words, matches)
-        self._add_exact(query, matches, allowed)
+        self._add_exact(text, matches, allowed)
         kept = self._threshold(concepts, matches)
         ranked = sorted(kept.items(), key=lambda item: (-self._final(item[1]), self._services[item[0]].id))
         hits = [self._hit(index, match) for index, match in ranked[: max(limit, 0)]]
-        return SearchResult(query=query, expanded_terms=expanded, total=len(ranked), hits=hits)
+        return SearchResult(query=query, expanded_terms=expanded, total=len(ranked), hits=hits, work=budget.report())
 
     def _allowed(self, category: str | None) -> set[int]:
         wanted = (category or "").strip().lower()
         return {index for index, names in enumerate(self._categories) if not wanted or wanted in names}
 
-    def _concepts(self, words: list[str]) -> tuple[list[_Concept], list[str]]:
+    def _concepts(self, words: list[str], budget: _Budget) -> tuple[list[_Concept], list[str]]:
         concepts: list[_Concept] = []
         corrected: list[str] = []
-        for word in words:
+        for position, word in enumerate(words):
+            if (first := words.index(word)) < position:  # a repeated word is one concept
+                corrected.append(corrected[first])
+                continue
             if is_chinese(word):
                 concepts.extend(_Concept([_Term(part, 1.0)], {part}) for part in self._segment(word))
                 corrected.append(word)
@@ -254,7 +345,7 @@ class SearchIndex:
             if len(word) < 2 or word in STOP_WORDS:
                 corrected.append(word)
                 continue
-            fixes = self._corrections(word)
+            fixes = self._corrections(word, budget)
             concepts.append(_Concept([_Term(word, 1.0), *(_Term(fix, FUZZY_FACTOR) for fix in fixes)], {word, *fixes}))
             corrected.append(fixes[0] if fixes else word)
         return concepts, self._expand(concepts, corrected, set(words))
@@ -275,13 +366,19 @@ class SearchIndex:
         parts.extend(bigrams(run[start:]))
         return list(dict.fromkeys(parts))
 
-    def _corrections(self, word: str) -> list[str]:
-        """Vocabulary words nearest an unknown word (edit distance 1 for 5-7 letters, 2 for longer)."""
+    def _corrections(self, word: str, budget: _Budget) -> list[str]:
+        """Vocabulary words nearest an unknown word (edit distance 1 for 5-7 letters, 2 for longer), as far as
+        the query's budget goes."""
         if len(word) < FUZZY_MIN_LENGTH or word in self._idf or word in self._synonyms.by_word:
             return []
         limit = 1 if len(word) < 8 else 2
-        candidates = {term for variant in deletions(word, limit) for term in self._typos.get(variant, ())}
-        scored = sorted((edit_distance(word, term), term) for term in candidates)
+        if not budget.fuzz(word, limit):
+            return []
+        found = {term for variant in deletions(word, limit) for term in self._typos.get(variant, ())}
+        candidates = sorted((abs(len(term) - len(word)), term) for term in found)
+        candidates = [item for item in candidates if item[0] <= limit][: max(budget.distances_left(), 0)]
+        budget.distances += len(candidates)
+        scored = sorted((edit_distance(word, term, limit), term) for _, term in candidates)
         best = [term for distance, term in scored if distance == scored[0][0] and distance <= limit]
         return best[:3]
 
@@ -301,6 +398,19 @@ class SearchIndex:
         _absorb_phrase_words(concepts)
         return list(dict.fromkeys(expanded))
 
+    def _affordable(self, concepts: list[_Concept], budget: _Budget) -> list[_Concept]:
+        """The concepts whose postings fit in MAX_POSTINGS, taken from the most specific (highest best term
+        weight; a generic word weighs ~0 anyway), that one always; in query order."""
+        costs = [sum(len(self._postings.get(term.text, ())) for term in concept.terms) for concept in concepts]
+        order = sorted(range(len(concepts)), key=lambda i: -max(map(self._term_weight, concepts[i].terms), default=0))
+        chosen: set[int] = set()
+        for position in order:
+            if not chosen or budget.postings + costs[position] <= MAX_POSTINGS:
+                chosen.add(position)
+                budget.postings += costs[position]
+        budget.left_out = len(concepts) - len(chosen)
+        return [concept for position, concept in enumerate(concepts) if position in chosen]
+
     def _term_weight(self, term: _Term) -> float:
         return self._idf.get(term.text, 0.0) * term.factor
 
@@ -319,6 +429,13 @@ class SearchIndex:
 
     def _credit(self, match: _Match, scored: list[tuple[float, float, str]]) -> None:
         """Add one concept's matching terms to a service's evidence: the best in full, the others a little."""
+        if len(scored) == 1:  # the usual case, without the sums
+            points, weight, term = scored[0]
+            match.score += points
+            match.covered += weight
+            match.specific = match.specific or term in self._specific
+            match.note(term)
+            return
         scored.sort(key=lambda item: -item[0])
         match.score += scored[0][0] + EXTRA_TERM_FACTOR * sum(item[0] for item in scored[1:])
         match.covered += max(item[1] for item in scored)

@@ -12,12 +12,14 @@ broader ("face", "人脸") belongs in no group.
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _WORD = re.compile(r"[a-z0-9]+|[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+_NOT_ALNUM = re.compile(r"[\W_]+")  # what str.isalnum() refuses, every code point checked
 
 # fmt: off
 SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (
@@ -119,7 +121,7 @@ def normalize(text: str) -> str:
 
 def compact(text: str) -> str:
     """Letters, digits and Chinese characters only, lower case: "Detect-Face", "detect_face" -> "detectface"."""
-    return "".join(char for char in unicodedata.normalize("NFKC", text).lower() if char.isalnum())
+    return _NOT_ALNUM.sub("", unicodedata.normalize("NFKC", text).lower())
 
 
 def is_chinese(token: str) -> bool:
@@ -144,19 +146,43 @@ def deletions(word: str, depth: int) -> set[str]:
     return found
 
 
-def edit_distance(a: str, b: str) -> int:
-    """Optimal-string-alignment distance (insert, delete, substitute, swap neighbours)."""
-    previous, current = list(range(len(b) + 1)), [0] * (len(b) + 1)
-    before = previous[:]
+def neighbourhood(length: int, depth: int) -> int:
+    """How many strings `deletions` of a word of `length` letters can return at most (what a lookup costs)."""
+    return sum(math.comb(length, k) for k in range(depth + 1))
+
+
+def edit_distance(a: str, b: str, limit: int) -> int:
+    """Optimal-string-alignment distance (insert, delete, substitute, swap neighbours), or `limit + 1` when it is
+    more than `limit`. Only the part after a common prefix and before a common suffix is compared, only the cells
+    within `limit` of the diagonal are computed, and it stops at the first row with nothing within `limit`."""
+    a, b = _strip_affixes(a, b)
+    over = limit + 1
+    if abs(len(a) - len(b)) > limit:
+        return over
+    if not a or not b:
+        return max(len(a), len(b))
+    before, previous = [over] * (len(b) + 1), [min(j, over) for j in range(len(b) + 1)]
     for i in range(1, len(a) + 1):
-        current[0] = i
-        for j in range(1, len(b) + 1):
-            cost = 0 if a[i - 1] == b[j - 1] else 1
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+        current = [i if i <= limit else over] + [over] * len(b)
+        for j in range(max(1, i - limit), min(len(b), i + limit) + 1):
+            value = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] != b[j - 1]))
             if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
-                current[j] = min(current[j], before[j - 2] + 1)
-        before, previous, current = previous, current, before
+                value = min(value, before[j - 2] + 1)
+            current[j] = min(value, over)
+        if min(current) > limit:
+            return over
+        before, previous = previous, current
     return previous[len(b)]
+
+
+def _strip_affixes(a: str, b: str) -> tuple[str, str]:
+    start = 0
+    while start < min(len(a), len(b)) and a[start] == b[start]:
+        start += 1
+    end = 0
+    while end < min(len(a), len(b)) - start and a[-1 - end] == b[-1 - end]:
+        end += 1
+    return a[start : len(a) - end], b[start : len(b) - end]
 
 
 class Synonyms:

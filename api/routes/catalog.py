@@ -21,13 +21,12 @@ from shared import errors
 from shared.clock import utc_iso
 from shared.models import Service
 from shared.payment_docs import CATALOG_PAYMENT
-from shared.search import SearchHit
+from shared.search import MAX_QUERY_CHARS, SearchHit
 
 routes = web.RouteTableDef()
 
 CATALOG_SCHEMA = "server402.catalog.v1"
 SEARCH_SCHEMA = "server402.catalog.search.v1"
-MAX_QUERY_CHARS = 256
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 10
 QUALITY_TIMEOUT_S = 0.5
@@ -106,6 +105,7 @@ def _hit_body(hit: SearchHit, service: Service) -> dict[str, Any]:
 
 
 def _query_text(request: web.Request) -> str:
+    """q, refused when longer than the search reads (the search bounds its own work as well)."""
     query = request.query.get("q", "")
     if len(query) > MAX_QUERY_CHARS:
         raise errors.BadRequest(f"q must be at most {MAX_QUERY_CHARS} characters")
