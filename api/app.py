@@ -9,13 +9,17 @@ from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from api import keys
+from api.callcore.calls import CallCore
+from api.callcore.gate import PaymentGate
+from api.callcore.x402_gate import X402Gate
 from api.middlewares import request_context
 from api.openapi import build_openapi
+from api.ratelimits import client_rate_limit, rate_limit_headers
+from api.read_timeouts import body_read_deadline, handler_args
 from api.responses import json_bytes_response
 from api.routes import batches, catalog, health, jobs, mcp, metrics, pages, payments, status, tools, webhooks
 from api.validation import InputValidators
 from api.waiter import JobWaiter
-from api.x402_gate import X402Gate
 from shared.apikeys import ApiKeyStore
 from shared.batches import BatchStore
 from shared.catalog import Catalog
@@ -30,13 +34,18 @@ REDIS_MAX_CONNECTIONS = 512
 
 
 def create_app(settings: Settings, catalog_: Catalog | None = None) -> web.Application:
-    app = web.Application(middlewares=[request_context], client_max_size=settings.max_body_bytes)
+    app = web.Application(
+        middlewares=[request_context, client_rate_limit, body_read_deadline],
+        client_max_size=settings.max_body_bytes,
+        handler_args=handler_args(settings),  # the header read timeout, for run_app and test servers alike
+    )
     app[keys.SETTINGS] = settings
     app[keys.CATALOG] = catalog_ if catalog_ is not None else Catalog.load(settings.operator_file)
     app[keys.SEARCH] = SearchIndex(app[keys.CATALOG].services)
     app[keys.OPENAPI] = msgspec.json.encode(build_openapi(app[keys.CATALOG], settings))
     app[keys.VALIDATORS] = InputValidators(app[keys.CATALOG], allowed_networks=settings.image_allowed_networks)
     app[keys.METRICS] = ApiMetrics()
+    app.on_response_prepare.append(rate_limit_headers)  # RateLimit fields on errors and streams too
     app.cleanup_ctx.append(redis_ctx)
     app.cleanup_ctx.append(jobs_ctx)
     for module in (health, catalog, tools, jobs, batches, webhooks, payments, mcp, status, metrics, pages):
@@ -68,6 +77,10 @@ async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.X402] = X402Gate(app[keys.SETTINGS])
     app[keys.QUALITY] = QualityStore(app[keys.REDIS])
     app[keys.QUALITY].start()  # writes the 402s it counts every second
+    app[keys.GATE] = PaymentGate(
+        settings, app[keys.CATALOG], app[keys.PAYMENTS], app[keys.X402], app[keys.METRICS], app[keys.QUALITY]
+    )
+    app[keys.CORE] = CallCore(settings, app[keys.GATE], app[keys.JOBS], app[keys.REDIS], app[keys.METRICS])
     app[keys.WAITER] = JobWaiter(app[keys.REDIS], app[keys.JOBS])
     await app[keys.WAITER].start()
     yield

@@ -5,9 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 from redis.asyncio import Redis
 
+from api.callcore.calls import CallCore
+from api.callcore.gate import PaymentGate
+from api.callcore.x402_gate import X402Gate
 from api.validation import InputValidators
 from api.waiter import JobWaiter
-from api.x402_gate import X402Gate
 from shared.apikeys import ApiKeyStore
 from shared.batches import BatchStore
 from shared.catalog import Catalog
@@ -32,5 +34,7 @@ API_KEYS = web.AppKey("api_keys", ApiKeyStore)
 X402 = web.AppKey("x402", X402Gate)
 QUALITY = web.AppKey("quality", QualityStore)
 METRICS = web.AppKey("metrics", ApiMetrics)
+GATE = web.AppKey("gate", PaymentGate)
+CORE = web.AppKey("core", CallCore)
 
 REQUEST_ID = web.RequestKey("request_id", str)

@@ -17,20 +17,21 @@ state. `Prefer: wait=N` / `respond-async` on the POST shortens the wait, as on H
 from __future__ import annotations
 
 import asyncio
-import base64
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 import structlog
 from aiohttp import web
-from x402.http.utils import decode_payment_required_header, decode_payment_response_header
+from x402.http.utils import decode_payment_required_header
+from x402.schemas import PaymentPayload
 
 from api import keys
-from api.calls import start_call
+from api.call_adapter import start_call
+from api.callcore.gate import PaymentInput
+from api.callcore.x402_payment import PaymentRejected, from_object
 from api.jobs_view import view_for
 from api.mcp_protocol import INVALID_PARAMS, Envelope, EventStream, RpcError
-from api.payment_gate import PaymentInput
 from api.routes.tools import parse_prefer
 from api.routes.webhooks import checked_webhook
 from shared import errors
@@ -147,8 +148,8 @@ async def call_tool(call: ToolCall) -> dict[str, Any]:
             raise errors.ValidationFailed(f"{PAYMENT_TOKEN_ARG} must be a string")
         webhook = checked_webhook(request, webhook_url, webhook_events)
         validated = request.app[keys.VALIDATORS].validate(service.id, arguments)
-        payment = PaymentInput(token=token.strip() if token is not None else None, signature=_signature(params.meta))
-        record, headers = await start_call(request, service, validated, payment, webhook=webhook)
+        payment = PaymentInput(token=token.strip() if token is not None else None, x402=_x402(params.meta))
+        started = await start_call(request, service, validated, payment, webhook=webhook)
     except errors.PaymentRequired as exc:
         structlog.contextvars.bind_contextvars(mcp_outcome="payment_required")
         return payment_required_result(exc)
@@ -157,22 +158,24 @@ async def call_tool(call: ToolCall) -> dict[str, Any]:
         return error_result(exc.body(), exc.message)
     settings = request.app[keys.SETTINGS]
     wait = parse_prefer(request.headers.get("Prefer", ""), default_s=settings.wait_max_s, max_s=settings.wait_max_s)
-    record = await follow(request, record, wait.wait_s, call.stream)
+    record = await follow(request, started.record, wait.wait_s, call.stream)
     structlog.contextvars.bind_contextvars(mcp_outcome=record.status)
     result = await job_result(request, record)
-    if "PAYMENT-RESPONSE" in headers:
-        settled = decode_payment_response_header(headers["PAYMENT-RESPONSE"])
-        result["_meta"] = {X402_RESPONSE_META: settled.model_dump(mode="json", by_alias=True, exclude_none=True)}
+    if started.settled is not None:
+        settled = started.settled.model_dump(mode="json", by_alias=True, exclude_none=True)
+        result["_meta"] = {X402_RESPONSE_META: settled}
     return result
 
 
-def _signature(meta: dict[str, Any]) -> str | None:
-    """`_meta["x402/payment"]` (a PaymentPayload object, or its JSON text) in the PAYMENT-SIGNATURE header form."""
+def _x402(meta: dict[str, Any]) -> PaymentPayload | PaymentRejected | None:
+    """`_meta["x402/payment"]` (a PaymentPayload object, or its JSON text), decoded; None when absent."""
     payment = meta.get(X402_PAYMENT_META)
     if payment is None:
         return None
-    raw = payment.encode() if isinstance(payment, str) else _encoder.encode(payment)
-    return base64.b64encode(raw).decode()
+    try:
+        return from_object(payment)
+    except PaymentRejected as exc:
+        return exc
 
 
 async def follow(request: web.Request, record: JobRecord, wait_s: float, stream: EventStream | None) -> JobRecord:

@@ -9,6 +9,9 @@ s402:apikey:{keyId}      hash   id, name, hash (sha256 hex of the key), services
                                 revokedAt (ISO 8601 UTC, empty while the key is active)
 s402:apikeys             set    every key id, revoked ones included (revoked keys stay listed)
 s402:apikey:rl:{keyId}   string GCRA theoretical arrival time (microseconds, Redis clock) of the key's rate limit
+
+The same GCRA script (`CHECK_RATE`, `ApiKeyStore.gcra`) also limits callers without a key, per client address
+(`api/ratelimits.py`, which owns those keys).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import math
 import re
 import secrets
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import msgspec
@@ -71,19 +75,43 @@ return 1
 """
 
 # GCRA: `burst` requests at once, then one per interval. A refused request changes nothing. Uses Redis's clock.
-# KEYS: rate-limit key   ARGV: interval us, burst   Returns 0 (go) or the microseconds until a request may go.
+# KEYS: rate-limit key   ARGV: interval us, burst
+# Returns {wait, remaining, reset}: wait is 0 (go, and counted) or the microseconds until a request may go;
+# remaining the requests that could still go at once after this one; reset the microseconds until the whole burst
+# is available again.
 CHECK_RATE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
 local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
-local allow_at = tat + interval - interval * tonumber(ARGV[2])
-if allow_at > now then return allow_at - now end
+local allow_at = tat + interval - interval * burst
+if allow_at > now then return {allow_at - now, 0, tat - now} end
 local next_tat = tat + interval
 local ttl_ms = math.ceil((next_tat - now) / 1000)
 redis.call('SET', KEYS[1], string.format('%.0f', next_tat), 'PX', string.format('%.0f', ttl_ms))
-return 0
+return {0, math.floor((interval * burst - (next_tat - now)) / interval), next_tat - now}
 """
+
+
+@dataclass(frozen=True)
+class RateState:
+    """One GCRA check, in microseconds of Redis's clock: `wait_us` 0 when the request may proceed (and it is
+    counted), else the time until one may; `remaining` requests could still go at once; `reset_us` until the whole
+    burst is available again."""
+
+    wait_us: int
+    remaining: int
+    reset_us: int
+
+    @property
+    def wait_s(self) -> float:
+        return self.wait_us / 1_000_000
+
+
+def rate_interval_us(rate: float) -> int:
+    """The GCRA interval of `rate` requests per second, in whole microseconds (at least 1, at most a year)."""
+    return max(1, min(MAX_INTERVAL_US, math.ceil(1_000_000 / rate)))
 
 
 class ApiKey(Camel, frozen=True):
@@ -107,7 +135,7 @@ class ApiKey(Camel, frozen=True):
 
     @property
     def interval_us(self) -> int:
-        return max(1, min(MAX_INTERVAL_US, math.ceil(1_000_000 / self.rate)))
+        return rate_interval_us(self.rate)
 
 
 class ApiKeyStore:
@@ -176,8 +204,16 @@ class ApiKeyStore:
 
     async def check_rate(self, key: ApiKey) -> float:
         """0.0 when this request may proceed (and it is counted), else the seconds until one may (Retry-After)."""
-        wait_us = int(await self._check_rate(keys=[apikey_rate_key(key.id)], args=[key.interval_us, key.burst]))
-        return wait_us / 1_000_000
+        return (await self.check_rate_state(key)).wait_s
+
+    async def check_rate_state(self, key: ApiKey) -> RateState:
+        """The key's rate limit checked (and this request counted when it may proceed), with what is left."""
+        return await self.gcra(apikey_rate_key(key.id), key.interval_us, key.burst)
+
+    async def gcra(self, rate_key: str, interval_us: int, burst: int) -> RateState:
+        """One check of the GCRA limit kept at `rate_key`: `burst` requests at once, then one per interval."""
+        wait_us, remaining, reset_us = await self._check_rate(keys=[rate_key], args=[interval_us, burst])
+        return RateState(wait_us=int(wait_us), remaining=int(remaining), reset_us=int(reset_us))
 
     async def _record(self, key_id: str) -> tuple[ApiKey, str] | None:
         if not _KEY_ID.fullmatch(key_id):

@@ -36,6 +36,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_format: str
     operator_file: Path
     max_body_bytes: int
+    header_read_timeout_s: float
+    body_read_timeout_s: float
+    trusted_proxies: tuple[str, ...]
+    anon_rate: float
+    anon_burst: int
     upstream: str
     sandbox_port: int
     access_key_id: str
@@ -73,6 +78,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     batch_max_bytes: int
     batch_deadline_s: float
     batch_window: int
+    anon_batch_free_items: int
+    batch_max_deliveries: int
     webhook_allowed_networks: tuple[str, ...]
     image_allowed_networks: tuple[str, ...]
     webhook_timeout_s: float
@@ -117,9 +124,21 @@ def _cross_checks(values: dict[str, Any]) -> list[str]:
                 problems.append(f"SERVER402_UPSTREAM=aliyun needs {env}")
         if 0 < len(values.get("token_secret") or "x" * 32) < 32:
             problems.append("SERVER402_TOKEN_SECRET must be at least 32 characters")
+    if values.get("token_secret") == SANDBOX_TOKEN_SECRET and not _sandbox_money(values):
+        problems.append(
+            "SERVER402_TOKEN_SECRET is the sandbox's public value, which anyone can use to forge payment tokens and "
+            "webhook signatures: set your own (32+ characters) when the facilitator or payTo is not the sandbox's"
+        )
     if values.get("wait_default_s", 0) > values.get("wait_max_s", 60):
         problems.append("SERVER402_WAIT_DEFAULT_S must not exceed SERVER402_WAIT_MAX_S")
     return problems
+
+
+def _sandbox_money(values: dict[str, Any]) -> bool:
+    """Whether payments go only to the sandbox: its payee, through a facilitator on this machine (loopback)."""
+    host = urlsplit(values.get("facilitator_url") or "").hostname or ""
+    loopback = host == "localhost" or (host.replace(".", "").isdigit() and host.startswith("127.")) or host == "::1"
+    return values.get("x402_pay_to") == SANDBOX_PAY_TO and loopback
 
 
 def _port(raw: str) -> int:
@@ -266,6 +285,21 @@ CORE_SETTINGS: tuple[Setting, ...] = (
         _positive_int,
         "1048576",
         "Largest request body accepted; larger bodies get 413.",
+    ),
+    Setting(
+        "SERVER402_HEADER_READ_TIMEOUT_S",
+        "header_read_timeout_s",
+        _positive_float,
+        "10",
+        "A connection that has not sent a complete request line and headers this long after it opened, or after "
+        "the previous response on it, is closed (so an idle keep-alive connection is closed after this long too).",
+    ),
+    Setting(
+        "SERVER402_BODY_READ_TIMEOUT_S",
+        "body_read_timeout_s",
+        _positive_float,
+        "30",
+        "A request whose body has not fully arrived this long after its headers gets 408 and its connection is closed.",
     ),
 )
 
@@ -569,6 +603,20 @@ BATCH_SETTINGS: tuple[Setting, ...] = (
         "Items of one batch queued or running at once; each finished item queues the next.",
     ),
     Setting(
+        "SERVER402_ANON_BATCH_FREE_ITEMS",
+        "anon_batch_free_items",
+        _positive_int,
+        "100",
+        "Items of free services a batch may hold without an API key (paid items are bounded by what was paid).",
+    ),
+    Setting(
+        "SERVER402_BATCH_MAX_DELIVERIES",
+        "batch_max_deliveries",
+        _positive_int,
+        "10001",
+        "Webhook deliveries one batch may cause (its items times the job events asked for, plus batch.completed).",
+    ),
+    Setting(
         "SERVER402_WEBHOOK_ALLOWED_NETWORKS",
         "webhook_allowed_networks",
         _networks,
@@ -600,8 +648,34 @@ BATCH_SETTINGS: tuple[Setting, ...] = (
     ),
 )
 
+CLIENT_LIMIT_SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "SERVER402_TRUSTED_PROXIES",
+        "trusted_proxies",
+        _networks,
+        "",
+        "Reverse proxies whose `X-Forwarded-For` names the client (CIDR list, e.g. `10.0.0.0/8`); none by default: "
+        "the TCP peer is the client.",
+    ),
+    Setting(
+        "SERVER402_ANON_RATE",
+        "anon_rate",
+        _positive_float,
+        "20",
+        "Requests per second to `/api/*` and `/mcp` of one client address without an API key (GCRA in Redis).",
+    ),
+    Setting(
+        "SERVER402_ANON_BURST",
+        "anon_burst",
+        _positive_int,
+        "40",
+        "Of those, how many may come at once; above the limit the answer is 429 with `Retry-After`.",
+    ),
+)
+
 SETTINGS: tuple[Setting, ...] = (
     *CORE_SETTINGS,
+    *CLIENT_LIMIT_SETTINGS,
     *UPSTREAM_SETTINGS,
     *JOB_SETTINGS,
     *PAYMENT_SETTINGS,

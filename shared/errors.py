@@ -16,7 +16,9 @@ The API turns them into `{"error": message, "code": code, "requestId": ...}` in 
     │   ├── ServiceNotFound           404 service_not_found
     │   └── JobNotFound               404 job_not_found
     ├── MethodNotAllowed              405 method_not_allowed
+    ├── RequestTimeout                408 request_timeout     (the body did not arrive in time; Connection: close)
     ├── Conflict                      409 conflict
+    │   └── SettlementInProgress      409 settlement_in_progress (Retry-After: the same payment is settling)
     ├── Gone                          410 gone                (a job whose result has expired)
     ├── PayloadTooLarge               413 payload_too_large
     ├── UnsupportedMediaType          415 unsupported_media_type
@@ -141,6 +143,15 @@ class Conflict(Server402Error):
     code = "conflict"
 
 
+class SettlementInProgress(Conflict):
+    """The same signed payment is being settled by another request: retry to get that request's outcome."""
+
+    code = "settlement_in_progress"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
+
+
 class Gone(Server402Error):
     status = 410
     code = "gone"
@@ -236,6 +247,16 @@ class MethodNotAllowed(Server402Error):
 
     def headers(self) -> dict[str, str]:
         return {"Allow": ", ".join(sorted(self.allowed))} if self.allowed else {}
+
+
+class RequestTimeout(Server402Error):
+    """408: the request's body did not fully arrive in time (a slow or stalled sender); the connection is closed."""
+
+    status = 408
+    code = "request_timeout"
+
+    def headers(self) -> dict[str, str]:
+        return {"Connection": "close"}
 
 
 class PayloadTooLarge(Server402Error):

@@ -106,6 +106,27 @@ local function ledger(stream, event, at, pkey, calls, extra)
   for i = 1, #extra do entry[#entry + 1] = extra[i] end
   redis.call('XADD', stream, '*', unpack(entry))
 end
+-- Why a payment cannot pay for `calls` calls of `service` presented with `caller_key` ('' for no API key), or nil.
+-- A payment bound to its buyer (boundTo) pays only for it: a key's only with that key, a wallet's only without
+-- any key. Payments stored before boundTo existed are bound when a key bought them.
+local function payment_refusal(pkey, service, caller_key, now, calls)
+  local p = redis.call('HMGET', pkey, 'status', 'serviceId', 'clientId', 'remainingCalls', 'expiresAt', 'boundTo')
+  if not p[1] then return 'payment_required' end
+  if p[1] == 'expired' or tonumber(p[5]) <= tonumber(now) then return 'token_expired' end
+  if p[2] ~= service then return 'wrong_service' end
+  local bound = p[6]
+  if not bound then
+    bound = ''
+    if p[3] and string.sub(p[3], 1, 4) == 'key:' then bound = p[3] end
+  end
+  if bound ~= '' then
+    local presenter = ''
+    if string.sub(bound, 1, 4) == 'key:' then presenter = bound end
+    if presenter ~= caller_key then return 'wrong_client' end
+  end
+  if tonumber(p[4]) < calls then return 'no_calls_left' end
+  return nil
+end
 local function give_back(job, pkey, stream, at, reason)
   if pkey == '' or reason == '' then return '' end
   if redis.call('HGET', job, 'paymentId') == false then return '' end
@@ -260,7 +281,8 @@ return 1
 # (nor queued without its record). With an idempotency key, an existing job for that key wins (and nothing is
 # charged). With a payment, one call of it is consumed in the same step: it exists and is paid, has not
 # expired, is for this service, is used by the API key it is bound to (if any), and has a call left. A new job is
-# counted as a call of its service (a counter hash: shared/quality.py's callCount and lastCallAt).
+# counted as a call of its service (a counter hash: shared/quality.py's callCount and lastCallAt). The payment's
+# checks are `payment_refusal`'s, shared with CREATE_BATCH.
 # KEYS: job, arq job payload, arq queue, idempotency key or "", payment or "", ledger, counter hash or ""
 # ARGV: job id, arq payload, score ms, ttl ms, idempotency value, service id, caller's key client id or "",
 # now ms, ISO now, count field, time field, time, tenant fallback or "" (set: the job acts for the payment's
@@ -275,16 +297,12 @@ if KEYS[4] ~= '' then
 end
 local client = ''
 if KEYS[5] ~= '' then
-  local p = redis.call('HMGET', KEYS[5], 'status', 'serviceId', 'clientId', 'remainingCalls', 'expiresAt')
-  if not p[1] then return {-1, 'payment_required'} end
-  if p[1] == 'expired' or tonumber(p[5]) <= tonumber(ARGV[8]) then return {-1, 'token_expired'} end
-  if p[2] ~= ARGV[6] then return {-1, 'wrong_service'} end
-  if string.sub(p[3], 1, 4) == 'key:' and p[3] ~= ARGV[7] then return {-1, 'wrong_client'} end
-  if tonumber(p[4]) <= 0 then return {-1, 'no_calls_left'} end
+  local refused = payment_refusal(KEYS[5], ARGV[6], ARGV[7], ARGV[8], 1)
+  if refused then return {-1, refused} end
   redis.call('HINCRBY', KEYS[5], 'remainingCalls', -1)
   redis.call('HINCRBY', KEYS[5], 'usedCalls', 1)
   ledger(KEYS[6], 'consumed', ARGV[9], KEYS[5], 1, {'jobId', ARGV[1]})
-  client = p[3] or ''
+  client = redis.call('HGET', KEYS[5], 'clientId') or ''
 end
 if KEYS[4] ~= '' then redis.call('SET', KEYS[4], ARGV[5], 'PX', ARGV[4]) end
 redis.call('HSET', KEYS[1], unpack(ARGV, 14))
@@ -420,8 +438,9 @@ return status
 """
 )
 
-# Store a batch and pay for it in one step: every payment must cover its service's items (exists, paid, not
-# expired, for that service, used by the API key it is bound to, enough calls left) or nothing happens; then its
+# Store a batch and pay for it in one step: every payment must cover its service's items (`payment_refusal`:
+# exists, paid, not expired, for that service, presented by the client it is bound to, enough calls left) or
+# nothing happens; then its
 # calls are consumed (one ledger event per payment), the items stored and the first window of them queued as jobs.
 # With an idempotency key, an existing batch for that key wins (nothing is charged).
 # KEYS: batch, items list, idempotency key or "", ledger
@@ -441,12 +460,8 @@ local np, nf, ni = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local now = tonumber(ARGV[2])
 for i = 0, np - 1 do
   local pkey, service, calls = ARGV[11 + 3 * i], ARGV[12 + 3 * i], tonumber(ARGV[13 + 3 * i])
-  local p = redis.call('HMGET', pkey, 'status', 'serviceId', 'clientId', 'remainingCalls', 'expiresAt')
-  if not p[1] then return {-1, 'payment_required', i} end
-  if p[1] == 'expired' or tonumber(p[5]) <= now then return {-1, 'token_expired', i} end
-  if p[2] ~= service then return {-1, 'wrong_service', i} end
-  if string.sub(p[3], 1, 4) == 'key:' and p[3] ~= ARGV[6] then return {-1, 'wrong_client', i} end
-  if tonumber(p[4]) < calls then return {-1, 'no_calls_left', i} end
+  local refused = payment_refusal(pkey, service, ARGV[6], now, calls)
+  if refused then return {-1, refused, i} end
 end
 for i = 0, np - 1 do
   local pkey, calls = ARGV[11 + 3 * i], tonumber(ARGV[13 + 3 * i])

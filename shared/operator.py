@@ -46,7 +46,7 @@ class Terms(msgspec.Struct, rename="camel", frozen=True, kw_only=True, forbid_un
     settle_mode: Literal["settle_first"]
     billing_mode: Literal["per_call"]
     max_calls: Annotated[int, msgspec.Meta(ge=1, le=100_000)]
-    allow_reuse: bool
+    allow_reuse: Literal[False]  # a paid call is spent once: reuse is not offered (the catalog says false)
     bind_client: bool
     provider_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     provider: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]

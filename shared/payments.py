@@ -69,6 +69,9 @@ class PaymentRecord(msgspec.Struct, frozen=True, kw_only=True):
     paidAt: int | None = None
     payer: str | None = None
     transaction: str | None = None
+    boundTo: str = ""  # bindClient: the only client this payment pays for ("key:<id>" or an EIP-55 address)
+    digest: str = ""  # sha256 of the signed x402 payload that paid (a repeat of it is recognised by this)
+    idempotencyHash: str = ""  # sha256 of the purchase's Idempotency-Key: a repeat carrying it gets the token
 
 
 class Payment(msgspec.Struct, rename="camel", frozen=True, kw_only=True):
@@ -96,6 +99,15 @@ class Payment(msgspec.Struct, rename="camel", frozen=True, kw_only=True):
     amount_atomic: str
     payer: str | None = None
     transaction: str | None = None
+    bound_to: str | None = None
+
+
+class PaymentStatusView(msgspec.Struct, rename="camel", frozen=True, kw_only=True):
+    """A paid payment as anyone but its owner sees it: that it exists, for what, and its status."""
+
+    payment_id: str
+    service_id: str
+    status: str
 
 
 def new_payment_id() -> str:
@@ -120,9 +132,9 @@ def parse_offer_id(secret: str, payment_id: str) -> tuple[str, int, int] | None:
     service_id, _, rest = payment_id[len(OFFER_PREFIX) :].partition(".")
     calls, _, rest = rest.partition(".")
     expires_s, _, _ = rest.partition(".")
-    if not (calls.isdigit() and expires_s.isdigit()):
+    if not (calls.isascii() and calls.isdigit() and expires_s.isascii() and expires_s.isdigit()):
         return None
-    if not hmac.compare_digest(offer_id(secret, service_id, int(calls), int(expires_s)), payment_id):
+    if not _same(offer_id(secret, service_id, int(calls), int(expires_s)), payment_id):
         return None
     return service_id, int(calls), int(expires_s)
 
@@ -139,7 +151,12 @@ def payment_id_of(secret: str, token: str) -> str | None:
     payment_id, dot, _ = token[len(TOKEN_PREFIX) :].partition(".")
     if not dot or not payment_id.startswith(PAYMENT_ID_PREFIX):
         return None
-    return payment_id if hmac.compare_digest(token_for(secret, payment_id), token) else None
+    return payment_id if _same(token_for(secret, payment_id), token) else None
+
+
+def _same(ours: str, theirs: str) -> bool:
+    """Constant-time equality of our ASCII text and a caller's text of any characters."""
+    return hmac.compare_digest(ours.encode(), theirs.encode("utf-8", "surrogateescape"))
 
 
 def price_cents(service: Service, calls: int) -> int:
@@ -178,7 +195,12 @@ def payment_view(record: PaymentRecord, *, token: str) -> Payment:
         amount_atomic=str(record.amountAtomic),
         payer=record.payer,
         transaction=record.transaction,
+        bound_to=record.boundTo or None,
     )
+
+
+def status_view(record: PaymentRecord) -> PaymentStatusView:
+    return PaymentStatusView(payment_id=record.paymentId, service_id=record.serviceId, status=record.status)
 
 
 def _iso_s(ms: int | None) -> str | None:
@@ -193,6 +215,37 @@ class Settlement(msgspec.Struct, frozen=True, kw_only=True):
     network: str
 
 
+# Claim an authorization: SET NX, else the value holding it. KEYS: nonce key   ARGV: value, ttl s
+CLAIM_NONCE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return '' end
+return redis.call('GET', KEYS[1]) or ''
+"""
+# Release a claim only while it is still ours (compare and delete).   KEYS: nonce key   ARGV: our value
+RELEASE_NONCE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class NonceClaim(msgspec.Struct, frozen=True):
+    """Who holds an authorization's claim: nobody before us (`ours`), a settlement of the same payload still
+    running (`settling`) or done (`payment_id`), or another payload (`other`: a second signature over one nonce)."""
+
+    ours: bool = False
+    settling: bool = False
+    payment_id: str = ""
+    other: bool = False
+
+    @classmethod
+    def parse(cls, value: str, digest: str) -> NonceClaim:
+        if value == "":
+            return cls(ours=True)
+        holder, _, held_digest = value.partition(" ")
+        if held_digest != digest:
+            return cls(other=True)
+        return cls(settling=True) if holder == SETTLING else cls(payment_id=holder)
+
+
 class PaymentStore:
     """Creates and reads payments. Consumption and refunds happen in the job scripts (shared/jobs.py)."""
 
@@ -200,6 +253,8 @@ class PaymentStore:
         self.redis = redis
         self.settings = settings
         self._create = redis.register_script(keys.CREATE_PAYMENT)
+        self._claim = redis.register_script(CLAIM_NONCE)
+        self._release = redis.register_script(RELEASE_NONCE)
         self._expire = redis.register_script(keys.EXPIRE_PAYMENTS)
 
     def new_record(
@@ -211,6 +266,9 @@ class PaymentStore:
         client_id: str = "",
         payment_id: str | None = None,
         settlement: Settlement | None = None,
+        bound_to: str = "",
+        digest: str = "",
+        idempotency_hash: str = "",
     ) -> PaymentRecord:
         now = now_ms()
         paid = settlement is not None
@@ -242,6 +300,9 @@ class PaymentStore:
             paidAt=now if paid else None,
             payer=settlement.payer if settlement else None,
             transaction=settlement.transaction if settlement else None,
+            boundTo=bound_to,
+            digest=digest,
+            idempotencyHash=idempotency_hash,
         )
 
     def offer(self, service: Service, *, calls: int, client_id: str = "") -> PaymentRecord:
@@ -286,23 +347,18 @@ class PaymentStore:
             return msgspec.structs.replace(record, status="expired")  # the sweep has not reached it yet
         return record
 
-    async def claim_nonce(self, nonce_key: str, ttl_s: int) -> bool:
-        """Claim an x402 authorization before settling it, so concurrent copies of one payment settle once."""
-        claimed = await self.redis.set(nonce_key, SETTLING, nx=True, ex=max(ttl_s, 1))
-        return bool(claimed)
+    async def claim_nonce(self, nonce_key: str, digest: str, ttl_s: int) -> NonceClaim:
+        """Claim an x402 authorization for the payload `digest` before settling it, so that of the payloads that
+        carry one authorization, one settles, once. Returns what holds the claim now."""
+        value = await self._claim(keys=[nonce_key], args=[SETTLING + " " + digest, max(ttl_s, 1)])
+        return NonceClaim.parse(value.decode() if isinstance(value, bytes) else str(value), digest)
 
-    async def release_nonce(self, nonce_key: str) -> None:
-        """A settlement that failed did not move money: the same signed payment may be tried again."""
-        await self.redis.delete(nonce_key)
+    async def release_nonce(self, nonce_key: str, digest: str) -> None:
+        """A settlement that was refused moved no money: the same signed payment may be tried again."""
+        await self._release(keys=[nonce_key], args=[SETTLING + " " + digest])
 
-    async def remember_settled(self, nonce_key: str, payment_id: str) -> None:
-        await self.redis.set(nonce_key, payment_id, xx=True, keepttl=True)
-
-    async def settled_by(self, nonce_key: str) -> str | None:
-        """The payment an already-settled authorization bought (None while it is still settling)."""
-        value: bytes | None = await self.redis.get(nonce_key)
-        text = value.decode() if value else ""
-        return text if text.startswith(PAYMENT_ID_PREFIX) else None
+    async def remember_settled(self, nonce_key: str, payment_id: str, digest: str) -> None:
+        await self.redis.set(nonce_key, f"{payment_id} {digest}", xx=True, keepttl=True)
 
     async def expire_due(self, *, batch: int = 500) -> int:
         now = now_ms()

@@ -11,6 +11,11 @@ os.environ["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost,::1"
 for _proxy in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
     os.environ.pop(_proxy, None)
+# The anonymous per-address limit (api/ratelimits.py) out of the way: the suite calls from 127.0.0.1 far faster than
+# one client may. Here for the processes tests start, and below for the apps built in-process;
+# tests/test_client_rate_limit.py sets small limits of its own.
+ANON_UNLIMITED = {"SERVER402_ANON_RATE": "100000", "SERVER402_ANON_BURST": "100000"}
+os.environ.update(ANON_UNLIMITED)
 
 from collections.abc import AsyncIterator, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -34,7 +39,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
 
 @pytest.fixture(scope="session")
 def settings(redis_server: EmbeddedRedis) -> Settings:
-    return Settings.from_env({"REDIS_URL": redis_server.url, "SERVER402_LOG_FORMAT": "json"})
+    return Settings.from_env({"REDIS_URL": redis_server.url, "SERVER402_LOG_FORMAT": "json", **ANON_UNLIMITED})
 
 
 @pytest.fixture(scope="session")
@@ -100,6 +105,7 @@ def pipeline_settings(redis_url: str, sandbox_endpoint: str, extra: dict[str, st
             "SERVER402_RETRY_BASE_S": "0.02",
             "SERVER402_RETRY_CAP_S": "0.1",
             "SERVER402_JOB_DEADLINE_S": "20",
+            **ANON_UNLIMITED,
             **extra,
         }
     )

@@ -21,8 +21,8 @@ from shared.catalog import load_specs
 from shared.config import Settings
 from workers.tenancy import (
     NAME_MAX,
+    Namespaces,
     TenantError,
-    db_prefix,
     owner_key,
     scope_error_message,
     scope_request,
@@ -41,15 +41,17 @@ class Gateway:
     upstream: Upstream
     redis: Redis
     sandbox: RunningSandbox
+    namespaces: Namespaces
 
     async def call(self, tenant: str, action: str, **params: Any) -> dict[str, Any]:
-        scoped = await scope_request(self.redis, action, params, tenant)
+        prefix = await self.namespaces.prefix(tenant)
+        scoped = await scope_request(self.redis, action, params, tenant=tenant, prefix=prefix)
         try:
             answer = await self.upstream.call(SPECS[action], scoped, timeout_s=10)
         except UpstreamError as exc:  # what the worker records on the job: the message in the caller's terms
-            message = scope_error_message(exc.message, tenant)
+            message = scope_error_message(exc.message, prefix)
             raise UpstreamError(exc.code, message, status=exc.status, retryable=exc.retryable) from None
-        return await scope_result(self.redis, action, params, answer.result, tenant)
+        return await scope_result(self.redis, action, params, answer.result, tenant=tenant, prefix=prefix)
 
     async def raw(self, action: str, **params: Any) -> dict[str, Any]:
         """The upstream as the gateway's one access key sees it, with no tenant scoping."""
@@ -72,7 +74,7 @@ async def gateway(redis_server: EmbeddedRedis, redis: Redis) -> AsyncIterator[Ga
                 "SERVER402_CLOUDAUTH_ENDPOINT": sandbox.endpoint,
             }
         )
-        yield Gateway(Upstream(settings), redis, sandbox)
+        yield Gateway(Upstream(settings), redis, sandbox, Namespaces(redis))
 
 
 @pytest.fixture
@@ -110,8 +112,9 @@ async def test_two_tenants_own_same_db_name_and_each_lists_only_its_own(
     assert await gateway.call(a, "ListFaceDbs") == {"DbList": [{"Name": n} for n in ("people", "staff", "visitors")]}
     assert await gateway.call(a, "ListFaceDbs", Offset=1, Limit=1) == {"DbList": [{"Name": "staff"}]}
     upstream_names = {db["Name"] for db in (await gateway.raw("ListFaceDbs"))["DbList"]}
-    assert {db_prefix(a) + "people", db_prefix(b) + "people"} <= upstream_names
-    assert db_prefix(a) != db_prefix(b)
+    prefix_a, prefix_b = await gateway.namespaces.prefix(a), await gateway.namespaces.prefix(b)
+    assert {prefix_a + "people", prefix_b + "people"} <= upstream_names
+    assert prefix_a != prefix_b
 
     entities = (await gateway.call(a, "ListFaceEntities", DbName="people"))["Entities"]
     assert [(e["DbName"], e["EntityId"], e["FaceCount"]) for e in entities] == [("people", "alice", 1)]
@@ -128,7 +131,9 @@ async def test_other_tenant_cannot_read_search_or_delete_a_db(gateway: Gateway, 
     assert await failure(gateway.call(b, "SearchFace", DbName="people", **search)) == missing
     assert await failure(gateway.call(b, "DeleteFace", DbName="people", FaceId=face_id)) == missing
     assert await failure(gateway.call(b, "DeleteFaceDb", Name="people")) == missing
-    a_upstream_name = db_prefix(a) + "people"  # knowing A's namespace does not help: B's own prefix goes first
+    a_upstream_name = (
+        await gateway.namespaces.prefix(a) + "people"
+    )  # knowing A's namespace does not help: B's own prefix goes first
     assert await failure(gateway.call(b, "DeleteFaceDb", Name=a_upstream_name)) == (
         "InvalidDB.Status",
         f"The face database {a_upstream_name} does not exist.",
@@ -162,7 +167,7 @@ async def test_search_across_db_names_finds_only_own_faces(gateway: Gateway, ten
     assert items == [("people", "alice", a_face)]
     assert found_by_a["MatchList"][0]["FaceItems"][0]["Score"] > 0.9
 
-    a_upstream_name = db_prefix(a) + "people"
+    a_upstream_name = await gateway.namespaces.prefix(a) + "people"
     across = gateway.call(b, "SearchFace", DbNames=f"people,{a_upstream_name}", ImageUrl=face, Limit=10)
     assert await failure(across) == ("InvalidDB.Status", f"The face database {a_upstream_name} does not exist.")
 
@@ -221,14 +226,15 @@ async def test_names_too_long_for_the_namespace_are_caller_errors(gateway: Gatew
 
 async def test_requests_are_copied_and_stateless_actions_pass_through(redis: Redis) -> None:
     params = {"DbName": "people", "EntityId": "alice"}
-    scoped = await scope_request(redis, "GetFaceEntity", params, "anon")
+    prefix = await Namespaces(redis).prefix("anon")
+    scoped = await scope_request(redis, "GetFaceEntity", params, tenant="anon", prefix=prefix)
     assert params == {"DbName": "people", "EntityId": "alice"}
-    assert scoped["DbName"] == db_prefix("anon") + "people"
+    assert scoped["DbName"] == prefix + "people"
     detect = {"ImageURL": "http://127.0.0.1:9/face.jpg"}
-    assert await scope_request(redis, "DetectFace", detect, "anon") == detect
-    result = {"DbName": db_prefix("anon") + "people", "EntityId": "alice"}
-    assert await scope_result(redis, "GetFaceEntity", params, result, "anon") == {
+    assert await scope_request(redis, "DetectFace", detect, tenant="anon", prefix=prefix) == detect
+    result = {"DbName": prefix + "people", "EntityId": "alice"}
+    assert await scope_result(redis, "GetFaceEntity", params, result, tenant="anon", prefix=prefix) == {
         "DbName": "people",
         "EntityId": "alice",
     }
-    assert result["DbName"] == db_prefix("anon") + "people"
+    assert result["DbName"] == prefix + "people"

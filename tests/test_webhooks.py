@@ -247,7 +247,7 @@ async def test_webhook_targets_inside_the_network_or_malformed_are_refused(
 async def test_webhooks_need_a_known_event_and_a_caller_to_sign_for(pipeline: Pipeline, receiver: Receiver) -> None:
     face = {"ImageURL": pipeline.sandbox.image("face.jpg")}
     response = await pipeline.api.post("/api/tools/face-detection", params={"webhook": receiver.url}, json=face)
-    assert response.status == 400 and "API key or a payment token" in (await response.json())["error"]
+    assert response.status == 400 and "API key, or a payment token" in (await response.json())["error"]
     key = await api_key(pipeline)
     response = await pipeline.api.post(
         "/api/tools/face-detection",

@@ -22,6 +22,7 @@ from shared.payments import PaymentStore
 from shared.webhooks import DeliveryStore
 from workers.ratelimit import RateLimiter
 from workers.tasks import MAX_SLOT_WAIT_S, BatchSlots, expire_payments, run_tool
+from workers.tenancy import Namespaces
 from workers.upstream import Upstream
 from workers.webhooks import WebhookSender
 
@@ -53,6 +54,7 @@ def worker_options(settings: Settings, catalog: Catalog | None = None) -> dict[s
             redis, str(settings.access_key_id), ctx["metrics"], margin=settings.ratelimit_margin
         )
         ctx["payments"] = PaymentStore(redis, settings)
+        ctx["namespaces"] = Namespaces(redis)  # face-database namespaces of tenants (workers/tenancy.py)
         ctx["webhooks"] = WebhookSender(settings, ctx["store"], ctx["batches"], DeliveryStore(redis))
         # signed deliveries of job and batch events (workers/webhooks.py), stopping with arq's main task
         ctx["webhooks"].start(tied_to=asyncio.current_task())

@@ -88,6 +88,7 @@ class WorkerContext(TypedDict):
     metrics: WorkerMetrics
     batches: BatchStore
     batch_slots: BatchSlots
+    namespaces: tenancy.Namespaces
     job_try: int
     arq_keys_deleted: NotRequired[bool]  # workers.queue.ARQ_KEYS_DELETED: the job has ended, arq need not finish it
 
@@ -198,8 +199,9 @@ async def _attempt(ctx: WorkerContext, record: JobRecord, attempt: int) -> str:
         await store.fail(record, CANCELED, "canceled", refund="canceled")  # asked for while the job waited
         return "canceled"
     params: dict[str, Any] = _decode_input(record.input)
+    prefix = await ctx["namespaces"].prefix(record.tenant) if tenancy.needs_namespace(spec.action) else ""
     try:  # face databases and templates: each caller sees only its own (workers/tenancy.py)
-        scoped = await tenancy.scope_request(ctx["redis"], spec.action, params, record.tenant)
+        scoped = await tenancy.scope_request(ctx["redis"], spec.action, params, tenant=record.tenant, prefix=prefix)
     except tenancy.TenantError as exc:
         await store.fail(record, JobError(code=exc.code, message=exc.message, retryable=False))
         return f"failed:{exc.code}"
@@ -207,19 +209,21 @@ async def _attempt(ctx: WorkerContext, record: JobRecord, attempt: int) -> str:
     try:
         result = await ctx["upstream"].call(spec, scoped, timeout_s=(record.deadline - now_ms()) / 1000)
     except UpstreamError as exc:
-        return await _upstream_failed(ctx, record, attempt, exc)
+        return await _upstream_failed(ctx, record, attempt, exc, prefix)
     latency_ms = (time.perf_counter() - started) * 1000
-    output = await tenancy.scope_result(ctx["redis"], spec.action, params, result.result, record.tenant)
+    output = await tenancy.scope_result(
+        ctx["redis"], spec.action, params, result.result, tenant=record.tenant, prefix=prefix
+    )
     figure = result_figure(record.service, ok=True, latency_ms=latency_ms)  # counted as the caller hears
     await store.succeed(record, envelope(spec.action, output, result.request_id), figure=figure)
     return "succeeded"
 
 
-async def _upstream_failed(ctx: WorkerContext, record: JobRecord, attempt: int, exc: UpstreamError) -> str:
+async def _upstream_failed(ctx: WorkerContext, record: JobRecord, attempt: int, exc: UpstreamError, prefix: str) -> str:
     """A retryable error waits for its retry (or ends the job when the deadline would pass). Any other fails the
     job now: the caller's input was refused (charged; says nothing about the service, so no quality figure), or
     our own credentials or subscription were (given back; the service did not work: an error)."""
-    message = tenancy.scope_error_message(exc.message, record.tenant)
+    message = tenancy.scope_error_message(exc.message, prefix)
     error = JobError(code=exc.code, message=message, retryable=exc.retryable, upstream_request_id=exc.request_id)
     if exc.retryable:
         return await _retry_or_fail(ctx, record, attempt, error)

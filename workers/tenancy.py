@@ -4,8 +4,11 @@ The worker wraps each upstream call: `scope_request` -> `Upstream.call` -> `scop
 `scope_error_message` on an upstream error). `SCOPES` is the one table saying, per action, where face-database
 names and template ids sit in the parameters and in the result; actions not in it pass through unchanged.
 
-Face databases. The upstream sees `<prefix><name>`, prefix = "t" + the first 10 hex digits of sha256(tenant) +
-"_" (12 characters, deterministic, see `db_prefix`). Upstream names are 1-64 letters, digits or underscores
+Face databases. The upstream sees `<prefix><name>`, prefix = "t" + the tenant's namespace id + "_" (12
+characters). A namespace id is 10 random lowercase letters and digits, drawn for a tenant on its first use and
+claimed in Redis in one step with its reverse entry (`CLAIM_NAMESPACE`), so two tenants never share one by
+construction, whatever their names (`Namespaces`). Tenants are canonical (api/callcore/parties.py).
+Upstream names are 1-64 letters, digits or underscores
 (sandbox/state.py `NAME`), so a caller's name may have at most 52: a longer name, or one with other characters,
 is refused with `InvalidParameter` before any call (never truncated). Every name in the parameters gets the
 prefix (DbName; Name of Create/DeleteFaceDb; each entry of SearchFace's comma-separated DbNames), so a tenant can
@@ -32,6 +35,7 @@ import copy
 import enum
 import hashlib
 import re
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -141,10 +145,72 @@ SCOPES: dict[str, Scope] = {
 }
 
 
+# ---------------------------------------------------------------------------------------------- namespaces
+NAMESPACE_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+NAMESPACE_CANDIDATES = 4  # ids offered per claim; a 36**10 space makes even a second one all but unused
+MAX_CACHED_NAMESPACES = 100_000
+
+# A tenant's namespace id: the one it has, else the first candidate no tenant holds, claimed with its reverse
+# entry in the same step. KEYS: tenant's key   ARGV: reverse-key prefix, tenant, candidates...
+# Returns the id ('' when every candidate was taken: the caller draws more).
+CLAIM_NAMESPACE = """
+local held = redis.call('GET', KEYS[1])
+if held then return held end
+for i = 3, #ARGV do
+  if redis.call('SET', ARGV[1] .. ARGV[i], ARGV[2], 'NX') then
+    redis.call('SET', KEYS[1], ARGV[i])
+    return ARGV[i]
+  end
+end
+return ''
+"""
+
+
+def namespace_key(tenant: str) -> str:
+    """string: the tenant's namespace id; no expiry (its databases live upstream for as long)."""
+    return f"{PREFIX}:tenant:ns:{hashlib.sha256(tenant.encode()).hexdigest()}"
+
+
+NAMESPACE_OWNER_PREFIX = f"{PREFIX}:tenant:nsid:"  # string per id: the tenant holding it; no expiry
+
+
+def db_prefix(namespace_id: str) -> str:
+    """The upstream name prefix of a namespace, e.g. `tk3v9q0x2mb_`."""
+    return f"t{namespace_id}_"
+
+
+class Namespaces:
+    """Tenants' namespace ids, claimed on first use and remembered by the worker (an id never changes)."""
+
+    def __init__(self, redis: Redis, *, draw: Callable[[], str] | None = None) -> None:
+        self._claim = redis.register_script(CLAIM_NAMESPACE)
+        self._known: dict[str, str] = {}
+        self._draw = draw or _random_namespace_id
+
+    async def prefix(self, tenant: str) -> str:
+        namespace_id = self._known.get(tenant)
+        while namespace_id is None:
+            candidates = [self._draw() for _ in range(NAMESPACE_CANDIDATES)]
+            claimed = _text(
+                await self._claim(keys=[namespace_key(tenant)], args=[NAMESPACE_OWNER_PREFIX, tenant, *candidates])
+            )
+            namespace_id = claimed or None
+        if len(self._known) >= MAX_CACHED_NAMESPACES:
+            self._known.clear()
+        self._known[tenant] = namespace_id
+        return db_prefix(namespace_id)
+
+
+def _random_namespace_id() -> str:
+    return "".join(secrets.choice(NAMESPACE_ALPHABET) for _ in range(PREFIX_HEX_DIGITS))
+
+
+def needs_namespace(action: str) -> bool:
+    """Whether an action touches face databases or templates (then it needs the tenant's namespace)."""
+    return action in SCOPES
+
+
 # ---------------------------------------------------------------------------------------------- public API
-def db_prefix(tenant: str) -> str:
-    """The tenant's face-database namespace, e.g. `t1a2b3c4d5e_`."""
-    return f"t{hashlib.sha256(tenant.encode()).hexdigest()[:PREFIX_HEX_DIGITS]}_"
 
 
 def owner_key(template_id: str) -> str:
@@ -157,13 +223,13 @@ def tenant_templates_key(tenant: str) -> str:
     return f"{PREFIX}:tenant:tpls:{hashlib.sha256(tenant.encode()).hexdigest()}"
 
 
-async def scope_request(redis: Redis, action: str, params: dict[str, Any], tenant: str) -> dict[str, Any]:
-    """The parameters the upstream should see for this tenant (a new dict). Raises TenantError."""
+async def scope_request(redis: Redis, action: str, params: dict[str, Any], tenant: str, prefix: str) -> dict[str, Any]:
+    """The parameters the upstream should see for this tenant, whose namespace is `prefix` (a new dict).
+    Raises TenantError."""
     scoped = dict(params)
     scope = SCOPES.get(action)
     if scope is None:
         return scoped
-    prefix = db_prefix(tenant)
     for field in scope.db_params:
         if scoped.get(field) not in (None, ""):  # absent: the upstream answers Missing<field>
             scoped[field] = prefix + _checked_name(field, scoped[field])
@@ -181,14 +247,13 @@ async def scope_request(redis: Redis, action: str, params: dict[str, Any], tenan
 
 
 async def scope_result(
-    redis: Redis, action: str, params: dict[str, Any], result: dict[str, Any], tenant: str
+    redis: Redis, action: str, params: dict[str, Any], result: dict[str, Any], *, tenant: str, prefix: str
 ) -> dict[str, Any]:
     """The upstream's result as this tenant may see it (a new dict); `params` are the caller's own."""
     scope = SCOPES.get(action)
     if scope is None:
         return dict(result)
     scoped = copy.deepcopy(result)
-    prefix = db_prefix(tenant)
     for path in scope.db_results:
         _rewrite(scoped, path, lambda name: name[len(prefix) :] if name.startswith(prefix) else None)
     if scope.template_results:
@@ -202,9 +267,9 @@ async def scope_result(
     return scoped
 
 
-def scope_error_message(message: str, tenant: str) -> str:
+def scope_error_message(message: str, prefix: str) -> str:
     """An upstream error message in the caller's terms: its database names without the namespace prefix."""
-    return message.replace(db_prefix(tenant), "")
+    return message.replace(prefix, "") if prefix else message
 
 
 # ---------------------------------------------------------------------------------------------- internals

@@ -21,10 +21,12 @@ import structlog
 from aiohttp import web
 
 from api import keys
-from api.calls import MAX_IDEMPOTENCY_KEY
-from api.identity import Caller, identify, job_readers, token_owner
+from api.callcore.calls import checked_idempotency_key
+from api.callcore.gate import offer_body
+from api.callcore.parties import Caller, token_owner
+from api.callcore.refusals import INVALID_TOKEN, refusal
+from api.identity import identify, job_readers, presented_tokens
 from api.json_depth import NESTED_TOO_DEEPLY, too_deep
-from api.payment_gate import FAILURES, check_access, offer_body
 from api.responses import json_response
 from api.routes.jobs import wait_seconds
 from shared import errors
@@ -42,7 +44,7 @@ from shared.batches import (
 from shared.jobs import ANONYMOUS, now_ms
 from shared.keys import batch_idempotency_key
 from shared.models import Service
-from shared.payments import PaymentRecord, payment_id_of
+from shared.payments import PaymentRecord
 from shared.webhooks import BATCH_EVENTS, COMPLETED, JOB_EVENTS, WebhookRefused, requested
 
 routes = web.RouteTableDef()
@@ -88,17 +90,21 @@ async def create_batch(request: web.Request) -> web.Response:
     settings = request.app[keys.SETTINGS]
     raw = await _read_body(request, settings.batch_max_bytes)
     caller = await identify(request)
-    tokens = _tokens(request)
+    tokens = presented_tokens(request)
     idempotency = _idempotency(request, caller, tokens, raw)
     if idempotency is not None and (replay := await _replay(request, idempotency)) is not None:
         return replay
     items, options, parse_errors = _parse(raw, request.content_type)
     webhook = _webhook(request, options)
     checked = await _check_items(request, caller, items, parse_errors)
+    _check_bounds(request, caller, checked, webhook)
     payments = await _payments_for(request, checked, tokens)
-    owner = caller.key_client_id or _token_owner_of(request, tokens[0] if tokens else None) or ANONYMOUS
+    owner = caller.key_client_id or (token_owner(payments[0][0].paymentId) if payments else ANONYMOUS)
     if webhook is not None and owner == ANONYMOUS:
-        raise errors.BadRequest("webhooks are signed with your client's secret: send an API key or a payment token")
+        raise errors.BadRequest(
+            "a webhook needs an API key, or a payment token that pays for items of this batch (its secret signs "
+            "the deliveries)"
+        )
     created = now_ms()
     record = BatchRecord(
         id=new_batch_id(created),
@@ -146,14 +152,29 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
 
 
 def _token_owner_of(request: web.Request, token: str | None) -> str | None:
-    """Whose a batch paid by tokens (without an API key) is: the first token's, in the header's order."""
-    payment_id = payment_id_of(request.app[keys.SETTINGS].token_secret, token) if token else None
+    """Whose a batch paid by tokens (without an API key) is: the first paying token's, in the header's order."""
+    payment_id = request.app[keys.GATE].token_payment(token) if token else None
     return token_owner(payment_id) if payment_id else None
 
 
-def _tokens(request: web.Request) -> list[str]:
-    header = request.headers.get("X-Payment-Token", "")
-    return [token.strip() for token in header.split(",") if token.strip()]
+def _check_bounds(request: web.Request, caller: Caller, checked: list[CheckedItem], webhook: Webhook | None) -> None:
+    """What one request may cause: free items without an API key, and webhook deliveries, are bounded."""
+    settings = request.app[keys.SETTINGS]
+    if caller.api_key is None:
+        free = sum(1 for item in checked if item.service.pricing.amount_cents == 0)
+        if free > settings.anon_batch_free_items:
+            raise errors.InvalidBatch(
+                f"without an API key a batch may hold at most {settings.anon_batch_free_items} items of free "
+                f"services; this one has {free}"
+            )
+    if webhook is not None:
+        job_events = len(webhook.job_events.split(",")) if webhook.job_events else 0
+        deliveries = len(checked) * job_events + 1
+        if deliveries > settings.batch_max_deliveries:
+            raise errors.BadRequest(
+                f"this batch's webhook would make {deliveries} deliveries; at most {settings.batch_max_deliveries} "
+                "are allowed per batch: ask for fewer job events (batch.completed alone is one delivery)"
+            )
 
 
 def _parse(raw: bytes, content_type: str) -> tuple[list[Any], dict[str, Any], dict[int, ItemError]]:
@@ -270,7 +291,7 @@ def _check_item(request: web.Request, caller: Caller, item: Any, seen: set[str])
     if service is None:
         raise ItemProblem("service_not_found", "serviceId is not a service of the catalog; see /api/catalog")
     try:
-        check_access(caller, service, request)
+        request.app[keys.GATE].check_access(caller, service)
     except (errors.Unauthorized, errors.Forbidden) as exc:
         raise ItemProblem(exc.code, exc.message) from None
     params = item.get("input", {})
@@ -296,15 +317,14 @@ async def _payments_for(
 ) -> list[tuple[PaymentRecord, str]]:
     """The payment (and its token) paying for each paid service of the batch, in the header's order; 402 when a
     service has none (saying what to buy), 400 for two tokens of one service."""
-    settings = request.app[keys.SETTINGS]
     store = request.app[keys.PAYMENTS]
     counts = _paid_counts(checked)
     found: dict[str, tuple[PaymentRecord, str]] = {}
     for token in tokens:
-        payment_id = payment_id_of(settings.token_secret, token)
+        payment_id = request.app[keys.GATE].token_payment(token)
         record = await store.get(payment_id) if payment_id else None
         if record is None:
-            raise _payment_required(request, counts, "invalid_token", "unknown or unpaid payment token")
+            raise _payment_required(request, counts, "invalid_token", INVALID_TOKEN)
         if record.serviceId in found:
             raise errors.BadRequest(f"send one payment token per service ({record.serviceId} has two)")
         found[record.serviceId] = (record, token)
@@ -338,8 +358,9 @@ def _refusal(
     request: web.Request, refused: BatchRefused, payments: list[tuple[PaymentRecord, str]], counts: dict[str, int]
 ) -> errors.Server402Error:
     payment = payments[refused.index][0]
-    status, error, code, message = FAILURES.get(refused.reason, FAILURES["payment_required"])
-    if status == 403:
+    found = refusal(refused.reason)
+    error, code, message = found.error, found.code, found.message
+    if found.status == 403:
         return errors.Forbidden(error, code=code)
     if refused.reason == "no_calls_left":
         needs = counts[payment.serviceId]
@@ -367,8 +388,7 @@ def _idempotency(request: web.Request, caller: Caller, tokens: list[str], raw: b
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None
-    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable():
-        raise errors.BadRequest(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters")
+    checked_idempotency_key(key)
     scope = caller.key_client_id or (_token_owner_of(request, tokens[0]) or "invalid" if tokens else ANONYMOUS)
     digest = hashlib.sha256()
     for part in (request.content_type.encode(), request.query_string.encode(), raw):

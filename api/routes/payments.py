@@ -2,8 +2,13 @@
 
 POST without a payment answers 402 with the pending payment and the x402 `PAYMENT-REQUIRED` terms for its
 amount; the same POST carrying `PAYMENT-SIGNATURE` (or `X-PAYMENT`) settles and answers 201 with the paid payment
-and its token, so the official x402 client buys a token in one call. Sending the same signed payment again
-returns the same payment (200): a lost answer can be fetched again, never paid twice.
+and its token, so the official x402 client buys a token in one call. Sending the same signed payment again (the
+same payload, byte for byte once canonical) returns the same payment (200), never paid twice; its token only to
+a request that shows it is the buyer's (the API key that bought it, or the first request's `Idempotency-Key`):
+the signed authorization is public on chain once settled, so it alone proves nothing.
+
+GET shows a pending offer to anyone (it holds no one's data); a paid payment's payer, transaction, key and token
+only to its owner (the key that bought it, or its own token); anyone else sees that it exists and its status.
 """
 
 from __future__ import annotations
@@ -15,13 +20,15 @@ import structlog
 from aiohttp import web
 
 from api import keys
-from api.identity import identify
-from api.payment_gate import check_access, payment_required, settle_inline, signature_of
+from api.call_adapter import settle_headers, x402_from_headers
+from api.callcore.calls import checked_idempotency_key
+from api.callcore.parties import owns_payment
+from api.identity import call_context, token_payments
 from api.responses import json_response
 from api.routes.tools import read_json_object
 from shared import errors
 from shared.models import Service
-from shared.payments import MAX_CALLS_PER_PAYMENT, PaymentRecord, payment_id_of, payment_view, token_for
+from shared.payments import MAX_CALLS_PER_PAYMENT, payment_view, status_view, token_for
 
 routes = web.RouteTableDef()
 BODY_FIELDS = frozenset({"serviceId", "providerId", "calls"})
@@ -31,20 +38,29 @@ BODY_FIELDS = frozenset({"serviceId", "providerId", "calls"})
 async def create_payment(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     service, calls = _purchase(request, body)
-    caller = await identify(request)
-    check_access(caller, service, request)
+    ctx = await call_context(request)
+    gate = request.app[keys.GATE]
+    gate.check_access(ctx.caller, service)
     structlog.contextvars.bind_contextvars(service_id=service.id, calls=calls)
-    signature = signature_of(request)
-    store = request.app[keys.PAYMENTS]
-    if signature is None:
-        pending = store.offer(service, calls=calls, client_id=caller.key_client_id)
-        raise await payment_required(request, service, calls=calls, offer=pending)
-    record, headers, fresh = await settle_inline(
-        request, service, signature, calls=calls, kind="purchase", client_id=caller.key_client_id
+    offered = x402_from_headers(request)
+    idempotency_key = request.headers.get("Idempotency-Key")
+    if idempotency_key is not None:
+        checked_idempotency_key(idempotency_key)
+    if offered is None:
+        raise gate.payment_required(service, ctx.resource_url, calls=calls, client_id=ctx.caller.key_client_id)
+    verified = gate.verified(service, offered, ctx, calls)
+    bought = await gate.purchase(ctx, service, verified, calls, idempotency_key)
+    record = bought.record
+    structlog.contextvars.bind_contextvars(payment_id=record.paymentId, replayed=not bought.fresh)
+    headers = {**settle_headers(bought.settled), "Location": f"/api/payments/{record.paymentId}"}
+    token = token_for(request.app[keys.SETTINGS].token_secret, record.paymentId) if bought.show_token else ""
+    view: Any = payment_view(record, token=token) if bought.show_token else status_view(record)
+    return web.Response(
+        body=msgspec.json.encode(view),
+        status=201 if bought.fresh else 200,
+        content_type="application/json",
+        headers=headers,
     )
-    structlog.contextvars.bind_contextvars(payment_id=record.paymentId, replayed=not fresh)
-    location = {"Location": f"/api/payments/{record.paymentId}"}
-    return _answer(request, record, status=201 if fresh else 200, headers={**headers, **location})
 
 
 @routes.get("/api/payments/{payment_id}")
@@ -54,14 +70,13 @@ async def get_payment(request: web.Request) -> web.Response:
     record = await store.get(payment_id) or store.offer_for(payment_id, request.app[keys.CATALOG].resolve)
     if record is None:
         raise errors.NotFound("payment not found")
-    caller = await identify(request)
-    settings = request.app[keys.SETTINGS]
-    presented = request.headers.get("X-Payment-Token", "").strip()
-    owner = (caller.api_key is not None and caller.key_client_id == record.clientId) or (
-        payment_id_of(settings.token_secret, presented) == record.paymentId
-    )
-    token = token_for(settings.token_secret, record.paymentId) if owner and record.kind != "offer" else ""
-    return json_response(payment_view(record, token=token))
+    if record.kind == "offer":
+        return json_response(payment_view(record, token=""))
+    ctx = await call_context(request)
+    presented = next(iter(token_payments(request)), None)
+    if not owns_payment(ctx.caller, presented, record.clientId, record.paymentId):
+        return json_response(status_view(record))
+    return json_response(payment_view(record, token=token_for(request.app[keys.SETTINGS].token_secret, payment_id)))
 
 
 def _purchase(request: web.Request, body: dict[str, Any]) -> tuple[Service, int]:
@@ -82,13 +97,3 @@ def _purchase(request: web.Request, body: dict[str, Any]) -> tuple[Service, int]
     if service.pricing.amount_cents == 0:
         raise errors.BadRequest(f"{service.id} is free: call /api/tools/{service.id} without paying")
     return service, calls
-
-
-def _answer(request: web.Request, record: PaymentRecord, *, status: int, headers: dict[str, str]) -> web.Response:
-    token = token_for(request.app[keys.SETTINGS].token_secret, record.paymentId)
-    return web.Response(
-        body=msgspec.json.encode(payment_view(record, token=token)),
-        status=status,
-        content_type="application/json",
-        headers=headers,
-    )

@@ -17,10 +17,9 @@ import structlog
 from aiohttp import web
 
 from api import keys
-from api.calls import start_call
+from api.call_adapter import payment_from_headers, settle_headers, start_call
 from api.jobs_view import answer_for_record, view_for
 from api.json_depth import NESTED_TOO_DEEPLY, too_deep
-from api.payment_gate import PaymentInput
 from api.responses import json_response
 from api.routes.webhooks import call_webhook
 from shared import errors
@@ -77,7 +76,8 @@ async def call_tool(request: web.Request) -> web.Response:
     prefer_header = request.headers.get("Prefer", "")
     prefer = parse_prefer(prefer_header, default_s=settings.wait_default_s, max_s=settings.wait_max_s)
     webhook = call_webhook(request)
-    record, headers = await start_call(request, service, params, PaymentInput.from_headers(request), webhook=webhook)
+    started = await start_call(request, service, params, payment_from_headers(request), webhook=webhook)
+    record, headers = started.record, settle_headers(started.settled)
     if prefer.applied:
         headers["Preference-Applied"] = prefer.applied
     try:

@@ -11,7 +11,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from api import keys
-from api.identity import identify, token_owner
+from api.callcore.calls import Webhook
+from api.callcore.parties import token_owner
+from api.identity import identify
 from api.responses import json_response
 from api.routes.batches import owned_batch
 from api.routes.jobs import owned_job
@@ -30,12 +32,12 @@ from shared.webhooks import (
 routes = web.RouteTableDef()
 
 
-def call_webhook(request: web.Request) -> tuple[str, str] | None:
+def call_webhook(request: web.Request) -> Webhook | None:
     """`?webhook=URL&webhookEvents=a,b` of a tool call: (url, comma-separated events), checked; or None."""
     return checked_webhook(request, request.query.get("webhook"), request.query.get("webhookEvents"))
 
 
-def checked_webhook(request: web.Request, url: object, raw_events: object) -> tuple[str, str] | None:
+def checked_webhook(request: web.Request, url: object, raw_events: object) -> Webhook | None:
     """A tool call's webhook (HTTP query or MCP arguments): (url, comma-separated events), or None; 400 when the
     target or the events cannot be used."""
     try:
@@ -48,7 +50,7 @@ def checked_webhook(request: web.Request, url: object, raw_events: object) -> tu
         )
     except WebhookRefused as exc:
         raise errors.BadRequest(str(exc)) from None
-    return (webhook[0], ",".join(webhook[1])) if webhook else None
+    return Webhook(webhook[0], ",".join(webhook[1])) if webhook else None
 
 
 async def _owner(request: web.Request) -> str:

@@ -22,6 +22,7 @@ Admin endpoints, for tests and `make run` (amounts in atomic units: 1 USDC = 1_0
     GET  /_facilitator/balances?address=0x..       {"address", "balance"}
     POST /_facilitator/fund {"address", "amount"}  mint amount to address -> {"address", "balance"}
     GET  /_facilitator/transfers                   [{"from", "to", "value", "nonce", "transaction", "at"}, ...]
+    GET  /_facilitator/counts                      {"verify": n, "settle": n}: requests received (any answer)
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ log = structlog.get_logger("facilitator")
 CONFIG = web.AppKey("config", FacilitatorConfig)
 LEDGER = web.AppKey("ledger", Ledger)
 FACILITATOR = web.AppKey("facilitator", x402FacilitatorSync)
+COUNTS = web.AppKey("counts", dict[str, int])
 OUTCOME = web.RequestKey("outcome", str)
 
 Address = Annotated[str, msgspec.Meta(pattern="^0x[0-9a-fA-F]{40}$")]
@@ -116,6 +118,8 @@ def create_facilitator_app(config: FacilitatorConfig) -> web.Application:
     app.router.add_get("/_facilitator/balances", get_balance)
     app.router.add_post("/_facilitator/fund", post_fund)
     app.router.add_get("/_facilitator/transfers", get_transfers)
+    app.router.add_get("/_facilitator/counts", get_counts)
+    app[COUNTS] = {"verify": 0, "settle": 0}
     return app
 
 
@@ -165,6 +169,7 @@ async def get_supported(request: web.Request) -> web.Response:
 
 
 async def post_verify(request: web.Request) -> web.Response:
+    request.app[COUNTS]["verify"] += 1
     payload, requirements = _payment(await request.read())
     refused = _not_served(request.app[CONFIG], payload, requirements)
     if refused:
@@ -176,6 +181,7 @@ async def post_verify(request: web.Request) -> web.Response:
 
 
 async def post_settle(request: web.Request) -> web.Response:
+    request.app[COUNTS]["settle"] += 1
     payload, requirements = _payment(await request.read())
     refused = _not_served(request.app[CONFIG], payload, requirements)
     if refused:
@@ -218,6 +224,10 @@ async def post_fund(request: web.Request) -> web.Response:
         raise BadRequest(f'expected {{"address": "0x...", "amount": <positive int>}}: {exc}') from None
     address = to_checksum_address(fund.address)
     return json_response({"address": address, "balance": request.app[LEDGER].fund(address, fund.amount)})
+
+
+async def get_counts(request: web.Request) -> web.Response:
+    return json_response(request.app[COUNTS])
 
 
 async def get_transfers(request: web.Request) -> web.Response:

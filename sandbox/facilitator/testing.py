@@ -38,6 +38,10 @@ class RunningFacilitator:
         """Settled transfers, oldest first: {from, to, value, nonce, transaction, at}."""
         return await self._admin("GET", "transfers")  # type: ignore[no-any-return]
 
+    async def counts(self) -> dict[str, int]:
+        """Requests /verify and /settle have received, whatever they answered."""
+        return await self._admin("GET", "counts")  # type: ignore[no-any-return]
+
     async def _admin(self, method: str, path: str, **kwargs: Any) -> Any:
         async with self.http.request(method, f"{self.url}/_facilitator/{path}", **kwargs) as response:
             body = await response.json()
