@@ -11,6 +11,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from support import Pipeline
 
 from scripts.embedded_redis import free_port
+from shared.keys import QUEUE_NAME
 from shared.metrics import JOBS_FINISHED, KEY_PREFIX, UPSTREAM_CALL, WorkerMetrics
 
 
@@ -90,7 +91,11 @@ async def test_the_queue_gauges_count_a_running_job_as_running_only(pipeline: Pi
             break
         await asyncio.sleep(0.01)
     samples = await scrape(pipeline)
+    # arq queues its cron job (payment expiry, at :00 and :30) about its time: that one may count, nothing else
+    crons = [member for member in await pipeline.redis.zrange(QUEUE_NAME, 0, -1) if not member.startswith(b"job_")]
     assert value(samples["server402_jobs_running"]) == 1
-    assert value(samples["server402_queue_jobs"], state="ready") == 0
-    assert value(samples["server402_queue_jobs"], state="deferred") == 0
+    queued = value(samples["server402_queue_jobs"], state="ready") + value(
+        samples["server402_queue_jobs"], state="deferred"
+    )
+    assert queued <= len(crons)
     assert (await pipeline.job(job["jobId"], wait=10))[1]["status"] == "succeeded"
