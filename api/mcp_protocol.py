@@ -114,7 +114,7 @@ def decode_message(raw: bytes) -> Message:
         raise RpcError(PARSE_ERROR, f"Parse error: {NESTED_TOO_DEEPLY}")
     try:
         decoded = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec raises the latter for bytes that are not UTF-8
         raise RpcError(PARSE_ERROR, "Parse error: the body is not valid JSON") from None
     if isinstance(decoded, list):
         raise RpcError(INVALID_REQUEST, "batches are not supported: send one JSON-RPC message per POST")

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from x402.schemas import SettleResponse
 
 from api.callcore.gate import CallContext, Charge, PaymentGate, PaymentInput
+from api.callcore.idempotency import Idempotency, checked_key
 from api.callcore.parties import token_owner
 from api.callcore.refusals import INVALID_TOKEN
 from api.callcore.x402_payment import VerifiedPayment
@@ -29,8 +30,8 @@ from shared.metrics import ApiMetrics
 from shared.models import Service
 
 log = structlog.get_logger("api.calls")
-MAX_IDEMPOTENCY_KEY = 255
 NO_STANDING = "a webhook needs an API key, or a payment token that pays for this call (its secret signs the deliveries)"
+BODY = "request body"
 
 
 @dataclass(frozen=True)
@@ -43,13 +44,6 @@ class Webhook:
 class Started:
     record: JobRecord  # new, or the one the Idempotency-Key already made
     settled: SettleResponse | None  # an inline x402 payment settled by this request
-
-
-def checked_idempotency_key(key: str) -> str:
-    """An Idempotency-Key as sent (400 for one that cannot be a key: calls and batches alike)."""
-    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable():
-        raise errors.BadRequest(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters")
-    return key
 
 
 class CallCore:
@@ -73,38 +67,42 @@ class CallCore:
     ) -> Started:
         """The job of this call; `params` are validated, `webhook` checked. Raises the refusal's answer."""
         self.gate.check_access(ctx.caller, service)
-        key = checked_idempotency_key(payment.idempotency_key) if payment.idempotency_key is not None else None
+        key = checked_key(payment.idempotency_key) if payment.idempotency_key is not None else None
         paid = service.pricing.amount_cents > 0
         if webhook is not None and ctx.caller.api_key is None and not (paid and payment.token is not None):
             raise errors.BadRequest(NO_STANDING)
-        verified = None
-        if paid and payment.token is None and payment.x402 is not None:
+        token_payment, verified = None, None
+        if paid and payment.token is not None:
+            token_payment = self.gate.token_payment(payment.token)
+            if token_payment is None:
+                raise self.gate.payment_required(service, ctx.resource_url, code="invalid_token", message=INVALID_TOKEN)
+        elif paid and payment.x402 is not None:
             verified = self.gate.verified(service, payment.x402, ctx, calls=1)
         encoded_input = msgspec.json.encode(params)
         idempotency = None
-        if key is not None:
-            scope = self._scope(ctx, service, payment, verified)
+        scope = self._scope(ctx, service, token_payment, verified) if key is not None else None
+        if key is not None and scope is not None:
             fingerprint = hashlib.sha256(service.id.encode() + b"\0" + encoded_input).hexdigest()
-            idempotency = (idempotency_key(scope, key), fingerprint) if scope else None
-        if idempotency is not None and (replay := await self._replay(idempotency)) is not None:
-            return Started(replay, None)  # a retry is not paid again
-        charge = await self.gate.charge(ctx, service, payment, verified)
+            idempotency = Idempotency(idempotency_key(scope, key), fingerprint)
+            earlier = await idempotency.earlier(self.redis, BODY)
+            if earlier is not None:
+                return Started(await self._existing(earlier), None)  # a retry is not paid again
+        charge = await self.gate.charge(ctx, service, token_payment=token_payment, verified=verified)
         record = await self._submit(ctx, service, encoded_input, charge, idempotency, webhook)
         structlog.contextvars.bind_contextvars(job_id=record.id)
         return Started(record, charge.settled)
 
+    @staticmethod
     def _scope(
-        self, ctx: CallContext, service: Service, payment: PaymentInput, verified: VerifiedPayment | None
+        ctx: CallContext, service: Service, token_payment: str | None, verified: VerifiedPayment | None
     ) -> str | None:
+        """Whose Idempotency-Keys this call's are (None: no lookup, the call is not paid)."""
         if ctx.caller.api_key is not None:
             return ctx.caller.key_client_id
         if service.pricing.amount_cents == 0:
             return ANONYMOUS
-        if payment.token is not None:
-            payment_id = self.gate.token_payment(payment.token)
-            if payment_id is None:
-                raise self.gate.payment_required(service, ctx.resource_url, code="invalid_token", message=INVALID_TOKEN)
-            return token_owner(payment_id)
+        if token_payment is not None:
+            return token_owner(token_payment)
         return "x402:" + verified.digest if verified is not None else None
 
     async def _submit(  # noqa: PLR0917 - one call's parts, all needed
@@ -113,11 +111,11 @@ class CallCore:
         service: Service,
         encoded_input: bytes,
         charge: Charge,
-        idempotency: tuple[str, str] | None,
+        idempotency: Idempotency | None,
         webhook: Webhook | None,
     ) -> JobRecord:
         """Create and enqueue the job, paying with `charge` in the same step, or return the existing one for a
-        repeated Idempotency-Key (then nothing is charged). `idempotency`: (Redis key, body fingerprint)."""
+        repeated Idempotency-Key (then nothing is charged)."""
         created_ms = now_ms()
         record = JobRecord(
             id=new_job_id(created_ms),
@@ -135,7 +133,7 @@ class CallCore:
             webhook=webhook.url if webhook else None,
             events=webhook.events if webhook else None,
         )
-        stored_value = (idempotency[0], f"{record.id} {idempotency[1]}") if idempotency else None
+        stored_value = (idempotency.redis_key, idempotency.value_for(record.id)) if idempotency else None
         outcome, stored = await self.jobs.create(
             record,
             arq_payload(record.id, created_ms),
@@ -151,18 +149,10 @@ class CallCore:
             return record
         if charge.paid_with == "x402":  # lost a race with the same Idempotency-Key: the settled call stays unspent
             log.warning("idempotent replay after inline payment", payment_id=charge.payment_id)
-        return await self._existing(stored, idempotency[1])
+        return await self._existing(idempotency.made(stored, BODY))
 
-    async def _replay(self, idempotency: tuple[str, str]) -> JobRecord | None:
-        """The job an Idempotency-Key already created in its scope, looked up before anything is charged."""
-        stored: bytes | None = await self.redis.get(idempotency[0])
-        return await self._existing(stored.decode(), idempotency[1]) if stored is not None else None
-
-    async def _existing(self, stored: str, fingerprint: str) -> JobRecord:
-        stored_job, _, stored_fingerprint = stored.partition(" ")
-        if stored_fingerprint != fingerprint:
-            raise errors.IdempotencyMismatch("this Idempotency-Key was already used with a different request body")
-        existing = await self.jobs.get(stored_job)
+    async def _existing(self, job_id: str) -> JobRecord:
+        existing = await self.jobs.get(job_id)
         if existing is None:
             raise errors.Gone("the job for this Idempotency-Key has expired")
         structlog.contextvars.bind_contextvars(idempotent_replay=True)

@@ -20,8 +20,8 @@ import msgspec
 import structlog
 from x402.schemas import PaymentPayload, SettleResponse
 
-from api.callcore.parties import Caller, buyer_of, token_owner
-from api.callcore.refusals import INVALID_TOKEN, refusal
+from api.callcore.parties import Caller, buyer_of, tenant_of, token_owner
+from api.callcore.refusals import refusal
 from api.callcore.x402_gate import FacilitatorUnavailable, X402Gate
 from api.callcore.x402_payment import PaymentRejected, VerifiedPayment
 from shared import errors
@@ -156,21 +156,19 @@ class PaymentGate:
             raise self.rejected(service, ctx.resource_url, exc, calls) from None
 
     async def charge(
-        self, ctx: CallContext, service: Service, payment: PaymentInput, verified: VerifiedPayment | None
+        self, ctx: CallContext, service: Service, *, token_payment: str | None, verified: VerifiedPayment | None
     ) -> Charge:
-        """How this call is paid (a free call, a token's call, or a settled x402 payment); raises the answer."""
+        """How this call is paid: free, a token's call (its payment, HMAC-checked by the caller), or a verified x402
+        payment settled here. Raises the answer when nothing pays."""
         key_id = ctx.caller.key_client_id
         if service.pricing.amount_cents == 0:
             return Charge(None, None, owner=key_id or ANONYMOUS, tenant=key_id or ANONYMOUS, caller_key=key_id)
-        if payment.token is not None:  # ENQUEUE_JOB checks the payment as it consumes the call (no read before)
-            payment_id = self.token_payment(payment.token)
-            if payment_id is None:
-                raise self.payment_required(service, ctx.resource_url, code="invalid_token", message=INVALID_TOKEN)
+        if token_payment is not None:  # ENQUEUE_JOB checks the payment as it consumes the call (no read before)
             return Charge(
-                payment_id=payment_id,
+                payment_id=token_payment,
                 paid_with="token",
-                owner=key_id or token_owner(payment_id),
-                tenant=key_id or token_owner(payment_id),  # without a key: the payment's buyer (this if none)
+                owner=key_id or token_owner(token_payment),
+                tenant=tenant_of(ctx.caller, None, token_owner(token_payment)),  # no key: ENQUEUE_JOB takes the buyer
                 caller_key=key_id,
                 tenant_from_payment=not key_id,
             )
@@ -180,7 +178,7 @@ class PaymentGate:
                 payment_id=record.paymentId,
                 paid_with="x402",
                 owner=key_id or ANONYMOUS,
-                tenant=record.clientId,
+                tenant=tenant_of(ctx.caller, record.clientId, ANONYMOUS),
                 caller_key=key_id,
                 settled=settled,
             )

@@ -56,6 +56,12 @@ def buyer_of(caller: Caller, payer: str) -> str:
     return caller.key_client_id or payer
 
 
+def tenant_of(caller: Caller, buyer: str | None, fallback: str) -> str:
+    """Whose face databases a call acts on: the presenting key's; else the buyer of the payment that pays it (a
+    key or a wallet); else `fallback`."""
+    return caller.key_client_id or buyer or fallback
+
+
 def readers(caller: Caller, token_payments: list[str]) -> frozenset[str]:
     """Every owner this caller may read things of: its key, the payments of the tokens it presents, anonymous."""
     owners = {ANONYMOUS, *(token_owner(payment_id) for payment_id in token_payments)}

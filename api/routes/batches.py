@@ -21,9 +21,9 @@ import structlog
 from aiohttp import web
 
 from api import keys
-from api.callcore.calls import checked_idempotency_key
 from api.callcore.gate import offer_body
-from api.callcore.parties import Caller, token_owner
+from api.callcore.idempotency import Idempotency, checked_key
+from api.callcore.parties import Caller, tenant_of, token_owner
 from api.callcore.refusals import INVALID_TOKEN, refusal
 from api.identity import identify, job_readers, presented_tokens
 from api.json_depth import NESTED_TOO_DEEPLY, too_deep
@@ -56,6 +56,7 @@ JSONL_TYPES = frozenset(
 ITEM_FIELDS = frozenset({"customId", "serviceId", "input"})
 BODY_FIELDS = frozenset({"items", "webhook", "webhookEvents"})
 MAX_REPORTED_ERRORS = 100
+BATCH = "batch"
 YIELD_EVERY = 200  # items validated between two yields to the event loop: other requests are not held up
 _decoder = msgspec.json.Decoder()
 
@@ -92,8 +93,8 @@ async def create_batch(request: web.Request) -> web.Response:
     caller = await identify(request)
     tokens = presented_tokens(request)
     idempotency = _idempotency(request, caller, tokens, raw)
-    if idempotency is not None and (replay := await _replay(request, idempotency)) is not None:
-        return replay
+    if idempotency is not None and (earlier := await idempotency.earlier(request.app[keys.REDIS], BATCH)) is not None:
+        return await _existing(request, earlier)
     items, options, parse_errors = _parse(raw, request.content_type)
     webhook = _webhook(request, options)
     checked = await _check_items(request, caller, items, parse_errors)
@@ -124,7 +125,7 @@ async def create_batch(request: web.Request) -> web.Response:
     stored_items = [_stored(item, caller, by_service.get(item.service.id), owner) for item in checked]
     counts = _paid_counts(checked)
     plan = [(p.paymentId, p.serviceId, counts[p.serviceId]) for p, _ in payments]
-    stored_value = (idempotency[0], f"{record.id} {idempotency[1]}") if idempotency else None
+    stored_value = (idempotency.redis_key, idempotency.value_for(record.id)) if idempotency else None
     try:
         outcome, value = await request.app[keys.BATCHES].create(
             record, stored_items, plan, idempotency=stored_value, caller_key=caller.key_client_id
@@ -132,7 +133,7 @@ async def create_batch(request: web.Request) -> web.Response:
     except BatchRefused as refused:
         raise _refusal(request, refused, payments, counts) from None
     if outcome == 0 and idempotency is not None:  # the same Idempotency-Key won a race: that batch, not charged
-        return await _existing(request, value, idempotency[1])
+        return await _existing(request, idempotency.made(value, BATCH))
     structlog.contextvars.bind_contextvars(batch_id=record.id, items=record.total)
     log.info("batch accepted", services=len(counts), paid_calls=sum(counts.values()))
     view = batch_view(record, retention_ms=settings.job_retention_s * 1000)
@@ -370,7 +371,7 @@ def _refusal(
 
 def _stored(item: CheckedItem, caller: Caller, payment: PaymentRecord | None, owner: str) -> BatchItem:
     paid = item.service.pricing.amount_cents > 0 and payment is not None
-    tenant = caller.key_client_id or (payment.clientId or token_owner(payment.paymentId) if payment else owner)
+    tenant = tenant_of(caller, payment.clientId or token_owner(payment.paymentId) if payment else None, owner)
     return BatchItem(
         custom_id=item.custom_id,
         service=item.service.id,
@@ -384,27 +385,20 @@ def _stored(item: CheckedItem, caller: Caller, payment: PaymentRecord | None, ow
 # ---------------------------------------------------------------- idempotency
 
 
-def _idempotency(request: web.Request, caller: Caller, tokens: list[str], raw: bytes) -> tuple[str, str] | None:
+def _idempotency(request: web.Request, caller: Caller, tokens: list[str], raw: bytes) -> Idempotency | None:
+    """The batch's Idempotency-Key, scoped as a call's: the API key, else the first token's payment."""
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None
-    checked_idempotency_key(key)
+    checked_key(key)
     scope = caller.key_client_id or (_token_owner_of(request, tokens[0]) or "invalid" if tokens else ANONYMOUS)
     digest = hashlib.sha256()
     for part in (request.content_type.encode(), request.query_string.encode(), raw):
         digest.update(part + b"\0")
-    return batch_idempotency_key(scope, key), digest.hexdigest()
+    return Idempotency(batch_idempotency_key(scope, key), digest.hexdigest())
 
 
-async def _replay(request: web.Request, idempotency: tuple[str, str]) -> web.Response | None:
-    stored: bytes | None = await request.app[keys.REDIS].get(idempotency[0])
-    return await _existing(request, stored.decode(), idempotency[1]) if stored is not None else None
-
-
-async def _existing(request: web.Request, stored: str, fingerprint: str) -> web.Response:
-    batch_id, _, stored_fingerprint = stored.partition(" ")
-    if stored_fingerprint != fingerprint:
-        raise errors.IdempotencyMismatch("this Idempotency-Key was already used with a different batch")
+async def _existing(request: web.Request, batch_id: str) -> web.Response:
     record = await request.app[keys.BATCHES].get(batch_id)
     if record is None:
         raise errors.Gone("the batch for this Idempotency-Key has expired")

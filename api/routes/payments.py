@@ -21,7 +21,7 @@ from aiohttp import web
 
 from api import keys
 from api.call_adapter import settle_headers, x402_from_headers
-from api.callcore.calls import checked_idempotency_key
+from api.callcore.idempotency import checked_key
 from api.callcore.parties import owns_payment
 from api.identity import call_context, token_payments
 from api.responses import json_response
@@ -45,7 +45,7 @@ async def create_payment(request: web.Request) -> web.Response:
     offered = x402_from_headers(request)
     idempotency_key = request.headers.get("Idempotency-Key")
     if idempotency_key is not None:
-        checked_idempotency_key(idempotency_key)
+        checked_key(idempotency_key)
     if offered is None:
         raise gate.payment_required(service, ctx.resource_url, calls=calls, client_id=ctx.caller.key_client_id)
     verified = gate.verified(service, offered, ctx, calls)
