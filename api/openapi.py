@@ -104,20 +104,27 @@ def _payment_paths(payment_ref: dict[str, Any], priced: list[str]) -> dict[str, 
                 "requestBody": {"required": True, "content": json_content(create_payment_schema(priced))},
                 "responses": {
                     "201": {"description": "Paid: the payment and its token.", "content": json_content(payment_ref)},
-                    "200": {"description": "This signed payment was already settled: the same payment.",
+                    "200": {"description": "This signed payment was already settled: the same payment; its token "
+                                           "and private fields only with the buyer's API key or the first "
+                                           "request's Idempotency-Key, else {paymentId, serviceId, status}.",
                             "content": json_content(payment_ref)},
                     "402": {"description": "Pay with the x402 terms in the PAYMENT-REQUIRED header.",
                             "content": json_content(ref("PaymentRequired"))},
                     **error_responses(CALLER, BODY, {400: "Bad body, an unknown service or a free one.",
                                              403: "The API key may not call this service.",
-                                             503: "The payment facilitator or Redis is unavailable; nothing was "
-                                                  "charged, retry after Retry-After."}),
+                                             409: "The same signed payment is being settled by another request "
+                                                  "(settlement_in_progress); retry after Retry-After.",
+                                             503: "The payment facilitator or Redis is unavailable (whether a "
+                                                  "payment it did not answer for settled is not known: retry the "
+                                                  "same signed payment); retry after Retry-After."}),
                 },
             }
         },
         "/api/payments/{paymentId}": {
             "get": {
-                **_get("getPayment", "A payment's status and calls (the token only to its owner).", payment_ref,
+                **_get("getPayment", "A payment: an offer to anyone; a paid one's calls, payer, transaction "
+                       "and token only to its owner (its API key or token), {paymentId, serviceId, status} to "
+                       "others.", payment_ref,
                        tag="payments", errors=error_responses(CALLER, {404: "No such payment."})),
                 "parameters": payment_id,
                 "security": [*OPTIONAL_SECURITY, {"paymentToken": []}],

@@ -40,11 +40,13 @@ RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying."
 # Error answers shared by many operations, merged in order (later descriptions win).
 CALLER: dict[int, str] = {
     401: "An invalid or revoked API key (invalid_api_key), or a malformed Authorization header.",
-    429: "The API key's request rate is exceeded; retry after Retry-After.",
+    429: "The request rate of the API key, or without one of the client address, is exceeded; retry after "
+    "Retry-After (RateLimit and RateLimit-Policy say the policy and what is left).",
     503: "Storage is temporarily unavailable; retry after Retry-After.",
 }
 BODY: dict[int, str] = {
     400: "Malformed JSON or a bad body.",
+    408: "The body did not arrive within SERVER402_BODY_READ_TIMEOUT_S (nothing changed; the connection closes).",
     413: "Request body too large (SERVER402_MAX_BODY_BYTES).",
     415: "The body is not application/json.",
 }

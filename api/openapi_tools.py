@@ -21,14 +21,15 @@ TOOL_ERRORS: dict[int, str] = {
     **BODY,
     400: "Malformed JSON, input that does not match the tool's schema (an image URL on a private or loopback "
     "address included), a bad Idempotency-Key or webhook.",
-    403: "api key is not allowed to call this service, or the payment token is bound to another API key.",
-    409: "The job was canceled.",
+    403: "api key is not allowed to call this service, or the payment token is bound to another client.",
+    409: "The job was canceled, or the same signed payment is being settled by another request "
+    "(settlement_in_progress; retry after Retry-After).",
     410: "The job an Idempotency-Key made has expired.",
     422: "The upstream refused this input (the job's error says why; the call is charged), or an Idempotency-Key "
     "reused with another body.",
     502: "The upstream kept failing after bounded retries (a paid call is given back).",
-    503: "Throttled upstream past the deadline, storage or the payment facilitator unavailable; retry after "
-    "Retry-After.",
+    503: "Throttled upstream past the deadline, storage or the payment facilitator unavailable (whether a payment "
+    "it did not answer for settled is not known: retry the same signed payment); retry after Retry-After.",
     504: "The upstream never answered, or the job expired before it ran (a paid call is given back).",
 }
 TOOL_HEADERS: list[dict[str, Any]] = [

@@ -13,12 +13,11 @@ from aiohttp import web
 from api import keys
 from api.callcore.calls import Webhook
 from api.callcore.parties import token_owner
-from api.identity import identify
+from api.identity import identify, token_payments
 from api.responses import json_response
 from api.routes.batches import owned_batch
 from api.routes.jobs import owned_job
 from shared import errors
-from shared.payments import payment_id_of
 from shared.webhooks import (
     BATCH_EVENTS,
     COMPLETED,
@@ -57,8 +56,7 @@ async def _owner(request: web.Request) -> str:
     caller = await identify(request)
     if caller.api_key is not None:
         return caller.key_client_id
-    token = request.headers.get("X-Payment-Token", "").strip()
-    payment_id = payment_id_of(request.app[keys.SETTINGS].token_secret, token) if token else None
+    payment_id = next(iter(token_payments(request)), None)
     if payment_id is None or await request.app[keys.PAYMENTS].get(payment_id) is None:
         raise errors.Unauthorized("send your API key or a payment token to see its webhook secret")
     return token_owner(payment_id)
