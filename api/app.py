@@ -11,6 +11,8 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from api import keys
 from api.callcore.calls import CallCore
 from api.callcore.gate import PaymentGate
+from api.callcore.reconciler import Reconciler
+from api.callcore.settlements import SettlementStore
 from api.callcore.x402_gate import X402Gate
 from api.middlewares import request_context
 from api.openapi import build_openapi
@@ -77,13 +79,18 @@ async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.X402] = X402Gate(app[keys.SETTINGS])
     app[keys.QUALITY] = QualityStore(app[keys.REDIS])
     app[keys.QUALITY].start()  # writes the 402s it counts every second
+    settlements = SettlementStore(app[keys.REDIS])
     app[keys.GATE] = PaymentGate(
-        settings, app[keys.CATALOG], app[keys.PAYMENTS], app[keys.X402], app[keys.METRICS], app[keys.QUALITY]
-    )
+        settings, app[keys.CATALOG], app[keys.PAYMENTS], app[keys.X402], app[keys.METRICS], app[keys.QUALITY],
+        settlements,
+    )  # fmt: skip
     app[keys.CORE] = CallCore(settings, app[keys.GATE], app[keys.JOBS], app[keys.REDIS], app[keys.METRICS])
+    reconciler = Reconciler(app[keys.CORE], app[keys.GATE], settlements, retention_ms=settings.job_retention_s * 1000)
+    reconciler.start()  # ends every x402 payment left settling, in whichever API process gets to it first
     app[keys.WAITER] = JobWaiter(app[keys.REDIS], app[keys.JOBS])
     await app[keys.WAITER].start()
     yield
+    await reconciler.stop()
     await app[keys.WAITER].stop()
     await app[keys.QUALITY].stop()
     await app[keys.X402].aclose()

@@ -22,10 +22,11 @@ async def view_for(request: web.Request, record: JobRecord) -> JobView:
 
 def failure_status(status: str, error: JobError) -> tuple[int, int | None]:
     """(HTTP status, Retry-After seconds) for a job that ended without a result."""
-    if status == "canceled":
-        return 409, None
-    if status == "expired":
-        return 504, None
+    fixed = {"canceled": 409, "expired": 504}.get(status)
+    if fixed is not None:
+        return fixed, None
+    if error.code == "payment_failed":  # its x402 payment was not settled: nothing was charged
+        return 402, None
     if error.code.startswith("Throttling"):
         return 503, 1
     if error.code == "UpstreamUnavailable":
@@ -42,7 +43,7 @@ async def answer_for_record(
     if record.status == "succeeded" and record.result is not None:
         return web.Response(body=record.result.encode(), content_type="application/json", headers=headers)
     view = await view_for(request, record)
-    if record.status in ("queued", "running"):
+    if record.status in ("settling", "queued", "running"):
         return json_response(view, status=202, headers={**headers, "Location": view.links["self"]})
     error = record.job_error() or JobError(code="failed", message="the job failed", retryable=False)
     status, retry_after = failure_status(record.status, error)

@@ -162,10 +162,12 @@ def _check_modern(request: web.Request, message: Message) -> str:
 
 
 def _unsupported(requested: str) -> RpcError:
+    # A header's bytes that are not UTF-8 arrive as lone surrogates, which no JSON encoder writes: shown as U+FFFD.
+    shown = requested[:64].encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     return RpcError(
         UNSUPPORTED_PROTOCOL_VERSION,
         "Unsupported protocol version",
-        {"supported": [*HANDSHAKE_VERSIONS, *MODERN_VERSIONS], "requested": requested[:64]},
+        {"supported": [*HANDSHAKE_VERSIONS, *MODERN_VERSIONS], "requested": shown},
     )
 
 

@@ -53,11 +53,12 @@ LIST_CACHE_HINT: dict[str, Any] = {"ttlMs": 300_000, "cacheScope": "public"}  # 
 
 PENDING_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "description": "The job, still queued or running when the wait ended: poll links.self (GET /api/jobs/{jobId}).",
+    "description": "The job, still settling its payment, queued or running when the wait ended: poll links.self "
+    "(GET /api/jobs/{jobId}).",
     "properties": {
         "jobId": {"type": "string"},
         "serviceId": {"type": "string"},
-        "status": {"enum": ["queued", "running"]},
+        "status": {"enum": ["settling", "queued", "running"]},
         "links": {"type": "object", "properties": {"self": {"type": "string"}}},
         "note": {"type": "string"},
     },
@@ -205,6 +206,8 @@ async def follow(request: web.Request, record: JobRecord, wait_s: float, stream:
 async def _describe(request: web.Request, record: JobRecord) -> str:
     if record.status == "running":
         return f"running (attempt {max(record.attempts, 1)})"
+    if record.status == "settling":
+        return "settling its x402 payment (the facilitator's answer is awaited)"
     retrying = record.last_error()
     if retrying is not None:
         return f"queued for a retry after {retrying.code}"
@@ -222,7 +225,7 @@ async def job_result(request: web.Request, record: JobRecord) -> dict[str, Any]:
             "structuredContent": msgspec.Raw(record.result.encode()),
         }
     view = await view_for(request, record)
-    if record.status in ("queued", "running"):
+    if record.status in ("settling", "queued", "running"):
         pending: dict[str, Any] = msgspec.to_builtins(view)
         pending["note"] = (
             f"the job is still {record.status}: poll GET {view.links['self']} (with the same API key or payment "

@@ -104,6 +104,9 @@ def _payment_paths(payment_ref: dict[str, Any], priced: list[str]) -> dict[str, 
                 "requestBody": {"required": True, "content": json_content(create_payment_schema(priced))},
                 "responses": {
                     "201": {"description": "Paid: the payment and its token.", "content": json_content(payment_ref)},
+                    "202": {"description": "The facilitator's answer was lost: the payment is settling (its token "
+                                           "works once paid); GET it to see paid or failed.",
+                            "content": json_content(payment_ref)},
                     "200": {"description": "This signed payment was already settled: the same payment; its token "
                                            "and private fields only with the buyer's API key or the first "
                                            "request's Idempotency-Key, else {paymentId, serviceId, status}.",

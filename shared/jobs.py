@@ -1,9 +1,12 @@
 """Jobs: the record of one tool call, its state machine, and the store both the API and the workers use.
 
+    settling -> queued | failed       (paid inline with x402 while the settlement's outcome is not known)
     queued -> running -> succeeded | failed
        |         |  \\-> queued (a retryable failure waits for its retry)
        |         \\-> canceled (cancel requested while running)
        \\-> canceled | expired (deadline passed before it ran)
+    A settling job is queued once its payment proves paid, failed (nothing charged) once it proves not to be
+    (api/callcore/settlements.py).
 
 A job lives in one Redis hash (`shared.keys.job_key`); every transition is one Lua script, so a cancel and a
 start can never both win. Finished jobs are kept for the retention time, then the hash expires: the job id
@@ -25,7 +28,7 @@ from shared import keys
 from shared.clock import utc_iso
 from shared.quality import CALL_COUNT, LAST_CALL_AT, QUALITY_LUA, ResultFigure, quality_key
 
-JobStatus = Literal["queued", "running", "succeeded", "failed", "canceled", "expired"]
+JobStatus = Literal["settling", "queued", "running", "succeeded", "failed", "canceled", "expired"]
 TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "canceled", "expired"})
 ANONYMOUS = "anon"
 JOB_ID_PREFIX = "job_"
@@ -254,10 +257,12 @@ class JobStore:
         idempotency: tuple[str, str] | None = None,
         caller_key: str = "",
         tenant_from_payment: bool = False,
+        settled_intent: str = "",
     ) -> tuple[int, str]:
         """Store and enqueue a job, consuming one call of its payment (if any) and counting it as a call of its
         service (shared/quality.py) in the same step. `tenant_from_payment`: the job acts for the payment's client
-        (`record.tenant` when the payment has none).
+        (`record.tenant` when the payment has none). `settled_intent`: the settlement intent a `settling` job
+        waited for; the job is released (queued, its call consumed) once, only while it is still settling.
 
         Returns (1, idempotency value) when created, (0, stored value) for an existing job with the same
         Idempotency-Key (nothing charged), (-1, reason) when the payment cannot pay for it (nothing changed):
@@ -276,6 +281,7 @@ class JobStore:
                 record.payment_key(),
                 keys.LEDGER,
                 quality_key(record.service),
+                settled_intent,
             ],
             args=[
                 record.id,

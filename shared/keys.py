@@ -89,7 +89,7 @@ def rate_limit_key(access_key_id: str, action: str) -> str:
     return f"{PREFIX}:rl:{fingerprint}:{action}"
 
 
-# Lua helpers shared by the payment and job scripts (prepended to them).
+# Lua helpers shared by the payment and job scripts (prepended to them; LEDGER_LUA for scripts elsewhere).
 # ledger(): append one event for a payment, its amounts scaled to `calls` calls (all of them for created/settled).
 # give_back(): a paid call that did not run through no fault of the caller is restored, exactly once per job.
 _LEDGER_LUA = """
@@ -112,6 +112,8 @@ end
 local function payment_refusal(pkey, service, caller_key, now, calls)
   local p = redis.call('HMGET', pkey, 'status', 'serviceId', 'clientId', 'remainingCalls', 'expiresAt', 'boundTo')
   if not p[1] then return 'payment_required' end
+  if p[1] == 'settling' then return 'payment_settling' end
+  if p[1] == 'failed' then return 'payment_failed' end
   if p[1] == 'expired' or tonumber(p[5]) <= tonumber(now) then return 'token_expired' end
   if p[2] ~= service then return 'wrong_service' end
   local bound = p[6]
@@ -246,6 +248,7 @@ local function cancel_queued(job, ledger_key, now, err, retention, channel, at)
 end
 """
 
+LEDGER_LUA = _LEDGER_LUA
 _STATE_LUA = (
     _STATE_LUA.replace("@JOB@", JOB_KEY_PREFIX)
     .replace("@BATCH@", BATCH_KEY_PREFIX)
@@ -283,7 +286,8 @@ return 1
 # expired, is for this service, is used by the API key it is bound to (if any), and has a call left. A new job is
 # counted as a call of its service (a counter hash: shared/quality.py's callCount and lastCallAt). The payment's
 # checks are `payment_refusal`'s, shared with CREATE_BATCH.
-# KEYS: job, arq job payload, arq queue, idempotency key or "", payment or "", ledger, counter hash or ""
+# KEYS: job, arq job payload, arq queue, idempotency key or "", payment or "", ledger, counter hash or "",
+# [the settlement intent the job waited for (api/callcore/settlements.py): then the job must still be `settling`]
 # ARGV: job id, arq payload, score ms, ttl ms, idempotency value, service id, caller's key client id or "",
 # now ms, ISO now, count field, time field, time, tenant fallback or "" (set: the job acts for the payment's
 # client, else for this), then field/value pairs of the job hash.
@@ -291,6 +295,10 @@ return 1
 ENQUEUE_JOB = (
     _LEDGER_LUA
     + """
+if KEYS[8] and KEYS[8] ~= '' then  -- a job made while its x402 payment settled: released once, now it is paid
+  if redis.call('HGET', KEYS[1], 'status') ~= 'settling' then return {0, ARGV[5]} end
+  redis.call('HSET', KEYS[8], 'stage', 'done')
+end
 if KEYS[4] ~= '' then
   local existing = redis.call('GET', KEYS[4])
   if existing then return {0, existing} end

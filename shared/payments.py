@@ -8,8 +8,10 @@ stream in the same script.
 Tokens are never stored: a token is the payment id and an HMAC of it under `SERVER402_TOKEN_SECRET`, so a copy
 of Redis does not hold a usable token, and the owner can be shown theirs again.
 
-    offer (pending, not stored: its id carries its terms) --(x402 settle)--> paid --(expiry sweep)--> expired
-    (a payment bought inline with a tool call is created paid and spent at once)
+    offer (pending, not stored: its id carries its terms)
+      --(x402 payment checked, intent recorded)--> settling --(settled)--> paid --(expiry sweep)--> expired
+                                                             `--(not proven paid)--> failed (nothing taken)
+    (a payment bought inline with a tool call is spent by its job once paid; api/callcore/settlements.py)
 
 Unpaid requests store nothing: the pending payment a 402 offers has an HMAC-signed id that carries its service,
 calls and expiry, so `GET /api/payments/{id}` can show it, and a flood of unpaid calls costs no memory.
@@ -33,7 +35,7 @@ from shared.config import Settings
 from shared.jobs import iso, now_ms
 from shared.models import Service
 
-PaymentStatus = Literal["pending", "paid", "expired"]
+PaymentStatus = Literal["pending", "settling", "paid", "failed", "expired"]
 PaymentKind = Literal["offer", "purchase", "inline"]
 TOKEN_PREFIX = "s402pt_"
 PAYMENT_ID_PREFIX = "pay_"
@@ -72,6 +74,7 @@ class PaymentRecord(msgspec.Struct, frozen=True, kw_only=True):
     boundTo: str = ""  # bindClient: the only client this payment pays for ("key:<id>" or an EIP-55 address)
     digest: str = ""  # sha256 of the signed x402 payload that paid (a repeat of it is recognised by this)
     idempotencyHash: str = ""  # sha256 of the purchase's Idempotency-Key: a repeat carrying it gets the token
+    failReason: str = ""  # a `failed` payment's: why it was not proven paid (nothing was taken)
 
 
 class Payment(msgspec.Struct, rename="camel", frozen=True, kw_only=True):

@@ -19,15 +19,17 @@ from x402.schemas import SettleResponse
 
 from api.callcore.gate import CallContext, Charge, PaymentGate, PaymentInput
 from api.callcore.idempotency import Idempotency, checked_key
-from api.callcore.parties import token_owner
+from api.callcore.parties import buyer_of, tenant_of, token_owner
 from api.callcore.refusals import INVALID_TOKEN
+from api.callcore.settlements import intent_key
 from api.callcore.x402_payment import VerifiedPayment
 from shared import errors
 from shared.config import Settings
-from shared.jobs import ANONYMOUS, JobRecord, JobStore, arq_payload, new_job_id, now_ms
+from shared.jobs import ANONYMOUS, JobRecord, JobStatus, JobStore, arq_payload, new_job_id, now_ms
 from shared.keys import idempotency_key
 from shared.metrics import ApiMetrics
 from shared.models import Service
+from shared.payments import new_payment_id
 
 log = structlog.get_logger("api.calls")
 NO_STANDING = "a webhook needs an API key, or a payment token that pays for this call (its secret signs the deliveries)"
@@ -87,10 +89,53 @@ class CallCore:
             earlier = await idempotency.earlier(self.redis, BODY)
             if earlier is not None:
                 return Started(await self._existing(earlier), None)  # a retry is not paid again
-        charge = await self.gate.charge(ctx, service, token_payment=token_payment, verified=verified)
+        if verified is not None:
+            return await self._start_paid_inline(ctx, service, encoded_input, verified, idempotency, webhook)
+        charge = self.gate.charge(ctx, service, token_payment=token_payment)
         record = await self._submit(ctx, service, encoded_input, charge, idempotency, webhook)
         structlog.contextvars.bind_contextvars(job_id=record.id)
-        return Started(record, charge.settled)
+        return Started(record, None)
+
+    async def _start_paid_inline(  # noqa: PLR0917 - one call's parts, all needed
+        self,
+        ctx: CallContext,
+        service: Service,
+        encoded_input: bytes,
+        verified: VerifiedPayment,
+        idempotency: Idempotency | None,
+        webhook: Webhook | None,
+    ) -> Started:
+        """An x402 call: its job is recorded `settling` with the payment's intent, released to the queue once the
+        payment is paid (here, or by the reconciler when the facilitator's answer was lost)."""
+        payment_id = new_payment_id()
+        buyer = buyer_of(ctx.caller, verified.payer)
+        owner, tenant = ctx.caller.key_client_id or ANONYMOUS, tenant_of(ctx.caller, buyer, ANONYMOUS)
+        job = self._record(
+            ctx, service, encoded_input, webhook, status="settling", owner=owner, tenant=tenant,
+            payment=(payment_id, "x402"),
+        )  # fmt: skip
+        idem = (idempotency.redis_key, idempotency.value_for(job.id)) if idempotency else None
+        fields = {k: v for k, v in msgspec.structs.asdict(job).items() if v is not None}
+        outcome = await self.gate.settle_inline(ctx, service, verified, payment_id=payment_id, job=fields, idem=idem)
+        structlog.contextvars.bind_contextvars(job_id=job.id, payment_id=payment_id)
+        if not outcome.certain:
+            return Started(job, None)  # settling: the reconciler releases or fails it
+        return Started(await self.release(job, verified.digest, caller_key=ctx.caller.key_client_id), outcome.response)
+
+    async def release(self, job: JobRecord, digest: str, *, caller_key: str) -> JobRecord:
+        """Queue a `settling` job whose payment is now paid, consuming its call: once, whoever calls it first."""
+        created_ms = now_ms()
+        queued = msgspec.structs.replace(
+            job, status="queued", deadline=created_ms + int(self.settings.job_deadline_s * 1000)
+        )
+        outcome, reason = await self.jobs.create(
+            queued, arq_payload(job.id, created_ms), caller_key=caller_key, settled_intent=intent_key(digest)
+        )
+        if outcome == -1:  # cannot be: the payment was made for this job. Said loudly, and the job stays settling.
+            log.error("a paid settling job could not be released", job_id=job.id, reason=reason)
+        if outcome != 1:
+            return await self.jobs.get(job.id) or job
+        return queued
 
     @staticmethod
     def _scope(
@@ -116,27 +161,15 @@ class CallCore:
     ) -> JobRecord:
         """Create and enqueue the job, paying with `charge` in the same step, or return the existing one for a
         repeated Idempotency-Key (then nothing is charged)."""
-        created_ms = now_ms()
-        record = JobRecord(
-            id=new_job_id(created_ms),
-            service=service.id,
-            action=service.upstream.action,
-            owner=charge.owner,
-            input=encoded_input.decode(),
-            requestId=ctx.request_id,
-            createdAt=created_ms,
-            deadline=created_ms + int(self.settings.job_deadline_s * 1000),
-            status="queued",
-            tenant=charge.tenant,
-            paymentId=charge.payment_id,
-            paymentKind=charge.paid_with,
-            webhook=webhook.url if webhook else None,
-            events=webhook.events if webhook else None,
-        )
+        payment = (charge.payment_id, charge.paid_with) if charge.payment_id and charge.paid_with else None
+        record = self._record(
+            ctx, service, encoded_input, webhook, status="queued", owner=charge.owner, tenant=charge.tenant,
+            payment=payment,
+        )  # fmt: skip
         stored_value = (idempotency.redis_key, idempotency.value_for(record.id)) if idempotency else None
         outcome, stored = await self.jobs.create(
             record,
-            arq_payload(record.id, created_ms),
+            arq_payload(record.id, record.createdAt),
             idempotency=stored_value,
             caller_key=charge.caller_key,
             tenant_from_payment=charge.tenant_from_payment,
@@ -147,9 +180,37 @@ class CallCore:
             raise self.gate.refused(service, stored, ctx.resource_url)
         if outcome == 1 or idempotency is None:  # a new job (counted as a call; a replayed Idempotency-Key is not)
             return record
-        if charge.paid_with == "x402":  # lost a race with the same Idempotency-Key: the settled call stays unspent
-            log.warning("idempotent replay after inline payment", payment_id=charge.payment_id)
         return await self._existing(idempotency.made(stored, BODY))
+
+    def _record(
+        self,
+        ctx: CallContext,
+        service: Service,
+        encoded_input: bytes,
+        webhook: Webhook | None,
+        *,
+        status: JobStatus,
+        owner: str,
+        tenant: str,
+        payment: tuple[str, str] | None,
+    ) -> JobRecord:
+        created_ms = now_ms()
+        return JobRecord(
+            id=new_job_id(created_ms),
+            service=service.id,
+            action=service.upstream.action,
+            owner=owner,
+            input=encoded_input.decode(),
+            requestId=ctx.request_id,
+            createdAt=created_ms,
+            deadline=created_ms + int(self.settings.job_deadline_s * 1000),
+            status=status,
+            tenant=tenant,
+            paymentId=payment[0] if payment else None,
+            paymentKind=payment[1] if payment else None,
+            webhook=webhook.url if webhook else None,
+            events=webhook.events if webhook else None,
+        )
 
     async def _existing(self, job_id: str) -> JobRecord:
         existing = await self.jobs.get(job_id)

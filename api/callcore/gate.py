@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,19 +23,31 @@ from x402.schemas import PaymentPayload, SettleResponse
 
 from api.callcore.parties import Caller, buyer_of, tenant_of, token_owner
 from api.callcore.refusals import refusal
-from api.callcore.x402_gate import FacilitatorUnavailable, X402Gate
+from api.callcore.settlements import Intent, SettlementStore
+from api.callcore.x402_gate import FACILITATOR_TIMEOUT_S, FacilitatorUnavailable, X402Gate
 from api.callcore.x402_payment import PaymentRejected, VerifiedPayment
 from shared import errors
 from shared.catalog import Catalog
 from shared.config import Settings
-from shared.jobs import ANONYMOUS
+from shared.jobs import ANONYMOUS, iso, now_ms
 from shared.metrics import ApiMetrics
 from shared.models import Service
-from shared.payments import NonceClaim, PaymentKind, PaymentRecord, PaymentStore, payment_id_of, payment_view
+from shared.payments import (
+    KEEP_AFTER_EXPIRY_MS,
+    NonceClaim,
+    PaymentKind,
+    PaymentRecord,
+    PaymentStore,
+    payment_id_of,
+    payment_view,
+)
+from shared.payments import Settlement as X402Settlement
 from shared.quality import QualityStore
 
 log = structlog.get_logger("api.payments")
 NONCE_CLAIM_MARGIN_S = 60
+RECONCILE_AFTER_MS = int((FACILITATOR_TIMEOUT_S + 5) * 1000)  # an intent whose request died: looked at after this
+RECONCILE_FIRST_MS = 1000  # an intent whose request got no answer: looked at again this soon
 
 
 @dataclass(frozen=True)
@@ -65,7 +78,18 @@ class Charge:
     tenant: str  # whose face databases it acts on (ENQUEUE_JOB takes the payment's buyer when from_payment)
     caller_key: str  # the presenting API key's client id ('' for none): binding is checked against it
     tenant_from_payment: bool = False
-    settled: SettleResponse | None = None  # an inline x402 payment's settlement (PAYMENT-RESPONSE)
+
+
+@dataclass(frozen=True)
+class PaymentOutcome:
+    """What settling an x402 payment came to: paid (`certain`), or `settling` until the reconciler knows."""
+
+    record: PaymentRecord
+    response: SettleResponse | None  # the facilitator's proof, when this request got it
+    certain: bool
+
+
+Idem = tuple[str, str] | None  # (Redis key, stored value) of an Idempotency-Key, written with the intent
 
 
 @dataclass(frozen=True)
@@ -89,8 +113,10 @@ class PaymentGate:
         x402: X402Gate,
         metrics: ApiMetrics,
         quality: QualityStore,
+        settlements: SettlementStore,
     ) -> None:
         self.settings = settings
+        self.settlements = settlements
         self.catalog = catalog
         self.payments = payments
         self.x402 = x402
@@ -155,88 +181,83 @@ class PaymentGate:
             self.metrics.payments.labels("inline" if calls == 1 else "purchase", "refused").inc()
             raise self.rejected(service, ctx.resource_url, exc, calls) from None
 
-    async def charge(
-        self, ctx: CallContext, service: Service, *, token_payment: str | None, verified: VerifiedPayment | None
-    ) -> Charge:
-        """How this call is paid: free, a token's call (its payment, HMAC-checked by the caller), or a verified x402
-        payment settled here. Raises the answer when nothing pays."""
+    def charge(self, ctx: CallContext, service: Service, *, token_payment: str | None) -> Charge:
+        """How a free call or a token's call is paid (the token's payment HMAC-checked by the caller; ENQUEUE_JOB
+        checks and consumes it with the job). Raises the 402 when nothing pays (x402 calls settle elsewhere)."""
         key_id = ctx.caller.key_client_id
         if service.pricing.amount_cents == 0:
             return Charge(None, None, owner=key_id or ANONYMOUS, tenant=key_id or ANONYMOUS, caller_key=key_id)
-        if token_payment is not None:  # ENQUEUE_JOB checks the payment as it consumes the call (no read before)
-            return Charge(
-                payment_id=token_payment,
-                paid_with="token",
-                owner=key_id or token_owner(token_payment),
-                tenant=tenant_of(ctx.caller, None, token_owner(token_payment)),  # no key: ENQUEUE_JOB takes the buyer
-                caller_key=key_id,
-                tenant_from_payment=not key_id,
-            )
-        if verified is not None:
-            record, settled = await self.settle_inline(ctx, service, verified)
-            return Charge(
-                payment_id=record.paymentId,
-                paid_with="x402",
-                owner=key_id or ANONYMOUS,
-                tenant=tenant_of(ctx.caller, record.clientId, ANONYMOUS),
-                caller_key=key_id,
-                settled=settled,
-            )
-        raise self.payment_required(service, ctx.resource_url)
+        if token_payment is None:
+            raise self.payment_required(service, ctx.resource_url)
+        return Charge(
+            payment_id=token_payment,
+            paid_with="token",
+            owner=key_id or token_owner(token_payment),
+            tenant=tenant_of(ctx.caller, None, token_owner(token_payment)),  # no key: ENQUEUE_JOB takes the buyer
+            caller_key=key_id,
+            tenant_from_payment=not key_id,
+        )
 
     # ------------------------------------------------------------ settling x402 payments
 
     async def settle_inline(
-        self, ctx: CallContext, service: Service, payment: VerifiedPayment
-    ) -> tuple[PaymentRecord, SettleResponse]:
-        claim = await self._claim(payment)
-        if not claim.ours:
+        self,
+        ctx: CallContext,
+        service: Service,
+        payment: VerifiedPayment,
+        *,
+        payment_id: str,
+        job: Mapping[str, Any],
+        idem: Idem,
+    ) -> PaymentOutcome:
+        """Settle one call's payment, its job recorded (status `settling`) in the same step as the intent."""
+        settlement = await self._settle(
+            ctx, service, payment, calls=1, kind="inline", job=job, idem=idem, payment_id=payment_id
+        )
+        if isinstance(settlement, NonceClaim):
             self.metrics.payments.labels("inline", "replayed").inc()
-            if claim.settling:
+            if settlement.settling:
                 raise errors.SettlementInProgress("this signed payment is being settled by another request")
             message = (
-                "this payment authorization was already used"
-                if claim.other
-                else "this signed payment already paid for a call: resend that call with its Idempotency-Key to "
-                "get its job again"
+                "this signed payment already paid for a call: resend that call with its Idempotency-Key to get its "
+                "job again"
+                if settlement.payment_id and not settlement.other
+                else "this payment authorization was already used"
             )
             raise self.payment_required(service, ctx.resource_url, code="payment_replayed", message=message)
-        record, settled = await self._settle(ctx, service, payment, calls=1, kind="inline")
-        return record, settled
+        return settlement
 
     async def purchase(
         self, ctx: CallContext, service: Service, payment: VerifiedPayment, calls: int, idempotency_key: str | None
     ) -> Purchase:
         """Buy `calls` calls with a verified payment; a repeat of the same signed payment returns its payment."""
-        claim = await self._claim(payment)
         proof = key_hash(idempotency_key) if idempotency_key is not None else ""
-        if claim.ours:
-            record, settled = await self._settle(ctx, service, payment, calls=calls, kind="purchase", proof=proof)
-            return Purchase(record, fresh=True, show_token=True, settled=settled)
+        settlement = await self._settle(ctx, service, payment, calls=calls, kind="purchase", proof=proof)
+        if isinstance(settlement, PaymentOutcome):
+            return Purchase(settlement.record, fresh=True, show_token=True, settled=settlement.response)
         self.metrics.payments.labels("purchase", "replayed").inc()
-        if claim.settling:
-            raise errors.SettlementInProgress("this signed payment is being settled by another request")
-        earlier = await self.payments.get(claim.payment_id) if claim.payment_id else None
+        earlier = await self.payments.get(settlement.payment_id) if settlement.payment_id else None
+        if settlement.settling:
+            earlier = await self.payments.get(await self._settling_payment(payment))
         if (
             earlier is None
             or earlier.kind != "purchase"
             or earlier.serviceId != service.id
             or earlier.maxCalls != calls
         ):
+            if settlement.settling:
+                raise errors.SettlementInProgress("this signed payment is being settled by another request")
             raise self.payment_required(
-                service,
-                ctx.resource_url,
-                calls=calls,
-                code="payment_replayed",
+                service, ctx.resource_url, calls=calls, code="payment_replayed",
                 message="this payment authorization was already used",
-            )
+            )  # fmt: skip
         by_key = bool(ctx.caller.key_client_id) and ctx.caller.key_client_id == earlier.clientId
         by_secret = bool(proof) and proof == earlier.idempotencyHash
         return Purchase(earlier, fresh=False, show_token=by_key or by_secret, settled=None)
 
-    async def _claim(self, payment: VerifiedPayment) -> NonceClaim:
-        ttl_s = min(payment.valid_before - int(time.time()), 7 * 86_400) + NONCE_CLAIM_MARGIN_S
-        return await self.payments.claim_nonce(self.x402.nonce_key(payment), payment.digest, ttl_s)
+    async def _settling_payment(self, payment: VerifiedPayment) -> str:
+        intent = await self.settlements.get(payment.digest)
+        return intent.paymentId if intent is not None else ""
 
     async def _settle(
         self,
@@ -247,42 +268,111 @@ class PaymentGate:
         calls: int,
         kind: PaymentKind,
         proof: str = "",
-    ) -> tuple[PaymentRecord, SettleResponse]:
-        """Settle a claimed payment and record it as paid (ledger: created, settled)."""
-        counted = self.metrics.payments
-        nonce_key = self.x402.nonce_key(payment)
+        job: Mapping[str, Any] | None = None,
+        idem: Idem = None,
+        payment_id: str | None = None,
+    ) -> PaymentOutcome | NonceClaim:
+        """Record the intent (claiming the nonce), settle, and say how it ended: paid, or `settling` when the
+        facilitator's answer did not say (the reconciler ends it). Raises the 402 of a refusal (all undone)."""
+        buyer = buyer_of(ctx.caller, payment.payer)
+        record = self.payments.new_record(
+            service, calls=calls, kind=kind, client_id=buyer, bound_to=buyer if service.pricing.bind_client else "",
+            digest=payment.digest, idempotency_hash=proof, payment_id=payment_id,
+        )  # fmt: skip
+        record = msgspec.structs.replace(record, status="settling", payer=payment.payer)
+        intent = self._intent(payment, record, kind, str(job["id"]) if job else "")
+        held = await self.settlements.begin(
+            intent, claim_ttl_s=self._claim_ttl_s(payment), due_ms=now_ms() + RECONCILE_AFTER_MS,
+            keep_ms=self._keep_ms(payment), payment=msgspec.structs.asdict(record), job=dict(job) if job else None,
+            idempotency=idem,
+        )  # fmt: skip
+        if held:
+            return NonceClaim.parse(held, payment.digest)
         try:
             settled = await self.x402.settle(payment)
         except PaymentRejected as exc:
-            await self.payments.release_nonce(nonce_key, payment.digest)
-            counted.labels(kind, "refused").inc()
-            raise self.rejected(service, ctx.resource_url, exc, calls) from None
-        except FacilitatorUnavailable:
-            await self.payments.release_nonce(nonce_key, payment.digest)
-            counted.labels(kind, "facilitator_unavailable").inc()
+            return await self._refused(ctx, service, intent, exc, calls=calls, idem=idem)
+        except FacilitatorUnavailable as exc:
+            return await self._unanswered(ctx, service, intent, record, exc, calls=calls, idem=idem)
+        paid = await self.mark_paid(intent, record, settled.settlement)
+        self.metrics.payments.labels(kind, "settled").inc()
+        return PaymentOutcome(paid, settled.response, certain=True)
+
+    async def _refused(
+        self, ctx: CallContext, service: Service, intent: Intent, exc: PaymentRejected, *, calls: int, idem: Idem
+    ) -> PaymentOutcome:
+        if not exc.definite:  # a transaction may have been sent: only the reconciler can tell
+            return await self._unanswered(ctx, service, intent, None, exc, calls=calls, idem=idem)
+        await self.settlements.abandon(intent, idem)
+        self.metrics.payments.labels(intent.kind, "refused").inc()
+        raise self.rejected(service, ctx.resource_url, exc, calls) from None
+
+    async def _unanswered(
+        self,
+        ctx: CallContext,
+        service: Service,
+        intent: Intent,
+        record: PaymentRecord | None,
+        exc: Exception,
+        *,
+        calls: int,
+        idem: Idem,
+    ) -> PaymentOutcome:
+        """No answer says whether money moved: unless nothing was sent, the payment stays `settling`."""
+        if isinstance(exc, FacilitatorUnavailable) and not exc.sent:
+            await self.settlements.abandon(intent, idem)
+            self.metrics.payments.labels(intent.kind, "facilitator_unavailable").inc()
             raise errors.ServiceUnavailable(
-                "the payment facilitator did not answer, so whether it settled is not known: retry the same signed "
-                "payment (one authorization can move money only once)",
-                retry_after=2,
+                "the payment facilitator cannot be reached; nothing was charged, retry the same payment", retry_after=2
             ) from None
-        except BaseException:
-            await self.payments.release_nonce(nonce_key, payment.digest)
-            raise
-        buyer = buyer_of(ctx.caller, settled.settlement.payer)
-        record = self.payments.new_record(
-            service,
-            calls=calls,
-            kind=kind,
-            client_id=buyer,
-            settlement=settled.settlement,
-            bound_to=buyer if service.pricing.bind_client else "",
-            digest=payment.digest,
-            idempotency_hash=proof,
+        reason = getattr(exc, "code", type(exc).__name__)
+        await self.settlements.uncertain(
+            intent, due_ms=now_ms() + RECONCILE_FIRST_MS, now_iso=iso(now_ms()), reason=reason
         )
-        await self.payments.save(record, events="created,settled")
-        await self.payments.remember_settled(nonce_key, record.paymentId, payment.digest)
-        counted.labels(kind, "settled").inc()
-        return record, settled.response
+        self.metrics.payments.labels(intent.kind, "settling").inc()
+        log.warning("x402 settlement uncertain", payment_id=intent.paymentId, reason=reason)
+        current = record or await self.payments.get(intent.paymentId)
+        assert current is not None  # begin stored it
+        return PaymentOutcome(current, None, certain=False)
+
+    async def mark_paid(self, intent: Intent, record: PaymentRecord, settlement: X402Settlement) -> PaymentRecord:
+        """settling -> paid, once (whoever proves it first: this request or the reconciler)."""
+        paid = self.payments.new_record(
+            self._service(record.serviceId), calls=record.maxCalls, kind=record.kind,
+            client_id=record.clientId, payment_id=record.paymentId, settlement=settlement, bound_to=record.boundTo,
+            digest=record.digest, idempotency_hash=record.idempotencyHash,
+        )  # fmt: skip
+        paid = msgspec.structs.replace(paid, createdAt=record.createdAt)
+        ttl_ms = paid.expiresAt - now_ms() + KEEP_AFTER_EXPIRY_MS
+        fields = {"status": "paid", "paidAt": paid.paidAt, "payer": paid.payer, "transaction": paid.transaction,
+                  "network": paid.network, "expiresAt": paid.expiresAt}  # fmt: skip
+        await self.settlements.paid(
+            intent, now_iso=iso(now_ms()), payment_ttl_ms=ttl_ms, expires_ms=paid.expiresAt, fields=fields
+        )
+        return paid
+
+    def _service(self, service_id: str) -> Service:
+        service = self.catalog.resolve(service_id)
+        if service is None:
+            raise LookupError(f"service {service_id} left the catalog")
+        return service
+
+    def _intent(self, payment: VerifiedPayment, record: PaymentRecord, kind: str, job_id: str) -> Intent:
+        return Intent(
+            digest=payment.digest, kind=kind, paymentId=record.paymentId, jobId=job_id,
+            nonceKey=self.x402.nonce_key(payment), payload=payment.payload.model_dump_json(by_alias=True),
+            requirements=payment.requirements.model_dump_json(by_alias=True), validBefore=payment.valid_before,
+            stage="settling", createdAt=now_ms(),
+        )  # fmt: skip
+
+    @staticmethod
+    def _claim_ttl_s(payment: VerifiedPayment) -> int:
+        return min(payment.valid_before - int(time.time()), 7 * 86_400) + NONCE_CLAIM_MARGIN_S
+
+    @staticmethod
+    def _keep_ms(payment: VerifiedPayment) -> int:
+        """How long an intent and what it made stay: past the authorization's end, the reconciler's bound."""
+        return (min(payment.valid_before - int(time.time()), 7 * 86_400) + 86_400) * 1000
 
 
 def offer_body(record: PaymentRecord) -> dict[str, Any]:

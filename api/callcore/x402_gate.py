@@ -19,6 +19,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
+import httpx
 import structlog
 from eth_utils.address import to_checksum_address
 from x402 import x402ResourceServer
@@ -36,11 +37,28 @@ from shared.payments import Settlement, atomic_amount, price_cents
 log = structlog.get_logger("api.x402")
 
 FACILITATOR_TIMEOUT_S = 15.0
+# Facilitator refusals that come from checking the payment, before any transfer is sent: nothing can have moved.
+# Any other reason (a failed or unexpected transaction) may follow a transfer, so it proves nothing either way.
+CHECK_FAILURES = frozenset({"missing_eip712_domain", "network_mismatch", "unsupported_scheme", "invalid_network",
+                            "insufficient_funds", "permit2_amount_mismatch"})  # fmt: skip
+AFTER_TRANSFER = frozenset({"invalid_exact_evm_transfer_event_mismatch"})
+
+
+def refused_before_transfer(reason: str) -> bool:
+    """Whether a facilitator's refusal came from checking the payment, before any transfer was sent."""
+    return reason in CHECK_FAILURES or (reason.startswith("invalid_") and reason not in AFTER_TRANSFER)
+
+
 MAX_CACHED_HEADERS = 4096
 
 
 class FacilitatorUnavailable(Exception):
-    """The facilitator could not be reached or answered garbage."""
+    """The facilitator gave no answer that says what happened. `sent`: the request may have reached it (a timeout,
+    a dropped connection, a 5xx, garbage), so the money may have moved; else it cannot have (no connection)."""
+
+    def __init__(self, message: str, *, sent: bool) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 @dataclass(frozen=True)
@@ -112,12 +130,21 @@ class X402Gate:
     async def settle(self, payment: VerifiedPayment) -> Settled:
         """Settle a verified payment (raises PaymentRejected when the facilitator refuses it,
         FacilitatorUnavailable when it cannot say)."""
-        result = await self._settle(payment.payload, payment.requirements)
+        return await self.settle_payload(payment.payload, payment.requirements, payer=payment.payer)
+
+    async def settle_payload(
+        self, payload: PaymentPayload, requirements: PaymentRequirements, *, payer: str
+    ) -> Settled:
+        """Settle a payload checked before (the reconciler asks again with the one it recorded)."""
+        result = await self._settle(payload, requirements)
+        if result.success and not result.transaction:
+            raise FacilitatorUnavailable("the facilitator said success without a transaction", sent=True)
         if not result.success:
             reason = result.error_reason or "settlement_failed"
-            raise PaymentRejected(reason, f"the facilitator refused the payment: {result.error_message or reason}")
+            message = f"the facilitator refused the payment: {result.error_message or reason}"
+            raise PaymentRejected(reason, message, definite=refused_before_transfer(reason))
         settlement = Settlement(
-            payer=to_checksum_address(result.payer) if result.payer else payment.payer,
+            payer=to_checksum_address(result.payer) if result.payer else payer,
             transaction=result.transaction or "",
             network=result.network or self.settings.x402_network,
         )
@@ -134,14 +161,14 @@ class X402Gate:
         await self._ensure_ready()
         try:
             return await self._server.settle_payment(payload, requirements, phase="before-handler")
-        except (OSError, ValueError, RuntimeError) as exc:  # httpx errors are OSError-like; bad answers ValueError
-            log.warning("x402 facilitator failed", error=type(exc).__name__, detail=str(exc)[:200])
-            raise FacilitatorUnavailable(str(exc)) from exc
         except Exception as exc:
-            if type(exc).__module__.startswith("httpx"):
-                log.warning("x402 facilitator unreachable", error=type(exc).__name__)
-                raise FacilitatorUnavailable(str(exc)) from exc
-            raise
+            if not isinstance(exc, (OSError, ValueError, RuntimeError)) and not type(exc).__module__.startswith(
+                "httpx"
+            ):
+                raise
+            sent = not isinstance(exc, httpx.ConnectError)  # connected (or may have): the settle may have run
+            log.warning("x402 facilitator gave no answer", error=type(exc).__name__, sent=sent, detail=str(exc)[:200])
+            raise FacilitatorUnavailable(str(exc)[:200], sent=sent) from exc
 
     async def _ensure_ready(self) -> None:
         """`initialize()` fetches `/supported` with a blocking client: once, in a thread, retried until it works."""
@@ -152,5 +179,5 @@ class X402Gate:
                 await asyncio.to_thread(self._server.initialize)
             except Exception as exc:
                 log.warning("x402 facilitator not ready", error=type(exc).__name__, detail=str(exc)[:200])
-                raise FacilitatorUnavailable("the payment facilitator is not reachable") from exc
+                raise FacilitatorUnavailable("the payment facilitator is not reachable", sent=False) from exc
             self._ready = True

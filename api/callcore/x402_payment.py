@@ -43,12 +43,14 @@ _canonical = msgspec.json.Encoder(order="sorted")
 
 
 class PaymentRejected(Exception):
-    """The offered payment cannot pay for this call; `code` is machine-readable, the message says why."""
+    """The offered payment cannot pay for this call; `code` is machine-readable, the message says why.
+    `definite`: the refusal says no money moved (checked before any transfer), as every local one does."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, definite: bool = True) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.definite = definite
 
 
 @dataclass(frozen=True)

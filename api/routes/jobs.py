@@ -68,6 +68,8 @@ async def get_job(request: web.Request) -> web.Response:
 async def cancel_job(request: web.Request) -> web.Response:
     record = await owned_job(request)
     outcome = await request.app[keys.JOBS].cancel(record)
+    if outcome == "settling":
+        raise errors.Conflict("the job's x402 payment is still settling: cancel it once it is queued")
     if outcome not in ("canceled", "cancel_requested"):
         raise errors.Conflict(f"the job has already finished ({outcome})")
     current = await request.app[keys.JOBS].get(record.id) or record

@@ -5,7 +5,9 @@ amount; the same POST carrying `PAYMENT-SIGNATURE` (or `X-PAYMENT`) settles and 
 and its token, so the official x402 client buys a token in one call. Sending the same signed payment again (the
 same payload, byte for byte once canonical) returns the same payment (200), never paid twice; its token only to
 a request that shows it is the buyer's (the API key that bought it, or the first request's `Idempotency-Key`):
-the signed authorization is public on chain once settled, so it alone proves nothing.
+the signed authorization is public on chain once settled, so it alone proves nothing. When the facilitator's
+answer is lost, the answer is 202 with the payment `settling` (and its token, usable once paid); the reconciler
+ends it, and `GET` shows `paid` or `failed`.
 
 GET shows a pending offer to anyone (it holds no one's data); a paid payment's payer, transaction, key and token
 only to its owner (the key that bought it, or its own token); anyone else sees that it exists and its status.
@@ -57,7 +59,7 @@ async def create_payment(request: web.Request) -> web.Response:
     view: Any = payment_view(record, token=token) if bought.show_token else status_view(record)
     return web.Response(
         body=msgspec.json.encode(view),
-        status=201 if bought.fresh else 200,
+        status=202 if record.status == "settling" else 201 if bought.fresh else 200,
         content_type="application/json",
         headers=headers,
     )

@@ -1,0 +1,248 @@
+"""Settlement intents: an x402 payment is recorded before it is settled, so no answer the facilitator loses can
+lose the money.
+
+    begin (claim the nonce + record the intent, one script) --/settle--> paid       (the payment is `paid`)
+                                                            \\--------> abandoned  (refused: nothing moved, all
+                                                             \\                     of it deleted, 402)
+                                                              \\-------> uncertain  (timeout, dropped, 5xx, killed:
+                                                                                   the payment stays `settling`)
+    uncertain --reconciler re-settles the same payload--> paid | failed (not proven paid: nothing to the payer)
+
+An intent is a hash keyed by the payload's digest holding the whole signed payload and the requirements it was
+checked against; its payment hash (status `settling`) and, for an inline call, its job (status `settling`)
+are written in the same step. The reconciler (api/callcore/reconciler.py) takes due intents from a zset with a
+lease, so one process at a time asks the facilitator again; every ending script checks the intent is still
+`settling`, so each intent ends exactly once.
+
+s402:x402:intent:{digest}  hash  digest, kind, paymentId, jobId, nonceKey, payload, requirements, validBefore,
+                                 stage (settling | paid | failed | done), attempts, createdAt, lastError
+s402:x402:settling         zset  digests of intents not ended, by when the reconciler should look (ms)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from redis.asyncio import Redis
+
+from shared import keys
+from shared.keys import LEDGER_LUA, PREFIX
+
+INTENT_PREFIX = f"{PREFIX}:x402:intent:"
+SETTLING_DUE = f"{PREFIX}:x402:settling"
+SETTLING = "settling"
+
+
+def intent_key(digest: str) -> str:
+    return INTENT_PREFIX + digest
+
+
+class Intent(msgspec.Struct, frozen=True, kw_only=True):
+    """The hash as stored."""
+
+    digest: str
+    kind: str  # 'inline' | 'purchase'
+    paymentId: str
+    jobId: str = ""
+    nonceKey: str
+    payload: str  # the PaymentPayload, JSON
+    requirements: str  # the PaymentRequirements it was verified against, JSON
+    validBefore: int
+    stage: str
+    attempts: int = 0
+    createdAt: int
+    lastError: str = ""
+
+
+# Claim the authorization and record the intent, its payment and its job (if any) in one step.
+# KEYS: nonce, intent, due zset, payment, job or "", idempotency key or ""
+# ARGV: holder value, claim ttl s, due ms, keep ms, idempotency value, intent pair count, payment pair count,
+# then the intent's, the payment's and the job's field/value pairs.   Returns "" when claimed, else the holder.
+BEGIN = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return redis.call('GET', KEYS[1]) or '' end
+local ni, np = tonumber(ARGV[6]), tonumber(ARGV[7])
+local first = 8
+redis.call('HSET', KEYS[2], unpack(ARGV, first, first + 2 * ni - 1))
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('ZADD', KEYS[3], ARGV[3], redis.call('HGET', KEYS[2], 'digest'))
+first = first + 2 * ni
+redis.call('HSET', KEYS[4], unpack(ARGV, first, first + 2 * np - 1))
+redis.call('PEXPIRE', KEYS[4], ARGV[4])
+first = first + 2 * np
+if KEYS[5] ~= '' then
+  redis.call('HSET', KEYS[5], unpack(ARGV, first))
+  redis.call('PEXPIRE', KEYS[5], ARGV[4])
+end
+if KEYS[6] ~= '' then redis.call('SET', KEYS[6], ARGV[5], 'NX', 'PX', ARGV[4]) end
+return ''
+"""
+
+# The facilitator proved the payment: settling -> paid (ledger: created, settled). A purchase is done; an inline
+# intent is done once ENQUEUE_JOB releases its job.
+# KEYS: intent, due zset, nonce, payment, expiry zset, ledger   ARGV: digest, nonce value, ISO now, payment ttl ms,
+# expires ms, then the payment's new field/value pairs.   Returns the stage found ('settling' when it moved now).
+PAID = (
+    LEDGER_LUA
+    + """
+local stage = redis.call('HGET', KEYS[1], 'stage')
+if stage ~= 'settling' then return stage or 'missing' end
+redis.call('HSET', KEYS[1], 'stage', 'paid')
+if redis.call('HGET', KEYS[1], 'kind') == 'purchase' then redis.call('HSET', KEYS[1], 'stage', 'done') end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('SET', KEYS[3], ARGV[2], 'XX', 'KEEPTTL')
+redis.call('HSET', KEYS[4], unpack(ARGV, 6))
+redis.call('PEXPIRE', KEYS[4], ARGV[4])
+redis.call('ZADD', KEYS[5], ARGV[5], redis.call('HGET', KEYS[4], 'paymentId'))
+local calls = tonumber(redis.call('HGET', KEYS[4], 'maxCalls'))
+ledger(KEYS[6], 'created', ARGV[3], KEYS[4], calls, {})
+ledger(KEYS[6], 'settled', ARGV[3], KEYS[4], calls, {})
+return 'settling'
+"""
+)
+
+# The facilitator refused at once (nothing moved): everything begin wrote goes, the nonce may be used again.
+# KEYS: intent, due zset, nonce, payment, job or "", idempotency key or ""   ARGV: digest, holder, idempotency value
+ABANDON = """
+if redis.call('HGET', KEYS[1], 'stage') ~= 'settling' then return 0 end
+redis.call('DEL', KEYS[1], KEYS[4])
+redis.call('ZREM', KEYS[2], ARGV[1])
+if redis.call('GET', KEYS[3]) == ARGV[2] then redis.call('DEL', KEYS[3]) end
+if KEYS[5] ~= '' then redis.call('DEL', KEYS[5]) end
+if KEYS[6] ~= '' and redis.call('GET', KEYS[6]) == ARGV[3] then redis.call('DEL', KEYS[6]) end
+return 1
+"""
+
+# The answer did not say whether money moved: the intent stays settling, the reconciler looks at `due`, and the
+# ledger says so. KEYS: intent, due zset, payment, ledger   ARGV: digest, due ms, ISO now, reason
+UNCERTAIN = (
+    LEDGER_LUA
+    + """
+if redis.call('HGET', KEYS[1], 'stage') ~= 'settling' then return 0 end
+redis.call('ZADD', KEYS[2], 'XX', ARGV[2], ARGV[1])
+redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('HSET', KEYS[1], 'lastError', ARGV[4])
+if tonumber(redis.call('HGET', KEYS[1], 'attempts')) == 1 then
+  local calls = tonumber(redis.call('HGET', KEYS[3], 'maxCalls'))
+  ledger(KEYS[4], 'settling', ARGV[3], KEYS[3], calls, {'reason', ARGV[4]})
+end
+return 1
+"""
+)
+
+# Not proven paid (refused on a second look, or no proof before the authorization lapsed): the payment fails,
+# the job fails with nothing charged, and a repeat of the payload is refused (the nonce stays held).
+# KEYS: intent, due zset, payment, ledger, nonce, job or ""
+# ARGV: digest, ISO now, reason, now ms, job error JSON, retention ms, channel, nonce value
+FAILED = (
+    LEDGER_LUA
+    + """
+if redis.call('HGET', KEYS[1], 'stage') ~= 'settling' then return 0 end
+redis.call('HSET', KEYS[1], 'stage', 'failed', 'lastError', ARGV[3])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[3], 'status', 'failed', 'failReason', ARGV[3])
+redis.call('SET', KEYS[5], ARGV[8], 'XX', 'KEEPTTL')
+local calls = tonumber(redis.call('HGET', KEYS[3], 'maxCalls'))
+ledger(KEYS[4], 'settle_failed', ARGV[2], KEYS[3], calls, {'reason', ARGV[3]})
+if KEYS[6] ~= '' and redis.call('HGET', KEYS[6], 'status') == 'settling' then
+  redis.call('HSET', KEYS[6], 'status', 'failed', 'finishedAt', ARGV[4], 'error', ARGV[5])
+  redis.call('PEXPIRE', KEYS[6], ARGV[6])
+  redis.call('PUBLISH', ARGV[7], redis.call('HGET', KEYS[6], 'id'))
+end
+return 1
+"""
+)
+
+# Take up to ARGV[3] due intents, each leased until now + lease (one process at a time looks at one).
+# KEYS: due zset   ARGV: now ms, lease ms, limit   Returns the digests taken.
+LEASE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, digest in ipairs(due) do redis.call('ZADD', KEYS[1], 'XX', tonumber(ARGV[1]) + tonumber(ARGV[2]), digest) end
+return due
+"""
+
+
+def pairs(fields: dict[str, Any]) -> list[Any]:
+    return [item for pair in fields.items() for item in pair if pair[1] is not None]
+
+
+class SettlementStore:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._begin = redis.register_script(BEGIN)
+        self._paid = redis.register_script(PAID)
+        self._abandon = redis.register_script(ABANDON)
+        self._uncertain = redis.register_script(UNCERTAIN)
+        self._failed = redis.register_script(FAILED)
+        self._lease = redis.register_script(LEASE)
+
+    async def begin(
+        self,
+        intent: Intent,
+        *,
+        claim_ttl_s: int,
+        due_ms: int,
+        keep_ms: int,
+        payment: dict[str, Any],
+        job: dict[str, Any] | None = None,
+        idempotency: tuple[str, str] | None = None,
+    ) -> str:
+        """Claim the nonce and record everything; "" when claimed, else the value holding the claim."""
+        intent_pairs = pairs(msgspec.structs.asdict(intent))
+        payment_pairs = pairs(payment)
+        idem_key, idem_value = idempotency or ("", "")
+        held = await self._begin(
+            keys=[intent.nonceKey, intent_key(intent.digest), SETTLING_DUE, keys.payment_key(intent.paymentId),
+                  keys.job_key(intent.jobId) if job is not None else "", idem_key],
+            args=[f"{SETTLING} {intent.digest}", claim_ttl_s, due_ms, keep_ms, idem_value,
+                  len(intent_pairs) // 2, len(payment_pairs) // 2, *intent_pairs, *payment_pairs,
+                  *(pairs(job) if job is not None else [])],
+        )  # fmt: skip
+        return held.decode() if isinstance(held, bytes) else str(held)
+
+    async def paid(
+        self, intent: Intent, *, now_iso: str, payment_ttl_ms: int, expires_ms: int, fields: dict[str, Any]
+    ) -> bool:
+        """settling -> paid; False when the intent had already ended (another process ended it)."""
+        moved = await self._paid(
+            keys=[intent_key(intent.digest), SETTLING_DUE, intent.nonceKey, keys.payment_key(intent.paymentId),
+                  keys.PAYMENT_EXPIRY, keys.LEDGER],
+            args=[intent.digest, f"{intent.paymentId} {intent.digest}", now_iso, payment_ttl_ms, expires_ms,
+                  *pairs(fields)],
+        )  # fmt: skip
+        return (moved.decode() if isinstance(moved, bytes) else str(moved)) == SETTLING
+
+    async def abandon(self, intent: Intent, idempotency: tuple[str, str] | None) -> None:
+        idem_key, idem_value = idempotency or ("", "")
+        await self._abandon(
+            keys=[intent_key(intent.digest), SETTLING_DUE, intent.nonceKey, keys.payment_key(intent.paymentId),
+                  keys.job_key(intent.jobId) if intent.jobId else "", idem_key],
+            args=[intent.digest, f"{SETTLING} {intent.digest}", idem_value],
+        )  # fmt: skip
+
+    async def uncertain(self, intent: Intent, *, due_ms: int, now_iso: str, reason: str) -> None:
+        await self._uncertain(
+            keys=[intent_key(intent.digest), SETTLING_DUE, keys.payment_key(intent.paymentId), keys.LEDGER],
+            args=[intent.digest, due_ms, now_iso, reason[:200]],
+        )
+
+    async def failed(
+        self, intent: Intent, *, now_ms: int, now_iso: str, reason: str, job_error: bytes, retention_ms: int
+    ) -> bool:
+        ended = await self._failed(
+            keys=[intent_key(intent.digest), SETTLING_DUE, keys.payment_key(intent.paymentId), keys.LEDGER,
+                  intent.nonceKey, keys.job_key(intent.jobId) if intent.jobId else ""],
+            args=[intent.digest, now_iso, reason[:200], now_ms, job_error, retention_ms, keys.JOBS_DONE_CHANNEL,
+                  f"failed {intent.digest}"],
+        )  # fmt: skip
+        return bool(ended)
+
+    async def due(self, *, now_ms: int, lease_ms: int, limit: int) -> list[str]:
+        taken: list[bytes] = await self._lease(keys=[SETTLING_DUE], args=[now_ms, lease_ms, limit])
+        return [digest.decode() for digest in taken]
+
+    async def get(self, digest: str) -> Intent | None:
+        raw: dict[bytes, bytes] = await self.redis.hgetall(intent_key(digest))  # type: ignore[misc]
+        if not raw:
+            return None
+        return msgspec.convert({k.decode(): v.decode() for k, v in raw.items()}, Intent, strict=False)
