@@ -115,6 +115,7 @@ local function payment_refusal(pkey, service, caller_key, now, calls)
   if p[1] == 'settling' then return 'payment_settling' end
   if p[1] == 'failed' then return 'payment_failed' end
   if p[1] == 'expired' or tonumber(p[5]) <= tonumber(now) then return 'token_expired' end
+  if p[1] ~= 'paid' then return 'payment_required' end
   if p[2] ~= service then return 'wrong_service' end
   local bound = p[6]
   if not bound then

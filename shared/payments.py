@@ -130,7 +130,7 @@ def offer_id(secret: str, service_id: str, calls: int, expires_s: int) -> str:
 
 def parse_offer_id(secret: str, payment_id: str) -> tuple[str, int, int] | None:
     """(service id, calls, expiry in seconds) of an offer id of ours, else None (checked in constant time)."""
-    if len(payment_id) > MAX_PAYMENT_ID or not payment_id.startswith(OFFER_PREFIX):
+    if len(payment_id) > MAX_PAYMENT_ID or not payment_id.isascii() or not payment_id.startswith(OFFER_PREFIX):
         return None
     service_id, _, rest = payment_id[len(OFFER_PREFIX) :].partition(".")
     calls, _, rest = rest.partition(".")
@@ -149,7 +149,7 @@ def token_for(secret: str, payment_id: str) -> str:
 
 def payment_id_of(secret: str, token: str) -> str | None:
     """The payment a token spends, or None when the token is not one of ours (checked in constant time)."""
-    if len(token) > 200 or not token.startswith(TOKEN_PREFIX):
+    if len(token) > 200 or not token.isascii() or not token.startswith(TOKEN_PREFIX):
         return None
     payment_id, dot, _ = token[len(TOKEN_PREFIX) :].partition(".")
     if not dot or not payment_id.startswith(PAYMENT_ID_PREFIX):

@@ -327,3 +327,17 @@ def test_the_public_sandbox_secret_is_refused_with_a_real_facilitator_or_payee(e
     with pytest.raises(ConfigError, match="SERVER402_TOKEN_SECRET is the sandbox's public value"):
         Settings.from_env(env)
     Settings.from_env({**env, "SERVER402_TOKEN_SECRET": secrets.token_urlsafe(32)})
+
+
+async def test_every_token_of_a_batch_must_pay_for_an_item_so_the_first_one_owns_it(pipeline: Pipeline) -> None:
+    """Else a token listed first that pays nothing would scope the batch's Idempotency-Key (and its webhook
+    secret) apart from its owner: its holder could replay the key and see the batch."""
+    unused, paying = await buy(pipeline, "body-pose-estimation"), await buy(pipeline)
+    items = [{"customId": "1", "serviceId": "face-detection", "input": face(pipeline)}]
+    response = await pipeline.api.post(
+        "/api/batches",
+        json=items,
+        headers={"X-Payment-Token": f"{unused['token']},{paying['token']}", "Idempotency-Key": "batch-1"},
+    )
+    assert response.status == 400 and "pays for no item" in (await response.json())["error"]
+    assert await pipeline.redis.keys("s402:batch:*") == []

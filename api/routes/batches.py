@@ -188,7 +188,7 @@ def _parse(raw: bytes, content_type: str) -> tuple[list[Any], dict[str, Any], di
         raise errors.InvalidJSON(NESTED_TOO_DEEPLY)
     try:
         body = _decoder.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):  # the latter: strings that are not UTF-8
         raise errors.InvalidJSON("request body must be valid JSON (or JSON lines with application/x-ndjson)") from None
     if isinstance(body, list):
         return body, {}, {}
@@ -212,7 +212,7 @@ def _parse_lines(raw: bytes) -> tuple[list[Any], dict[str, Any], dict[int, ItemE
             continue
         try:
             items.append(_decoder.decode(line))
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):
             bad[len(items)] = ItemError(index=len(items), code="invalid_json", message="this line is not valid JSON")
             items.append(None)
     return items, {}, bad
@@ -328,6 +328,8 @@ async def _payments_for(
             raise _payment_required(request, counts, "invalid_token", INVALID_TOKEN)
         if record.serviceId in found:
             raise errors.BadRequest(f"send one payment token per service ({record.serviceId} has two)")
+        if record.serviceId not in counts:  # every token must pay: the first one owns the batch
+            raise errors.BadRequest(f"a payment token for {record.serviceId} pays for no item of this batch")
         found[record.serviceId] = (record, token)
     missing = {service: calls for service, calls in counts.items() if service not in found}
     if missing:
@@ -371,7 +373,7 @@ def _refusal(
 
 def _stored(item: CheckedItem, caller: Caller, payment: PaymentRecord | None, owner: str) -> BatchItem:
     paid = item.service.pricing.amount_cents > 0 and payment is not None
-    tenant = tenant_of(caller, payment.clientId or token_owner(payment.paymentId) if payment else None, owner)
+    tenant = tenant_of(caller, payment.clientId or token_owner(payment.paymentId) if payment else None, ANONYMOUS)
     return BatchItem(
         custom_id=item.custom_id,
         service=item.service.id,

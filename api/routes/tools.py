@@ -60,7 +60,7 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
         raise errors.InvalidJSON(NESTED_TOO_DEEPLY)
     try:
         body = msgspec.json.decode(raw) if raw.strip() else {}
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec raises the latter for strings that are not UTF-8
         raise errors.InvalidJSON("request body must be valid JSON") from None
     if not isinstance(body, dict):
         raise errors.InvalidJSON("request body must be a JSON object of the tool's parameters")
