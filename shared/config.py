@@ -9,7 +9,9 @@ with one message that names every bad variable.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +66,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     health_interval_s: float
     facilitator_port: int
     facilitator_url: str
+    facilitator_timeout_s: float
+    facilitator_bearer: Secret
+    facilitator_headers: Secret
     x402_network: str
     x402_asset: str
     x402_asset_name: str
@@ -492,6 +497,34 @@ def _caip2(raw: str) -> str:
     return raw
 
 
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")
+
+
+def _header_object(raw: str) -> Secret:
+    """A JSON object of header names to values (kept as text: a Secret, parsed again where it is used)."""
+    if not raw:
+        return Secret("")
+    try:
+        headers = json.loads(raw)
+    except ValueError:
+        raise ValueError("must be a JSON object of header names to values") from None
+    valid = isinstance(headers, dict) and all(
+        isinstance(k, str) and _HEADER_NAME.fullmatch(k) and isinstance(v, str) and v.isprintable()
+        for k, v in headers.items()
+    )
+    if not valid:
+        raise ValueError("must be a JSON object of header names to printable string values")
+    return Secret(raw)
+
+
+def facilitator_headers(settings: Settings) -> dict[str, str]:
+    """What every facilitator request carries: the configured headers, and the bearer token."""
+    headers: dict[str, str] = json.loads(settings.facilitator_headers) if settings.facilitator_headers else {}
+    if settings.facilitator_bearer:
+        headers["Authorization"] = f"Bearer {settings.facilitator_bearer}"
+    return headers
+
+
 def _pay_to(raw: str) -> str:
     return _evm_address(raw) if raw else raw
 
@@ -510,6 +543,28 @@ PAYMENT_SETTINGS: tuple[Setting, ...] = (
         _http_url,
         _sandbox_or("facilitator_url"),
         "x402 facilitator (`/verify`, `/settle`); default the sandbox facilitator, or `https://x402.org/facilitator`.",
+    ),
+    Setting(
+        "SERVER402_X402_FACILITATOR_TIMEOUT_S",
+        "facilitator_timeout_s",
+        _positive_float,
+        "15",
+        "How long a /settle is waited for. An answer that does not come in time leaves the payment `settling` "
+        "(202) until the reconciler asks again, never 'nothing was charged'.",
+    ),
+    Setting(
+        "SERVER402_X402_FACILITATOR_BEARER",
+        "facilitator_bearer",
+        _secret,
+        "",
+        "A token sent as `Authorization: Bearer` to the facilitator (/supported, /verify, /settle). Never logged.",
+    ),
+    Setting(
+        "SERVER402_X402_FACILITATOR_HEADERS",
+        "facilitator_headers",
+        _header_object,
+        "",
+        'Extra headers for the facilitator, a JSON object such as `{"X-Api-Key": "..."}`. Never logged.',
     ),
     Setting("SERVER402_X402_NETWORK", "x402_network", _caip2, "eip155:8453", "CAIP-2 network payments settle on."),
     Setting(

@@ -7,15 +7,16 @@ import secrets
 from typing import Any
 
 from eth_account import Account
-from x402 import PaymentPayload, PaymentRequired, x402Client
+from x402 import PaymentPayload, PaymentRequired, PaymentRequirements, x402Client
 from x402.http.clients.httpx import x402HttpxClient
 from x402.http.utils import decode_payment_required_header, encode_payment_signature_header
 from x402.mechanisms.evm.eip712 import build_typed_data_for_signing
 from x402.mechanisms.evm.exact import ExactEvmClientScheme
 from x402.mechanisms.evm.signers import EthAccountSigner
 from x402.mechanisms.evm.types import ExactEIP3009Authorization, ExactEIP3009Payload
+from x402.schemas import ResourceInfo
 
-from sandbox.facilitator.config import DEMO_WALLET_KEY
+from sandbox.facilitator.config import BASE_USDC, DEMO_PAY_TO, DEMO_WALLET_KEY
 
 
 def buyer(key: str = DEMO_WALLET_KEY) -> x402Client:
@@ -59,3 +60,25 @@ def resign(payment: PaymentPayload, key: str = DEMO_WALLET_KEY, **changes: str) 
     signature = EthAccountSigner(Account.from_key(key)).sign_typed_data(*typed)  # type: ignore[arg-type]
     payload = ExactEIP3009Payload(authorization=authorization, signature="0x" + signature.hex())
     return payment.model_copy(update={"payload": payload.to_dict()})
+
+
+def base_usdc_requirement(**changes: Any) -> PaymentRequirements:
+    """What the sandbox facilitator serves by default: 0.20 Base USDC (exact scheme) to the demo payTo."""
+    fields: dict[str, Any] = {
+        "scheme": "exact",
+        "network": "eip155:8453",
+        "asset": BASE_USDC,
+        "amount": "200000",
+        "pay_to": DEMO_PAY_TO,
+        "max_timeout_seconds": 60,
+        "extra": {"name": "USD Coin", "version": "2"},
+    }
+    return PaymentRequirements(**{**fields, **changes})
+
+
+async def pay_requirement(accepted: PaymentRequirements, key: str = DEMO_WALLET_KEY) -> PaymentPayload:
+    """The payment the official x402 client signs for this one requirement (a known USDC deployment)."""
+    required = PaymentRequired(x402_version=2, accepts=[accepted], resource=ResourceInfo(url="http://127.0.0.1/t"))
+    payment = await buyer(key).create_payment_payload(required)
+    assert isinstance(payment, PaymentPayload)
+    return payment

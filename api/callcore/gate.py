@@ -24,7 +24,7 @@ from x402.schemas import PaymentPayload, SettleResponse
 from api.callcore.parties import Caller, buyer_of, tenant_of, token_owner
 from api.callcore.refusals import refusal
 from api.callcore.settlements import Intent, SettlementStore
-from api.callcore.x402_gate import FACILITATOR_TIMEOUT_S, FacilitatorUnavailable, X402Gate
+from api.callcore.x402_gate import FacilitatorUnavailable, X402Gate
 from api.callcore.x402_payment import PaymentRejected, VerifiedPayment
 from shared import errors
 from shared.catalog import Catalog
@@ -46,7 +46,7 @@ from shared.quality import QualityStore
 
 log = structlog.get_logger("api.payments")
 NONCE_CLAIM_MARGIN_S = 60
-RECONCILE_AFTER_MS = int((FACILITATOR_TIMEOUT_S + 5) * 1000)  # an intent whose request died: looked at after this
+RECONCILE_MARGIN_MS = 5000  # an intent whose request died is looked at this long after the facilitator's timeout
 RECONCILE_FIRST_MS = 1000  # an intent whose request got no answer: looked at again this soon
 
 
@@ -117,6 +117,7 @@ class PaymentGate:
     ) -> None:
         self.settings = settings
         self.settlements = settlements
+        self.reconcile_after_ms = int(settings.facilitator_timeout_s * 1000) + RECONCILE_MARGIN_MS
         self.catalog = catalog
         self.payments = payments
         self.x402 = x402
@@ -282,7 +283,7 @@ class PaymentGate:
         record = msgspec.structs.replace(record, status="settling", payer=payment.payer)
         intent = self._intent(payment, record, kind, str(job["id"]) if job else "")
         held = await self.settlements.begin(
-            intent, claim_ttl_s=self._claim_ttl_s(payment), due_ms=now_ms() + RECONCILE_AFTER_MS,
+            intent, claim_ttl_s=self._claim_ttl_s(payment), due_ms=now_ms() + self.reconcile_after_ms,
             keep_ms=self._keep_ms(payment), payment=msgspec.structs.asdict(record), job=dict(job) if job else None,
             idempotency=idem,
         )  # fmt: skip

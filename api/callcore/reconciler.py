@@ -26,14 +26,13 @@ from x402.schemas import PaymentPayload, PaymentRequirements
 from api.callcore.calls import CallCore
 from api.callcore.gate import PaymentGate
 from api.callcore.settlements import SETTLING, Intent, SettlementStore
-from api.callcore.x402_gate import FACILITATOR_TIMEOUT_S, FacilitatorUnavailable
+from api.callcore.x402_gate import FacilitatorUnavailable
 from api.callcore.x402_payment import PaymentRejected
 from shared.jobs import JobError, iso, now_ms
 
 log = structlog.get_logger("api.reconciler")
 
 POLL_S = 1.0
-LEASE_MS = int((FACILITATOR_TIMEOUT_S + 5) * 1000)
 BATCH = 16
 RETRY_BASE_MS = 1000
 RETRY_CAP_MS = 30_000
@@ -78,7 +77,8 @@ class Reconciler:
 
     async def run_once(self) -> int:
         """One pass over the due intents; returns how many it looked at."""
-        digests = await self.settlements.due(now_ms=now_ms(), lease_ms=LEASE_MS, limit=BATCH)
+        lease_ms = self.gate.reconcile_after_ms  # longer than one settle can take
+        digests = await self.settlements.due(now_ms=now_ms(), lease_ms=lease_ms, limit=BATCH)
         for digest in digests:
             await self.resolve(digest)
         return len(digests)

@@ -22,6 +22,15 @@ REFUSALS: dict[str, Refusal] = {
     "wrong_service": Refusal(
         402, "payment required", "token_wrong_service", "this payment token pays for another service"
     ),
+    "payment_settling": Refusal(
+        402,
+        "payment required",
+        "payment_settling",
+        "this payment is still settling: the token pays once GET /api/payments/{id} says paid",
+    ),
+    "payment_failed": Refusal(
+        402, "payment required", "payment_failed", "this payment was not settled: nothing was charged, nothing to spend"
+    ),
     "wrong_client": Refusal(
         403,
         "payment token is bound to another client",

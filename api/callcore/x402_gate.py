@@ -24,19 +24,19 @@ import structlog
 from eth_utils.address import to_checksum_address
 from x402 import x402ResourceServer
 from x402.http import FacilitatorConfig, HTTPFacilitatorClient
+from x402.http.facilitator_client_base import AuthHeaders
 from x402.http.utils import encode_payment_required_header
 from x402.mechanisms.evm.exact import ExactEvmServerScheme
 from x402.schemas import PaymentPayload, PaymentRequired, PaymentRequirements, ResourceInfo, SettleResponse
 
 from api.callcore.x402_payment import PaymentRejected, VerifiedPayment, verify
-from shared.config import Settings
+from shared.config import Settings, facilitator_headers
 from shared.keys import x402_nonce_key
 from shared.models import Service
 from shared.payments import Settlement, atomic_amount, price_cents
 
 log = structlog.get_logger("api.x402")
 
-FACILITATOR_TIMEOUT_S = 15.0
 # Facilitator refusals that come from checking the payment, before any transfer is sent: nothing can have moved.
 # Any other reason (a failed or unexpected transaction) may follow a transfer, so it proves nothing either way.
 CHECK_FAILURES = frozenset({"missing_eip712_domain", "network_mismatch", "unsupported_scheme", "invalid_network",
@@ -67,11 +67,23 @@ class Settled:
     response: SettleResponse  # PAYMENT-RESPONSE (HTTP) or _meta["x402/payment-response"] (MCP)
 
 
+class StaticAuth:
+    """The operator's facilitator credentials (a bearer token, extra headers) on every facilitator request."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._headers = facilitator_headers(settings)
+
+    def get_auth_headers(self) -> AuthHeaders:
+        return AuthHeaders(verify=self._headers, settle=self._headers, supported=self._headers, bazaar=self._headers)
+
+
 class X402Gate:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._facilitator = HTTPFacilitatorClient(
-            FacilitatorConfig(url=settings.facilitator_url, timeout=FACILITATOR_TIMEOUT_S)
+            FacilitatorConfig(
+                url=settings.facilitator_url, timeout=settings.facilitator_timeout_s, auth_provider=StaticAuth(settings)
+            )
         )
         self._server = x402ResourceServer(self._facilitator)
         self._server.register(settings.x402_network, ExactEvmServerScheme())  # type: ignore[no-untyped-call,arg-type]

@@ -7,5 +7,9 @@ tests point x402.http.HTTPFacilitatorClient at it. Run it with `python -m sandbo
     config.py     FacilitatorConfig (the only reader of the environment), the demo wallet and payTo constants
     ledger.py     Ledger (balances, used nonces, transfers) and LedgerSigner (x402's FacilitatorEvmSigner over it)
     app.py        create_facilitator_app(config): /supported, /verify, /settle and the /_facilitator/ admin API
+    faults.py     fault specs for /verify and /settle (latency, delayed/dropped/5xx answers after a real settle,
+                  5xx, connection resets) and how each looks on the wire
+    settlements.py SettlementCache: a repeated /settle of one payment answers its original result
+    counts.py     Counts: requests received per endpoint and the outcome of each
     testing.py    run_facilitator(config): an in-process facilitator on a free port, for tests
 """

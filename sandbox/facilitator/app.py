@@ -22,7 +22,42 @@ Admin endpoints, for tests and `make run` (amounts in atomic units: 1 USDC = 1_0
     GET  /_facilitator/balances?address=0x..       {"address", "balance"}
     POST /_facilitator/fund {"address", "amount"}  mint amount to address -> {"address", "balance"}
     GET  /_facilitator/transfers                   [{"from", "to", "value", "nonce", "transaction", "at"}, ...]
-    GET  /_facilitator/counts                      {"verify": n, "settle": n}: requests received (any answer)
+    GET  /_facilitator/counts                      {"verify": n, "settle": n, "outcomes": {"verify": {...},
+                                                   "settle": {...}}}: requests received (any answer, faults too),
+                                                   and each one's outcome (the names: sandbox/facilitator/counts.py)
+    GET    /_facilitator/faults                    {"faults": {"verify": spec | null, "settle": spec | null}},
+                                                   each spec in full with remainingTimes (null: no limit)
+    PUT    /_facilitator/faults {"verify"?: spec, "settle"?: spec}   replace both (left out or null: no fault)
+    DELETE /_facilitator/faults                    no faults; both answer as GET does
+
+A fault spec (sandbox/facilitator/faults.py; a bad one is a 400 naming the field), every key optional:
+
+    {"mode": "ok" | "settle_then_delay" | "settle_then_drop" | "settle_then_5xx" | "5xx" | "refuse"  (default ok),
+     "latencyMs": {"fixed": ms} | {"uniform": [low, high]} | {"lognormal": {"median": ms, "sigma": s}},
+     "delayS": s         (settle_then_delay only, and required by it: 0 < s <= 3600),
+     "status5xx": 500 | 502 | 503 | 504   (the 5xx modes only; default 502),
+     "rate": 0..1        (the share of requests hit, default 1),  "times": N  (only the next N hits),
+     "seed": int}        (seeds the spec's draws: rate and latency; default: unseeded)
+
+A request the spec hits waits latencyMs, then, by mode (verify takes ok, 5xx and refuse only):
+
+    ok                 answers normally
+    settle_then_delay  settles for real, answers the real result only after delayS (a client that gives up first
+                       finds the transfer done; asking again answers the original result, see below)
+    settle_then_drop   settles for real, then closes the connection (FIN) without an answer: the client sees the
+                       server disconnect ("Server disconnected without sending a response")
+    settle_then_5xx    settles for real, then answers status5xx {"error": "bad_gateway", "message": ...}
+    5xx                answers status5xx with that JSON body, the payment neither judged nor settled
+    refuse             resets the connection (RST) without reading the body or answering: a connection error
+
+The settle_then_* modes apply whatever the settle came to (a refused payment's answer is lost the same way); a body
+that is not a payment is still a 400 in every mode but 5xx and refuse. A request the spec does not hit (rate, times
+used up) is served normally, without the latency.
+
+Settlement cache (sandbox/facilitator/settlements.py): a /settle of a payment already settled (same paymentPayload
+and paymentRequirements, by the digest of their canonical JSON) answers the original result again, success and
+transaction included, for the life of the process, instead of the SDK's nonce-already-used failure; identical
+settles in flight at once settle once. Another payload that reuses a used nonce is still the SDK's to refuse.
 """
 
 from __future__ import annotations
@@ -30,6 +65,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Annotated, Any
 
 import msgspec
@@ -47,7 +83,18 @@ from sandbox.facilitator.config import (
     STARTING_BALANCE,
     FacilitatorConfig,
 )
+from sandbox.facilitator.counts import Counts
+from sandbox.facilitator.faults import (
+    Decision,
+    Endpoint,
+    Faults,
+    FaultTable,
+    answer_5xx,
+    drop_connection,
+    reset_connection,
+)
 from sandbox.facilitator.ledger import Ledger, LedgerSigner, Token
+from sandbox.facilitator.settlements import SettlementCache, Source, payment_digest
 
 MAX_BODY_BYTES = 256 * 1024
 log = structlog.get_logger("facilitator")
@@ -55,8 +102,12 @@ log = structlog.get_logger("facilitator")
 CONFIG = web.AppKey("config", FacilitatorConfig)
 LEDGER = web.AppKey("ledger", Ledger)
 FACILITATOR = web.AppKey("facilitator", x402FacilitatorSync)
-COUNTS = web.AppKey("counts", dict[str, int])
+COUNTS = web.AppKey("counts", Counts)
+FAULTS = web.AppKey("faults", FaultTable)
+SETTLEMENTS = web.AppKey("settlements", SettlementCache)
 OUTCOME = web.RequestKey("outcome", str)
+
+_ENDPOINT_OF: dict[str, Endpoint] = {"/verify": "verify", "/settle": "settle"}
 
 Address = Annotated[str, msgspec.Meta(pattern="^0x[0-9a-fA-F]{40}$")]
 Uint = Annotated[str, msgspec.Meta(pattern="^[0-9]{1,78}$")]
@@ -104,6 +155,7 @@ class _Fund(msgspec.Struct):
 
 _envelope_decoder = msgspec.json.Decoder(_Envelope)
 _fund_decoder = msgspec.json.Decoder(_Fund)
+_faults_decoder = msgspec.json.Decoder(Faults)
 _encoder = msgspec.json.Encoder()
 
 
@@ -119,7 +171,12 @@ def create_facilitator_app(config: FacilitatorConfig) -> web.Application:
     app.router.add_post("/_facilitator/fund", post_fund)
     app.router.add_get("/_facilitator/transfers", get_transfers)
     app.router.add_get("/_facilitator/counts", get_counts)
-    app[COUNTS] = {"verify": 0, "settle": 0}
+    app.router.add_get("/_facilitator/faults", get_faults)
+    app.router.add_put("/_facilitator/faults", put_faults)
+    app.router.add_delete("/_facilitator/faults", delete_faults)
+    app[COUNTS] = Counts()
+    app[FAULTS] = FaultTable()
+    app[SETTLEMENTS] = SettlementCache()
     return app
 
 
@@ -147,8 +204,13 @@ async def facilitator_middleware(request: web.Request, handler: Handler) -> web.
         response = json_response(
             {"error": code, "message": f"{exc.reason}: {request.method} {request.path}"}, exc.status
         )
-    except asyncio.CancelledError:
-        log.info("facilitator.request", method=request.method, path=request.path, status=499)
+    except asyncio.CancelledError:  # the client hung up (handler_cancellation)
+        endpoint = _ENDPOINT_OF.get(request.path)
+        if endpoint is not None and OUTCOME not in request:
+            _record(request, endpoint, "hung_up")
+        log.info(
+            "facilitator.request", method=request.method, path=request.path, status=499, outcome=request.get(OUTCOME)
+        )
         raise
     except Exception:
         log.exception("facilitator.unexpected_error", path=request.path)
@@ -168,31 +230,86 @@ async def get_supported(request: web.Request) -> web.Response:
     return _model_response(request.app[FACILITATOR].get_supported())
 
 
-async def post_verify(request: web.Request) -> web.Response:
-    request.app[COUNTS]["verify"] += 1
-    payload, requirements = _payment(await request.read())
+async def post_verify(request: web.Request) -> web.StreamResponse:
+    fault = await _meet_fault(request, "verify")
+    if fault.mode == "refuse":
+        _record(request, "verify", "refused")
+        return reset_connection(request)
+    raw = await request.read()
+    if fault.mode == "5xx":
+        _record(request, "verify", "5xx")
+        return answer_5xx("verify", fault.status, "without judging the payment")
+    payload, requirements = _read_payment(request, "verify", raw)
     refused = _not_served(request.app[CONFIG], payload, requirements)
     if refused:
         result = VerifyResponse(is_valid=False, invalid_reason=refused, payer=_payer(payload))
     else:
         result = await asyncio.to_thread(request.app[FACILITATOR].verify, payload, requirements)
-    request[OUTCOME] = "valid" if result.is_valid else str(result.invalid_reason)
+    _record(request, "verify", "valid" if result.is_valid else "invalid", result.invalid_reason)
     return _model_response(result)
 
 
-async def post_settle(request: web.Request) -> web.Response:
-    request.app[COUNTS]["settle"] += 1
-    payload, requirements = _payment(await request.read())
-    refused = _not_served(request.app[CONFIG], payload, requirements)
+async def post_settle(request: web.Request) -> web.StreamResponse:
+    fault = await _meet_fault(request, "settle")
+    if fault.mode == "refuse":
+        _record(request, "settle", "refused")
+        return reset_connection(request)
+    raw = await request.read()
+    if fault.mode == "5xx":
+        _record(request, "settle", "5xx")
+        return answer_5xx("settle", fault.status, "without settling")
+    payload, requirements = _read_payment(request, "settle", raw)
+    result, source = await _settle(request.app, payload, requirements)
+    detail = result.transaction if result.success else result.error_reason
+    match fault.mode:
+        case "settle_then_drop":
+            _record(request, "settle", f"{source}_then_dropped", detail)
+            return drop_connection(request)
+        case "settle_then_5xx":
+            _record(request, "settle", f"{source}_then_5xx", detail)
+            return answer_5xx("settle", fault.status, f"after settling ({source})")
+        case "settle_then_delay":
+            _record(request, "settle", f"{source}_then_delayed", detail)
+            await asyncio.sleep(fault.delay_s)
+        case _:
+            _record(request, "settle", source, detail)
+    return _model_response(result)
+
+
+async def _settle(
+    app: web.Application, payload: PaymentPayload, requirements: PaymentRequirements
+) -> tuple[SettleResponse, Source]:
+    refused = _not_served(app[CONFIG], payload, requirements)
     if refused:
         network = payload.accepted.network
-        result = SettleResponse(
+        failure = SettleResponse(
             success=False, error_reason=refused, payer=_payer(payload), transaction="", network=network
         )
-    else:
-        result = await asyncio.to_thread(request.app[FACILITATOR].settle, payload, requirements)
-    request[OUTCOME] = f"settled {result.transaction}" if result.success else str(result.error_reason)
-    return _model_response(result)
+        return failure, "failed"
+    run = partial(app[FACILITATOR].settle, payload, requirements)
+    return await app[SETTLEMENTS].settle(payment_digest(payload, requirements), run)
+
+
+async def _meet_fault(request: web.Request, endpoint: Endpoint) -> Decision:
+    """Count the request, draw its fault and wait out the fault's latency."""
+    request.app[COUNTS].receive(endpoint)
+    fault = request.app[FAULTS].decide(endpoint)
+    if fault.latency_s > 0:
+        await asyncio.sleep(fault.latency_s)
+    return fault
+
+
+def _read_payment(request: web.Request, endpoint: Endpoint, raw: bytes) -> tuple[PaymentPayload, PaymentRequirements]:
+    try:
+        return _payment(raw)
+    except BadRequest:
+        _record(request, endpoint, "bad_request")
+        raise
+
+
+def _record(request: web.Request, endpoint: Endpoint, outcome: str, detail: str | None = None) -> None:
+    request.app[COUNTS].record(endpoint, outcome)
+    request[OUTCOME] = f"{outcome} {detail}" if detail else outcome
 
 
 async def get_health(request: web.Request) -> web.Response:
@@ -227,7 +344,25 @@ async def post_fund(request: web.Request) -> web.Response:
 
 
 async def get_counts(request: web.Request) -> web.Response:
-    return json_response(request.app[COUNTS])
+    return json_response(request.app[COUNTS].to_json())
+
+
+async def get_faults(request: web.Request) -> web.Response:
+    return json_response({"faults": request.app[FAULTS].describe()})
+
+
+async def put_faults(request: web.Request) -> web.Response:
+    try:
+        faults = _faults_decoder.decode(await request.read())
+    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
+        raise BadRequest(f"bad fault spec: {exc}") from None
+    request.app[FAULTS].put(faults)
+    return await get_faults(request)
+
+
+async def delete_faults(request: web.Request) -> web.Response:
+    request.app[FAULTS].clear()
+    return await get_faults(request)
 
 
 async def get_transfers(request: web.Request) -> web.Response:

@@ -39,8 +39,30 @@ class RunningFacilitator:
         return await self._admin("GET", "transfers")  # type: ignore[no-any-return]
 
     async def counts(self) -> dict[str, int]:
-        """Requests /verify and /settle have received, whatever they answered."""
+        """Requests /verify and /settle have received, whatever they answered: {"verify": n, "settle": n}."""
+        body = await self._admin("GET", "counts")
+        return {"verify": body["verify"], "settle": body["settle"]}
+
+    async def outcomes(self) -> dict[str, dict[str, int]]:
+        """What each request came to: {"verify": {outcome: n}, "settle": {outcome: n}} (names: counts.py)."""
+        return (await self._admin("GET", "counts"))["outcomes"]  # type: ignore[no-any-return]
+
+    async def all_counts(self) -> dict[str, Any]:
+        """GET /_facilitator/counts as it is: {"verify": n, "settle": n, "outcomes": {...}}."""
         return await self._admin("GET", "counts")  # type: ignore[no-any-return]
+
+    async def put_faults(
+        self, *, settle: dict[str, Any] | None = None, verify: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Replace the fault specs (app.py documents them; None: no fault there); returns them as GET shows them."""
+        body = await self._admin("PUT", "faults", json={"settle": settle, "verify": verify})
+        return body["faults"]  # type: ignore[no-any-return]
+
+    async def faults(self) -> dict[str, Any]:
+        return (await self._admin("GET", "faults"))["faults"]  # type: ignore[no-any-return]
+
+    async def clear_faults(self) -> None:
+        await self._admin("DELETE", "faults")
 
     async def _admin(self, method: str, path: str, **kwargs: Any) -> Any:
         async with self.http.request(method, f"{self.url}/_facilitator/{path}", **kwargs) as response:

@@ -10,16 +10,13 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import pytest_asyncio
 from eth_account import Account
 from x402 import PaymentPayload, PaymentRequired, PaymentRequirements, x402Client
-from x402.http import FacilitatorConfig as ClientConfig
 from x402.http import HTTPFacilitatorClient
 from x402.mechanisms.evm.exact import ExactEvmClientScheme
 from x402.mechanisms.evm.exact.eip3009_utils import diagnose_eip3009_simulation_failure
@@ -74,23 +71,6 @@ async def pay(accepted: PaymentRequirements, key: str = DEMO_WALLET_KEY) -> Paym
     payment = await client.create_payment_payload(required)
     assert isinstance(payment, PaymentPayload)
     return payment
-
-
-@pytest.fixture
-def config() -> FacilitatorConfig:
-    return FacilitatorConfig()
-
-
-@pytest_asyncio.fixture
-async def facilitator(config: FacilitatorConfig) -> AsyncIterator[RunningFacilitator]:
-    async with run_facilitator(config) as running:
-        yield running
-
-
-@pytest_asyncio.fixture
-async def client(facilitator: RunningFacilitator) -> AsyncIterator[HTTPFacilitatorClient]:
-    async with HTTPFacilitatorClient(ClientConfig(url=facilitator.url)) as facilitator_client:
-        yield facilitator_client
 
 
 async def assert_nothing_moved(facilitator: RunningFacilitator) -> None:
@@ -165,16 +145,33 @@ async def test_supported_lists_the_exact_scheme_on_the_configured_network_only(
 
 
 @pytest.mark.asyncio
-async def test_a_settled_payment_cannot_be_replayed(
+async def test_a_settled_payment_settled_again_answers_the_original_result_and_moves_nothing(
+    facilitator: RunningFacilitator, client: HTTPFacilitatorClient
+) -> None:
+    payment = await pay(requirement())
+    first = await client.settle(payment, requirement())
+    assert first.success
+
+    again = await client.settle(payment, requirement())  # the settlement cache: what a lost answer asks again
+    assert again == first
+    verified = await client.verify(payment, requirement())  # verify is not cached: the nonce is used
+    assert (verified.is_valid, verified.invalid_reason) == (False, "invalid_exact_evm_nonce_already_used")
+    assert len(await facilitator.transfers()) == 1
+    assert await facilitator.balance(DEMO_WALLET_ADDRESS) == STARTING_BALANCE - AMOUNT
+
+
+@pytest.mark.asyncio
+async def test_a_replay_of_a_used_nonce_in_another_payload_is_refused(
     facilitator: RunningFacilitator, client: HTTPFacilitatorClient
 ) -> None:
     payment = await pay(requirement())
     assert (await client.settle(payment, requirement())).success
 
-    again = await client.settle(payment, requirement())
+    same_nonce = resign(payment, valid_before=str(int(time.time()) + 600))  # validly signed, another payload
+    again = await client.settle(same_nonce, requirement())
     assert (again.success, again.error_reason, again.transaction) == (False, "invalid_exact_evm_nonce_already_used", "")
-    verified = await client.verify(payment, requirement())
-    assert (verified.is_valid, verified.invalid_reason) == (False, "invalid_exact_evm_nonce_already_used")
+    judged_elsewhere = await client.settle(payment, requirement(max_timeout_seconds=61))  # other requirements
+    assert (judged_elsewhere.success, judged_elsewhere.error_reason) == (False, "invalid_exact_evm_nonce_already_used")
     assert len(await facilitator.transfers()) == 1
     assert await facilitator.balance(DEMO_WALLET_ADDRESS) == STARTING_BALANCE - AMOUNT
 
@@ -185,7 +182,20 @@ async def test_concurrent_settlements_of_one_payment_pay_once(
 ) -> None:
     payment = await pay(requirement())
     results = await asyncio.gather(*(client.settle(payment, requirement()) for _ in range(6)))
-    assert sum(result.success for result in results) == 1
+    assert all(result.success for result in results)
+    assert len({result.transaction for result in results}) == 1  # one settle; the others wait and get its result
+    assert await facilitator.balance(DEMO_PAY_TO) == AMOUNT
+    assert len(await facilitator.transfers()) == 1
+
+
+@pytest.mark.asyncio
+async def test_concurrent_settlements_of_one_nonce_in_two_payloads_pay_once(
+    facilitator: RunningFacilitator, client: HTTPFacilitatorClient
+) -> None:
+    payment = await pay(requirement())
+    twin = resign(payment, valid_before=str(int(time.time()) + 600))
+    results = await asyncio.gather(*(client.settle(each, requirement()) for each in (payment, twin) * 3))
+    assert len({result.transaction for result in results if result.success}) == 1
     assert {result.error_reason for result in results if not result.success} == {"invalid_exact_evm_nonce_already_used"}
     assert await facilitator.balance(DEMO_PAY_TO) == AMOUNT
 
@@ -454,7 +464,7 @@ def facilitator_env(**extra: str) -> dict[str, str]:
 
 
 @pytest.mark.asyncio
-async def test_python_m_sandbox_facilitator_serves_until_sigterm() -> None:
+async def test_python_m_sandbox_facilitator_serves_its_admin_api_until_sigterm() -> None:
     port = free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -475,7 +485,16 @@ async def test_python_m_sandbox_facilitator_serves_until_sigterm() -> None:
                     await asyncio.sleep(0.05)
             else:
                 pytest.fail("the facilitator did not start")
+            admin = f"http://127.0.0.1:{port}/_facilitator"
+            async with http.put(f"{admin}/faults", json={"settle": {"mode": "5xx", "times": 1}}) as response:
+                faults = (await response.json())["faults"]
+            async with http.post(f"http://127.0.0.1:{port}/settle", json={}) as response:
+                assert response.status == 502  # the fault, before the body is even judged
+            async with http.get(f"{admin}/counts") as response:
+                counts = await response.json()
         assert balance == STARTING_BALANCE
+        assert (faults["settle"]["mode"], faults["settle"]["remainingTimes"], faults["verify"]) == ("5xx", 1, None)
+        assert counts == {"verify": 0, "settle": 1, "outcomes": {"verify": {}, "settle": {"5xx": 1}}}
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 10) == 0
     finally:

@@ -1,0 +1,189 @@
+"""A payment is never lost or taken twice: the sandbox facilitator loses, delays and fails its answers on demand
+while the official x402 client pays, and every case ends with the wallet debited at most once, the caller holding
+its result or its token (or told nothing was taken), and the ledger equal to the facilitator's transfers."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from support import Pipeline
+from x402.http import FacilitatorConfig, HTTPFacilitatorClient
+from x402_support import base_usdc_requirement, header_of, httpx_buyer, new_wallet, resign, sign_for
+
+from sandbox.facilitator.config import DEMO_PAY_TO, DEMO_WALLET_ADDRESS
+from sandbox.facilitator.testing import RunningFacilitator
+from shared import keys
+
+PRICE_ATOMIC = 200_000
+SETTLE_TIMEOUT_S = 1.0
+LOST_ANSWERS: dict[str, dict[str, Any]] = {
+    "answer_after_the_timeout": {"mode": "settle_then_delay", "delayS": 2.5, "times": 1},
+    "connection_dropped_after_settling": {"mode": "settle_then_drop", "times": 1},
+    "5xx_after_settling": {"mode": "settle_then_5xx", "status5xx": 502, "times": 1},
+    "5xx_without_settling": {"mode": "5xx", "status5xx": 503, "times": 1},
+    "connection_reset": {"mode": "refuse", "times": 1},
+}
+
+
+@pytest.fixture
+def operator_terms() -> dict[str, Any]:
+    return {"defaults": {"amountCents": 20, "qps": 1000}}
+
+
+@pytest.fixture
+def pipeline_env(facilitator: RunningFacilitator) -> dict[str, str]:
+    return {"SERVER402_X402_FACILITATOR_URL": facilitator.url, "SERVER402_X402_FACILITATOR_TIMEOUT_S": "1"}
+
+
+def face(pipeline: Pipeline) -> dict[str, str]:
+    return {"ImageURL": pipeline.sandbox.image("face.jpg")}
+
+
+def base_url(pipeline: Pipeline) -> str:
+    return str(pipeline.api.make_url("")).rstrip("/")
+
+
+async def ledger(pipeline: Pipeline) -> list[dict[str, str]]:
+    entries = await pipeline.redis.xrange(keys.LEDGER)
+    return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
+
+
+async def books_balance(pipeline: Pipeline, facilitator: RunningFacilitator, *, paid: int) -> None:
+    """What the ledger says was settled is exactly what the facilitator moved to us, and that is `paid` calls."""
+    settled = sum(int(e["amountAtomic"]) for e in await ledger(pipeline) if e["event"] == "settled")
+    received = sum(int(t["value"]) for t in await facilitator.transfers() if t["to"].lower() == DEMO_PAY_TO.lower())
+    assert settled == received == paid * PRICE_ATOMIC
+
+
+async def until_status(pipeline: Pipeline, path: str, wanted: set[str], **headers: str) -> dict[str, Any]:
+    for _ in range(400):
+        body: dict[str, Any] = await (await pipeline.api.get(path, headers=headers)).json()
+        if body.get("status") in wanted:
+            return body
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{path} never reached {wanted}: {body}")
+
+
+@pytest.mark.parametrize("fault", list(LOST_ANSWERS))
+async def test_an_inline_call_whose_settle_answer_is_lost_is_settling_then_runs_once(
+    pipeline: Pipeline, facilitator: RunningFacilitator, fault: str
+) -> None:
+    before = await facilitator.balance(DEMO_WALLET_ADDRESS)
+    await facilitator.put_faults(settle=LOST_ANSWERS[fault])
+    async with httpx_buyer(base_url(pipeline)) as client:
+        response = await client.post(
+            "/api/tools/face-detection", json=face(pipeline), headers={"Prefer": "respond-async"}
+        )
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert job["status"] == "settling" and "PAYMENT-RESPONSE" not in response.headers
+    done = await until_status(pipeline, f"/api/jobs/{job['jobId']}", {"succeeded", "failed"})
+    assert done["status"] == "succeeded", done
+    assert await facilitator.balance(DEMO_WALLET_ADDRESS) == before - PRICE_ATOMIC  # debited once
+    assert (await pipeline.sandbox.stats())["actions"]["DetectFace"]["calls"] == 1
+    events = [entry["event"] for entry in await ledger(pipeline)]
+    assert events == ["settling", "created", "settled", "consumed"]
+    await books_balance(pipeline, facilitator, paid=1)
+
+
+async def test_a_blocking_call_waits_through_its_settlement_and_answers_the_result(
+    pipeline: Pipeline, facilitator: RunningFacilitator
+) -> None:
+    await facilitator.put_faults(settle=LOST_ANSWERS["connection_dropped_after_settling"])
+    async with httpx_buyer(base_url(pipeline)) as client:
+        response = await client.post("/api/tools/face-detection", json=face(pipeline), headers={"Prefer": "wait=20"})
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["Action"] == "DetectFace"
+    await books_balance(pipeline, facilitator, paid=1)
+
+
+@pytest.mark.parametrize("fault", list(LOST_ANSWERS))
+async def test_a_purchase_whose_settle_answer_is_lost_is_202_settling_then_paid_with_its_token(
+    pipeline: Pipeline, facilitator: RunningFacilitator, fault: str
+) -> None:
+    before = await facilitator.balance(DEMO_WALLET_ADDRESS)
+    await facilitator.put_faults(settle=LOST_ANSWERS[fault])
+    async with httpx_buyer(base_url(pipeline)) as client:
+        response = await client.post("/api/payments", json={"serviceId": "face-detection", "calls": 2})
+    assert response.status_code == 202, response.text
+    payment = response.json()
+    assert payment["status"] == "settling" and payment["token"]
+    token = payment["token"]
+    status, body, _ = await pipeline.call("face-detection", face(pipeline), **{"X-Payment-Token": token})
+    if status == 402:  # asked before the reconciler ended it: the token pays once the payment is paid
+        assert body["code"] == "payment_settling", body
+    paid = await until_status(pipeline, f"/api/payments/{payment['paymentId']}", {"paid", "failed"},
+                              **{"X-Payment-Token": token})  # fmt: skip
+    assert paid["status"] == "paid" and paid["transaction"], paid
+    for _ in range(2 if status == 402 else 1):
+        status, body, _ = await pipeline.call("face-detection", face(pipeline), **{"X-Payment-Token": token})
+        assert status == 200, body
+    assert await facilitator.balance(DEMO_WALLET_ADDRESS) == before - 2 * PRICE_ATOMIC
+    await books_balance(pipeline, facilitator, paid=2)
+
+
+async def test_the_same_signed_payment_sent_again_while_it_settles_joins_it_and_settles_once(
+    pipeline: Pipeline, facilitator: RunningFacilitator
+) -> None:
+    required = await pipeline.api.post("/api/tools/face-detection", json=face(pipeline))
+    header = header_of(await sign_for(required.headers["PAYMENT-REQUIRED"]))
+    await facilitator.put_faults(settle={"mode": "5xx", "status5xx": 503, "times": 1})
+    sent = {"PAYMENT-SIGNATURE": header, "Idempotency-Key": "join-1", "Prefer": "respond-async"}
+    first = await pipeline.call("face-detection", face(pipeline), **sent)
+    again = await pipeline.call("face-detection", face(pipeline), **sent)
+    assert (first[0], again[0]) == (202, 202) and first[1]["jobId"] == again[1]["jobId"]
+    await until_status(pipeline, f"/api/jobs/{first[1]['jobId']}", {"succeeded"})
+    counts = await facilitator.all_counts()
+    assert counts["outcomes"]["settle"] == {"5xx": 1, "settled": 1}  # the first answer lost, one real settle
+    await books_balance(pipeline, facilitator, paid=1)
+
+
+async def test_a_payment_proven_unpaid_on_the_second_look_fails_its_call_and_takes_nothing(
+    pipeline: Pipeline, facilitator: RunningFacilitator
+) -> None:
+    """The first answer is lost (5xx, nothing moved); before the reconciler asks again the wallet spends its only
+    funds on another call, so the second settle is refused before any transfer: the call fails, nothing taken."""
+    key, address = new_wallet()
+    await facilitator.fund(address, PRICE_ATOMIC)
+    required = (await pipeline.api.post("/api/tools/face-detection", json=face(pipeline))).headers["PAYMENT-REQUIRED"]
+    lost, spent = header_of(await sign_for(required, key)), header_of(await sign_for(required, key))
+    await facilitator.put_faults(settle={"mode": "5xx", "status5xx": 503, "times": 1})
+    status, job, _ = await pipeline.call(
+        "face-detection", face(pipeline), **{"PAYMENT-SIGNATURE": lost, "Prefer": "respond-async"}
+    )
+    assert (status, job["status"]) == (202, "settling")
+    status, _, _ = await pipeline.call("face-detection", face(pipeline), **{"PAYMENT-SIGNATURE": spent})
+    assert status == 200
+    failed = await until_status(pipeline, f"/api/jobs/{job['jobId']}", {"succeeded", "failed"})
+    assert failed["status"] == "failed" and failed["error"]["code"] == "payment_failed", failed
+    assert "nothing was charged" in failed["error"]["message"]
+    assert await facilitator.balance(address) == 0  # one call paid, one call run
+    events = [(e["event"], e["payer"]) for e in await ledger(pipeline) if e["payer"] == address]
+    assert [event for event, _ in events] == ["settling", "created", "settled", "consumed", "settle_failed"]
+    await books_balance(pipeline, facilitator, paid=1)
+
+
+async def test_nonce_already_used_by_another_transfer_proves_nothing_and_the_payer_gets_nothing(
+    pipeline: Pipeline, facilitator: RunningFacilitator
+) -> None:
+    """The answer for our payload is lost; the payer spends the same nonce in another payload (to someone else):
+    the reconciler hears "nonce already used", which does not show our payTo was paid, so nothing is given."""
+    key, address = new_wallet()
+    await facilitator.fund(address, 10 * PRICE_ATOMIC)
+    required = (await pipeline.api.post("/api/tools/face-detection", json=face(pipeline))).headers["PAYMENT-REQUIRED"]
+    ours = await sign_for(required, key)
+    await facilitator.put_faults(settle={"mode": "5xx", "status5xx": 503, "times": 1})
+    status, job, _ = await pipeline.call(
+        "face-detection", face(pipeline), **{"PAYMENT-SIGNATURE": header_of(ours), "Prefer": "respond-async"}
+    )
+    assert (status, job["status"]) == (202, "settling")
+    elsewhere = base_usdc_requirement(pay_to=DEMO_WALLET_ADDRESS)
+    other = resign(ours.model_copy(update={"accepted": elsewhere}), key, to=DEMO_WALLET_ADDRESS)
+    settled = await HTTPFacilitatorClient(FacilitatorConfig(url=facilitator.url)).settle(other, elsewhere)
+    assert settled.success  # the nonce went to another transfer
+    failed = await until_status(pipeline, f"/api/jobs/{job['jobId']}", {"succeeded", "failed"})
+    assert failed["status"] == "failed" and "nonce" in failed["error"]["message"], failed
+    assert (await pipeline.sandbox.stats())["actions"].get("DetectFace", {}).get("calls", 0) == 0
+    await books_balance(pipeline, facilitator, paid=0)
