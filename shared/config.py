@@ -68,6 +68,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     facilitator_url: str
     facilitator_timeout_s: float
     facilitator_bearer: Secret
+    x402_require_payment_id: bool
     facilitator_headers: Secret
     x402_network: str
     x402_asset: str
@@ -144,6 +145,13 @@ def _sandbox_money(values: dict[str, Any]) -> bool:
     host = urlsplit(values.get("facilitator_url") or "").hostname or ""
     loopback = host == "localhost" or (host.replace(".", "").isdigit() and host.startswith("127.")) or host == "::1"
     return values.get("x402_pay_to") == SANDBOX_PAY_TO and loopback
+
+
+def _bool(raw: str) -> bool:
+    value = raw.lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError("must be true or false")
+    return value in ("true", "1", "yes")
 
 
 def _port(raw: str) -> int:
@@ -551,6 +559,14 @@ PAYMENT_SETTINGS: tuple[Setting, ...] = (
         "15",
         "How long a /settle is waited for. An answer that does not come in time leaves the payment `settling` "
         "(202) until the reconciler asks again, never 'nothing was charged'.",
+    ),
+    Setting(
+        "SERVER402_X402_REQUIRE_PAYMENT_ID",
+        "x402_require_payment_id",
+        _bool,
+        "false",
+        "Require x402's payment-identifier extension on every payment (400 without): a repeat of a payment is then "
+        "always recognised, and a lost answer fetched again.",
     ),
     Setting(
         "SERVER402_X402_FACILITATOR_BEARER",

@@ -18,7 +18,8 @@ The API turns them into `{"error": message, "code": code, "requestId": ...}` in 
     ├── MethodNotAllowed              405 method_not_allowed
     ├── RequestTimeout                408 request_timeout     (the body did not arrive in time; Connection: close)
     ├── Conflict                      409 conflict
-    │   └── SettlementInProgress      409 settlement_in_progress (Retry-After: the same payment is settling)
+    │   ├── SettlementInProgress      409 settlement_in_progress (Retry-After: the same payment is settling)
+    │   └── PaymentIdentifierReused   409 payment_identifier_reused (one x402 payment id, two payments)
     ├── Gone                          410 gone                (a job whose result has expired)
     ├── PayloadTooLarge               413 payload_too_large
     ├── UnsupportedMediaType          415 unsupported_media_type
@@ -150,6 +151,12 @@ class SettlementInProgress(Conflict):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": "1"}
+
+
+class PaymentIdentifierReused(Conflict):
+    """An x402 payment-identifier already named another payment."""
+
+    code = "payment_identifier_reused"
 
 
 class Gone(Server402Error):

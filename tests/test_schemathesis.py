@@ -49,6 +49,8 @@ TOOLS = (
 # - positive_data_acceptance wants every schema-valid request accepted, but some refusals cannot be written in a
 #   schema: an image URL on a private address, webhookEvents without a webhook, a face database that does not
 #   exist upstream (422). They are documented 400s and 422s instead.
+# - negative_data_rejection also takes 402: an unpaid call of a priced tool without its input is how x402
+#   discovery probes a resource, and gets the payment terms (input is checked before anything is paid).
 # ASCII text only: a non-ASCII character percent-encodes to up to 12 bytes in a query string, so a 2,048-character
 # webhook URL could pass aiohttp's 8,190-byte request line, which test_hostile.py covers on its own.
 CONFIG = schemathesis.Config.from_dict(
@@ -56,7 +58,25 @@ CONFIG = schemathesis.Config.from_dict(
         "seed": 402,
         "generation": {"max-examples": 5, "deterministic": True, "codec": "ascii"},
         "phases": {"stateful": {"enabled": False}},
-        "checks": {"positive_data_acceptance": {"enabled": False}},
+        "checks": {
+            "positive_data_acceptance": {"enabled": False},
+            "negative_data_rejection": {
+                "expected-statuses": [
+                    "400",
+                    "401",
+                    "402",
+                    "403",
+                    "404",
+                    "405",
+                    "406",
+                    "409",
+                    "415",
+                    "422",
+                    "428",
+                    "429",
+                ]
+            },
+        },
         "request-timeout": 20,
     }
 )

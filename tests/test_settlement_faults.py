@@ -181,7 +181,11 @@ async def test_nonce_already_used_by_another_transfer_proves_nothing_and_the_pay
     assert (status, job["status"]) == (202, "settling")
     elsewhere = base_usdc_requirement(pay_to=DEMO_WALLET_ADDRESS)
     other = resign(ours.model_copy(update={"accepted": elsewhere}), key, to=DEMO_WALLET_ADDRESS)
-    settled = await HTTPFacilitatorClient(FacilitatorConfig(url=facilitator.url)).settle(other, elsewhere)
+    direct = HTTPFacilitatorClient(FacilitatorConfig(url=facilitator.url))
+    try:
+        settled = await direct.settle(other, elsewhere)
+    finally:
+        await direct.aclose()
     assert settled.success  # the nonce went to another transfer
     failed = await until_status(pipeline, f"/api/jobs/{job['jobId']}", {"succeeded", "failed"})
     assert failed["status"] == "failed" and "nonce" in failed["error"]["message"], failed

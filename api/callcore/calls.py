@@ -58,6 +58,13 @@ class CallCore:
         self.redis = redis
         self.metrics = metrics
 
+    def probe(self, ctx: CallContext, service: Service) -> None:
+        """An unpaid call with no input (how x402 discovery probes a resource): a priced tool answers its 402
+        (access rules first); a free one returns, and its input is validated as usual. Nothing is stored."""
+        self.gate.check_access(ctx.caller, service)
+        if service.pricing.amount_cents > 0 and ctx.caller.api_key is None:
+            raise self.gate.payment_required(service, ctx.resource_url)
+
     async def start_call(
         self,
         ctx: CallContext,
@@ -118,6 +125,8 @@ class CallCore:
         fields = {k: v for k, v in msgspec.structs.asdict(job).items() if v is not None}
         outcome = await self.gate.settle_inline(ctx, service, verified, payment_id=payment_id, job=fields, idem=idem)
         structlog.contextvars.bind_contextvars(job_id=job.id, payment_id=payment_id)
+        if outcome.joined_job:  # the same identified payment again: the job it paid for, as it is now
+            return Started(await self.jobs.get(outcome.joined_job) or job, None)
         if not outcome.certain:
             return Started(job, None)  # settling: the reconciler releases or fails it
         return Started(await self.release(job, verified.digest, caller_key=ctx.caller.key_client_id), outcome.response)

@@ -87,6 +87,7 @@ class PaymentOutcome:
     record: PaymentRecord
     response: SettleResponse | None  # the facilitator's proof, when this request got it
     certain: bool
+    joined_job: str = ""  # a repeat of a payment whose payload carries a payment-identifier: the job it paid for
 
 
 Idem = tuple[str, str] | None  # (Redis key, stored value) of an Idempotency-Key, written with the intent
@@ -217,6 +218,11 @@ class PaymentGate:
         )
         if isinstance(settlement, NonceClaim):
             self.metrics.payments.labels("inline", "replayed").inc()
+            if payment.payment_identifier and not settlement.other:  # the first request's answer, to its sender
+                intent = await self.settlements.get(payment.digest)
+                record = await self.payments.get(intent.paymentId) if intent else None
+                if intent is not None and record is not None:
+                    return PaymentOutcome(record, None, certain=False, joined_job=intent.jobId)
             if settlement.settling:
                 raise errors.SettlementInProgress("this signed payment is being settled by another request")
             message = (
@@ -237,6 +243,7 @@ class PaymentGate:
         if isinstance(settlement, PaymentOutcome):
             return Purchase(settlement.record, fresh=True, show_token=True, settled=settlement.response)
         self.metrics.payments.labels("purchase", "replayed").inc()
+        identified = bool(payment.payment_identifier) and not settlement.other  # its sender's repeat: the token
         earlier = await self.payments.get(settlement.payment_id) if settlement.payment_id else None
         if settlement.settling:
             earlier = await self.payments.get(await self._settling_payment(payment))
@@ -254,7 +261,7 @@ class PaymentGate:
             )  # fmt: skip
         by_key = bool(ctx.caller.key_client_id) and ctx.caller.key_client_id == earlier.clientId
         by_secret = bool(proof) and proof == earlier.idempotencyHash
-        return Purchase(earlier, fresh=False, show_token=by_key or by_secret, settled=None)
+        return Purchase(earlier, fresh=False, show_token=by_key or by_secret or identified, settled=None)
 
     async def _settling_payment(self, payment: VerifiedPayment) -> str:
         intent = await self.settlements.get(payment.digest)
@@ -275,6 +282,7 @@ class PaymentGate:
     ) -> PaymentOutcome | NonceClaim:
         """Record the intent (claiming the nonce), settle, and say how it ended: paid, or `settling` when the
         facilitator's answer did not say (the reconciler ends it). Raises the 402 of a refusal (all undone)."""
+        await self._check_identifier(payment)
         buyer = buyer_of(ctx.caller, payment.payer)
         record = self.payments.new_record(
             service, calls=calls, kind=kind, client_id=buyer, bound_to=buyer if service.pricing.bind_client else "",
@@ -351,6 +359,21 @@ class PaymentGate:
             intent, now_iso=iso(now_ms()), payment_ttl_ms=ttl_ms, expires_ms=paid.expiresAt, fields=fields
         )
         return paid
+
+    async def _check_identifier(self, payment: VerifiedPayment) -> None:
+        """x402 payment-identifier: required when the operator says so (400); one id names one payload (409)."""
+        if payment.payment_identifier is None:
+            if self.settings.x402_require_payment_id:
+                raise errors.BadRequest(
+                    "this server requires the x402 payment-identifier extension: put a unique "
+                    "extensions['payment-identifier'].info.id (16-128 characters) in the payment"
+                )
+            return
+        named = await self.settlements.claim_identifier(
+            payment.payment_identifier, payment.digest, self._claim_ttl_s(payment)
+        )
+        if named:
+            raise errors.PaymentIdentifierReused("this payment-identifier was already used with another payment")
 
     def _service(self, service_id: str) -> Service:
         service = self.catalog.resolve(service_id)

@@ -17,10 +17,12 @@ lease, so one process at a time asks the facilitator again; every ending script 
 s402:x402:intent:{digest}  hash  digest, kind, paymentId, jobId, nonceKey, payload, requirements, validBefore,
                                  stage (settling | paid | failed | done), attempts, createdAt, lastError
 s402:x402:settling         zset  digests of intents not ended, by when the reconciler should look (ms)
+s402:x402:pid:{sha256(id)} string the digest an x402 payment-identifier names (kept as long as the nonce claim)
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import msgspec
@@ -30,6 +32,7 @@ from shared import keys
 from shared.keys import LEDGER_LUA, PREFIX
 
 INTENT_PREFIX = f"{PREFIX}:x402:intent:"
+IDENTIFIER_PREFIX = f"{PREFIX}:x402:pid:"
 SETTLING_DUE = f"{PREFIX}:x402:settling"
 SETTLING = "settling"
 
@@ -153,6 +156,13 @@ return 1
 """
 )
 
+# An x402 payment-identifier names one payload: SET NX, else the digest it names.
+# KEYS: identifier key   ARGV: digest, ttl s   Returns "" when it named none before, else the digest it names.
+CLAIM_IDENTIFIER = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return '' end
+return redis.call('GET', KEYS[1]) or ''
+"""
+
 # Take up to ARGV[3] due intents, each leased until now + lease (one process at a time looks at one).
 # KEYS: due zset   ARGV: now ms, lease ms, limit   Returns the digests taken.
 LEASE = """
@@ -175,6 +185,14 @@ class SettlementStore:
         self._uncertain = redis.register_script(UNCERTAIN)
         self._failed = redis.register_script(FAILED)
         self._lease = redis.register_script(LEASE)
+        self._identify = redis.register_script(CLAIM_IDENTIFIER)
+
+    async def claim_identifier(self, identifier: str, digest: str, ttl_s: int) -> str:
+        """ "" when `identifier` names `digest` now, else the digest it named before."""
+        key = IDENTIFIER_PREFIX + hashlib.sha256(identifier.encode()).hexdigest()
+        named = await self._identify(keys=[key], args=[digest, max(ttl_s, 1)])
+        text = named.decode() if isinstance(named, bytes) else str(named)
+        return "" if text == digest else text
 
     async def begin(
         self,

@@ -18,11 +18,15 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import structlog
 from eth_utils.address import to_checksum_address
 from x402 import x402ResourceServer
+from x402.extensions.bazaar import BAZAAR, OutputConfig, declare_discovery_extension
+from x402.extensions.payment_identifier import PAYMENT_IDENTIFIER, declare_payment_identifier_extension
 from x402.http import FacilitatorConfig, HTTPFacilitatorClient
 from x402.http.facilitator_client_base import AuthHeaders
 from x402.http.utils import encode_payment_required_header
@@ -50,6 +54,7 @@ def refused_before_transfer(reason: str) -> bool:
 
 
 MAX_CACHED_HEADERS = 4096
+TOOL_PATH = "/api/tools/"
 
 
 class FacilitatorUnavailable(Exception):
@@ -65,6 +70,15 @@ class FacilitatorUnavailable(Exception):
 class Settled:
     settlement: Settlement
     response: SettleResponse  # PAYMENT-RESPONSE (HTTP) or _meta["x402/payment-response"] (MCP)
+
+
+def compact_schema(schema: Any) -> Any:
+    """A JSON Schema without its descriptions: what a 402 header can carry (clients read about 8 KB of one)."""
+    if isinstance(schema, dict):
+        return {k: compact_schema(v) for k, v in schema.items() if k not in ("description", "examples", "title")}
+    if isinstance(schema, list):
+        return [compact_schema(item) for item in schema]
+    return schema
 
 
 class StaticAuth:
@@ -92,6 +106,28 @@ class X402Gate:
         # PAYMENT-REQUIRED headers already encoded: the same for every 402 of a (service, calls, url, error), and a
         # sixth of a 402's CPU to build (pydantic models, JSON, base64). Bounded: cleared when full.
         self._headers: dict[tuple[str, int, int, str, str], str] = {}
+        # x402's idempotency extension: a client-chosen id per payment (required when the operator says so)
+        self._identifier_declaration = declare_payment_identifier_extension(required=settings.x402_require_payment_id)
+        self._declared: dict[str, dict[str, Any]] = {}  # bazaar declarations, one per tool
+
+    def _discovery(self, service: Service, resource_url: str) -> dict[str, Any]:
+        """x402's bazaar discovery extension for a tool's endpoint: how to call it (POST, its JSON input schema and
+        an example) and what it answers, so discovery services can list it. Not for other resources (purchases)."""
+        if not urlsplit(resource_url).path.startswith(TOOL_PATH):
+            return {}
+        declared = self._declared.get(service.id)
+        if declared is None:
+            declared = declare_discovery_extension(
+                input=dict(service.example_request or {}),
+                input_schema=compact_schema(service.input_schema),
+                body_type="json",
+                output=OutputConfig(),
+            )
+            info = declared[BAZAAR.key]["info"]
+            info["input"]["method"] = "POST"
+            info["output"] = {"type": "json", "schema": compact_schema(service.output_schema)}
+            self._declared[service.id] = declared
+        return declared
 
     def requirements(self, service: Service, calls: int) -> PaymentRequirements:
         settings = self.settings
@@ -120,6 +156,7 @@ class X402Gate:
                 error=error,
                 resource=ResourceInfo(url=resource_url, description=service.name[:200], mime_type="application/json"),
                 accepts=[self.requirements(service, calls)],
+                extensions={PAYMENT_IDENTIFIER: self._identifier_declaration, **self._discovery(service, resource_url)},
             )
             header = encode_payment_required_header(required)
             if len(self._headers) >= MAX_CACHED_HEADERS:

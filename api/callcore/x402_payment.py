@@ -25,6 +25,7 @@ from typing import Any
 import msgspec
 import pydantic
 from eth_utils.address import to_checksum_address
+from x402.extensions.payment_identifier import extract_and_validate_payment_identifier
 from x402.http.utils import decode_payment_signature_header
 from x402.mechanisms.evm.eip712 import hash_eip3009_authorization
 from x402.mechanisms.evm.types import ExactEIP3009Authorization
@@ -63,6 +64,7 @@ class VerifiedPayment:
     payer: str  # EIP-55
     nonce: str  # lowercase 0x-hex
     valid_before: int
+    payment_identifier: str | None = None  # the x402 payment-identifier extension's id (client-chosen, secret)
 
 
 def decode_header(header: str) -> PaymentPayload:
@@ -114,6 +116,11 @@ def verify(payload: PaymentPayload, requirements: PaymentRequirements, *, now: i
     payer = to_checksum_address(authorization["from"])
     if not _signed_by(authorization, signature, requirements, payer):
         raise PaymentRejected("payment_signature_invalid", "the signature is not the payer's over this authorization")
+    identifier, valid = extract_and_validate_payment_identifier(payload)
+    if not valid.valid:
+        raise PaymentRejected(
+            "payment_identifier_invalid", "extensions.payment-identifier.info.id must be 16 to 128 of [A-Za-z0-9_-]"
+        )
     return VerifiedPayment(
         payload=payload,
         requirements=requirements,
@@ -121,6 +128,7 @@ def verify(payload: PaymentPayload, requirements: PaymentRequirements, *, now: i
         payer=payer,
         nonce=authorization["nonce"].lower(),
         valid_before=int(authorization["validBefore"]),
+        payment_identifier=identifier,
     )
 
 

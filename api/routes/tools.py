@@ -18,6 +18,7 @@ from aiohttp import web
 
 from api import keys
 from api.call_adapter import payment_from_headers, settle_headers, start_call
+from api.identity import call_context
 from api.jobs_view import answer_for_record, view_for
 from api.json_depth import NESTED_TOO_DEEPLY, too_deep
 from api.responses import json_response
@@ -71,12 +72,15 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
 async def call_tool(request: web.Request) -> web.Response:
     service = _service(request)
     params = await read_json_object(request)
+    payment = payment_from_headers(request)
+    if not params and payment.token is None and payment.x402 is None:  # a discovery probe: the terms first
+        request.app[keys.CORE].probe(await call_context(request), service)
     params = request.app[keys.VALIDATORS].validate(service.id, params)
     settings = request.app[keys.SETTINGS]
     prefer_header = request.headers.get("Prefer", "")
     prefer = parse_prefer(prefer_header, default_s=settings.wait_default_s, max_s=settings.wait_max_s)
     webhook = call_webhook(request)
-    started = await start_call(request, service, params, payment_from_headers(request), webhook=webhook)
+    started = await start_call(request, service, params, payment, webhook=webhook)
     record, headers = started.record, settle_headers(started.settled)
     if prefer.applied:
         headers["Preference-Applied"] = prefer.applied
