@@ -262,6 +262,7 @@ _STATE_LUA = (
     .replace("@ARQRETRY@", ARQ_RETRY_PREFIX)
     .replace("@ARQPROGRESS@", ARQ_IN_PROGRESS_PREFIX)
 )
+STATE_LUA = _STATE_LUA  # for job scripts kept elsewhere (api/callcore/settlements.py)
 
 # Store a new paid payment, due for the expiry sweep, and append its ledger events. (Pending payments are never
 # stored: shared/payments.py `offer_id`.)

@@ -29,7 +29,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from shared import keys
-from shared.keys import LEDGER_LUA, PREFIX
+from shared.keys import LEDGER_LUA, PREFIX, STATE_LUA
 
 INTENT_PREFIX = f"{PREFIX}:x402:intent:"
 IDENTIFIER_PREFIX = f"{PREFIX}:x402:pid:"
@@ -139,6 +139,7 @@ return 1
 # ARGV: digest, ISO now, reason, now ms, job error JSON, retention ms, channel, nonce value
 FAILED = (
     LEDGER_LUA
+    + STATE_LUA
     + """
 if redis.call('HGET', KEYS[1], 'stage') ~= 'settling' then return 0 end
 redis.call('HSET', KEYS[1], 'stage', 'failed', 'lastError', ARGV[3])
@@ -150,6 +151,7 @@ ledger(KEYS[4], 'settle_failed', ARGV[2], KEYS[3], calls, {'reason', ARGV[3]})
 if KEYS[6] ~= '' and redis.call('HGET', KEYS[6], 'status') == 'settling' then
   redis.call('HSET', KEYS[6], 'status', 'failed', 'finishedAt', ARGV[4], 'error', ARGV[5])
   redis.call('PEXPIRE', KEYS[6], ARGV[6])
+  job_moved(KEYS[6], 'settling', 'failed', ARGV[4], ARGV[7], ARGV[6])  -- its webhook hears job.failed
   redis.call('PUBLISH', ARGV[7], redis.call('HGET', KEYS[6], 'id'))
 end
 return 1
