@@ -229,6 +229,22 @@ async def test_the_official_x402_mcp_client_pays_inline_and_gets_the_settlement(
     assert json.loads(result.content[0].text)["data"]["Action"] == "DetectFace"
 
 
+async def test_an_mcp_call_waits_through_a_settlement_whose_answer_was_lost(
+    pipeline: Pipeline, facilitator: RunningFacilitator
+) -> None:
+    """The facilitator settles and drops its answer: the call's job waits `settling` for the reconciler, and the
+    official x402 MCP client gets the tool's result in the same tools/call, paid once."""
+    await facilitator.put_faults(settle={"mode": "settle_then_drop", "times": 1})
+    async with streamable_http_client(mcp_url(pipeline)) as (read, write), ClientSession(read, write) as session:
+        paying = x402MCPSession(SessionForX402(session), buyer())
+        await paying.initialize()
+        result = await paying.call_tool(PAID_TOOL, face(pipeline))
+    assert result.payment_made and not result.is_error
+    assert json.loads(result.content[0].text)["data"]["Action"] == "DetectFace"
+    assert await facilitator.balance(DEMO_PAY_TO) == PRICE_ATOMIC  # paid once
+    assert (await facilitator.all_counts())["outcomes"]["settle"] == {"settled_then_dropped": 1, "replayed": 1}
+
+
 # ---------------------------------------------------------------- tool errors and access
 
 
