@@ -12,7 +12,7 @@ from support import Pipeline
 from x402 import PaymentPayload, PaymentRequired
 from x402.extensions.bazaar import validate_discovery_extension
 from x402.extensions.payment_identifier import PAYMENT_IDENTIFIER, append_payment_identifier_to_extensions
-from x402.http.utils import decode_payment_required_header
+from x402.http.utils import decode_payment_required_header, decode_payment_response_header
 from x402_support import buyer, header_of
 
 from sandbox.facilitator.config import DEMO_WALLET_ADDRESS
@@ -78,8 +78,12 @@ async def test_a_repeat_of_an_identified_payment_joins_its_settlement_and_is_pai
             break
         await asyncio.sleep(0.05)
     assert body["status"] == "succeeded"
-    status, body, _ = await pipeline.call("face-detection", face(pipeline), **{"PAYMENT-SIGNATURE": header_of(payment)})
+    status, body, headers = await pipeline.call(
+        "face-detection", face(pipeline), **{"PAYMENT-SIGNATURE": header_of(payment)}
+    )
     assert status == 200 and body["data"]["Action"] == "DetectFace"  # the first answer, not a second call
+    receipt = decode_payment_response_header(headers["PAYMENT-RESPONSE"])  # and its receipt, which was lost
+    assert receipt.success and receipt.transaction and receipt.payer == DEMO_WALLET_ADDRESS
     assert await facilitator.balance(DEMO_WALLET_ADDRESS) == before - PRICE_ATOMIC
     assert (await pipeline.sandbox.stats())["actions"]["DetectFace"]["calls"] == 1
 

@@ -29,7 +29,7 @@ from shared.jobs import ANONYMOUS, JobRecord, JobStatus, JobStore, arq_payload, 
 from shared.keys import idempotency_key
 from shared.metrics import ApiMetrics
 from shared.models import Service
-from shared.payments import new_payment_id
+from shared.payments import PaymentRecord, new_payment_id
 
 log = structlog.get_logger("api.calls")
 NO_STANDING = "a webhook needs an API key, or a payment token that pays for this call (its secret signs the deliveries)"
@@ -46,6 +46,13 @@ class Webhook:
 class Started:
     record: JobRecord  # new, or the one the Idempotency-Key already made
     settled: SettleResponse | None  # an inline x402 payment settled by this request
+
+
+def receipt(payment: PaymentRecord) -> SettleResponse | None:
+    """The settlement a paid payment recorded, as x402's PAYMENT-RESPONSE (for a repeat of its request)."""
+    if payment.status not in ("paid", "expired") or not payment.transaction:
+        return None
+    return SettleResponse(success=True, transaction=payment.transaction, network=payment.network, payer=payment.payer)
 
 
 class CallCore:
@@ -124,9 +131,10 @@ class CallCore:
         idem = (idempotency.redis_key, idempotency.value_for(job.id)) if idempotency else None
         fields = {k: v for k, v in msgspec.structs.asdict(job).items() if v is not None}
         outcome = await self.gate.settle_inline(ctx, service, verified, payment_id=payment_id, job=fields, idem=idem)
-        structlog.contextvars.bind_contextvars(job_id=job.id, payment_id=payment_id)
         if outcome.joined_job:  # the same identified payment again: the job it paid for, as it is now
-            return Started(await self.jobs.get(outcome.joined_job) or job, None)
+            structlog.contextvars.bind_contextvars(job_id=outcome.joined_job, payment_id=outcome.record.paymentId)
+            return Started(await self.jobs.get(outcome.joined_job) or job, receipt(outcome.record))
+        structlog.contextvars.bind_contextvars(job_id=job.id, payment_id=payment_id)
         if not outcome.certain:
             return Started(job, None)  # settling: the reconciler releases or fails it
         return Started(await self.release(job, verified.digest, caller_key=ctx.caller.key_client_id), outcome.response)
