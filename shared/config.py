@@ -69,6 +69,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     facilitator_timeout_s: float
     facilitator_bearer: Secret
     x402_require_payment_id: bool
+    x402_reconcile_grace_s: float
     facilitator_headers: Secret
     x402_network: str
     x402_asset: str
@@ -182,6 +183,16 @@ def _positive_float(raw: str) -> float:
         raise ValueError("must be a number") from None
     if not value > 0:
         raise ValueError("must be greater than 0")
+    return value
+
+
+def _non_negative_float(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("must be a number") from None
+    if not value >= 0:
+        raise ValueError("must be 0 or more")
     return value
 
 
@@ -567,6 +578,14 @@ PAYMENT_SETTINGS: tuple[Setting, ...] = (
         "false",
         "Require x402's payment-identifier extension on every payment (400 without): a repeat of a payment is then "
         "always recognised, and a lost answer fetched again.",
+    ),
+    Setting(
+        "SERVER402_X402_RECONCILE_GRACE_S",
+        "x402_reconcile_grace_s",
+        _non_negative_float,
+        "120",
+        "How long past a payment's validBefore the reconciler still asks for a proof before it ends it "
+        "`unconfirmed` (for the operator to check on chain).",
     ),
     Setting(
         "SERVER402_X402_FACILITATOR_BEARER",

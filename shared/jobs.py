@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 
 from shared import keys
 from shared.clock import utc_iso
+from shared.keys import SETTLING_DUE
 from shared.quality import CALL_COUNT, LAST_CALL_AT, QUALITY_LUA, ResultFigure, quality_key
 
 JobStatus = Literal["settling", "queued", "running", "succeeded", "failed", "canceled", "expired"]
@@ -281,7 +282,7 @@ class JobStore:
                 record.payment_key(),
                 keys.LEDGER,
                 quality_key(record.service),
-                settled_intent,
+                *((settled_intent, SETTLING_DUE) if settled_intent else ()),
             ],
             args=[
                 record.id,

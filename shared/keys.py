@@ -84,6 +84,9 @@ def x402_nonce_key(network: str, payer: str, nonce: str) -> str:
     return f"{PREFIX}:x402:nonce:{digest}"
 
 
+SETTLING_DUE = f"{PREFIX}:x402:settling"  # zset: settlement intents not ended (api/callcore/settlements.py)
+
+
 def rate_limit_key(access_key_id: str, action: str) -> str:
     fingerprint = hashlib.sha256(access_key_id.encode()).hexdigest()[:16]
     return f"{PREFIX}:rl:{fingerprint}:{action}"
@@ -289,7 +292,8 @@ return 1
 # counted as a call of its service (a counter hash: shared/quality.py's callCount and lastCallAt). The payment's
 # checks are `payment_refusal`'s, shared with CREATE_BATCH.
 # KEYS: job, arq job payload, arq queue, idempotency key or "", payment or "", ledger, counter hash or "",
-# [the settlement intent the job waited for (api/callcore/settlements.py): then the job must still be `settling`]
+# [the settlement intent the job waited for and the intents' due zset (api/callcore/settlements.py): then the job
+# must still be `settling`, and the intent is done once its call is consumed]
 # ARGV: job id, arq payload, score ms, ttl ms, idempotency value, service id, caller's key client id or "",
 # now ms, ISO now, count field, time field, time, tenant fallback or "" (set: the job acts for the payment's
 # client, else for this), then field/value pairs of the job hash.
@@ -297,9 +301,9 @@ return 1
 ENQUEUE_JOB = (
     _LEDGER_LUA
     + """
-if KEYS[8] and KEYS[8] ~= '' then  -- a job made while its x402 payment settled: released once, now it is paid
-  if redis.call('HGET', KEYS[1], 'status') ~= 'settling' then return {0, ARGV[5]} end
-  redis.call('HSET', KEYS[8], 'stage', 'done')
+local intent = KEYS[8] or ''
+if intent ~= '' and redis.call('HGET', KEYS[1], 'status') ~= 'settling' then  -- released once only
+  return {0, ARGV[5]}
 end
 if KEYS[4] ~= '' then
   local existing = redis.call('GET', KEYS[4])
@@ -313,6 +317,10 @@ if KEYS[5] ~= '' then
   redis.call('HINCRBY', KEYS[5], 'usedCalls', 1)
   ledger(KEYS[6], 'consumed', ARGV[9], KEYS[5], 1, {'jobId', ARGV[1]})
   client = redis.call('HGET', KEYS[5], 'clientId') or ''
+end
+if intent ~= '' then  -- the x402 payment this job waited for is spent on it: its intent is done
+  redis.call('HSET', intent, 'stage', 'done')
+  redis.call('ZREM', KEYS[9], redis.call('HGET', intent, 'digest'))
 end
 if KEYS[4] ~= '' then redis.call('SET', KEYS[4], ARGV[5], 'PX', ARGV[4]) end
 redis.call('HSET', KEYS[1], unpack(ARGV, 14))

@@ -10,7 +10,8 @@ of Redis does not hold a usable token, and the owner can be shown theirs again.
 
     offer (pending, not stored: its id carries its terms)
       --(x402 payment checked, intent recorded)--> settling --(settled)--> paid --(expiry sweep)--> expired
-                                                             `--(not proven paid)--> failed (nothing taken)
+                                                             `--(never payable)--> failed (nothing taken)
+                                                             `--(no proof in time)--> unconfirmed (checked on chain)
     (a payment bought inline with a tool call is spent by its job once paid; api/callcore/settlements.py)
 
 Unpaid requests store nothing: the pending payment a 402 offers has an HMAC-signed id that carries its service,
@@ -35,7 +36,7 @@ from shared.config import Settings
 from shared.jobs import iso, now_ms
 from shared.models import Service
 
-PaymentStatus = Literal["pending", "settling", "paid", "failed", "expired"]
+PaymentStatus = Literal["pending", "settling", "paid", "failed", "unconfirmed", "expired"]
 PaymentKind = Literal["offer", "purchase", "inline"]
 TOKEN_PREFIX = "s402pt_"
 PAYMENT_ID_PREFIX = "pay_"
@@ -74,7 +75,7 @@ class PaymentRecord(msgspec.Struct, frozen=True, kw_only=True):
     boundTo: str = ""  # bindClient: the only client this payment pays for ("key:<id>" or an EIP-55 address)
     digest: str = ""  # sha256 of the signed x402 payload that paid (a repeat of it is recognised by this)
     idempotencyHash: str = ""  # sha256 of the purchase's Idempotency-Key: a repeat carrying it gets the token
-    failReason: str = ""  # a `failed` payment's: why it was not proven paid (nothing was taken)
+    failReason: str = ""  # a `failed` or `unconfirmed` payment's: why it was not proven paid
 
 
 class Payment(msgspec.Struct, rename="camel", frozen=True, kw_only=True):
@@ -238,6 +239,7 @@ class NonceClaim(msgspec.Struct, frozen=True):
     settling: bool = False
     payment_id: str = ""
     other: bool = False
+    ended: bool = False  # it ended without a proof (failed or unconfirmed)
 
     @classmethod
     def parse(cls, value: str, digest: str) -> NonceClaim:
@@ -246,6 +248,8 @@ class NonceClaim(msgspec.Struct, frozen=True):
         holder, _, held_digest = value.partition(" ")
         if held_digest != digest:
             return cls(other=True)
+        if holder in ("failed", "unconfirmed"):
+            return cls(ended=True)
         return cls(settling=True) if holder == SETTLING else cls(payment_id=holder)
 
 

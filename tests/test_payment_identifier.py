@@ -13,9 +13,9 @@ from x402 import PaymentPayload, PaymentRequired
 from x402.extensions.bazaar import validate_discovery_extension
 from x402.extensions.payment_identifier import PAYMENT_IDENTIFIER, append_payment_identifier_to_extensions
 from x402.http.utils import decode_payment_required_header, decode_payment_response_header
-from x402_support import buyer, header_of
+from x402_support import buyer, header_of, new_wallet
 
-from sandbox.facilitator.config import DEMO_WALLET_ADDRESS
+from sandbox.facilitator.config import DEMO_WALLET_ADDRESS, DEMO_WALLET_KEY
 from sandbox.facilitator.testing import RunningFacilitator
 
 PRICE_ATOMIC = 200_000
@@ -48,10 +48,12 @@ async def terms(pipeline: Pipeline, path: str, body: Any) -> PaymentRequired:
     return required
 
 
-async def identified(required: PaymentRequired, payment_id: str | None = None) -> PaymentPayload:
+async def identified(
+    required: PaymentRequired, payment_id: str | None = None, *, key: str = DEMO_WALLET_KEY
+) -> PaymentPayload:
     """What the official client signs with the extension's id in it (generated unless given)."""
     extensions = append_payment_identifier_to_extensions(dict(required.extensions or {}), payment_id)
-    payment = await buyer().create_payment_payload(required, extensions=extensions)
+    payment = await buyer(key).create_payment_payload(required, extensions=extensions)
     assert isinstance(payment, PaymentPayload)
     return payment
 
@@ -145,3 +147,19 @@ async def test_the_402_declares_bazaar_discovery_and_a_bodyless_probe_gets_it(pi
     payment = await identified(required)
     status, body, _ = await pipeline.call("face-detection", {}, **{"PAYMENT-SIGNATURE": header_of(payment)})
     assert status == 400 and body["error"] == "ImageURL is required"
+
+
+async def test_an_identifier_whose_payment_was_refused_outright_may_pay_again(
+    pipeline: Pipeline, facilitator: RunningFacilitator
+) -> None:
+    """A refusal made before any transfer undoes everything, the identifier's claim included: the payer funds its
+    wallet and pays again under the same id."""
+    key, address = new_wallet()
+    required = await terms(pipeline, "/api/tools/face-detection", face(pipeline))
+    first = await identified(required, "pay_retry_after_funding_01", key=key)
+    status, body, _ = await pipeline.call("face-detection", face(pipeline), **{"PAYMENT-SIGNATURE": header_of(first)})
+    assert (status, body["code"]) == (402, "invalid_exact_evm_insufficient_balance")
+    await facilitator.fund(address, PRICE_ATOMIC)
+    again = await identified(required, "pay_retry_after_funding_01", key=key)
+    status, body, _ = await pipeline.call("face-detection", face(pipeline), **{"PAYMENT-SIGNATURE": header_of(again)})
+    assert status == 200, body

@@ -8,10 +8,11 @@ import asyncio
 from typing import Any
 
 import pytest
+import redis.exceptions
 from support import Pipeline
-from x402.http import FacilitatorConfig, HTTPFacilitatorClient
-from x402_support import base_usdc_requirement, header_of, httpx_buyer, new_wallet, resign, sign_for
+from x402_support import header_of, httpx_buyer, new_wallet, sign_for
 
+from api import keys as api_keys
 from sandbox.facilitator.config import DEMO_PAY_TO, DEMO_WALLET_ADDRESS
 from sandbox.facilitator.testing import RunningFacilitator
 from shared import keys
@@ -140,54 +141,54 @@ async def test_the_same_signed_payment_sent_again_while_it_settles_joins_it_and_
     await books_balance(pipeline, facilitator, paid=1)
 
 
-async def test_a_payment_proven_unpaid_on_the_second_look_fails_its_call_and_takes_nothing(
+async def test_a_repeat_shown_a_settling_job_sees_it_fail_when_the_payment_is_refused(
     pipeline: Pipeline, facilitator: RunningFacilitator
 ) -> None:
-    """The first answer is lost (5xx, nothing moved); before the reconciler asks again the wallet spends its only
-    funds on another call, so the second settle is refused before any transfer: the call fails, nothing taken."""
-    key, address = new_wallet()
-    await facilitator.fund(address, PRICE_ATOMIC)
+    """While the first request settles, its repeat (same payment and Idempotency-Key) is shown the job; the
+    facilitator then refuses (no funds): the job the repeat was shown says so, it does not vanish."""
+    key, _ = new_wallet()
     required = (await pipeline.api.post("/api/tools/face-detection", json=face(pipeline))).headers["PAYMENT-REQUIRED"]
-    lost, spent = header_of(await sign_for(required, key)), header_of(await sign_for(required, key))
-    await facilitator.put_faults(settle={"mode": "5xx", "status5xx": 503, "times": 1})
-    status, job, _ = await pipeline.call(
-        "face-detection", face(pipeline), **{"PAYMENT-SIGNATURE": lost, "Prefer": "respond-async"}
+    sent = {"PAYMENT-SIGNATURE": header_of(await sign_for(required, key)), "Idempotency-Key": "refused-1"}
+    await facilitator.put_faults(settle={"latencyMs": {"fixed": 600}, "times": 1})
+    first = asyncio.create_task(pipeline.call("face-detection", face(pipeline), **sent))
+    for _ in range(100):
+        if await pipeline.redis.keys("s402:x402:intent:*"):
+            break
+        await asyncio.sleep(0.01)
+    status, shown, _ = await pipeline.call("face-detection", face(pipeline), **{**sent, "Prefer": "respond-async"})
+    assert (status, shown["status"]) == (202, "settling")
+    status, body, _ = await first
+    assert (status, body["code"]) == (402, "invalid_exact_evm_insufficient_balance")
+    status, job = await pipeline.job(shown["jobId"])
+    assert (status, job["status"], job["error"]["code"]) == (200, "failed", "payment_refused")
+    assert "nothing was charged" in job["error"]["message"]
+
+
+async def test_a_paid_call_whose_release_was_lost_is_queued_by_the_reconciler(
+    pipeline: Pipeline, facilitator: RunningFacilitator
+) -> None:
+    """The process proves the payment paid and dies before it queues the job (the release fails once here): the
+    intent stays due, and the reconciler queues the job; the call runs once, paid once."""
+    core = pipeline.api.app[api_keys.CORE]
+    release = core.release
+    lost = []
+
+    async def dies_once(*args: Any, **kwargs: Any) -> Any:
+        if not lost:
+            lost.append(True)
+            raise redis.exceptions.ConnectionError("Redis went away here, as if the process died")
+        return await release(*args, **kwargs)
+
+    core.release = dies_once  # type: ignore[method-assign]
+    required = (await pipeline.api.post("/api/tools/face-detection", json=face(pipeline))).headers["PAYMENT-REQUIRED"]
+    header = header_of(await sign_for(required))
+    response = await pipeline.api.post(
+        "/api/tools/face-detection", json=face(pipeline), headers={"PAYMENT-SIGNATURE": header, "Idempotency-Key": "l"}
     )
-    assert (status, job["status"]) == (202, "settling")
-    status, _, _ = await pipeline.call("face-detection", face(pipeline), **{"PAYMENT-SIGNATURE": spent})
-    assert status == 200
-    failed = await until_status(pipeline, f"/api/jobs/{job['jobId']}", {"succeeded", "failed"})
-    assert failed["status"] == "failed" and failed["error"]["code"] == "payment_failed", failed
-    assert "nothing was charged" in failed["error"]["message"]
-    assert await facilitator.balance(address) == 0  # one call paid, one call run
-    events = [(e["event"], e["payer"]) for e in await ledger(pipeline) if e["payer"] == address]
-    assert [event for event, _ in events] == ["settling", "created", "settled", "consumed", "settle_failed"]
+    assert response.status == 503  # the request could not finish: its caller hears 503, the money is recorded
+    status, again, _ = await pipeline.call(
+        "face-detection", face(pipeline), **{"PAYMENT-SIGNATURE": header, "Idempotency-Key": "l", "Prefer": "wait=30"}
+    )
+    assert status == 200, again
     await books_balance(pipeline, facilitator, paid=1)
-
-
-async def test_nonce_already_used_by_another_transfer_proves_nothing_and_the_payer_gets_nothing(
-    pipeline: Pipeline, facilitator: RunningFacilitator
-) -> None:
-    """The answer for our payload is lost; the payer spends the same nonce in another payload (to someone else):
-    the reconciler hears "nonce already used", which does not show our payTo was paid, so nothing is given."""
-    key, address = new_wallet()
-    await facilitator.fund(address, 10 * PRICE_ATOMIC)
-    required = (await pipeline.api.post("/api/tools/face-detection", json=face(pipeline))).headers["PAYMENT-REQUIRED"]
-    ours = await sign_for(required, key)
-    await facilitator.put_faults(settle={"mode": "5xx", "status5xx": 503, "times": 1})
-    status, job, _ = await pipeline.call(
-        "face-detection", face(pipeline), **{"PAYMENT-SIGNATURE": header_of(ours), "Prefer": "respond-async"}
-    )
-    assert (status, job["status"]) == (202, "settling")
-    elsewhere = base_usdc_requirement(pay_to=DEMO_WALLET_ADDRESS)
-    other = resign(ours.model_copy(update={"accepted": elsewhere}), key, to=DEMO_WALLET_ADDRESS)
-    direct = HTTPFacilitatorClient(FacilitatorConfig(url=facilitator.url))
-    try:
-        settled = await direct.settle(other, elsewhere)
-    finally:
-        await direct.aclose()
-    assert settled.success  # the nonce went to another transfer
-    failed = await until_status(pipeline, f"/api/jobs/{job['jobId']}", {"succeeded", "failed"})
-    assert failed["status"] == "failed" and "nonce" in failed["error"]["message"], failed
-    assert (await pipeline.sandbox.stats())["actions"].get("DetectFace", {}).get("calls", 0) == 0
-    await books_balance(pipeline, facilitator, paid=0)
+    assert (await pipeline.sandbox.stats())["actions"]["DetectFace"]["calls"] == 1

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from support import Pipeline
 
+from api.callcore.settlements import identifier_key
 from sandbox.facilitator.config import DEMO_WALLET_ADDRESS, DEMO_WALLET_KEY
 from sandbox.facilitator.testing import RunningFacilitator
 
@@ -124,7 +125,7 @@ async def test_the_ts_clients_payment_identifier_reaches_the_server_and_a_replay
     assert_settled(first)
     payment_id = first["paymentId"]
     assert payment_id and payment_id == replay["paymentId"]
-    claimed = await pipeline.redis.get("s402:x402:pid:" + hashlib.sha256(payment_id.encode()).hexdigest())
+    claimed = await pipeline.redis.get(identifier_key(payment_id, DEMO_WALLET_ADDRESS))
     assert claimed is not None  # the server read the id the TS client put in the payment
     assert replay["status"] == 200, replay
     assert replay["body"]["data"] == first["body"]["data"]  # the first answer again, not a second call

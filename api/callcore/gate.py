@@ -19,12 +19,13 @@ from typing import Any
 
 import msgspec
 import structlog
+from x402.extensions.payment_identifier import extract_payment_identifier
 from x402.schemas import PaymentPayload, SettleResponse
 
 from api.callcore.parties import Caller, buyer_of, tenant_of, token_owner
 from api.callcore.refusals import refusal
 from api.callcore.settlements import Intent, SettlementStore
-from api.callcore.x402_gate import FacilitatorUnavailable, X402Gate
+from api.callcore.x402_gate import SETTLE_SLACK_S, FacilitatorUnavailable, X402Gate
 from api.callcore.x402_payment import PaymentRejected, VerifiedPayment
 from shared import errors
 from shared.catalog import Catalog
@@ -46,7 +47,7 @@ from shared.quality import QualityStore
 
 log = structlog.get_logger("api.payments")
 NONCE_CLAIM_MARGIN_S = 60
-RECONCILE_MARGIN_MS = 5000  # an intent whose request died is looked at this long after the facilitator's timeout
+RECONCILE_MARGIN_MS = 10_000  # an intent whose request died is looked at this long after its settle's bound
 RECONCILE_FIRST_MS = 1000  # an intent whose request got no answer: looked at again this soon
 
 
@@ -118,7 +119,7 @@ class PaymentGate:
     ) -> None:
         self.settings = settings
         self.settlements = settlements
-        self.reconcile_after_ms = int(settings.facilitator_timeout_s * 1000) + RECONCILE_MARGIN_MS
+        self.reconcile_after_ms = int((settings.facilitator_timeout_s + SETTLE_SLACK_S) * 1000) + RECONCILE_MARGIN_MS
         self.catalog = catalog
         self.payments = payments
         self.x402 = x402
@@ -228,7 +229,7 @@ class PaymentGate:
             message = (
                 "this signed payment already paid for a call: resend that call with its Idempotency-Key to get its "
                 "job again"
-                if settlement.payment_id and not settlement.other
+                if settlement.payment_id
                 else "this payment authorization was already used"
             )
             raise self.payment_required(service, ctx.resource_url, code="payment_replayed", message=message)
@@ -296,7 +297,10 @@ class PaymentGate:
             idempotency=idem,
         )  # fmt: skip
         if held:
-            return NonceClaim.parse(held, payment.digest)
+            claim = NonceClaim.parse(held, payment.digest)
+            if claim.other and payment.payment_identifier:  # this payload recorded nothing: its id names nothing
+                await self.settlements.release_identifier(payment.payment_identifier, intent)
+            return claim
         try:
             settled = await self.x402.settle(payment)
         except PaymentRejected as exc:
@@ -312,9 +316,30 @@ class PaymentGate:
     ) -> PaymentOutcome:
         if not exc.definite:  # a transaction may have been sent: only the reconciler can tell
             return await self._unanswered(ctx, service, intent, None, exc, calls=calls, idem=idem)
-        await self.settlements.abandon(intent, idem)
+        if not await self._abandon(intent, idem, exc.code):  # a reconciler ended it meanwhile: its outcome stands
+            return await self._as_it_stands(intent)
         self.metrics.payments.labels(intent.kind, "refused").inc()
         raise self.rejected(service, ctx.resource_url, exc, calls) from None
+
+    async def _abandon(self, intent: Intent, idem: Idem, reason: str) -> bool:
+        error = msgspec.json.encode(
+            {"code": "payment_refused", "message": f"the x402 payment was refused ({reason}): nothing was charged",
+             "retryable": False}
+        )  # fmt: skip
+        return await self.settlements.abandon(
+            intent, idem, identifier=self._identifier_of(intent), now_ms=now_ms(), job_error=error,
+            retention_ms=self.settings.job_retention_s * 1000,
+        )  # fmt: skip
+
+    @staticmethod
+    def _identifier_of(intent: Intent) -> str | None:
+        return extract_payment_identifier(PaymentPayload.model_validate_json(intent.payload))
+
+    async def _as_it_stands(self, intent: Intent) -> PaymentOutcome:
+        current = await self.payments.get(intent.paymentId)
+        if current is None:
+            raise errors.ServiceUnavailable("the payment's record is gone; retry the same payment", retry_after=1)
+        return PaymentOutcome(current, None, certain=False)
 
     async def _unanswered(
         self,
@@ -329,7 +354,8 @@ class PaymentGate:
     ) -> PaymentOutcome:
         """No answer says whether money moved: unless nothing was sent, the payment stays `settling`."""
         if isinstance(exc, FacilitatorUnavailable) and not exc.sent:
-            await self.settlements.abandon(intent, idem)
+            if not await self._abandon(intent, idem, "facilitator_unreachable"):
+                return await self._as_it_stands(intent)
             self.metrics.payments.labels(intent.kind, "facilitator_unavailable").inc()
             raise errors.ServiceUnavailable(
                 "the payment facilitator cannot be reached; nothing was charged, retry the same payment", retry_after=2
@@ -355,9 +381,14 @@ class PaymentGate:
         ttl_ms = paid.expiresAt - now_ms() + KEEP_AFTER_EXPIRY_MS
         fields = {"status": "paid", "paidAt": paid.paidAt, "payer": paid.payer, "transaction": paid.transaction,
                   "network": paid.network, "expiresAt": paid.expiresAt}  # fmt: skip
-        await self.settlements.paid(
-            intent, now_iso=iso(now_ms()), payment_ttl_ms=ttl_ms, expires_ms=paid.expiresAt, fields=fields
-        )
+        found = await self.settlements.paid(
+            intent, now_iso=iso(now_ms()), payment_ttl_ms=ttl_ms, expires_ms=paid.expiresAt,
+            release_due_ms=now_ms() + self.reconcile_after_ms, fields=fields,
+        )  # fmt: skip
+        if found not in ("settling", "unconfirmed", "paid", "done"):  # 'failed': proven unpayable, yet a proof came
+            log.error("a payment proven unpayable was settled", payment_id=record.paymentId, stage=found)
+        if found == "unconfirmed":
+            log.warning("an unconfirmed payment proved paid late: its call is a credit", payment_id=record.paymentId)
         return paid
 
     async def _check_identifier(self, payment: VerifiedPayment) -> None:
@@ -370,7 +401,7 @@ class PaymentGate:
                 )
             return
         named = await self.settlements.claim_identifier(
-            payment.payment_identifier, payment.digest, self._claim_ttl_s(payment)
+            payment.payment_identifier, payment.payer, payment.digest, self._claim_ttl_s(payment)
         )
         if named:
             raise errors.PaymentIdentifierReused("this payment-identifier was already used with another payment")
@@ -384,7 +415,8 @@ class PaymentGate:
     def _intent(self, payment: VerifiedPayment, record: PaymentRecord, kind: str, job_id: str) -> Intent:
         return Intent(
             digest=payment.digest, kind=kind, paymentId=record.paymentId, jobId=job_id,
-            nonceKey=self.x402.nonce_key(payment), payload=payment.payload.model_dump_json(by_alias=True),
+            nonceKey=self.x402.nonce_key(payment), payer=payment.payer,
+            payload=payment.payload.model_dump_json(by_alias=True),
             requirements=payment.requirements.model_dump_json(by_alias=True), validBefore=payment.valid_before,
             stage="settling", createdAt=now_ms(),
         )  # fmt: skip

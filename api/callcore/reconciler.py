@@ -3,12 +3,18 @@
 Each API process runs one. A pass leases the due intents (api/callcore/settlements.py `LEASE`: one process at a
 time looks at one) and, for each, sends `/settle` again with the very payload it recorded:
 
-- an answer with a transaction (the facilitator's settlement cache answers a repeat of one payload with its
-  first result) proves the payment reached our `payTo`: it is paid, and its job is queued or its token usable;
-- a refusal made before any transfer (`invalid_...`, "nonce already used" included: the payer may have spent
-  that nonce on another transfer, so it proves nothing for us) fails it: nothing was taken, the job fails;
-- no answer again: looked at later (backing off to RETRY_CAP_MS), until the authorization is past its
-  `validBefore` by GIVE_UP_AFTER_S with still no proof; then it fails as unconfirmed.
+- an answer with a transaction (facilitators with a settlement cache, the sandbox's among them, answer a repeat
+  of one payload with its first result) proves the payment reached our `payTo`: it is paid, and its job is
+  queued or its token usable;
+- a refusal that holds whatever the chain's state (a bad signature, recipient, amount, network: `never_payable`)
+  proves the payload never paid us: it fails, nothing was taken;
+- any other refusal ("nonce already used", authorization expired, no balance: what the first, lost settlement
+  may itself have left behind; or the payer spent the nonce elsewhere) and no answer prove nothing: looked at
+  again later (backing off to RETRY_CAP_MS) until the authorization is SERVER402_X402_RECONCILE_GRACE_S past its
+  `validBefore`;
+  then it ends `unconfirmed`: its call does not run, the payer is told it could not be confirmed (never that
+  nothing was charged), the ledger says `settle_unconfirmed` for the operator to check on chain, and a proof
+  that still comes turns it paid (the call then stays as a credit).
 
 Ending is the scripts' (each checks the intent is still settling), so two processes can never both end one.
 """
@@ -26,7 +32,7 @@ from x402.schemas import PaymentPayload, PaymentRequirements
 from api.callcore.calls import CallCore
 from api.callcore.gate import PaymentGate
 from api.callcore.settlements import SETTLING, Intent, SettlementStore
-from api.callcore.x402_gate import FacilitatorUnavailable
+from api.callcore.x402_gate import FacilitatorUnavailable, never_payable
 from api.callcore.x402_payment import PaymentRejected
 from shared.jobs import JobError, iso, now_ms
 
@@ -36,18 +42,29 @@ POLL_S = 1.0
 BATCH = 16
 RETRY_BASE_MS = 1000
 RETRY_CAP_MS = 30_000
-GIVE_UP_AFTER_S = 120  # past validBefore no transfer can start: a settle still unproven by then never will be
 _error = msgspec.json.Encoder()
 
 
-def payment_failed_error(reason: str) -> bytes:
-    return _error.encode(
-        JobError(
+FAILED_STAGE, UNCONFIRMED = "failed", "unconfirmed"
+
+
+def ending_error(stage: str, reason: str, payment_id: str) -> bytes:
+    """The error of a call whose payment ended without a proof: only `failed` may say nothing was charged."""
+    if stage == FAILED_STAGE:
+        error = JobError(
             code="payment_failed",
-            message=f"the x402 payment was not settled ({reason}): nothing was charged; pay again to run the call",
+            message=f"the x402 payment can never be settled ({reason}): nothing was charged; pay again to run it",
             retryable=True,
         )
-    )
+    else:
+        error = JobError(
+            code="payment_unconfirmed",
+            message=f"the x402 payment could not be confirmed ({reason}): the call did not run, and whether your "
+            f"wallet was debited is not known; the operator checks payment {payment_id} on chain and, if it was "
+            "paid, it becomes a credit for this call",
+            retryable=False,
+        )
+    return _error.encode(error)
 
 
 class Reconciler:
@@ -76,16 +93,20 @@ class Reconciler:
             await asyncio.sleep(POLL_S)
 
     async def run_once(self) -> int:
-        """One pass over the due intents; returns how many it looked at."""
-        lease_ms = self.gate.reconcile_after_ms  # longer than one settle can take
-        digests = await self.settlements.due(now_ms=now_ms(), lease_ms=lease_ms, limit=BATCH)
-        for digest in digests:
-            await self.resolve(digest)
-        return len(digests)
+        """One pass over the due intents, each leased just before it is looked at (a lease outlasts one bounded
+        settle); returns how many it looked at."""
+        lease_ms = self.gate.reconcile_after_ms
+        for looked in range(BATCH):
+            digests = await self.settlements.due(now_ms=now_ms(), lease_ms=lease_ms, limit=1)
+            if not digests:
+                return looked
+            await self.resolve(digests[0])
+        return BATCH
 
     async def resolve(self, digest: str) -> None:
         intent = await self.settlements.get(digest)
-        if intent is None:
+        if intent is None:  # expired: nothing is left to end
+            await self.settlements.forget(digest)
             return
         if intent.stage == "paid" and intent.jobId:  # paid, but the process died before its job was queued
             await self._release(intent)
@@ -99,8 +120,8 @@ class Reconciler:
                 payer=(await self._payer(intent)),
             )
         except PaymentRejected as exc:
-            if exc.definite:
-                await self._fail(intent, exc.code)
+            if never_payable(exc.code):
+                await self._end(intent, FAILED_STAGE, exc.code)
             else:
                 await self._later(intent, exc.code)
             return
@@ -128,20 +149,23 @@ class Reconciler:
         await self.core.release(job, intent.digest, caller_key=caller_key)
 
     async def _later(self, intent: Intent, reason: str) -> None:
-        if time.time() > intent.validBefore + GIVE_UP_AFTER_S:
-            await self._fail(intent, f"unconfirmed after {reason}")
+        if time.time() > intent.validBefore + self.gate.settings.x402_reconcile_grace_s:
+            await self._end(intent, UNCONFIRMED, reason)
             return
         delay_ms = min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** min(intent.attempts, 10))
         await self.settlements.uncertain(intent, due_ms=now_ms() + delay_ms, now_iso=iso(now_ms()), reason=reason)
 
-    async def _fail(self, intent: Intent, reason: str) -> None:
+    async def _end(self, intent: Intent, stage: str, reason: str) -> None:
         ended = await self.settlements.failed(
             intent,
+            stage=stage,
             now_ms=now_ms(),
             now_iso=iso(now_ms()),
             reason=reason,
-            job_error=payment_failed_error(reason),
+            job_error=ending_error(stage, reason, intent.paymentId),
             retention_ms=self.retention_ms,
         )
-        if ended:
+        if ended and stage == UNCONFIRMED:
+            log.error("x402 settlement unconfirmed: check the chain", payment_id=intent.paymentId, reason=reason)
+        elif ended:
             log.warning("x402 settlement failed", payment_id=intent.paymentId, reason=reason)

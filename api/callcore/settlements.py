@@ -15,9 +15,10 @@ lease, so one process at a time asks the facilitator again; every ending script 
 `settling`, so each intent ends exactly once.
 
 s402:x402:intent:{digest}  hash  digest, kind, paymentId, jobId, nonceKey, payload, requirements, validBefore,
-                                 stage (settling | paid | failed | done), attempts, createdAt, lastError
+                                 stage (settling | paid | done | failed | unconfirmed), attempts, createdAt,
+                                 lastError
 s402:x402:settling         zset  digests of intents not ended, by when the reconciler should look (ms)
-s402:x402:pid:{sha256(id)} string the digest an x402 payment-identifier names (kept as long as the nonce claim)
+s402:x402:pid:{sha256}     string the digest an x402 payment-identifier names, per payer (as long as the claim)
 """
 
 from __future__ import annotations
@@ -29,16 +30,21 @@ import msgspec
 from redis.asyncio import Redis
 
 from shared import keys
-from shared.keys import LEDGER_LUA, PREFIX, STATE_LUA
+from shared.keys import LEDGER_LUA, PREFIX, SETTLING_DUE, STATE_LUA
 
 INTENT_PREFIX = f"{PREFIX}:x402:intent:"
 IDENTIFIER_PREFIX = f"{PREFIX}:x402:pid:"
-SETTLING_DUE = f"{PREFIX}:x402:settling"
 SETTLING = "settling"
 
 
 def intent_key(digest: str) -> str:
     return INTENT_PREFIX + digest
+
+
+def identifier_key(identifier: str, payer: str) -> str:
+    """An x402 payment-identifier's key, scoped by its payer (EIP-55): one client's ids never collide with
+    another's, and a 409 tells nothing of anyone else's payments."""
+    return IDENTIFIER_PREFIX + hashlib.sha256(f"{payer}|{identifier}".encode()).hexdigest()
 
 
 class Intent(msgspec.Struct, frozen=True, kw_only=True):
@@ -49,6 +55,7 @@ class Intent(msgspec.Struct, frozen=True, kw_only=True):
     paymentId: str
     jobId: str = ""
     nonceKey: str
+    payer: str = ""  # EIP-55, as verified
     payload: str  # the PaymentPayload, JSON
     requirements: str  # the PaymentRequirements it was verified against, JSON
     validBefore: int
@@ -81,43 +88,60 @@ if KEYS[6] ~= '' then redis.call('SET', KEYS[6], ARGV[5], 'NX', 'PX', ARGV[4]) e
 return ''
 """
 
-# The facilitator proved the payment: settling -> paid (ledger: created, settled). A purchase is done; an inline
-# intent is done once ENQUEUE_JOB releases its job.
+# The facilitator proved the payment: settling (or unconfirmed: a proof may come late) -> paid (ledger: created,
+# settled). A purchase is done; an inline intent stays due until ENQUEUE_JOB releases its job (so a process that
+# dies in between leaves it to the reconciler). The nonce claim is rewritten only while it is still this intent's.
 # KEYS: intent, due zset, nonce, payment, expiry zset, ledger   ARGV: digest, nonce value, ISO now, payment ttl ms,
-# expires ms, then the payment's new field/value pairs.   Returns the stage found ('settling' when it moved now).
+# expires ms, release due ms, then the payment's new field/value pairs.   Returns the stage found.
 PAID = (
     LEDGER_LUA
     + """
 local stage = redis.call('HGET', KEYS[1], 'stage')
-if stage ~= 'settling' then return stage or 'missing' end
-redis.call('HSET', KEYS[1], 'stage', 'paid')
-if redis.call('HGET', KEYS[1], 'kind') == 'purchase' then redis.call('HSET', KEYS[1], 'stage', 'done') end
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('SET', KEYS[3], ARGV[2], 'XX', 'KEEPTTL')
-redis.call('HSET', KEYS[4], unpack(ARGV, 6))
+if stage ~= 'settling' and stage ~= 'unconfirmed' then return stage or 'missing' end
+local holder = redis.call('GET', KEYS[3])
+if holder == 'settling ' .. ARGV[1] or holder == 'unconfirmed ' .. ARGV[1] then
+  redis.call('SET', KEYS[3], ARGV[2], 'XX', 'KEEPTTL')
+end
+if redis.call('HGET', KEYS[1], 'kind') == 'purchase' or stage == 'unconfirmed' then
+  redis.call('HSET', KEYS[1], 'stage', 'done')  -- an unconfirmed call's job has failed: the call stays a credit
+  redis.call('ZREM', KEYS[2], ARGV[1])
+else
+  redis.call('HSET', KEYS[1], 'stage', 'paid')
+  redis.call('ZADD', KEYS[2], ARGV[6], ARGV[1])
+end
+redis.call('HSET', KEYS[4], unpack(ARGV, 7))
 redis.call('PEXPIRE', KEYS[4], ARGV[4])
 redis.call('ZADD', KEYS[5], ARGV[5], redis.call('HGET', KEYS[4], 'paymentId'))
 local calls = tonumber(redis.call('HGET', KEYS[4], 'maxCalls'))
 ledger(KEYS[6], 'created', ARGV[3], KEYS[4], calls, {})
 ledger(KEYS[6], 'settled', ARGV[3], KEYS[4], calls, {})
-return 'settling'
+return stage
 """
 )
 
-# The facilitator refused at once (nothing moved): everything begin wrote goes, the nonce may be used again.
-# KEYS: intent, due zset, nonce, payment, job or "", idempotency key or ""   ARGV: digest, holder, idempotency value
+# The facilitator refused at once (nothing moved): what begin wrote goes (the nonce may be used again, the
+# payment-identifier names nothing); a job a repeat may have been shown fails, nothing charged.
+# KEYS: intent, due zset, nonce, payment, job or "", idempotency key or "", identifier key or ""
+# ARGV: digest, holder, idempotency value, now ms, job error JSON, retention ms, channel
 ABANDON = """
 if redis.call('HGET', KEYS[1], 'stage') ~= 'settling' then return 0 end
 redis.call('DEL', KEYS[1], KEYS[4])
 redis.call('ZREM', KEYS[2], ARGV[1])
 if redis.call('GET', KEYS[3]) == ARGV[2] then redis.call('DEL', KEYS[3]) end
-if KEYS[5] ~= '' then redis.call('DEL', KEYS[5]) end
+if KEYS[5] ~= '' and redis.call('HGET', KEYS[5], 'status') == 'settling' then
+  redis.call('HSET', KEYS[5], 'status', 'failed', 'finishedAt', ARGV[4], 'error', ARGV[5])
+  redis.call('PEXPIRE', KEYS[5], ARGV[6])
+  redis.call('PUBLISH', ARGV[7], redis.call('HGET', KEYS[5], 'id'))
+end
 if KEYS[6] ~= '' and redis.call('GET', KEYS[6]) == ARGV[3] then redis.call('DEL', KEYS[6]) end
+if KEYS[7] ~= '' and redis.call('GET', KEYS[7]) == ARGV[1] then redis.call('DEL', KEYS[7]) end
 return 1
 """
 
 # The answer did not say whether money moved: the intent stays settling, the reconciler looks at `due`, and the
-# ledger says so. KEYS: intent, due zset, payment, ledger   ARGV: digest, due ms, ISO now, reason
+# ledger says so once. (Were a reconciler holding it now, a second settle of the payload may go out: a caching
+# facilitator answers it with the first result, any other's refusal proves nothing; the intent still ends once.)
+# KEYS: intent, due zset, payment, ledger   ARGV: digest, due ms, ISO now, reason
 UNCERTAIN = (
     LEDGER_LUA
     + """
@@ -133,21 +157,24 @@ return 1
 """
 )
 
-# Not proven paid (refused on a second look, or no proof before the authorization lapsed): the payment fails,
-# the job fails with nothing charged, and a repeat of the payload is refused (the nonce stays held).
+# The reconciler ends an intent without a proof: `failed` (the payload can never pay: nothing was taken) or
+# `unconfirmed` (no answer proved it either way before the authorization lapsed: the payer may have been
+# debited; the operator resolves it, and a late proof still turns it paid). Its job fails; a repeat is refused.
 # KEYS: intent, due zset, payment, ledger, nonce, job or ""
-# ARGV: digest, ISO now, reason, now ms, job error JSON, retention ms, channel, nonce value
+# ARGV: digest, ISO now, reason, now ms, job error JSON, retention ms, channel, stage
 FAILED = (
     LEDGER_LUA
     + STATE_LUA
     + """
 if redis.call('HGET', KEYS[1], 'stage') ~= 'settling' then return 0 end
-redis.call('HSET', KEYS[1], 'stage', 'failed', 'lastError', ARGV[3])
+redis.call('HSET', KEYS[1], 'stage', ARGV[8], 'lastError', ARGV[3])
 redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('HSET', KEYS[3], 'status', 'failed', 'failReason', ARGV[3])
-redis.call('SET', KEYS[5], ARGV[8], 'XX', 'KEEPTTL')
+redis.call('HSET', KEYS[3], 'status', ARGV[8], 'failReason', ARGV[3])
+if redis.call('GET', KEYS[5]) == 'settling ' .. ARGV[1] then
+  redis.call('SET', KEYS[5], ARGV[8] .. ' ' .. ARGV[1], 'XX', 'KEEPTTL')
+end
 local calls = tonumber(redis.call('HGET', KEYS[3], 'maxCalls'))
-ledger(KEYS[4], 'settle_failed', ARGV[2], KEYS[3], calls, {'reason', ARGV[3]})
+ledger(KEYS[4], 'settle_' .. ARGV[8], ARGV[2], KEYS[3], calls, {'reason', ARGV[3]})
 if KEYS[6] ~= '' and redis.call('HGET', KEYS[6], 'status') == 'settling' then
   redis.call('HSET', KEYS[6], 'status', 'failed', 'finishedAt', ARGV[4], 'error', ARGV[5])
   redis.call('PEXPIRE', KEYS[6], ARGV[6])
@@ -163,6 +190,12 @@ return 1
 CLAIM_IDENTIFIER = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return '' end
 return redis.call('GET', KEYS[1]) or ''
+"""
+
+# KEYS: identifier key   ARGV: digest   Deletes it while it names that digest.
+RELEASE_IDENTIFIER = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
 """
 
 # Take up to ARGV[3] due intents, each leased until now + lease (one process at a time looks at one).
@@ -188,11 +221,11 @@ class SettlementStore:
         self._failed = redis.register_script(FAILED)
         self._lease = redis.register_script(LEASE)
         self._identify = redis.register_script(CLAIM_IDENTIFIER)
+        self._release_identifier = redis.register_script(RELEASE_IDENTIFIER)
 
-    async def claim_identifier(self, identifier: str, digest: str, ttl_s: int) -> str:
-        """ "" when `identifier` names `digest` now, else the digest it named before."""
-        key = IDENTIFIER_PREFIX + hashlib.sha256(identifier.encode()).hexdigest()
-        named = await self._identify(keys=[key], args=[digest, max(ttl_s, 1)])
+    async def claim_identifier(self, identifier: str, payer: str, digest: str, ttl_s: int) -> str:
+        """Empty when `identifier` (of `payer`) names `digest` now, else the digest it named before."""
+        named = await self._identify(keys=[identifier_key(identifier, payer)], args=[digest, max(ttl_s, 1)])
         text = named.decode() if isinstance(named, bytes) else str(named)
         return "" if text == digest else text
 
@@ -221,24 +254,48 @@ class SettlementStore:
         return held.decode() if isinstance(held, bytes) else str(held)
 
     async def paid(
-        self, intent: Intent, *, now_iso: str, payment_ttl_ms: int, expires_ms: int, fields: dict[str, Any]
-    ) -> bool:
-        """settling -> paid; False when the intent had already ended (another process ended it)."""
-        moved = await self._paid(
+        self,
+        intent: Intent,
+        *,
+        now_iso: str,
+        payment_ttl_ms: int,
+        expires_ms: int,
+        release_due_ms: int,
+        fields: dict[str, Any],
+    ) -> str:
+        """settling | unconfirmed -> paid; returns the stage found (another means another process ended it)."""
+        found = await self._paid(
             keys=[intent_key(intent.digest), SETTLING_DUE, intent.nonceKey, keys.payment_key(intent.paymentId),
                   keys.PAYMENT_EXPIRY, keys.LEDGER],
             args=[intent.digest, f"{intent.paymentId} {intent.digest}", now_iso, payment_ttl_ms, expires_ms,
-                  *pairs(fields)],
+                  release_due_ms, *pairs(fields)],
         )  # fmt: skip
-        return (moved.decode() if isinstance(moved, bytes) else str(moved)) == SETTLING
+        return found.decode() if isinstance(found, bytes) else str(found)
 
-    async def abandon(self, intent: Intent, idempotency: tuple[str, str] | None) -> None:
+    async def abandon(
+        self,
+        intent: Intent,
+        idempotency: tuple[str, str] | None,
+        *,
+        identifier: str | None,
+        now_ms: int,
+        job_error: bytes,
+        retention_ms: int,
+    ) -> bool:
+        """Undo a refused intent; False when it had already ended (a reconciler got there first)."""
         idem_key, idem_value = idempotency or ("", "")
-        await self._abandon(
+        undone = await self._abandon(
             keys=[intent_key(intent.digest), SETTLING_DUE, intent.nonceKey, keys.payment_key(intent.paymentId),
-                  keys.job_key(intent.jobId) if intent.jobId else "", idem_key],
-            args=[intent.digest, f"{SETTLING} {intent.digest}", idem_value],
+                  keys.job_key(intent.jobId) if intent.jobId else "", idem_key,
+                  identifier_key(identifier, intent.payer) if identifier else ""],
+            args=[intent.digest, f"{SETTLING} {intent.digest}", idem_value, now_ms, job_error, retention_ms,
+                  keys.JOBS_DONE_CHANNEL],
         )  # fmt: skip
+        return bool(undone)
+
+    async def release_identifier(self, identifier: str, intent: Intent) -> None:
+        """An identifier claimed for a payload that recorded nothing (its nonce was another's) names nothing."""
+        await self._release_identifier(keys=[identifier_key(identifier, intent.payer)], args=[intent.digest])
 
     async def uncertain(self, intent: Intent, *, due_ms: int, now_iso: str, reason: str) -> None:
         await self._uncertain(
@@ -247,15 +304,28 @@ class SettlementStore:
         )
 
     async def failed(
-        self, intent: Intent, *, now_ms: int, now_iso: str, reason: str, job_error: bytes, retention_ms: int
+        self,
+        intent: Intent,
+        *,
+        stage: str,
+        now_ms: int,
+        now_iso: str,
+        reason: str,
+        job_error: bytes,
+        retention_ms: int,
     ) -> bool:
+        """settling -> failed | unconfirmed (see FAILED); False when it had already ended."""
         ended = await self._failed(
             keys=[intent_key(intent.digest), SETTLING_DUE, keys.payment_key(intent.paymentId), keys.LEDGER,
                   intent.nonceKey, keys.job_key(intent.jobId) if intent.jobId else ""],
             args=[intent.digest, now_iso, reason[:200], now_ms, job_error, retention_ms, keys.JOBS_DONE_CHANNEL,
-                  f"failed {intent.digest}"],
+                  stage],
         )  # fmt: skip
         return bool(ended)
+
+    async def forget(self, digest: str) -> None:
+        """A due entry whose intent is gone (expired): nothing is left to end."""
+        await self.redis.zrem(SETTLING_DUE, digest)
 
     async def due(self, *, now_ms: int, lease_ms: int, limit: int) -> list[str]:
         taken: list[bytes] = await self._lease(keys=[SETTLING_DUE], args=[now_ms, lease_ms, limit])

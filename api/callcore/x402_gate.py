@@ -48,12 +48,30 @@ CHECK_FAILURES = frozenset({"missing_eip712_domain", "network_mismatch", "unsupp
 AFTER_TRANSFER = frozenset({"invalid_exact_evm_transfer_event_mismatch"})
 
 
+# Refusals that hold whatever the chain's state: the payload itself can never pay us. Any other refusal on a
+# second look (nonce used, authorization expired, simulation failed, no balance) may be the state the first,
+# lost, settlement left behind: it proves nothing either way.
+STATIC_REFUSALS = frozenset({
+    "invalid_exact_evm_payload_signature", "invalid_exact_evm_failed_to_verify_signature",
+    "invalid_exact_evm_payload_recipient_mismatch", "invalid_exact_evm_payload_authorization_value_mismatch",
+    "invalid_exact_evm_token_name_mismatch", "invalid_exact_evm_token_version_mismatch", "missing_eip712_domain",
+    "network_mismatch", "unsupported_scheme", "invalid_network",
+})  # fmt: skip
+
+
 def refused_before_transfer(reason: str) -> bool:
-    """Whether a facilitator's refusal came from checking the payment, before any transfer was sent."""
+    """Whether a facilitator's refusal of a first /settle came from checking the payment, before any transfer."""
     return reason in CHECK_FAILURES or (reason.startswith("invalid_") and reason not in AFTER_TRANSFER)
 
 
+def never_payable(reason: str) -> bool:
+    """Whether a refusal proves, on a second look as on the first, that this payload never paid us."""
+    return reason in STATIC_REFUSALS
+
+
 MAX_CACHED_HEADERS = 4096
+SETTLE_SLACK_S = 2.0  # beyond the HTTP timeout, for connecting and reading: a settle never takes longer
+SETTLEMENT_PENDING = "settlement_pending"
 TOOL_PATH = "/api/tools/"
 
 
@@ -101,8 +119,6 @@ class X402Gate:
         )
         self._server = x402ResourceServer(self._facilitator)
         self._server.register(settings.x402_network, ExactEvmServerScheme())  # type: ignore[no-untyped-call,arg-type]
-        self._ready = False
-        self._init_lock = asyncio.Lock()
         # PAYMENT-REQUIRED headers already encoded: the same for every 402 of a (service, calls, url, error), and a
         # sixth of a 402's CPU to build (pydantic models, JSON, base64). Bounded: cleared when full.
         self._headers: dict[tuple[str, int, int, str, str], str] = {}
@@ -188,6 +204,9 @@ class X402Gate:
         result = await self._settle(payload, requirements)
         if result.success and not result.transaction:
             raise FacilitatorUnavailable("the facilitator said success without a transaction", sent=True)
+        if not result.success and (result.transaction or result.error_reason == SETTLEMENT_PENDING):
+            # a transaction was sent (pending, or failed after broadcast): what it did is for the reconciler
+            raise FacilitatorUnavailable(f"settlement not final: {result.error_reason}", sent=True)
         if not result.success:
             reason = result.error_reason or "settlement_failed"
             message = f"the facilitator refused the payment: {result.error_message or reason}"
@@ -207,9 +226,14 @@ class X402Gate:
         await self._facilitator.aclose()
 
     async def _settle(self, payload: PaymentPayload, requirements: PaymentRequirements) -> SettleResponse:
-        await self._ensure_ready()
+        """One /settle, every answer seen (the SDK's server would send a second one after a pending answer and
+        show only that), bounded as a whole: no answer in time is no answer."""
         try:
-            return await self._server.settle_payment(payload, requirements, phase="before-handler")
+            async with asyncio.timeout(self.settings.facilitator_timeout_s + SETTLE_SLACK_S):
+                return await self._facilitator.settle(payload, requirements)
+        except TimeoutError as exc:
+            log.warning("x402 facilitator gave no answer in time", sent=True)
+            raise FacilitatorUnavailable("the facilitator did not answer in time", sent=True) from exc
         except Exception as exc:
             if not isinstance(exc, (OSError, ValueError, RuntimeError)) and not type(exc).__module__.startswith(
                 "httpx"
@@ -218,15 +242,3 @@ class X402Gate:
             sent = not isinstance(exc, httpx.ConnectError)  # connected (or may have): the settle may have run
             log.warning("x402 facilitator gave no answer", error=type(exc).__name__, sent=sent, detail=str(exc)[:200])
             raise FacilitatorUnavailable(str(exc)[:200], sent=sent) from exc
-
-    async def _ensure_ready(self) -> None:
-        """`initialize()` fetches `/supported` with a blocking client: once, in a thread, retried until it works."""
-        if self._ready:
-            return
-        async with self._init_lock:
-            try:
-                await asyncio.to_thread(self._server.initialize)
-            except Exception as exc:
-                log.warning("x402 facilitator not ready", error=type(exc).__name__, detail=str(exc)[:200])
-                raise FacilitatorUnavailable("the payment facilitator is not reachable", sent=False) from exc
-            self._ready = True
