@@ -62,6 +62,12 @@ def tenant_of(caller: Caller, buyer: str | None, fallback: str) -> str:
     return caller.key_client_id or buyer or fallback
 
 
+def batch_owner(caller: Caller, paying: list[str]) -> str:
+    """Whose a batch is: the presenting key's; else the first paying token's payment (every token of a batch must
+    pay for an item); else nobody in particular."""
+    return caller.key_client_id or (token_owner(paying[0]) if paying else ANONYMOUS)
+
+
 def readers(caller: Caller, token_payments: list[str]) -> frozenset[str]:
     """Every owner this caller may read things of: its key, the payments of the tokens it presents, anonymous."""
     owners = {ANONYMOUS, *(token_owner(payment_id) for payment_id in token_payments)}

@@ -23,7 +23,7 @@ from aiohttp import web
 from api import keys
 from api.callcore.gate import offer_body
 from api.callcore.idempotency import Idempotency, checked_key
-from api.callcore.parties import Caller, tenant_of, token_owner
+from api.callcore.parties import Caller, batch_owner, tenant_of, token_owner
 from api.callcore.refusals import INVALID_TOKEN, refusal
 from api.identity import identify, job_readers, presented_tokens
 from api.json_depth import NESTED_TOO_DEEPLY, too_deep
@@ -91,7 +91,8 @@ async def create_batch(request: web.Request) -> web.Response:
     settings = request.app[keys.SETTINGS]
     raw = await _read_body(request, settings.batch_max_bytes)
     caller = await identify(request)
-    tokens = presented_tokens(request)
+    gate = request.app[keys.GATE]
+    tokens = [gate.token_payment(token) for token in presented_tokens(request)]  # each HMAC checked once
     idempotency = _idempotency(request, caller, tokens, raw)
     if idempotency is not None and (earlier := await idempotency.earlier(request.app[keys.REDIS], BATCH)) is not None:
         return await _existing(request, earlier)
@@ -100,7 +101,7 @@ async def create_batch(request: web.Request) -> web.Response:
     checked = await _check_items(request, caller, items, parse_errors)
     _check_bounds(request, caller, checked, webhook)
     payments = await _payments_for(request, checked, tokens)
-    owner = caller.key_client_id or (token_owner(payments[0][0].paymentId) if payments else ANONYMOUS)
+    owner = batch_owner(caller, [payment.paymentId for payment, _ in payments])
     if webhook is not None and owner == ANONYMOUS:
         raise errors.BadRequest(
             "a webhook needs an API key, or a payment token that pays for items of this batch (its secret signs "
@@ -150,12 +151,6 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
         if len(body) > limit:
             raise errors.PayloadTooLarge(f"a batch body may be at most {limit} bytes")
     return bytes(body)
-
-
-def _token_owner_of(request: web.Request, token: str | None) -> str | None:
-    """Whose a batch paid by tokens (without an API key) is: the first paying token's, in the header's order."""
-    payment_id = request.app[keys.GATE].token_payment(token) if token else None
-    return token_owner(payment_id) if payment_id else None
 
 
 def _check_bounds(request: web.Request, caller: Caller, checked: list[CheckedItem], webhook: Webhook | None) -> None:
@@ -314,15 +309,15 @@ def _paid_counts(checked: list[CheckedItem]) -> dict[str, int]:
 
 
 async def _payments_for(
-    request: web.Request, checked: list[CheckedItem], tokens: list[str]
+    request: web.Request, checked: list[CheckedItem], tokens: list[str | None]
 ) -> list[tuple[PaymentRecord, str]]:
-    """The payment (and its token) paying for each paid service of the batch, in the header's order; 402 when a
-    service has none (saying what to buy), 400 for two tokens of one service."""
+    """The payment paying for each paid service of the batch, in the header's order (tokens: their payments, None
+    for one that is not ours); 402 when a service has none (saying what to buy), 400 for two tokens of one service
+    or one that pays for no item."""
     store = request.app[keys.PAYMENTS]
     counts = _paid_counts(checked)
     found: dict[str, tuple[PaymentRecord, str]] = {}
-    for token in tokens:
-        payment_id = request.app[keys.GATE].token_payment(token)
+    for payment_id in tokens:
         record = await store.get(payment_id) if payment_id else None
         if record is None:
             raise _payment_required(request, counts, "invalid_token", INVALID_TOKEN)
@@ -330,7 +325,7 @@ async def _payments_for(
             raise errors.BadRequest(f"send one payment token per service ({record.serviceId} has two)")
         if record.serviceId not in counts:  # every token must pay: the first one owns the batch
             raise errors.BadRequest(f"a payment token for {record.serviceId} pays for no item of this batch")
-        found[record.serviceId] = (record, token)
+        found[record.serviceId] = (record, record.paymentId)
     missing = {service: calls for service, calls in counts.items() if service not in found}
     if missing:
         names = ", ".join(f"{calls} call(s) of {service}" for service, calls in missing.items())
@@ -387,13 +382,14 @@ def _stored(item: CheckedItem, caller: Caller, payment: PaymentRecord | None, ow
 # ---------------------------------------------------------------- idempotency
 
 
-def _idempotency(request: web.Request, caller: Caller, tokens: list[str], raw: bytes) -> Idempotency | None:
+def _idempotency(request: web.Request, caller: Caller, tokens: list[str | None], raw: bytes) -> Idempotency | None:
     """The batch's Idempotency-Key, scoped as a call's: the API key, else the first token's payment."""
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None
     checked_key(key)
-    scope = caller.key_client_id or (_token_owner_of(request, tokens[0]) or "invalid" if tokens else ANONYMOUS)
+    first = tokens[0] if tokens else None
+    scope = caller.key_client_id or (token_owner(first) if first else "invalid" if tokens else ANONYMOUS)
     digest = hashlib.sha256()
     for part in (request.content_type.encode(), request.query_string.encode(), raw):
         digest.update(part + b"\0")
