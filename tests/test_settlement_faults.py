@@ -9,15 +9,14 @@ from typing import Any
 
 import pytest
 import redis.exceptions
+from settlement_support import PRICE_ATOMIC, base_url, books_balance, face, ledger, until_status
 from support import Pipeline
 from x402_support import header_of, httpx_buyer, new_wallet, sign_for
 
 from api import keys as api_keys
-from sandbox.facilitator.config import DEMO_PAY_TO, DEMO_WALLET_ADDRESS
+from sandbox.facilitator.config import DEMO_WALLET_ADDRESS
 from sandbox.facilitator.testing import RunningFacilitator
-from shared import keys
 
-PRICE_ATOMIC = 200_000
 SETTLE_TIMEOUT_S = 1.0
 LOST_ANSWERS: dict[str, dict[str, Any]] = {
     "answer_after_the_timeout": {"mode": "settle_then_delay", "delayS": 2.5, "times": 1},
@@ -36,35 +35,6 @@ def operator_terms() -> dict[str, Any]:
 @pytest.fixture
 def pipeline_env(facilitator: RunningFacilitator) -> dict[str, str]:
     return {"SERVER402_X402_FACILITATOR_URL": facilitator.url, "SERVER402_X402_FACILITATOR_TIMEOUT_S": "1"}
-
-
-def face(pipeline: Pipeline) -> dict[str, str]:
-    return {"ImageURL": pipeline.sandbox.image("face.jpg")}
-
-
-def base_url(pipeline: Pipeline) -> str:
-    return str(pipeline.api.make_url("")).rstrip("/")
-
-
-async def ledger(pipeline: Pipeline) -> list[dict[str, str]]:
-    entries = await pipeline.redis.xrange(keys.LEDGER)
-    return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
-
-
-async def books_balance(pipeline: Pipeline, facilitator: RunningFacilitator, *, paid: int) -> None:
-    """What the ledger says was settled is exactly what the facilitator moved to us, and that is `paid` calls."""
-    settled = sum(int(e["amountAtomic"]) for e in await ledger(pipeline) if e["event"] == "settled")
-    received = sum(int(t["value"]) for t in await facilitator.transfers() if t["to"].lower() == DEMO_PAY_TO.lower())
-    assert settled == received == paid * PRICE_ATOMIC
-
-
-async def until_status(pipeline: Pipeline, path: str, wanted: set[str], **headers: str) -> dict[str, Any]:
-    for _ in range(400):
-        body: dict[str, Any] = await (await pipeline.api.get(path, headers=headers)).json()
-        if body.get("status") in wanted:
-            return body
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{path} never reached {wanted}: {body}")
 
 
 @pytest.mark.parametrize("fault", list(LOST_ANSWERS))

@@ -6,19 +6,16 @@ nothing either way."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
+from settlement_support import PRICE_ATOMIC, books_balance, face, ledger, until_status
 from support import Pipeline
 from x402.http import FacilitatorConfig, HTTPFacilitatorClient
 from x402_support import base_usdc_requirement, header_of, new_wallet, resign, sign_for
 
-from sandbox.facilitator.config import DEMO_PAY_TO, DEMO_WALLET_ADDRESS
+from sandbox.facilitator.config import DEMO_WALLET_ADDRESS
 from sandbox.facilitator.testing import RunningFacilitator
-from shared import keys
-
-PRICE_ATOMIC = 200_000
 
 
 @pytest.fixture
@@ -34,30 +31,6 @@ def pipeline_env(facilitator: RunningFacilitator) -> dict[str, str]:
         "SERVER402_X402_TIMEOUT_S": "10",  # payments valid for 10 s: they lapse within the test
         "SERVER402_X402_RECONCILE_GRACE_S": "0",
     }
-
-
-def face(pipeline: Pipeline) -> dict[str, str]:
-    return {"ImageURL": pipeline.sandbox.image("face.jpg")}
-
-
-async def ledger(pipeline: Pipeline) -> list[dict[str, str]]:
-    entries = await pipeline.redis.xrange(keys.LEDGER)
-    return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
-
-
-async def books_balance(pipeline: Pipeline, facilitator: RunningFacilitator, *, paid: int) -> None:
-    settled = sum(int(e["amountAtomic"]) for e in await ledger(pipeline) if e["event"] == "settled")
-    received = sum(int(t["value"]) for t in await facilitator.transfers() if t["to"].lower() == DEMO_PAY_TO.lower())
-    assert settled == received == paid * PRICE_ATOMIC
-
-
-async def until_status(pipeline: Pipeline, path: str, wanted: set[str]) -> dict[str, Any]:
-    for _ in range(600):
-        body: dict[str, Any] = await (await pipeline.api.get(path)).json()
-        if body.get("status") in wanted:
-            return body
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{path} never reached {wanted}: {body}")
 
 
 async def test_a_lost_answer_then_no_funds_on_the_second_look_ends_unconfirmed_not_nothing_charged(

@@ -246,7 +246,7 @@ class PaymentGate:
         self.metrics.payments.labels("purchase", "replayed").inc()
         identified = bool(payment.payment_identifier) and not settlement.other  # its sender's repeat: the token
         earlier = await self.payments.get(settlement.payment_id) if settlement.payment_id else None
-        if settlement.settling:
+        if settlement.settling or settlement.ended:  # its payment as it stands: settling, failed or unconfirmed
             earlier = await self.payments.get(await self._settling_payment(payment))
         if (
             earlier is None
