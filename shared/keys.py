@@ -12,8 +12,14 @@ s402:queue, arq:job:{jobId}   arq's queue (zset) and job payloads, written by ar
 s402:queue:wake               channel published on when jobs are queued (workers poll at once: workers/queue.py)
 s402:pay:{paymentId}          hash   one payment (see shared/payments.py for the fields); tokens are not stored
 s402:pay:expiry               zset   payment ids by expiry time (ms), swept by the worker's cron (ledger 'expired')
-s402:x402:nonce:{digest}      string an x402 authorization being settled or settled (claimed before settling)
-s402:ledger                   stream every payment event: created, settled, consumed, credited, expired
+s402:x402:nonce:{digest}      string who holds an x402 authorization: "settling <payload digest>",
+                                     "<paymentId> <digest>" or "failed|unconfirmed <digest>" (api/callcore/settlements.py)
+s402:x402:intent:{digest}     hash   a settlement intent; s402:x402:settling zset: those not ended, by when to look
+s402:x402:pid:{digest}        string the payload an x402 payment-identifier names (per payer)
+s402:anon:rl:{addressHash}    string GCRA state of a client address without an API key (api/ratelimits.py)
+s402:tenant:ns:{tenantHash}   string a tenant's face-database namespace id; s402:tenant:nsid:{id} its owner
+s402:ledger                   stream every payment event: settling, created, settled, settle_failed, settle_unconfirmed,
+                                     consumed, credited, expired
 s402:batch:{batchId}          hash   one batch: owner, totals, counters by status, cancel flag (shared/batches.py)
 s402:batch:{batchId}:items    list   the batch's items not yet made into jobs (deleted once all are)
 s402:batch:{batchId}:jobs     list   its job ids in item order        s402:batch:{batchId}:done  list  in finish order

@@ -219,18 +219,6 @@ class Settlement(msgspec.Struct, frozen=True, kw_only=True):
     network: str
 
 
-# Claim an authorization: SET NX, else the value holding it. KEYS: nonce key   ARGV: value, ttl s
-CLAIM_NONCE = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return '' end
-return redis.call('GET', KEYS[1]) or ''
-"""
-# Release a claim only while it is still ours (compare and delete).   KEYS: nonce key   ARGV: our value
-RELEASE_NONCE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-
 class NonceClaim(msgspec.Struct, frozen=True):
     """Who holds an authorization's claim: nobody before us (`ours`), a settlement of the same payload still
     running (`settling`) or done (`payment_id`), or another payload (`other`: a second signature over one nonce)."""
@@ -260,8 +248,6 @@ class PaymentStore:
         self.redis = redis
         self.settings = settings
         self._create = redis.register_script(keys.CREATE_PAYMENT)
-        self._claim = redis.register_script(CLAIM_NONCE)
-        self._release = redis.register_script(RELEASE_NONCE)
         self._expire = redis.register_script(keys.EXPIRE_PAYMENTS)
 
     def new_record(
@@ -353,19 +339,6 @@ class PaymentStore:
         if record.status != "expired" and record.expiresAt <= now_ms():
             return msgspec.structs.replace(record, status="expired")  # the sweep has not reached it yet
         return record
-
-    async def claim_nonce(self, nonce_key: str, digest: str, ttl_s: int) -> NonceClaim:
-        """Claim an x402 authorization for the payload `digest` before settling it, so that of the payloads that
-        carry one authorization, one settles, once. Returns what holds the claim now."""
-        value = await self._claim(keys=[nonce_key], args=[SETTLING + " " + digest, max(ttl_s, 1)])
-        return NonceClaim.parse(value.decode() if isinstance(value, bytes) else str(value), digest)
-
-    async def release_nonce(self, nonce_key: str, digest: str) -> None:
-        """A settlement that was refused moved no money: the same signed payment may be tried again."""
-        await self._release(keys=[nonce_key], args=[SETTLING + " " + digest])
-
-    async def remember_settled(self, nonce_key: str, payment_id: str, digest: str) -> None:
-        await self.redis.set(nonce_key, f"{payment_id} {digest}", xx=True, keepttl=True)
 
     async def expire_due(self, *, batch: int = 500) -> int:
         now = now_ms()
