@@ -13,7 +13,7 @@ s402:queue:wake               channel published on when jobs are queued (workers
 s402:pay:{paymentId}          hash   one payment (see shared/payments.py for the fields); tokens are not stored
 s402:pay:expiry               zset   payment ids by expiry time (ms), swept by the worker's cron (ledger 'expired')
 s402:x402:nonce:{digest}      string who holds an x402 authorization: "settling <payload digest>",
-                                     "<paymentId> <digest>" or "failed|unconfirmed <digest>" (api/callcore/settlements.py)
+                                     "<paymentId> <digest>", "failed|unconfirmed <digest>" (api/callcore/settlements.py)
 s402:x402:intent:{digest}     hash   a settlement intent; s402:x402:settling zset: those not ended, by when to look
 s402:x402:pid:{digest}        string the payload an x402 payment-identifier names (per payer)
 s402:anon:rl:{addressHash}    string GCRA state of a client address without an API key (api/ratelimits.py)
