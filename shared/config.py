@@ -70,6 +70,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     facilitator_bearer: Secret
     x402_require_payment_id: bool
     x402_reconcile_grace_s: float
+    cdp_api_key_id: str
+    cdp_api_key_secret: Secret
     facilitator_headers: Secret
     x402_network: str
     x402_asset: str
@@ -136,6 +138,8 @@ def _cross_checks(values: dict[str, Any]) -> list[str]:
             "SERVER402_TOKEN_SECRET is the sandbox's public value, which anyone can use to forge payment tokens and "
             "webhook signatures: set your own (32+ characters) when the facilitator or payTo is not the sandbox's"
         )
+    if bool(values.get("cdp_api_key_id")) != bool(values.get("cdp_api_key_secret")):
+        problems.append("SERVER402_X402_CDP_API_KEY_ID and SERVER402_X402_CDP_API_KEY_SECRET go together")
     if values.get("wait_default_s", 0) > values.get("wait_max_s", 60):
         problems.append("SERVER402_WAIT_DEFAULT_S must not exceed SERVER402_WAIT_MAX_S")
     return problems
@@ -586,6 +590,20 @@ PAYMENT_SETTINGS: tuple[Setting, ...] = (
         "120",
         "How long past a payment's validBefore the reconciler still asks for a proof before it ends it "
         "`unconfirmed` (for the operator to check on chain).",
+    ),
+    Setting(
+        "SERVER402_X402_CDP_API_KEY_ID",
+        "cdp_api_key_id",
+        str,
+        "",
+        "A Coinbase CDP API key id: set with its secret, every facilitator request carries a fresh CDP JWT.",
+    ),
+    Setting(
+        "SERVER402_X402_CDP_API_KEY_SECRET",
+        "cdp_api_key_secret",
+        _secret,
+        "",
+        "That key's secret (an EC key in PEM, or an Ed25519 key in base64). Never logged.",
     ),
     Setting(
         "SERVER402_X402_FACILITATOR_BEARER",

@@ -44,7 +44,11 @@ SECRET_SETTINGS = {s.env for s in SETTINGS if Settings.__annotations__[s.field] 
     "ALIBABA_CLOUD_ACCESS_KEY_ID"
 }
 # Secrets a deployment may leave empty (a facilitator that wants no credentials): wired, but not demanded.
-OPTIONAL_SECRETS = {"SERVER402_X402_FACILITATOR_BEARER", "SERVER402_X402_FACILITATOR_HEADERS"}
+OPTIONAL_SECRETS = {
+    "SERVER402_X402_FACILITATOR_BEARER",
+    "SERVER402_X402_FACILITATOR_HEADERS",
+    "SERVER402_X402_CDP_API_KEY_SECRET",
+}
 YAMLLINT_CONFIG = YamlLintConfig("{extends: default, rules: {line-length: {max: 120}}}")
 
 

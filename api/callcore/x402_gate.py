@@ -33,6 +33,7 @@ from x402.http.utils import encode_payment_required_header
 from x402.mechanisms.evm.exact import ExactEvmServerScheme
 from x402.schemas import PaymentPayload, PaymentRequired, PaymentRequirements, ResourceInfo, SettleResponse
 
+from api.callcore.cdp_auth import CdpAuth
 from api.callcore.x402_payment import PaymentRejected, VerifiedPayment, verify
 from shared.config import Settings, facilitator_headers
 from shared.keys import x402_nonce_key
@@ -99,6 +100,13 @@ def compact_schema(schema: Any) -> Any:
     return schema
 
 
+def auth_for(settings: Settings) -> StaticAuth | CdpAuth:
+    """The facilitator's credentials: a CDP API key's per-request JWT, else a static bearer and headers."""
+    if settings.cdp_api_key_id:
+        return CdpAuth(settings.cdp_api_key_id, str(settings.cdp_api_key_secret), settings.facilitator_url)
+    return StaticAuth(settings)
+
+
 class StaticAuth:
     """The operator's facilitator credentials (a bearer token, extra headers) on every facilitator request."""
 
@@ -114,7 +122,7 @@ class X402Gate:
         self.settings = settings
         self._facilitator = HTTPFacilitatorClient(
             FacilitatorConfig(
-                url=settings.facilitator_url, timeout=settings.facilitator_timeout_s, auth_provider=StaticAuth(settings)
+                url=settings.facilitator_url, timeout=settings.facilitator_timeout_s, auth_provider=auth_for(settings)
             )
         )
         self._server = x402ResourceServer(self._facilitator)

@@ -68,6 +68,7 @@ from collections.abc import AsyncIterator
 from functools import partial
 from typing import Annotated, Any
 
+import jwt
 import msgspec
 import structlog
 from aiohttp import web
@@ -196,6 +197,7 @@ async def ledger_ctx(app: web.Application) -> AsyncIterator[None]:
 async def facilitator_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
     try:
+        _authenticate(request)
         response = await handler(request)
     except BadRequest as exc:
         response = json_response({"error": "bad_request", "message": str(exc)}, status=400)
@@ -224,6 +226,26 @@ async def facilitator_middleware(request: web.Request, handler: Handler) -> web.
         ms=round((time.perf_counter() - started) * 1000, 1),
     )
     return response
+
+
+def _authenticate(request: web.Request) -> None:
+    """With a CDP key configured, the facilitator endpoints want its JWT (Coinbase's scheme), 401 otherwise."""
+    config = request.app[CONFIG]
+    if not config.cdp_public_key_pem or request.path not in ("/supported", "/verify", "/settle"):
+        return
+    token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+    try:
+        claims = jwt.decode(
+            token, config.cdp_public_key_pem, algorithms=["ES256", "EdDSA"], options={"require": ["exp", "nbf"]}
+        )
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise web.HTTPUnauthorized(reason=f"CDP JWT refused: {exc}") from None
+    wanted = f"{request.method} {request.host}{request.path}"
+    if header.get("kid") != config.cdp_key_id or claims.get("sub") != config.cdp_key_id or claims.get("iss") != "cdp":
+        raise web.HTTPUnauthorized(reason="CDP JWT of another key")
+    if claims.get("uris") != [wanted]:
+        raise web.HTTPUnauthorized(reason=f"CDP JWT not for {wanted}")
 
 
 async def get_supported(request: web.Request) -> web.Response:

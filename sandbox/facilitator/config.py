@@ -53,6 +53,10 @@ class FacilitatorConfig:
     asset_version: str = "2"
     wallets: tuple[str, ...] = ()
     log_level: str = "info"
+    # As Coinbase's CDP facilitator: /supported, /verify and /settle want a CDP JWT signed by this key (PEM public
+    # key of an EC or Ed25519 key pair; its id is the JWT's kid). Empty: no authentication (x402.org's way).
+    cdp_public_key_pem: str = ""
+    cdp_key_id: str = ""
 
     def __post_init__(self) -> None:
         problems = _problems(self)
