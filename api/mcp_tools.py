@@ -43,8 +43,8 @@ WEBHOOK_ARGS: dict[str, Any] = {
     "webhook": {"type": "string", "description": "Optional: a URL that receives the signed result (Standard "
                 "Webhooks; needs an API key or paymentToken, whose secret is at GET /api/webhooks/secret)."},
     "webhookEvents": {"type": "array", "items": {"type": "string"},
-                      "description": "Events for the webhook: job.started, job.succeeded, job.failed, job.canceled, "
-                      "job.expired; default job.completed (every finished state)."},
+                      "description": "Events for the webhook: job.settling, job.started, job.succeeded, job.failed, "
+                      "job.canceled, job.expired; default job.completed (every finished state)."},
 }  # fmt: skip
 X402_PAYMENT_META = "x402/payment"
 X402_RESPONSE_META = "x402/payment-response"

@@ -37,7 +37,7 @@ from shared.netpolicy import ip_allowed
 from shared.urls import UrlRefused, caller_url
 
 JOB_TERMINAL_EVENTS = ("job.succeeded", "job.failed", "job.canceled", "job.expired")
-JOB_EVENTS = ("job.started", *JOB_TERMINAL_EVENTS)
+JOB_EVENTS = ("job.settling", "job.started", *JOB_TERMINAL_EVENTS)
 BATCH_EVENTS = ("batch.completed",)
 COMPLETED = "job.completed"  # shorthand for every terminal job event (the default of a tool call)
 SECRET_PREFIX = "whsec_"

@@ -16,6 +16,7 @@ from x402_support import header_of, httpx_buyer, new_wallet, sign_for
 from api import keys as api_keys
 from sandbox.facilitator.config import DEMO_WALLET_ADDRESS
 from sandbox.facilitator.testing import RunningFacilitator
+from shared.apikeys import ApiKeyStore
 
 SETTLE_TIMEOUT_S = 1.0
 LOST_ANSWERS: dict[str, dict[str, Any]] = {
@@ -162,3 +163,20 @@ async def test_a_paid_call_whose_release_was_lost_is_queued_by_the_reconciler(
     assert status == 200, again
     await books_balance(pipeline, facilitator, paid=1)
     assert (await pipeline.sandbox.stats())["actions"]["DetectFace"]["calls"] == 1
+
+
+async def test_a_calls_webhook_hears_each_step_of_a_lost_settlement(
+    pipeline: Pipeline, facilitator: RunningFacilitator
+) -> None:
+    _, key = await ApiKeyStore(pipeline.redis).create("hooks", None, 1000, 1000)
+    required = (await pipeline.api.post("/api/tools/face-detection", json=face(pipeline))).headers["PAYMENT-REQUIRED"]
+    await facilitator.put_faults(settle={"mode": "settle_then_drop", "times": 1})
+    hook = "?webhook=https://93.184.216.34/hook&webhookEvents=job.settling,job.started,job.completed"
+    status, job, _ = await pipeline.call(
+        f"face-detection{hook}", face(pipeline),
+        **{"PAYMENT-SIGNATURE": header_of(await sign_for(required)), "X-API-Key": key, "Prefer": "respond-async"},
+    )  # fmt: skip
+    assert (status, job["status"]) == (202, "settling")
+    await until_status(pipeline, f"/api/jobs/{job['jobId']}", {"succeeded"}, **{"X-API-Key": key})
+    listed = await (await pipeline.api.get(f"/api/jobs/{job['jobId']}/deliveries", headers={"X-API-Key": key})).json()
+    assert [d["event"] for d in listed["deliveries"]] == ["job.settling", "job.started", "job.succeeded"]

@@ -362,8 +362,9 @@ class PaymentGate:
             ) from None
         reason = getattr(exc, "code", type(exc).__name__)
         await self.settlements.uncertain(
-            intent, due_ms=now_ms() + RECONCILE_FIRST_MS, now_iso=iso(now_ms()), reason=reason
-        )
+            intent, due_ms=now_ms() + RECONCILE_FIRST_MS, now_iso=iso(now_ms()), reason=reason,
+            retention_ms=self.settings.job_retention_s * 1000,
+        )  # fmt: skip
         self.metrics.payments.labels(intent.kind, "settling").inc()
         log.warning("x402 settlement uncertain", payment_id=intent.paymentId, reason=reason)
         current = record or await self.payments.get(intent.paymentId)

@@ -153,7 +153,9 @@ class Reconciler:
             await self._end(intent, UNCONFIRMED, reason)
             return
         delay_ms = min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** min(intent.attempts, 10))
-        await self.settlements.uncertain(intent, due_ms=now_ms() + delay_ms, now_iso=iso(now_ms()), reason=reason)
+        await self.settlements.uncertain(
+            intent, due_ms=now_ms() + delay_ms, now_iso=iso(now_ms()), reason=reason, retention_ms=self.retention_ms
+        )
 
     async def _end(self, intent: Intent, stage: str, reason: str) -> None:
         ended = await self.settlements.failed(

@@ -24,6 +24,7 @@ s402:x402:pid:{sha256}     string the digest an x402 payment-identifier names, p
 from __future__ import annotations
 
 import hashlib
+import time
 from typing import Any
 
 import msgspec
@@ -139,11 +140,13 @@ return 1
 """
 
 # The answer did not say whether money moved: the intent stays settling, the reconciler looks at `due`, and the
-# ledger says so once. (Were a reconciler holding it now, a second settle of the payload may go out: a caching
-# facilitator answers it with the first result, any other's refusal proves nothing; the intent still ends once.)
-# KEYS: intent, due zset, payment, ledger   ARGV: digest, due ms, ISO now, reason
+# ledger (and an inline call's webhook: job.settling) says so once. (Were a reconciler holding it now, a second
+# settle of the payload may go out: a caching facilitator answers it with the first result, any other's refusal
+# proves nothing; the intent still ends once.)
+# KEYS: intent, due zset, payment, ledger, job or ""   ARGV: digest, due ms, ISO now, reason, now ms, retention ms
 UNCERTAIN = (
     LEDGER_LUA
+    + STATE_LUA
     + """
 if redis.call('HGET', KEYS[1], 'stage') ~= 'settling' then return 0 end
 redis.call('ZADD', KEYS[2], 'XX', ARGV[2], ARGV[1])
@@ -152,6 +155,7 @@ redis.call('HSET', KEYS[1], 'lastError', ARGV[4])
 if tonumber(redis.call('HGET', KEYS[1], 'attempts')) == 1 then
   local calls = tonumber(redis.call('HGET', KEYS[3], 'maxCalls'))
   ledger(KEYS[4], 'settling', ARGV[3], KEYS[3], calls, {'reason', ARGV[4]})
+  if KEYS[5] ~= '' then webhook_event(KEYS[5], 'job.settling', ARGV[5], ARGV[6]) end
 end
 return 1
 """
@@ -297,11 +301,14 @@ class SettlementStore:
         """An identifier claimed for a payload that recorded nothing (its nonce was another's) names nothing."""
         await self._release_identifier(keys=[identifier_key(identifier, intent.payer)], args=[intent.digest])
 
-    async def uncertain(self, intent: Intent, *, due_ms: int, now_iso: str, reason: str) -> None:
+    async def uncertain(
+        self, intent: Intent, *, due_ms: int, now_iso: str, reason: str, retention_ms: int = 86_400_000
+    ) -> None:
         await self._uncertain(
-            keys=[intent_key(intent.digest), SETTLING_DUE, keys.payment_key(intent.paymentId), keys.LEDGER],
-            args=[intent.digest, due_ms, now_iso, reason[:200]],
-        )
+            keys=[intent_key(intent.digest), SETTLING_DUE, keys.payment_key(intent.paymentId), keys.LEDGER,
+                  keys.job_key(intent.jobId) if intent.jobId else ""],
+            args=[intent.digest, due_ms, now_iso, reason[:200], int(time.time() * 1000), retention_ms],
+        )  # fmt: skip
 
     async def failed(
         self,
