@@ -1,4 +1,4 @@
-"""What the settlement tests check a payment by: the ledger, the books against the facilitator's transfers, and a
+"""What the payment and settlement tests check a payment by: the ledger, the books against the facilitator's
 job or payment reaching a status (polled: it is another task's, the reconciler's, to move it)."""
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from settlement_support import PRICE_ATOMIC, base_url, face, ledger
 from support import Pipeline
 from x402 import PaymentRequired
 from x402.http.utils import decode_payment_required_header, decode_payment_response_header
@@ -22,7 +23,6 @@ from shared import keys
 from shared.apikeys import ApiKeyStore
 from shared.payments import PaymentStore
 
-PRICE_ATOMIC = 200_000  # 20 cents in USDC's 6 decimals
 SEED_PAYMENT_FIELDS = [
     "paymentId", "serviceId", "internalServiceId", "amountCents", "currency", "billingMode", "maxCalls",
     "remainingCalls", "usedCalls", "status", "token", "payTo", "provider", "providerId", "clientId", "expiresAt",
@@ -45,19 +45,6 @@ def operator_terms() -> dict[str, Any]:
 def pipeline_env(facilitator: RunningFacilitator) -> dict[str, str]:
     # a short deadline: a call that keeps failing upstream gives up (and is given back) quickly
     return {"SERVER402_X402_FACILITATOR_URL": facilitator.url, "SERVER402_JOB_DEADLINE_S": "2"}
-
-
-def face(pipeline: Pipeline) -> dict[str, str]:
-    return {"ImageURL": pipeline.sandbox.image("face.jpg")}
-
-
-def base_url(pipeline: Pipeline) -> str:
-    return str(pipeline.api.make_url("")).rstrip("/")
-
-
-async def ledger(pipeline: Pipeline) -> list[dict[str, str]]:
-    entries = await pipeline.redis.xrange(keys.LEDGER)
-    return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
 
 
 async def required_header(pipeline: Pipeline, tool: str = "face-detection") -> str:

@@ -66,6 +66,21 @@ class Intent(msgspec.Struct, frozen=True, kw_only=True):
     lastError: str = ""
 
 
+# A job that waited `settling` for a payment that will not pay: it fails (kept for the retention time, its
+# webhook told job.failed, its waiters woken). Prepended to the ending scripts that need it.
+FAIL_SETTLING_JOB = (
+    STATE_LUA
+    + """
+local function fail_settling_job(job, now, err, retention, channel)
+  if job == '' or redis.call('HGET', job, 'status') ~= 'settling' then return end
+  redis.call('HSET', job, 'status', 'failed', 'finishedAt', now, 'error', err)
+  redis.call('PEXPIRE', job, retention)
+  job_moved(job, 'settling', 'failed', now, channel, retention)
+  redis.call('PUBLISH', channel, redis.call('HGET', job, 'id'))
+end
+"""
+)
+
 # Claim the authorization and record the intent, its payment and its job (if any) in one step.
 # KEYS: nonce, intent, due zset, payment, job or "", idempotency key or ""
 # ARGV: holder value, claim ttl s, due ms, keep ms, idempotency value, intent pair count, payment pair count,
@@ -121,23 +136,23 @@ return stage
 )
 
 # The facilitator refused at once (nothing moved): what begin wrote goes (the nonce may be used again, the
-# payment-identifier names nothing); a job a repeat may have been shown fails, nothing charged.
+# payment-identifier names nothing); a job a repeat may have been shown fails, nothing charged (job.failed).
 # KEYS: intent, due zset, nonce, payment, job or "", idempotency key or "", identifier key or ""
 # ARGV: digest, holder, idempotency value, now ms, job error JSON, retention ms, channel
-ABANDON = """
+ABANDON = (
+    LEDGER_LUA
+    + FAIL_SETTLING_JOB
+    + """
 if redis.call('HGET', KEYS[1], 'stage') ~= 'settling' then return 0 end
 redis.call('DEL', KEYS[1], KEYS[4])
 redis.call('ZREM', KEYS[2], ARGV[1])
 if redis.call('GET', KEYS[3]) == ARGV[2] then redis.call('DEL', KEYS[3]) end
-if KEYS[5] ~= '' and redis.call('HGET', KEYS[5], 'status') == 'settling' then
-  redis.call('HSET', KEYS[5], 'status', 'failed', 'finishedAt', ARGV[4], 'error', ARGV[5])
-  redis.call('PEXPIRE', KEYS[5], ARGV[6])
-  redis.call('PUBLISH', ARGV[7], redis.call('HGET', KEYS[5], 'id'))
-end
+fail_settling_job(KEYS[5], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
 if KEYS[6] ~= '' and redis.call('GET', KEYS[6]) == ARGV[3] then redis.call('DEL', KEYS[6]) end
 if KEYS[7] ~= '' and redis.call('GET', KEYS[7]) == ARGV[1] then redis.call('DEL', KEYS[7]) end
 return 1
 """
+)
 
 # The answer did not say whether money moved: the intent stays settling, the reconciler looks at `due`, and the
 # ledger (and an inline call's webhook: job.settling) says so once. (Were a reconciler holding it now, a second
@@ -168,7 +183,7 @@ return 1
 # ARGV: digest, ISO now, reason, now ms, job error JSON, retention ms, channel, stage
 FAILED = (
     LEDGER_LUA
-    + STATE_LUA
+    + FAIL_SETTLING_JOB
     + """
 if redis.call('HGET', KEYS[1], 'stage') ~= 'settling' then return 0 end
 redis.call('HSET', KEYS[1], 'stage', ARGV[8], 'lastError', ARGV[3])
@@ -179,12 +194,7 @@ if redis.call('GET', KEYS[5]) == 'settling ' .. ARGV[1] then
 end
 local calls = tonumber(redis.call('HGET', KEYS[3], 'maxCalls'))
 ledger(KEYS[4], 'settle_' .. ARGV[8], ARGV[2], KEYS[3], calls, {'reason', ARGV[3]})
-if KEYS[6] ~= '' and redis.call('HGET', KEYS[6], 'status') == 'settling' then
-  redis.call('HSET', KEYS[6], 'status', 'failed', 'finishedAt', ARGV[4], 'error', ARGV[5])
-  redis.call('PEXPIRE', KEYS[6], ARGV[6])
-  job_moved(KEYS[6], 'settling', 'failed', ARGV[4], ARGV[7], ARGV[6])  -- its webhook hears job.failed
-  redis.call('PUBLISH', ARGV[7], redis.call('HGET', KEYS[6], 'id'))
-end
+fail_settling_job(KEYS[6], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
 return 1
 """
 )
