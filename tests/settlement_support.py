@@ -1,5 +1,5 @@
 """What the payment and settlement tests check a payment by: the ledger, the books against the facilitator's
-job or payment reaching a status (polled: it is another task's, the reconciler's, to move it)."""
+transfers, and a job or payment reaching a status (polled: it is another task's, the reconciler's, to move it)."""
 
 from __future__ import annotations
 
