@@ -39,6 +39,7 @@ from shared.jobs import JobError, iso, now_ms
 log = structlog.get_logger("api.reconciler")
 
 POLL_S = 1.0
+STOP_RETRY_S = 0.5
 BATCH = 16
 RETRY_BASE_MS = 1000
 RETRY_CAP_MS = 30_000
@@ -74,21 +75,33 @@ class Reconciler:
         self.settlements = settlements
         self.retention_ms = retention_ms
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run_forever(), name="x402-reconciler")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        """Stop the loop: cancelled until it ends (a client library may swallow one cancellation mid-call)."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping = True
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=STOP_RETRY_S)
+        with contextlib.suppress(asyncio.CancelledError):
+            task.result()
+
+    def stopping(self) -> bool:
+        return self._stopping
 
     async def _run_forever(self) -> None:
-        while True:
+        while not self.stopping():
             try:
                 await self.run_once()
             except Exception as exc:  # noqa: BLE001 - Redis away, say: the intents wait, the next pass retries
+                if self.stopping():  # a stop that a client library turned into an error
+                    return
                 log.warning("reconciler pass failed", error=type(exc).__name__, detail=str(exc)[:200])
             await asyncio.sleep(POLL_S)
 
