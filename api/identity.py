@@ -10,11 +10,10 @@ from aiohttp import web
 from api import keys
 from api.callcore.gate import CallContext
 from api.callcore.parties import ANONYMOUS_CALLER, Caller, readers
-from api.ratelimits import check_key_rate
+from api.ratelimits import check_key_rate, presented_key
 from shared import errors
 from shared.payments import payment_id_of
 
-BEARER = "bearer "
 CALLER = web.RequestKey("caller", Caller)
 
 
@@ -45,15 +44,11 @@ async def call_context(request: web.Request) -> CallContext:
 
 
 def _presented_key(request: web.Request) -> str | None:
-    header = request.headers.get("X-API-Key")
-    if header is not None:
-        return header.strip()
+    """The key presented (api/ratelimits.py reads it); an Authorization header of another scheme is a 401."""
     authorization = request.headers.get("Authorization")
-    if authorization is None:
-        return None
-    if not authorization.lower().startswith(BEARER):
+    if "X-API-Key" not in request.headers and authorization is not None and presented_key(request) is None:
         raise errors.Unauthorized("Authorization must be 'Bearer <api key>'", code="invalid_api_key")
-    return authorization[len(BEARER) :].strip()
+    return presented_key(request)
 
 
 def presented_tokens(request: web.Request) -> list[str]:

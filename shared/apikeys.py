@@ -202,10 +202,6 @@ class ApiKeyStore:
             return None
         return key if key.revoked_at is None else None
 
-    async def check_rate(self, key: ApiKey) -> float:
-        """0.0 when this request may proceed (and it is counted), else the seconds until one may (Retry-After)."""
-        return (await self.check_rate_state(key)).wait_s
-
     async def check_rate_state(self, key: ApiKey) -> RateState:
         """The key's rate limit checked (and this request counted when it may proceed), with what is left."""
         return await self.gcra(apikey_rate_key(key.id), key.interval_us, key.burst)

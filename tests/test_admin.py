@@ -153,20 +153,20 @@ async def test_create_refuses_bad_input_with_a_clear_message(
 
 async def test_rate_limit_allows_the_burst_then_says_how_long_to_wait(store: ApiKeyStore) -> None:
     key, _ = await store.create("bursty", None, rate=1, burst=3)
-    assert [await store.check_rate(key) for _ in range(3)] == [0.0, 0.0, 0.0]
-    first_wait = await store.check_rate(key)
+    assert [(await store.check_rate_state(key)).wait_s for _ in range(3)] == [0.0, 0.0, 0.0]
+    first_wait = (await store.check_rate_state(key)).wait_s
     assert 0 < first_wait <= 1.0
-    second_wait = await store.check_rate(key)
+    second_wait = (await store.check_rate_state(key)).wait_s
     assert 0 < second_wait <= first_wait  # the refused call booked nothing: the wait did not grow by 1 s
 
 
 async def test_a_refused_key_may_go_once_its_wait_is_over(store: ApiKeyStore, redis: Redis) -> None:
     key, _ = await store.create("fast", None, rate=50, burst=1)
-    assert await store.check_rate(key) == 0.0
-    wait = await store.check_rate(key)
+    assert (await store.check_rate_state(key)).wait_s == 0.0
+    wait = (await store.check_rate_state(key)).wait_s
     assert 0 < wait <= 0.02
     await asyncio.sleep(wait + 0.002)
-    assert await store.check_rate(key) == 0.0
+    assert (await store.check_rate_state(key)).wait_s == 0.0
     assert 0 < await redis.pttl(apikey_rate_key(key.id)) <= 20  # the limiter's state expires when idle
 
 
