@@ -8,7 +8,7 @@ export ALIBABA_CLOUD_ECS_METADATA_DISABLED := true
 export NO_PROXY := 127.0.0.1,localhost,::1
 export no_proxy := 127.0.0.1,localhost,::1
 
-.PHONY: run test lint typecheck pytest catalog lock clean browser bench
+.PHONY: run test lint typecheck pytest catalog lock clean browser bench conformance
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "server402 needs Python 3.11 or newer")'
@@ -63,3 +63,8 @@ lock: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache
+
+# The official MCP conformance suite (tests/conformance, npm ci'd from its lock) against POST /mcp of a server402 on free
+# loopback ports; fails on a scenario tests/conformance/expected-failures.yml does not list. Results in .data/conformance.
+conformance: $(STAMP)
+	$(BIN)/python -m scripts.conformance

@@ -16,6 +16,7 @@ from api.callcore.settlements import SettlementStore
 from api.callcore.x402_gate import X402Gate
 from api.middlewares import request_context
 from api.openapi import build_openapi
+from api.origin_guard import GUARD, guard_for, origin_guard
 from api.ratelimits import client_rate_limit, rate_limit_headers
 from api.read_timeouts import body_read_deadline, handler_args
 from api.responses import json_bytes_response
@@ -37,11 +38,12 @@ REDIS_MAX_CONNECTIONS = 512
 
 def create_app(settings: Settings, catalog_: Catalog | None = None) -> web.Application:
     app = web.Application(
-        middlewares=[request_context, client_rate_limit, body_read_deadline],
+        middlewares=[request_context, origin_guard, client_rate_limit, body_read_deadline],
         client_max_size=settings.max_body_bytes,
         handler_args=handler_args(settings),  # the header read timeout, for run_app and test servers alike
     )
     app[keys.SETTINGS] = settings
+    app[GUARD] = guard_for(app)
     app[keys.CATALOG] = catalog_ if catalog_ is not None else Catalog.load(settings.operator_file)
     app[keys.SEARCH] = SearchIndex(app[keys.CATALOG].services)
     app[keys.OPENAPI] = msgspec.json.encode(build_openapi(app[keys.CATALOG], settings))

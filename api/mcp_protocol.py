@@ -8,12 +8,13 @@ Two eras share the one `POST /mcp` endpoint:
                                               Mcp-Method and Mcp-Name headers; `server/discover`; `resultType`
 
 A request belongs to 2026-07-28 when its MCP-Protocol-Version header names no handshake version, or when its
-body carries the per-request protocol-version envelope; otherwise to the handshake era. No Mcp-Session-Id is
-issued: every request stands alone, so nothing is kept between requests.
+body carries the per-request protocol-version envelope; otherwise to the handshake era. Nothing is kept between
+requests: the Mcp-Session-Id that `initialize` hands out is never checked.
 
 Errors: -32700 unparseable JSON, -32600 not one JSON-RPC 2.0 request (batches, posted responses, bad ids),
--32601 unknown method (for the request's era), -32602 bad params or unknown tool, -32020 headers that disagree
-with the body, -32022 an unsupported protocol version, -32603 our own failure.
+-32601 unknown method (for the request's era), -32602 bad params, unknown tool or task, -32020 headers that
+disagree with the body, -32021 a tasks method from a client that did not declare the tasks extension (2026-07-28),
+-32022 an unsupported protocol version, -32603 our own failure.
 """
 
 from __future__ import annotations
@@ -52,12 +53,13 @@ METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 HEADER_MISMATCH = -32020
+MISSING_CLIENT_CAPABILITY = -32021
 UNSUPPORTED_PROTOCOL_VERSION = -32022
 
 # HTTP status of a JSON-RPC error. The stateless era maps request errors onto HTTP (as the official SDK does);
 # the handshake era answers in-band (200) except for a body that is not a request at all.
 _MODERN_STATUS = {PARSE_ERROR: 400, INVALID_REQUEST: 400, INVALID_PARAMS: 400, HEADER_MISMATCH: 400,
-                  UNSUPPORTED_PROTOCOL_VERSION: 400, METHOD_NOT_FOUND: 404}  # fmt: skip
+                  MISSING_CLIENT_CAPABILITY: 400, UNSUPPORTED_PROTOCOL_VERSION: 400, METHOD_NOT_FOUND: 404}  # fmt: skip
 _HANDSHAKE_STATUS = {PARSE_ERROR: 400, INVALID_REQUEST: 400, UNSUPPORTED_PROTOCOL_VERSION: 400}
 
 KEEPALIVE_S = 15.0  # an SSE comment after this long without a write keeps proxies from closing the stream
@@ -99,14 +101,25 @@ class Message(msgspec.Struct, frozen=True):
 
 @dataclass(frozen=True)
 class Envelope:
-    """The request as understood: its era and protocol version."""
+    """The request as understood: its era, protocol version and (2026-07-28) the extensions its client declares."""
 
     era: Era
     version: str
+    extensions: frozenset[str] = frozenset()
 
     @property
     def modern(self) -> bool:
         return self.era == "modern"
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """What a method handler gets: the HTTP request, the protocol era, the params and the answer's stream."""
+
+    request: web.Request
+    envelope: Envelope
+    params: dict[str, Any]
+    stream: EventStream | None
 
 
 def decode_message(raw: bytes) -> Message:
@@ -133,7 +146,16 @@ def envelope_of(request: web.Request, message: Message) -> Envelope:
         return Envelope("handshake", header or DEFAULT_HANDSHAKE_VERSION)
     if not carries_envelope and header not in MODERN_VERSIONS:
         raise _unsupported(str(header))
-    return Envelope("modern", _check_modern(request, message))
+    return Envelope("modern", _check_modern(request, message), _declared_extensions(message.params["_meta"]))
+
+
+def _declared_extensions(meta: dict[str, Any]) -> frozenset[str]:
+    """The extension ids in `_meta.clientCapabilities.extensions` (an object keyed by id; a list is taken too)."""
+    capabilities = meta.get(CLIENT_CAPABILITIES_META)
+    extensions = capabilities.get("extensions") if isinstance(capabilities, dict) else None
+    if isinstance(extensions, dict | list):
+        return frozenset(name for name in extensions if isinstance(name, str))
+    return frozenset()
 
 
 def _check_modern(request: web.Request, message: Message) -> str:
@@ -222,6 +244,7 @@ class EventStream:
         self._progress = 0
         self._last_write = 0.0
         self.closed = False
+        self.headers: dict[str, str] = {}  # more response headers, sent when the stream opens
 
     @property
     def started(self) -> bool:
@@ -235,6 +258,10 @@ class EventStream:
         params = {"progressToken": self._token, "progress": self._progress, "message": message}
         await self._write(sse_event(_encoder.encode({"jsonrpc": "2.0", "method": "notifications/progress",
                                                      "params": params})))  # fmt: skip
+
+    async def notify(self, method: str, params: dict[str, Any]) -> None:
+        """One notification (e.g. `notifications/tasks/status`) on the stream."""
+        await self._write(sse_event(_encoder.encode({"jsonrpc": "2.0", "method": method, "params": params})))
 
     async def keepalive(self) -> None:
         if self._response is not None and asyncio.get_running_loop().time() - self._last_write >= KEEPALIVE_S:
@@ -268,4 +295,5 @@ class EventStream:
             "Cache-Control": "no-cache, no-transform",
             "X-Accel-Buffering": "no",
             "X-Request-ID": self._request[keys.REQUEST_ID],
+            **self.headers,
         }

@@ -1,13 +1,10 @@
 """MCP `tools/list` and `tools/call`: every catalog service as a tool, called exactly like `POST /api/tools/{id}`.
 
 A call validates its arguments, pays (`paymentToken` argument, or an x402 PaymentPayload in
-`params._meta["x402/payment"]`), starts the job (api/calls.py) and waits for it:
-
-    succeeded           structuredContent: the seed's envelope (the HTTP 200 body), also as JSON text
-    still running       structuredContent: the job (jobId, status, links.self) and a note to poll /api/jobs/{id}
-    bad arguments, refused access, failed job     isError, structuredContent: the HTTP error body
-    payment required    isError, structuredContent: the x402 PaymentRequired (x402Version, resource, accepts)
-                        merged with the seed's body (error, code, message, payment); the same JSON as text
+`params._meta["x402/payment"]`), starts the job (api/callcore/calls.py) and waits for it; asked for a task
+(api/mcp_tasks.py), it answers the task at once instead. Its results are api/mcp_results.py's; the tool's
+`outputSchema` admits each of them (success, pending job, payment required, error), as clients that check error
+results against it (the TypeScript SDK) need.
 
 An inline x402 payment's settlement comes back in `result._meta["x402/payment-response"]`. With a progress token
 the call is answered over SSE, with a `notifications/progress` at the start and at every change of the job's
@@ -17,25 +14,24 @@ state. `Prefer: wait=N` / `respond-async` on the POST shortens the wait, as on H
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 import structlog
 from aiohttp import web
-from x402.http.utils import decode_payment_required_header
 from x402.schemas import PaymentPayload
 
 from api import keys
 from api.call_adapter import start_call
 from api.callcore.gate import PaymentInput
 from api.callcore.x402_payment import PaymentRejected, from_object
-from api.jobs_view import view_for
-from api.mcp_protocol import INVALID_PARAMS, Envelope, EventStream, RpcError
+from api.mcp_protocol import INVALID_PARAMS, EventStream, RpcError, ToolCall
+from api.mcp_results import describe, error_result, job_result, payment_required_result
+from api.mcp_tasks import created, wants_task
 from api.routes.tools import parse_prefer
 from api.routes.webhooks import checked_webhook
 from shared import errors
-from shared.jobs import TERMINAL, JobError, JobRecord
+from shared.jobs import TERMINAL, JobRecord
 from shared.models import Service
 
 PAYMENT_TOKEN_ARG = "paymentToken"
@@ -65,17 +61,36 @@ PENDING_SCHEMA: dict[str, Any] = {
     "required": ["jobId", "status", "links", "note"],
 }
 
+PAYMENT_REQUIRED_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "Payment required (isError): the x402 PaymentRequired (x402Version, resource, accepts) with the "
+    "gateway's error, code, message and a pending payment. Sign one of `accepts` and retry with the PaymentPayload "
+    "in params._meta['x402/payment'].",
+    "properties": {
+        "x402Version": {"type": "integer"},
+        "resource": {"type": "object"},
+        "accepts": {"type": "array", "items": {"type": "object"}},
+        "extensions": {"type": "object"},
+        "error": {"type": "string"},
+        "code": {"type": "string"},
+        "message": {"type": "string"},
+        "payment": {"type": "object"},
+    },
+    "required": ["x402Version", "accepts", "error", "code"],
+}
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "A failed call (isError): the same body as the HTTP error answer; `job` when a job ran.",
+    "properties": {
+        "error": {"type": "string"},
+        "code": {"type": "string"},
+        "details": {},
+        "job": {"type": "object"},
+    },
+    "required": ["error", "code"],
+}
+
 _encoder = msgspec.json.Encoder()
-
-
-@dataclass(frozen=True)
-class ToolCall:
-    """What a method handler gets: the HTTP request, the protocol era, the params and the answer's stream."""
-
-    request: web.Request
-    envelope: Envelope
-    params: dict[str, Any]
-    stream: EventStream | None
 
 
 class CallParams(msgspec.Struct, frozen=True):
@@ -90,18 +105,49 @@ class CallParams(msgspec.Struct, frozen=True):
 async def list_tools(call: ToolCall) -> dict[str, Any]:
     if call.params.get("cursor") is not None:
         raise RpcError(INVALID_PARAMS, "invalid cursor: the tool list has a single page")
-    result: dict[str, Any] = {"tools": [tool_descriptor(service) for service in call.request.app[keys.CATALOG]]}
+    tasks = not call.envelope.modern
+    result: dict[str, Any] = {"tools": [tool_descriptor(s, tasks=tasks) for s in call.request.app[keys.CATALOG]]}
     return {**result, **LIST_CACHE_HINT} if call.envelope.modern else result
 
 
-def tool_descriptor(service: Service) -> dict[str, Any]:
-    return {
+def tool_descriptor(service: Service, *, tasks: bool = False) -> dict[str, Any]:
+    """One tool; `tasks`: the 2025-11-25 declaration that it may be called as a task (2026-07-28 has none)."""
+    descriptor: dict[str, Any] = {
         "name": service.discovery.tool_name,
         "title": service.name,
         "description": f"{service.description_for_model}\n\n{_terms(service)}",
         "inputSchema": input_schema(service),
-        "outputSchema": {"type": "object", "anyOf": [service.output_schema, PENDING_SCHEMA]},
+        "outputSchema": output_schema(service),
+        "annotations": tool_annotations(service),
     }
+    if tasks:
+        descriptor["execution"] = {"taskSupport": "optional"}
+    return descriptor
+
+
+def output_schema(service: Service) -> dict[str, Any]:
+    """Every structuredContent a call can answer with: the result, the job still pending, payment required, an
+    error (clients such as the TypeScript SDK check error results against it too)."""
+    return {"type": "object", "anyOf": [service.output_schema, PENDING_SCHEMA, PAYMENT_REQUIRED_SCHEMA, ERROR_SCHEMA]}
+
+
+_WRITES = ("Add", "BatchAdd", "Create", "Delete", "Update")  # the face database and template actions that change state
+_OTHER_WRITES = frozenset({"GenRealPersonVerificationToken"})  # starts a verification at Alibaba
+
+
+def tool_annotations(service: Service) -> dict[str, Any]:
+    """MCP's behaviour hints. Every tool calls Alibaba Cloud and may fetch the image URLs it is given (open
+    world); analyses change nothing there (read-only, though each call is paid); deletes and updates destroy."""
+    action = service.upstream.action
+    writes = action.startswith(_WRITES) or action in _OTHER_WRITES
+    destructive = action.startswith(("Delete", "Update"))
+    hints: dict[str, Any] = {"title": service.name, "readOnlyHint": not writes, "openWorldHint": True}
+    if writes:
+        hints["destructiveHint"] = destructive
+        hints["idempotentHint"] = service.idempotent or action.startswith("Delete")
+    else:
+        hints["idempotentHint"] = True
+    return hints
 
 
 def input_schema(service: Service) -> dict[str, Any]:
@@ -157,14 +203,18 @@ async def call_tool(call: ToolCall) -> dict[str, Any]:
     except errors.Server402Error as exc:
         structlog.contextvars.bind_contextvars(mcp_outcome=exc.code)
         return error_result(exc.body(), exc.message)
+    meta: dict[str, Any] = {}
+    if started.settled is not None:
+        meta[X402_RESPONSE_META] = started.settled.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if wants_task(call):
+        return await created(call, started.record, meta)
     settings = request.app[keys.SETTINGS]
     wait = parse_prefer(request.headers.get("Prefer", ""), default_s=settings.wait_max_s, max_s=settings.wait_max_s)
     record = await follow(request, started.record, wait.wait_s, call.stream)
     structlog.contextvars.bind_contextvars(mcp_outcome=record.status)
     result = await job_result(request, record)
-    if started.settled is not None:
-        settled = started.settled.model_dump(mode="json", by_alias=True, exclude_none=True)
-        result["_meta"] = {X402_RESPONSE_META: settled}
+    if meta:
+        result["_meta"] = meta
     return result
 
 
@@ -190,7 +240,7 @@ async def follow(request: web.Request, record: JobRecord, wait_s: float, stream:
     while True:
         state = (record.status, record.attempts)
         if record.status not in TERMINAL and state != reported:
-            await stream.progress(await _describe(request, record))
+            await stream.progress(await describe(request, record))
             reported = state
         else:
             await stream.keepalive()
@@ -201,54 +251,3 @@ async def follow(request: web.Request, record: JobRecord, wait_s: float, stream:
         if latest is None:  # gone (expired): answer with what we last saw
             return record
         record = latest
-
-
-async def _describe(request: web.Request, record: JobRecord) -> str:
-    if record.status == "running":
-        return f"running (attempt {max(record.attempts, 1)})"
-    if record.status == "settling":
-        return "settling its x402 payment (the facilitator's answer is awaited)"
-    retrying = record.last_error()
-    if retrying is not None:
-        return f"queued for a retry after {retrying.code}"
-    position = await request.app[keys.JOBS].queue_position(record.id)
-    return f"queued (position {position + 1})" if position is not None else "queued"
-
-
-# ---------------------------------------------------------------- results
-
-
-async def job_result(request: web.Request, record: JobRecord) -> dict[str, Any]:
-    if record.status == "succeeded" and record.result is not None:
-        return {
-            "content": [{"type": "text", "text": record.result}],
-            "structuredContent": msgspec.Raw(record.result.encode()),
-        }
-    view = await view_for(request, record)
-    if record.status in ("settling", "queued", "running"):
-        pending: dict[str, Any] = msgspec.to_builtins(view)
-        pending["note"] = (
-            f"the job is still {record.status}: poll GET {view.links['self']} (with the same API key or payment "
-            "token) for its result"
-        )
-        return {"content": [{"type": "text", "text": _encoder.encode(pending).decode()}], "structuredContent": pending}
-    error = record.job_error() or JobError(code="failed", message="the job failed", retryable=False)
-    note = f" ({view.charge.note})" if view.charge is not None and view.charge.note else ""
-    body = msgspec.to_builtins({"error": error.message, "code": error.code, "job": view})
-    return error_result(body, f"{error.message}{note}")
-
-
-def error_result(body: dict[str, Any], message: str) -> dict[str, Any]:
-    return {"content": [{"type": "text", "text": message}], "structuredContent": body, "isError": True}
-
-
-def payment_required_result(exc: errors.PaymentRequired) -> dict[str, Any]:
-    """The x402 MCP transport's tool-result binding: PaymentRequired in structuredContent and as JSON text."""
-    structured: dict[str, Any] = {}
-    header = exc.headers().get("PAYMENT-REQUIRED")
-    if header is not None:
-        required = decode_payment_required_header(header)
-        structured = required.model_dump(mode="json", by_alias=True, exclude_none=True)
-    structured.update(exc.body())
-    text = _encoder.encode(structured).decode()
-    return {"content": [{"type": "text", "text": text}], "structuredContent": structured, "isError": True}

@@ -41,6 +41,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     header_read_timeout_s: float
     body_read_timeout_s: float
     trusted_proxies: tuple[str, ...]
+    allowed_origins: tuple[str, ...]
     anon_rate: float
     anon_burst: int
     upstream: str
@@ -675,6 +676,24 @@ PAYMENT_SETTINGS: tuple[Setting, ...] = (
 )
 
 
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    """Comma-separated origins, each `scheme://host[:port]` with nothing after it (compared lowercased)."""
+    origins = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        parts = urlsplit(part)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") or parts.query:
+            raise ValueError(f"{part[:80]!r} is not an origin (scheme://host[:port])")
+        origins.append(_origin_of(part))
+    return tuple(origins)
+
+
 def _networks(raw: str) -> tuple[str, ...]:
     """Comma-separated CIDR networks, e.g. `127.0.0.0/8,::1/128`."""
     networks = []
@@ -764,6 +783,14 @@ CLIENT_LIMIT_SETTINGS: tuple[Setting, ...] = (
         "",
         "Reverse proxies whose `X-Forwarded-For` names the client (CIDR list, e.g. `10.0.0.0/8`); none by default: "
         "the TCP peer is the client.",
+    ),
+    Setting(
+        "SERVER402_ALLOWED_ORIGINS",
+        "allowed_origins",
+        _origins,
+        lambda v: _origin_of(v["public_url"]),
+        "Browser origins (`scheme://host[:port]`, comma-separated) whose requests are served; a request with any "
+        "other `Origin` gets 403 (DNS-rebinding protection). Default: the public URL's origin.",
     ),
     Setting(
         "SERVER402_ANON_RATE",

@@ -131,7 +131,7 @@ async def raw_get(api: TestClient, path: bytes, header: bytes) -> tuple[int, byt
     assert api.server.host is not None and api.server.port is not None
     reader, writer = await asyncio.open_connection(api.server.host, api.server.port)
     try:
-        writer.write(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + header + b"\r\n\r\n")
+        writer.write(b"GET " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" + header + b"\r\n\r\n")
         await writer.drain()
         answer = await asyncio.wait_for(reader.read(), timeout=10)
     finally:

@@ -295,7 +295,7 @@ class Fuzzer:
         """The request as these very bytes on the wire (aiohttp's client sends header text as UTF-8, never other
         bytes); the status (0: none) and the body of the answer."""
         target = target.encode() if isinstance(target, str) else target
-        lines = [method.encode() + b" " + target + b" HTTP/1.1", b"Host: fuzz", b"Connection: close"]
+        lines = [method.encode() + b" " + target + b" HTTP/1.1", b"Host: 127.0.0.1", b"Connection: close"]
         lines += [name.encode() + b": " + value for name, value in headers.items()]
         lines += [] if body is None else [b"Content-Length: %d" % len(body)]
         server = self.pipeline.api.server

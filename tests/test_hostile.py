@@ -140,7 +140,9 @@ async def test_a_json_line_nested_100000_deep_is_an_item_error(pipeline: Pipelin
 
 async def test_deep_nesting_in_a_tasks_string_a_payment_header_and_mcp_is_refused_cleanly(pipeline: Pipeline) -> None:
     tasks = await pipeline.api.post(
-        "/api/tools/face-liveness-detection", data=io.BytesIO(msgspec.json.encode({"Tasks": nested(DEEP).decode()}))
+        "/api/tools/face-liveness-detection",
+        data=io.BytesIO(msgspec.json.encode({"Tasks": nested(DEEP).decode()})),
+        headers={"Content-Type": "application/json"},
     )
     status, body = await answer(tasks)
     assert (status, body["error"]) == (400, "Tasks must be an array")
@@ -261,7 +263,7 @@ async def test_non_utf8_header_bytes_are_refused_as_credentials_and_ignored_else
     for header in (b"X-API-Key: \xff\xfe\xc3(", b"Authorization: Bearer \x80\x81", b"X-Request-ID: \xe2\x82"):
         status, headers, answered = await raw_request(
             pipeline,
-            b"POST /api/tools/face-comparison HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            b"POST /api/tools/face-comparison HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
             b"Content-Type: application/json\r\n" + header + b"\r\nContent-Length: "
             + str(len(body)).encode() + b"\r\n\r\n" + body,
         )  # fmt: skip
@@ -281,9 +283,11 @@ async def test_huge_query_strings_and_headers_are_refused_and_the_server_goes_on
     status, body = await answer(search)
     assert (status, body["code"]) == (400, "bad_request") and "q" in body["error"]
     for request in (
-        b"GET /api/catalog/search?q=" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
-        b"GET /api/catalog HTTP/1.1\r\nHost: x\r\nX-API-Key: " + b"k" * 20_000 + b"\r\n\r\n",
-        b"GET /api/catalog HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(500)) + b"\r\n",
+        b"GET /api/catalog/search?q=" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        b"GET /api/catalog HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: " + b"k" * 20_000 + b"\r\n\r\n",
+        b"GET /api/catalog HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        + b"".join(b"X-%d: 1\r\n" % i for i in range(500))
+        + b"\r\n",
     ):
         status, _, answered = await raw_request(pipeline, request)
         assert status == 400, answered

@@ -320,7 +320,7 @@ async def test_malformed_traffic_gets_json_rpc_errors(pipeline: Pipeline) -> Non
     too_big = io.BytesIO(b'{"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"x": "' + padding + b'"}}')
     status, answer = await rpc(pipeline, too_big)
     assert (status, answer["error"]["code"]) == (413, -32600)
-    status, answer = await rpc(pipeline, {"jsonrpc": "2.0", "id": 2, "method": "resources/list"})
+    status, answer = await rpc(pipeline, {"jsonrpc": "2.0", "id": 2, "method": "sampling/createMessage"})
     assert (status, answer["error"]["code"]) == (200, -32601)
     body, headers = modern_request("initialize")
     status, answer = await rpc(pipeline, body, **headers)
@@ -335,3 +335,35 @@ async def test_malformed_traffic_gets_json_rpc_errors(pipeline: Pipeline) -> Non
                                            headers={"Accept": "text/html"})  # fmt: skip
     assert unacceptable.status == 406
     assert not await pipeline.redis.keys(keys.job_key("*"))  # none of it started a job
+
+
+@pytest.mark.parametrize("era", ["2025-11-25", MODERN])
+async def test_every_kind_of_result_conforms_to_the_tools_output_schema(pipeline: Pipeline, era: str) -> None:
+    """Success, pending job, payment required, bad arguments and a failed job, through the official client in both
+    versions, each checked again with an independent validator against the outputSchema tools/list gave."""
+    import jsonschema
+
+    async def results(client: Client) -> dict[str, CallToolResult]:
+        return {
+            "success": await client.call_tool(FREE_TOOL, face(pipeline)),
+            "payment required": await client.call_tool(PAID_TOOL, face(pipeline)),
+            "bad arguments": await client.call_tool(FREE_TOOL, {"ImageURL": 5}),
+            "failed job": await client.call_tool(FREE_TOOL, {"ImageURL": pipeline.sandbox.image("no-such.jpg")}),
+        }
+
+    mode = "legacy" if era != MODERN else "auto"
+    async with Client(mcp_url(pipeline), mode=mode) as client:
+        assert client.protocol_version == era
+        schemas = {tool.name: tool.output_schema for tool in (await client.list_tools()).tools}
+        answered = await results(client)
+    await pipeline.stop_worker()
+    http = httpx2.AsyncClient(headers={"Prefer": "respond-async"})
+    async with http, Client(streamable_http_client(mcp_url(pipeline), http_client=http), mode=mode) as client:
+        answered["pending job"] = await client.call_tool(FREE_TOOL, face(pipeline))
+    errors = {"payment required", "bad arguments", "failed job"}
+    for kind, result in answered.items():
+        assert result.is_error == (kind in errors), (kind, result)
+        tool = PAID_TOOL if kind == "payment required" else FREE_TOOL
+        jsonschema.validate(structured(result), schemas[tool])  # type: ignore[arg-type]
+    assert structured(answered["pending job"])["status"] == "queued"
+    assert structured(answered["payment required"])["accepts"]

@@ -27,6 +27,7 @@ from api.callcore.parties import Caller, batch_owner, tenant_of, token_owner
 from api.callcore.refusals import INVALID_TOKEN, refusal
 from api.identity import identify, job_readers, presented_tokens
 from api.json_depth import NESTED_TOO_DEEPLY, too_deep
+from api.request_body import check_json_type
 from api.responses import json_response
 from api.routes.jobs import wait_seconds
 from shared import errors
@@ -89,6 +90,7 @@ class Webhook:
 @routes.post("/api/batches")
 async def create_batch(request: web.Request) -> web.Response:
     settings = request.app[keys.SETTINGS]
+    check_json_type(request, "a batch (a JSON array, or JSON lines as application/x-ndjson)", also=tuple(JSONL_TYPES))
     raw = await _read_body(request, settings.batch_max_bytes)
     caller = await identify(request)
     gate = request.app[keys.GATE]
@@ -177,8 +179,6 @@ def _parse(raw: bytes, content_type: str) -> tuple[list[Any], dict[str, Any], di
     """(items, batch options, errors of items that are not even JSON)."""
     if content_type in JSONL_TYPES:
         return _parse_lines(raw)
-    if content_type not in ("application/json", "application/octet-stream", "") and not content_type.endswith("+json"):
-        raise errors.UnsupportedMediaType("send a batch as application/json (an array) or application/x-ndjson")
     if too_deep(raw):
         raise errors.InvalidJSON(NESTED_TOO_DEEPLY)
     try:

@@ -1,13 +1,17 @@
 """`POST /mcp`: the catalog's tools over MCP streamable HTTP, protocol 2025-11-25 and 2026-07-28.
 
 One POST carries one JSON-RPC message (api/mcp_protocol.py says how the era is told and checked). Requests are
-dispatched by era to one function each; notifications and posted responses are acknowledged with 202. Answers
-are JSON, or an SSE stream when the client sent a progress token (or accepts only SSE). No session is kept:
+dispatched by era to one function each (tools: api/mcp_tools.py; tasks: api/mcp_tasks.py); notifications and
+posted responses are acknowledged with 202. Answers are JSON, or an SSE stream when the client sent a progress
+token, waits on `tasks/result`, or accepts only SSE. The body must be `application/json`; Origin and Host are
+checked before (api/origin_guard.py). No session is kept (`initialize` hands out an `Mcp-Session-Id` that is
+never checked):
 GET (no server-initiated stream) and DELETE (no session to end) answer 405 with `Allow: POST`.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -29,6 +33,7 @@ from api.mcp_protocol import (
     Message,
     RequestId,
     RpcError,
+    ToolCall,
     accepts,
     decode_message,
     envelope_of,
@@ -36,20 +41,37 @@ from api.mcp_protocol import (
     error_response,
     result_message,
 )
-from api.mcp_tools import LIST_CACHE_HINT, ToolCall, call_tool, list_tools
+from api.mcp_tasks import (
+    HANDSHAKE_CAPABILITY,
+    TASKS_EXTENSION,
+    cancel_task,
+    get_task,
+    list_tasks,
+    task_result,
+    update_task,
+)
+from api.mcp_tools import LIST_CACHE_HINT, call_tool, list_tools
 from api.middlewares import as_domain_error
+from api.request_body import is_json_type
 
 routes = web.RouteTableDef()
+SESSION_HEADER = "Mcp-Session-Id"
 SERVER_INFO = {"name": "server402", "title": "server402: Alibaba Cloud Face & Body AI, pay per call",
                "version": "0.1.0"}  # fmt: skip
-CAPABILITIES: dict[str, Any] = {"tools": {"listChanged": False}}
+TOOLS_CAPABILITY: dict[str, Any] = {"listChanged": False}
+# Resources and prompts: none (the catalog is tools), offered as empty lists so hosts that list them get an answer;
+# logging: the level is accepted, and no log notifications are sent (calls report through progress and tasks).
+EMPTY_CAPABILITIES: dict[str, Any] = {"resources": {}, "prompts": {}}
+HANDSHAKE_CAPABILITIES: dict[str, Any] = {"tools": TOOLS_CAPABILITY, "tasks": HANDSHAKE_CAPABILITY, "logging": {},
+                                          **EMPTY_CAPABILITIES}  # fmt: skip
+MODERN_CAPABILITIES: dict[str, Any] = {"tools": TOOLS_CAPABILITY, "extensions": {TASKS_EXTENSION: {}},
+                                       **EMPTY_CAPABILITIES}  # fmt: skip
 INSTRUCTIONS = (
     "Face and body analysis tools (Alibaba Cloud Visual Intelligence), paid per call. A priced tool called "
     "without payment returns isError with x402 payment terms; pay by retrying with the signed PaymentPayload in "
     "params._meta['x402/payment'] or with a paymentToken argument from POST /api/payments. Send a progressToken "
     "to follow long calls; a call still running when the wait ends returns its jobId to poll at /api/jobs/{jobId}."
 )
-JSON_TYPES = ("application/json", "application/octet-stream")  # octet-stream: aiohttp's name for no Content-Type
 
 Handler = Callable[[ToolCall], Awaitable[dict[str, Any]]]
 
@@ -60,7 +82,7 @@ async def initialize(call: ToolCall) -> dict[str, Any]:
         raise RpcError(INVALID_PARAMS, "initialize needs params.protocolVersion")
     version = requested if requested in HANDSHAKE_VERSIONS else LATEST_HANDSHAKE_VERSION
     structlog.contextvars.bind_contextvars(mcp_version=version)
-    return {"protocolVersion": version, "capabilities": CAPABILITIES, "serverInfo": SERVER_INFO,
+    return {"protocolVersion": version, "capabilities": HANDSHAKE_CAPABILITIES, "serverInfo": SERVER_INFO,
             "instructions": INSTRUCTIONS}  # fmt: skip
 
 
@@ -68,15 +90,39 @@ async def ping(call: ToolCall) -> dict[str, Any]:
     return {}
 
 
+async def set_level(call: ToolCall) -> dict[str, Any]:
+    if call.params.get("level") not in LOG_LEVELS:
+        raise RpcError(INVALID_PARAMS, f"level must be one of {', '.join(LOG_LEVELS)}")
+    return {}
+
+
+def _empty(field: str) -> Handler:
+    async def listed(call: ToolCall) -> dict[str, Any]:
+        if call.params.get("cursor") is not None:
+            raise RpcError(INVALID_PARAMS, "invalid cursor: the list has a single page")
+        return {field: [], **(LIST_CACHE_HINT if call.envelope.modern else {})}
+
+    return listed
+
+
+LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
+EMPTY_LISTS: dict[str, Handler] = {"resources/list": _empty("resources"),
+                                   "resources/templates/list": _empty("resourceTemplates"),
+                                   "prompts/list": _empty("prompts")}  # fmt: skip
+
+
 async def discover(call: ToolCall) -> dict[str, Any]:
-    return {"supportedVersions": list(MODERN_VERSIONS), "capabilities": CAPABILITIES, "instructions": INSTRUCTIONS,
-            **LIST_CACHE_HINT}  # fmt: skip
+    return {"supportedVersions": [*HANDSHAKE_VERSIONS, *MODERN_VERSIONS], "capabilities": MODERN_CAPABILITIES,
+            "instructions": INSTRUCTIONS, **LIST_CACHE_HINT}  # fmt: skip
 
 
 METHODS: dict[str, dict[str, Handler]] = {
-    "handshake": {"initialize": initialize, "ping": ping, "tools/list": list_tools, "tools/call": call_tool},
-    "modern": {"server/discover": discover, "tools/list": list_tools, "tools/call": call_tool},
-}
+    "handshake": {"initialize": initialize, "ping": ping, "tools/list": list_tools, "tools/call": call_tool,
+                  "tasks/get": get_task, "tasks/result": task_result, "tasks/list": list_tasks,
+                  "tasks/cancel": cancel_task, "logging/setLevel": set_level, **EMPTY_LISTS},
+    "modern": {"server/discover": discover, "tools/list": list_tools, "tools/call": call_tool,
+               "tasks/get": get_task, "tasks/cancel": cancel_task, "tasks/update": update_task, **EMPTY_LISTS},
+}  # fmt: skip
 
 
 @routes.post("/mcp")
@@ -85,7 +131,7 @@ async def mcp(request: web.Request) -> web.StreamResponse:
     try:
         if not (wants_json or wants_sse):
             raise RpcError(INVALID_REQUEST, "Not Acceptable: accept application/json and text/event-stream", status=406)
-        if request.content_type not in JSON_TYPES:
+        if not is_json_type(request.content_type):  # no Content-Type, text/plain, forms: a cross-site simple POST
             raise RpcError(INVALID_REQUEST, "Unsupported Media Type: send application/json", status=415)
         message = decode_message(await _body(request))
     except RpcError as exc:
@@ -117,9 +163,17 @@ async def _answer(
         if stream is not None and (stream.started or sse_only):
             return await stream.finish(error_message(exc, request_id))
         return error_response(exc, request_id, envelope.era)
+    headers = _session_header() if method == "initialize" else {}
     if stream is not None and (stream.started or sse_only):
+        stream.headers.update(headers)  # taken when the stream opens: here, unless progress went first
         return await stream.finish(result_message(request_id, result))
-    return web.Response(body=result_message(request_id, result), content_type="application/json")
+    return web.Response(body=result_message(request_id, result), content_type="application/json", headers=headers)
+
+
+def _session_header() -> dict[str, str]:
+    """An `Mcp-Session-Id` for clients that want one (some open several streams under it). It names nothing
+    kept: every request stands alone, with or without it, and it is never checked."""
+    return {SESSION_HEADER: secrets.token_hex(16)}
 
 
 async def _dispatch(call: ToolCall, method: str) -> dict[str, Any]:
@@ -140,9 +194,10 @@ async def _dispatch(call: ToolCall, method: str) -> dict[str, Any]:
 
 
 def _stream_for(request: web.Request, message: Message, wants_json: bool, wants_sse: bool) -> EventStream | None:
-    """An SSE answer when the client wants progress and takes SSE, or takes nothing but SSE."""
+    """An SSE answer when the client wants progress and takes SSE, waits on `tasks/result` (task status
+    notifications and keepalives while it blocks), or takes nothing but SSE."""
     token = _progress_token(message.params)
-    if wants_sse and (token is not None or not wants_json):
+    if wants_sse and (token is not None or not wants_json or message.method == "tasks/result"):
         return EventStream(request, token)
     return None
 

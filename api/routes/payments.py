@@ -26,8 +26,8 @@ from api.call_adapter import settle_headers, x402_from_headers
 from api.callcore.idempotency import checked_key
 from api.callcore.parties import owns_payment
 from api.identity import call_context, token_payments
+from api.request_body import read_json_object
 from api.responses import json_response
-from api.routes.tools import read_json_object
 from shared import errors
 from shared.models import Service
 from shared.payments import MAX_CALLS_PER_PAYMENT, payment_view, status_view, token_for
@@ -38,7 +38,7 @@ BODY_FIELDS = frozenset({"serviceId", "providerId", "calls"})
 
 @routes.post("/api/payments")
 async def create_payment(request: web.Request) -> web.Response:
-    body = await read_json_object(request)
+    body = await read_json_object(request, "the purchase")
     service, calls = _purchase(request, body)
     ctx = await call_context(request)
     gate = request.app[keys.GATE]

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
-import msgspec
 import redis.exceptions
 import structlog
 from aiohttp import web
@@ -20,7 +18,7 @@ from api import keys
 from api.call_adapter import payment_from_headers, settle_headers, start_call
 from api.identity import call_context
 from api.jobs_view import answer_for_record, view_for
-from api.json_depth import NESTED_TOO_DEEPLY, too_deep
+from api.request_body import read_json_object
 from api.responses import json_response
 from api.routes.webhooks import call_webhook
 from shared import errors
@@ -49,23 +47,6 @@ def parse_prefer(header: str, *, default_s: float, max_s: float) -> Preference:
     if "respond-async" in lowered:
         return Preference(respond_async=True, wait_s=0, applied="respond-async")
     return Preference(respond_async=False, wait_s=default_s, applied="")
-
-
-async def read_json_object(request: web.Request) -> dict[str, Any]:
-    content_type = request.content_type
-    json_like = content_type in ("application/json", "application/octet-stream", "") or content_type.endswith("+json")
-    if request.can_read_body and not json_like:
-        raise errors.UnsupportedMediaType("send the tool's parameters as application/json")
-    raw = await request.read()
-    if too_deep(raw):
-        raise errors.InvalidJSON(NESTED_TOO_DEEPLY)
-    try:
-        body = msgspec.json.decode(raw) if raw.strip() else {}
-    except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec raises the latter for strings that are not UTF-8
-        raise errors.InvalidJSON("request body must be valid JSON") from None
-    if not isinstance(body, dict):
-        raise errors.InvalidJSON("request body must be a JSON object of the tool's parameters")
-    return body
 
 
 @routes.post("/api/tools/{tool}")

@@ -1,0 +1,274 @@
+"""MCP tasks: a long tool call as a durable, pollable, cancellable task. A task is its job: the task id is the job
+id, its state is the job's (in Redis, so it outlives any API process), only the job's owner sees it, and
+cancelling it is cancelling the job. Paying is as for any `tools/call`; a call refused before a job exists
+(payment required, bad arguments, refused access) is answered with that error result, not a task.
+
+    job              2025-11-25 task status            2026-07-28 task status
+    settling, queued, running   working                working
+    succeeded        completed                         completed
+    failed, expired  failed (the result has isError)   completed (the result has isError: `failed` is for
+                                                       protocol errors, which a call here does not end with)
+    canceled         cancelled                         cancelled
+
+2025-11-25 (experimental tasks): the `tasks` capability; tools declare `execution.taskSupport: "optional"`; a
+`tools/call` with `params.task` is answered `{task}` at once; `tasks/get`, `tasks/result` (blocks until the task
+ends, then the call's result; over SSE with `notifications/tasks/status` at each change), `tasks/list` (the tasks
+of the caller's API key and presented payment tokens, oldest first, 50 a page), `tasks/cancel`.
+
+2026-07-28 (the `io.modelcontextprotocol/tasks` extension): a `tools/call` whose `_meta` client capabilities
+declare the extension is answered `resultType: "task"` at once; `tasks/get` inlines the `result`; `tasks/cancel`
+acknowledges (the outcome shows in the next `tasks/get`); `tasks/update` acknowledges (no task here asks for
+input). Without the extension declared, those methods answer -32021.
+
+Cancel follows the job's rules: a queued job is canceled and its paid call given back; a running one is asked to
+stop (its upstream call may already be made: the task then stays `working` with a message saying so, rather than
+claiming `cancelled` for a call that may still finish and be charged); a job still settling its x402 payment
+cannot be canceled yet. Tasks of no one in particular (a free or x402-paid call without an API key) are reached by
+their id (128 random bits) and are not listed.
+
+s402:mcp:tasks:{owner}   sorted set   the owner's tasks (job ids, scored by creation ms), for tasks/list
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from api import keys
+from api.identity import job_readers
+from api.mcp_protocol import INVALID_PARAMS, MISSING_CLIENT_CAPABILITY, RpcError, ToolCall
+from api.mcp_results import describe, job_result
+from shared import errors
+from shared.jobs import ANONYMOUS, TERMINAL, JobRecord, iso, job_created_ms, now_ms
+
+TASKS_EXTENSION = "io.modelcontextprotocol/tasks"
+RELATED_TASK_META = "io.modelcontextprotocol/related-task"
+IMMEDIATE_RESPONSE_META = "io.modelcontextprotocol/model-immediate-response"
+HANDSHAKE_CAPABILITY: dict[str, Any] = {"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}}
+POLL_INTERVAL_MS = 1000
+LIST_PAGE = 50
+LIST_TIES = 64  # tasks sharing a millisecond with a page's last one that a page read can step past
+RESULT_RECHECK_S = 10.0  # tasks/result re-reads its job this often (and keeps an SSE stream alive)
+INDEX_PREFIX = "s402:mcp:tasks:"
+NOT_FOUND = "Failed to retrieve task: Task not found"
+
+log = structlog.get_logger("api.mcp.tasks")
+
+
+def index_key(owner: str) -> str:
+    return INDEX_PREFIX + owner
+
+
+def wants_task(call: ToolCall) -> bool:
+    """Whether a `tools/call` is to be answered as a task: 2025-11-25 asks with `params.task`; 2026-07-28 with the
+    extension declared in the request's client capabilities (a legacy `task` param there is ignored)."""
+    if call.envelope.modern:
+        return TASKS_EXTENSION in call.envelope.extensions
+    return isinstance(call.params.get("task"), dict)
+
+
+async def created(call: ToolCall, record: JobRecord, meta: dict[str, Any]) -> dict[str, Any]:
+    """The answer to a `tools/call` whose job was just created (durably: a `tasks/get` finds it at once)."""
+    if record.owner != ANONYMOUS:
+        await _index(call.request, record)
+    task = await task_view(call, record)
+    structlog.contextvars.bind_contextvars(mcp_outcome="task", job_id=record.id)
+    if call.envelope.modern:
+        return {"resultType": "task", **task, **({"_meta": meta} if meta else {})}
+    immediate = f"The call runs as task {record.id}: tasks/get polls it, tasks/result waits for its result."
+    return {"task": task, "_meta": {IMMEDIATE_RESPONSE_META: immediate, **meta}}
+
+
+async def _index(request: web.Request, record: JobRecord) -> None:
+    settings = request.app[keys.SETTINGS]
+    kept_ms = (settings.job_retention_s + int(settings.job_deadline_s) + 60) * 1000
+    key = index_key(record.owner)
+    async with request.app[keys.REDIS].pipeline(transaction=False) as pipe:
+        pipe.zadd(key, {record.id: record.createdAt})
+        pipe.zremrangebyscore(key, "-inf", now_ms() - kept_ms)
+        pipe.pexpire(key, kept_ms)
+        await pipe.execute()
+
+
+# ---------------------------------------------------------------- the task as either version shows it
+
+
+def task_status(record: JobRecord, *, modern: bool) -> str:
+    if record.status not in TERMINAL:
+        return "working"
+    if record.status == "succeeded":
+        return "completed"
+    if record.status == "canceled":
+        return "cancelled"
+    return "completed" if modern else "failed"
+
+
+async def task_view(call: ToolCall, record: JobRecord) -> dict[str, Any]:
+    modern = call.envelope.modern
+    ttl_ms = call.request.app[keys.SETTINGS].job_retention_s * 1000  # kept at least this long after it was created
+    updated = max(record.createdAt, record.startedAt or 0, record.finishedAt or 0)
+    return {
+        "taskId": record.id,
+        "status": task_status(record, modern=modern),
+        "statusMessage": await _message(call.request, record),
+        "createdAt": iso(record.createdAt),
+        "lastUpdatedAt": iso(updated),
+        ("ttlMs" if modern else "ttl"): ttl_ms,
+        ("pollIntervalMs" if modern else "pollInterval"): POLL_INTERVAL_MS,
+    }
+
+
+async def _message(request: web.Request, record: JobRecord) -> str:
+    if record.status not in TERMINAL:
+        where = await describe(request, record)
+        if record.cancel:
+            return f"{where}; cancel requested: a call already made upstream may still finish (and is then charged)"
+        return where
+    if record.status == "succeeded":
+        return "the call succeeded"
+    if record.status == "canceled":
+        return "canceled" + (": the paid call was given back" if record.refunded else "")
+    error = record.job_error()
+    return error.message if error is not None else f"the job {record.status}"
+
+
+# ---------------------------------------------------------------- methods
+
+
+async def get_task(call: ToolCall) -> dict[str, Any]:
+    _require_extension(call)
+    record = await _owned(call)
+    task = await task_view(call, record)
+    if call.envelope.modern and record.status in TERMINAL and record.status != "canceled":
+        task["result"] = await job_result(call.request, record)
+    return task
+
+
+async def task_result(call: ToolCall) -> dict[str, Any]:
+    """2025-11-25: the call's result once the task has ended (blocking until then)."""
+    record = await _until_done(call, await _owned(call))
+    result = await job_result(call.request, record)
+    result["_meta"] = {**result.get("_meta", {}), RELATED_TASK_META: {"taskId": record.id}}
+    return result
+
+
+async def _until_done(call: ToolCall, record: JobRecord) -> JobRecord:
+    waiter, stream = call.request.app[keys.WAITER], call.stream
+    reported: str | None = None
+    while True:
+        if stream is not None:
+            task = await task_view(call, record)
+            if task["statusMessage"] != reported:
+                await stream.notify("notifications/tasks/status", task)
+                reported = task["statusMessage"]
+            else:
+                await stream.keepalive()
+        if record.status in TERMINAL:
+            return record
+        latest = await waiter.wait(record.id, RESULT_RECHECK_S, current=record)
+        if latest is None:
+            raise RpcError(INVALID_PARAMS, NOT_FOUND)
+        record = latest
+
+
+async def list_tasks(call: ToolCall) -> dict[str, Any]:
+    """2025-11-25: the tasks of the caller's key and presented payment tokens, oldest first."""
+    after = _decode_cursor(call.params.get("cursor"))
+    owners = sorted(owner for owner in await _readers(call) if owner != ANONYMOUS)
+    redis = call.request.app[keys.REDIS]
+    entries: list[tuple[int, str]] = []
+    for owner in owners:
+        rows = await redis.zrangebyscore(
+            index_key(owner), after[0] if after else "-inf", "+inf", start=0, num=LIST_PAGE + LIST_TIES,
+            withscores=True,
+        )  # fmt: skip
+        entries.extend((int(score), member.decode()) for member, score in rows)
+    entries = sorted({entry for entry in entries if after is None or entry > after})
+    page, more = entries[:LIST_PAGE], len(entries) > LIST_PAGE
+    jobs = call.request.app[keys.JOBS]
+    tasks = []
+    for _, job_id in page:
+        record = await jobs.get(job_id)
+        if record is not None:  # else expired since it was listed
+            tasks.append(await task_view(call, record))
+    result: dict[str, Any] = {"tasks": tasks}
+    if more and page:
+        result["nextCursor"] = _encode_cursor(page[-1])
+    return result
+
+
+async def cancel_task(call: ToolCall) -> dict[str, Any]:
+    _require_extension(call)
+    record = await _owned(call)
+    if record.status in TERMINAL:
+        if call.envelope.modern:
+            return {}
+        raise RpcError(INVALID_PARAMS, f"Cannot cancel task: already in terminal status ({record.status})")
+    outcome = await call.request.app[keys.JOBS].cancel(record)
+    structlog.contextvars.bind_contextvars(job_id=record.id, cancel=outcome)
+    if call.envelope.modern:
+        return {}  # cooperative: the next tasks/get shows what became of it
+    if outcome == "settling":
+        raise RpcError(INVALID_PARAMS, "Cannot cancel task: its x402 payment is still settling; cancel it once queued")
+    if outcome not in ("canceled", "cancel_requested"):
+        raise RpcError(INVALID_PARAMS, f"Cannot cancel task: already in terminal status ({outcome})")
+    current = await call.request.app[keys.JOBS].get(record.id) or record
+    return await task_view(call, current)
+
+
+async def update_task(call: ToolCall) -> dict[str, Any]:
+    """2026-07-28: no task here asks for input, so input responses change nothing (the task must exist)."""
+    _require_extension(call)
+    await _owned(call)
+    return {}
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _require_extension(call: ToolCall) -> None:
+    if call.envelope.modern and TASKS_EXTENSION not in call.envelope.extensions:
+        raise RpcError(
+            MISSING_CLIENT_CAPABILITY,
+            f"tasks methods need the {TASKS_EXTENSION} extension in the client capabilities",
+            {"requiredCapabilities": {"extensions": {TASKS_EXTENSION: {}}}},
+        )
+
+
+async def _readers(call: ToolCall) -> frozenset[str]:
+    try:
+        return await job_readers(call.request)
+    except errors.Server402Error as exc:  # an API key that does not authenticate, or over its rate
+        raise RpcError(INVALID_PARAMS, exc.message, {"code": exc.code}) from None
+
+
+async def _owned(call: ToolCall) -> JobRecord:
+    """The task named by params.taskId, when the caller may see it (else the same answer as for no task)."""
+    task_id = call.params.get("taskId")
+    if not isinstance(task_id, str):
+        raise RpcError(INVALID_PARAMS, "params.taskId must be a string")
+    structlog.contextvars.bind_contextvars(job_id=task_id[:64])
+    record = await call.request.app[keys.JOBS].get(task_id) if job_created_ms(task_id) is not None else None
+    if record is None or record.owner not in await _readers(call):
+        raise RpcError(INVALID_PARAMS, NOT_FOUND)
+    return record
+
+
+def _encode_cursor(entry: tuple[int, str]) -> str:
+    return base64.urlsafe_b64encode(f"{entry[0]}:{entry[1]}".encode()).decode()
+
+
+def _decode_cursor(cursor: Any) -> tuple[int, str] | None:
+    if cursor is None:
+        return None
+    try:
+        score, _, job_id = base64.urlsafe_b64decode(str(cursor).encode()).decode().partition(":")
+        if job_created_ms(job_id) is None:
+            raise ValueError(job_id)
+        return int(score), job_id
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise RpcError(INVALID_PARAMS, "invalid cursor") from None

@@ -1,0 +1,90 @@
+"""DNS-rebinding and cross-site protection, before any handler runs (the streamable HTTP transport's rules, applied
+to every route):
+
+- A request with an `Origin` header is served only when that origin is one of SERVER402_ALLOWED_ORIGINS (default:
+  the public URL's origin). Browsers send `Origin` on every cross-site request and on every POST, so a page on
+  another site (or on a rebound name) gets 403 before its request reaches a handler. `null` is never allowed.
+- When the API listens on loopback, the `Host` header must name the public URL's host or a loopback name
+  (`localhost`, `127.0.0.1`, `[::1]`), whatever the port: a DNS-rebinding page reaches a loopback server under its
+  own name (`evil.example.com`), and that is refused with 403. A server on another address is reached by its public
+  names, which a proxy may rewrite, so its Host is not checked.
+- JSON content types are checked where bodies are read (api/request_body.py, api/routes/mcp.py): a body sent as
+  `text/plain`, a form, or with no Content-Type is 415, so a cross-site "simple" request, which needs no preflight,
+  never reaches a handler with a body it can act on.
+
+On /mcp the refusal is a JSON-RPC error (code -32000, id null); elsewhere the usual JSON error body.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from api.keys import SETTINGS
+from api.mcp_protocol import RpcError, error_response
+from shared import errors
+
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+ORIGIN_REFUSED = -32000  # the code the official TypeScript SDK answers a refused Origin or Host with
+
+
+class Guard:
+    """What the settings allow, worked out once per app."""
+
+    def __init__(self, *, host: str, public_url: str, allowed_origins: tuple[str, ...]) -> None:
+        self.origins = frozenset(origin.lower() for origin in allowed_origins)
+        public_host = (urlsplit(public_url).hostname or "").lower()
+        self.hosts: frozenset[str] | None = LOOPBACK_NAMES | {public_host} if _is_loopback(host) else None
+
+    def refusal(self, request: web.Request) -> str | None:
+        """Why the request is refused, or None."""
+        origins = request.headers.getall("Origin", ())
+        if len(origins) > 1:
+            return "more than one Origin header"
+        if origins and origins[0].strip().lower() not in self.origins:
+            return "origin not allowed"
+        if self.hosts is not None:
+            host = request.headers.get("Host")
+            if host is not None and _hostname(host) not in self.hosts:
+                return "host not allowed"
+        return None
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _hostname(host: str) -> str | None:
+    """The name in a Host header (`name`, `name:port`, `[v6]:port`), lowercased; None when it is not one."""
+    try:
+        return urlsplit("//" + host.strip()).hostname
+    except ValueError:
+        return None
+
+
+GUARD = web.AppKey("origin_guard", Guard)
+
+
+def guard_for(app: web.Application) -> Guard:
+    settings = app[SETTINGS]
+    return Guard(host=settings.host, public_url=settings.public_url, allowed_origins=settings.allowed_origins)
+
+
+@web.middleware
+async def origin_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    reason = request.app[GUARD].refusal(request)
+    if reason is None:
+        return await handler(request)
+    structlog.contextvars.bind_contextvars(refused=reason)
+    if request.path == "/mcp":
+        return error_response(RpcError(ORIGIN_REFUSED, f"Forbidden: {reason}", status=403))
+    raise errors.Forbidden(f"forbidden: {reason}", code="origin_not_allowed")
