@@ -30,7 +30,7 @@ K8S = DEPLOY / "k8s"
 YAML_FILES = sorted([COMPOSE, *K8S.glob("*.yaml")])
 KUBERNETES_VERSION = "1.33"
 CUSTOM_KINDS = {("keda.sh/v1alpha1", "ScaledObject"), ("kustomize.config.k8s.io/v1beta1", "Kustomization")}
-PRODUCTION_PROCESSES = ("api", "worker", "health")
+PRODUCTION_PROCESSES = ("web", "worker", "health")
 # Environment variables the deploy files may set that are not server402 settings, each with its reason.
 NON_SETTINGS_ENV = {
     "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "keeps the Alibaba credentials library off the ECS metadata service",
@@ -216,14 +216,14 @@ def test_secrets_are_never_written_in_the_deploy_files() -> None:
 
 def test_probes_and_healthchecks_point_at_routes_the_api_serves() -> None:
     served = served_get_paths()
-    api = deployments()["server402-api"]["spec"]["template"]["spec"]["containers"][0]
+    api = deployments()["server402-web"]["spec"]["template"]["spec"]["containers"][0]
     assert api["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert api["livenessProbe"]["httpGet"]["path"] == "/healthz"
     port_names = {p["name"]: p["containerPort"] for p in api["ports"]}
     for probe in ("readinessProbe", "livenessProbe"):
         assert api[probe]["httpGet"]["port"] in port_names
     assert set(port_names.values()) == {int(dockerfile_env()["SERVER402_PORT"])}
-    compose_check = " ".join(compose()["services"]["api"]["healthcheck"]["test"])
+    compose_check = " ".join(compose()["services"]["web"]["healthcheck"]["test"])
     docker_check = next(args for instruction, args in dockerfile_instructions() if instruction == "HEALTHCHECK")
     paths = {"/readyz", "/healthz"}
     assert "/readyz" in compose_check and "/healthz" in docker_check
@@ -253,7 +253,7 @@ def test_dockerfile_copies_every_package_and_the_operator_terms_and_defaults_to_
     allowed = {line.lstrip("!").rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines()}
     assert packages | {operator_file, "requirements.lock", "pyproject.toml"} <= allowed
     (cmd,) = [args for instruction, args in dockerfile_instructions() if instruction == "CMD"]
-    assert yaml.safe_load(cmd) == procfile()["api"]
+    assert yaml.safe_load(cmd) == procfile()["web"]
     assert dockerfile_env()["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] == "true"
 
 
@@ -281,10 +281,10 @@ def test_compose_redis_keeps_an_append_only_file_on_a_volume() -> None:
 
 def test_compose_runs_two_api_replicas_and_one_health_worker_with_a_readiness_check() -> None:
     services = compose()["services"]
-    assert services["api"]["deploy"]["replicas"] == 2
+    assert services["web"]["deploy"]["replicas"] == 2
     assert services["health"]["deploy"]["replicas"] == 1
     assert services["worker"]["deploy"]["replicas"] >= 1
-    assert "/readyz" in " ".join(services["api"]["healthcheck"]["test"])
+    assert "/readyz" in " ".join(services["web"]["healthcheck"]["test"])
     for service in _app_services():
         assert service["environment"]["SERVER402_UPSTREAM"] == "aliyun"
         assert service["read_only"] is True
