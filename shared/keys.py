@@ -1,6 +1,6 @@
 """Every Redis key server402 writes, and the Lua scripts that change them atomically. Nothing else names keys,
 except modules that own theirs and list them in their docstrings: API keys (`shared/apikeys.py`), face-database
-tenancy (`workers/tenancy.py`), quality figures (`shared/quality.py`), worker heartbeats (`shared/liveness.py`)
+tenancy (`workers/tenancy.py`), MCP task lists (`api/mcp_tasks.py`), quality figures (`shared/quality.py`), worker heartbeats (`shared/liveness.py`)
 and worker metrics (`shared/metrics.py`).
 
 s402:job:{jobId}              hash   one job (see shared/jobs.py for the fields)
