@@ -25,7 +25,7 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from shared.apikeys import ApiKey, ApiKeyStore, validate
+from api.apikeys import ApiKey, ApiKeyStore, validate
 from shared.catalog import Catalog
 from shared.config import ConfigError, Settings
 from shared.files import output

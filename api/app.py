@@ -9,6 +9,7 @@ from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from api import keys
+from api.apikeys import ApiKeyStore
 from api.callcore.calls import CallCore
 from api.callcore.gate import PaymentGate
 from api.callcore.reconciler import Reconciler
@@ -21,9 +22,9 @@ from api.ratelimits import client_rate_limit, rate_limit_headers
 from api.read_timeouts import body_read_deadline, handler_args
 from api.responses import json_bytes_response
 from api.routes import batches, catalog, health, jobs, mcp, metrics, pages, payments, status, tools, webhooks
+from api.search import SearchIndex
 from api.validation import InputValidators
 from api.waiter import JobWaiter
-from shared.apikeys import ApiKeyStore
 from shared.batches import BatchStore
 from shared.catalog import Catalog
 from shared.config import Settings
@@ -31,7 +32,6 @@ from shared.jobs import JobStore
 from shared.metrics import ApiMetrics
 from shared.payments import PaymentStore
 from shared.quality import QualityStore
-from shared.search import SearchIndex
 
 REDIS_MAX_CONNECTIONS = 512
 

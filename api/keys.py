@@ -5,12 +5,13 @@ from __future__ import annotations
 from aiohttp import web
 from redis.asyncio import Redis
 
+from api.apikeys import ApiKeyStore
 from api.callcore.calls import CallCore
 from api.callcore.gate import PaymentGate
 from api.callcore.x402_gate import X402Gate
+from api.search import SearchIndex
 from api.validation import InputValidators
 from api.waiter import JobWaiter
-from shared.apikeys import ApiKeyStore
 from shared.batches import BatchStore
 from shared.catalog import Catalog
 from shared.config import Settings
@@ -18,7 +19,6 @@ from shared.jobs import JobStore
 from shared.metrics import ApiMetrics
 from shared.payments import PaymentStore
 from shared.quality import QualityStore
-from shared.search import SearchIndex
 
 SETTINGS = web.AppKey("settings", Settings)
 CATALOG = web.AppKey("catalog", Catalog)

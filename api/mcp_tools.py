@@ -28,8 +28,7 @@ from api.callcore.x402_payment import PaymentRejected, from_object
 from api.mcp_protocol import INVALID_PARAMS, EventStream, RpcError, ToolCall
 from api.mcp_results import describe, error_result, job_result, payment_required_result
 from api.mcp_tasks import created, wants_task
-from api.routes.tools import parse_prefer
-from api.routes.webhooks import checked_webhook
+from api.request_options import checked_webhook, parse_prefer
 from shared import errors
 from shared.jobs import TERMINAL, JobRecord
 from shared.models import Service

@@ -4,7 +4,7 @@
 - Every other request to `/api/*` or `/mcp` (no key, or a key that does not authenticate) is limited per client
   address: `SERVER402_ANON_RATE` requests per second, `SERVER402_ANON_BURST` at once. Health, readiness, metrics,
   the OpenAPI document and the web pages are not limited. Over the limit: 429 `rate_limited` with Retry-After.
-  Both use the API keys' GCRA script on Redis's clock (shared/apikeys.py). When Redis cannot answer within
+  Both use the API keys' GCRA script on Redis's clock (api/apikeys.py). When Redis cannot answer within
   STORE_TIMEOUT_S the request goes on unlimited (what it needs from Redis fails on its own; the catalog does not).
 
 The client address is the TCP peer, unless the peer is in SERVER402_TRUSTED_PROXIES: then X-Forwarded-For is walked
@@ -40,8 +40,8 @@ from aiohttp.typedefs import Handler
 from redis.exceptions import RedisError
 
 from api import keys
+from api.apikeys import ApiKey, RateState, rate_interval_us
 from shared import errors
-from shared.apikeys import ApiKey, RateState, rate_interval_us
 from shared.config import Settings
 from shared.keys import PREFIX
 

@@ -3,7 +3,7 @@ process (no HTTP), optionally beside the search code of another git revision mea
 
     .venv/bin/python -m bench.search_cost [--against HEAD] [--seconds 0.5]
 
-`--against REV` loads shared/search.py and shared/search_terms.py as they are at REV (git show) under other module
+`--against REV` loads api/search.py and api/search_terms.py as they are at REV (git show) under other module
 names and times both on the same catalog, query by query, alternating so that other load on the cores hits both
 alike. Figures are process CPU time (time.process_time) per call, the best of three rounds. Asserts nothing; writes
 bench/results/search_cost.json and .md. For scale: an unpaid call's 402 answer costs about 300 µs of server CPU.
@@ -23,11 +23,11 @@ from functools import partial
 from types import ModuleType
 from typing import Any
 
+from api.search import SearchIndex
 from bench import report
 from bench.stack import ROOT
 from shared.catalog import Catalog
 from shared.config import Settings
-from shared.search import SearchIndex
 
 ROUNDS = 3
 COMMON = ("aliyun api facebody send face return photo url image vision computer person id people one result name "
@@ -61,9 +61,9 @@ def queries() -> dict[str, str]:
 
 def baseline(rev: str) -> type[Any]:
     """SearchIndex as it is at `rev`, importing that revision's search_terms."""
-    terms = _load("_baseline_search_terms", _git_show(rev, "shared/search_terms.py"))
+    terms = _load("_baseline_search_terms", _git_show(rev, "api/search_terms.py"))
     sys.modules[terms.__name__] = terms
-    source = _git_show(rev, "shared/search.py").replace("from shared.search_terms ", f"from {terms.__name__} ")
+    source = _git_show(rev, "api/search.py").replace("from api.search_terms ", f"from {terms.__name__} ")
     index_class: type[Any] = _load("_baseline_search", source).SearchIndex
     return index_class
 

@@ -1,7 +1,7 @@
 """Every Redis key server402 writes, and the Lua scripts that change them atomically. Nothing else names keys,
-except modules that own theirs and list them in their docstrings: API keys (`shared/apikeys.py`), face-database
-tenancy (`workers/tenancy.py`), MCP task lists (`api/mcp_tasks.py`), quality figures (`shared/quality.py`), worker heartbeats (`shared/liveness.py`)
-and worker metrics (`shared/metrics.py`).
+except modules that own theirs and list them in their docstrings: API keys (`api/apikeys.py`), face-database
+tenancy (`workers/tenancy.py`), MCP task lists (`api/mcp_tasks.py`), quality figures (`shared/quality.py`), worker
+heartbeats (`shared/liveness.py`) and worker metrics (`shared/metrics.py`).
 
 s402:job:{jobId}              hash   one job (see shared/jobs.py for the fields)
 s402:idem:{owner}:{keyHash}   string "jobId bodyHash" for Idempotency-Key, kept as long as the job

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from support import Pipeline
 
-from shared.apikeys import ApiKeyStore
+from api.apikeys import ApiKeyStore
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import pytest
 from redis.asyncio import Redis
 
 from api import admin
-from shared.apikeys import KEYS_SET, ApiKey, ApiKeyStore, apikey_key, apikey_rate_key
+from api.apikeys import KEYS_SET, ApiKey, ApiKeyStore, apikey_key, apikey_rate_key
 from shared.catalog import Catalog
 from shared.config import Settings
 from shared.keys import LEDGER

@@ -15,10 +15,10 @@ from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
+from api.apikeys import ApiKeyStore
 from api.app import create_app
 from api.ratelimits import anonymous_rate_key, check_key_rate, parse_address, trusted_networks
 from scripts.embedded_redis import EmbeddedRedis, free_port
-from shared.apikeys import ApiKeyStore
 from shared.catalog import Catalog
 from shared.config import Settings
 

@@ -47,7 +47,7 @@ from structlog.testing import capture_logs
 from support import FREE_AND_FAST, Pipeline
 
 from api import keys
-from shared.apikeys import ApiKeyStore
+from api.apikeys import ApiKeyStore
 from shared.logging import quiet_malformed_requests
 from shared.payments import offer_id
 

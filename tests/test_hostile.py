@@ -19,10 +19,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from support import FREE_AND_FAST, Pipeline
 
+from api.apikeys import ApiKeyStore
 from api.app import create_app
 from api.json_depth import NESTED_TOO_DEEPLY
 from shared import keys
-from shared.apikeys import ApiKeyStore
 from shared.config import ConfigError, Settings
 
 PRICED = "face-comparison"

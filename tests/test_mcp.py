@@ -264,7 +264,7 @@ async def test_bad_arguments_and_a_failed_job_are_error_results_and_an_unknown_t
 
 
 async def test_api_keys_come_from_the_http_headers_of_the_mcp_connection(pipeline: Pipeline) -> None:
-    from shared.apikeys import ApiKeyStore
+    from api.apikeys import ApiKeyStore
 
     _, plaintext = await ApiKeyStore(pipeline.redis).create("mcp", None, 100, 100)
     args = {"ImageURL": pipeline.sandbox.image("body.jpg")}

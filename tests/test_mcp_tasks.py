@@ -13,11 +13,11 @@ from support import Pipeline
 from x402 import PaymentPayload, PaymentRequired
 from x402_support import buyer, httpx_buyer
 
+from api.apikeys import ApiKeyStore
 from api.app import create_app
 from api.mcp_tasks import LIST_PAGE
 from sandbox.facilitator.config import DEMO_PAY_TO
 from sandbox.facilitator.testing import RunningFacilitator
-from shared.apikeys import ApiKeyStore
 
 V1 = "2025-11-25"
 V2 = "2026-07-28"

@@ -17,10 +17,10 @@ from x402 import PaymentRequired
 from x402.http.utils import decode_payment_required_header, decode_payment_response_header
 from x402_support import authorization_of, header_of, httpx_buyer, new_wallet, resign, sign_for
 
+from api.apikeys import ApiKeyStore
 from sandbox.facilitator.config import DEMO_PAY_TO, DEMO_WALLET_ADDRESS
 from sandbox.facilitator.testing import RunningFacilitator
 from shared import keys
-from shared.apikeys import ApiKeyStore
 from shared.payments import PaymentStore
 
 SEED_PAYMENT_FIELDS = [

@@ -14,12 +14,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from shared import search, search_terms
+from api import search, search_terms
+from api.search import SearchIndex, SearchResult, searchable_text
+from api.search_terms import edit_distance, normalize
 from shared.catalog import Catalog, load_specs
 from shared.models import Service
 from shared.operator import parse_operator_terms
-from shared.search import SearchIndex, SearchResult, searchable_text
-from shared.search_terms import edit_distance, normalize
 
 OPERATOR_FILE = Path(__file__).resolve().parents[1] / "deploy" / "operator.toml"
 WHY = re.compile(r'^Matched .+ for ".+"\. Price is USD \d+\.\d{2} per policy \S+\.$')

@@ -14,9 +14,9 @@ from support import Pipeline
 from x402_support import header_of, httpx_buyer, new_wallet, sign_for
 
 from api import keys as api_keys
+from api.apikeys import ApiKeyStore
 from sandbox.facilitator.config import DEMO_WALLET_ADDRESS
 from sandbox.facilitator.testing import RunningFacilitator
-from shared.apikeys import ApiKeyStore
 
 SETTLE_TIMEOUT_S = 1.0
 LOST_ANSWERS: dict[str, dict[str, Any]] = {

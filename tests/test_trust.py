@@ -16,9 +16,9 @@ from support import Pipeline
 from x402 import PaymentPayload
 from x402_support import authorization_of, header_of, httpx_buyer, new_wallet, resign, sign_for
 
+from api.apikeys import ApiKeyStore
 from sandbox.facilitator.config import DEMO_WALLET_ADDRESS
 from sandbox.facilitator.testing import RunningFacilitator
-from shared.apikeys import ApiKeyStore
 from shared.config import ConfigError, Settings
 from shared.operator import parse_operator_terms
 from workers.tenancy import Namespaces

@@ -21,9 +21,9 @@ import pytest
 import test_ts_x402
 from support import Pipeline
 
+from api.apikeys import ApiKeyStore
 from sandbox.facilitator.config import DEMO_PAY_TO, DEMO_WALLET_ADDRESS, DEMO_WALLET_KEY
 from sandbox.facilitator.testing import RunningFacilitator
-from shared.apikeys import ApiKeyStore
 
 ts_client = test_ts_x402.ts_client  # the session fixture: tests/js installed from its lock (npm ci), once
 

@@ -18,10 +18,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from support import FREE_AND_FAST, Pipeline, build_catalog
 
+from api.apikeys import ApiKeyStore
 from api.app import create_app
 from api.validation import InputValidators
 from shared import keys
-from shared.apikeys import ApiKeyStore
 from shared.config import Settings
 from shared.errors import ValidationFailed
 from shared.netpolicy import address_allowed, embedded_ipv4s, ip_allowed

@@ -17,8 +17,8 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from structlog.testing import capture_logs
 from support import Pipeline
 
+from api.apikeys import ApiKeyStore
 from sandbox.testing import serve_on_loopback
-from shared.apikeys import ApiKeyStore
 from shared.config import Settings
 from shared.webhooks import WebhookRefused, check_target
 from workers.webhooks import GuardedResolver

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from eth_utils.address import is_hex_address, to_checksum_address
 
-from shared.apikeys import ApiKey
+from api.apikeys import ApiKey
 from shared.jobs import ANONYMOUS
 
 TOKEN_OWNER_PREFIX = "pay:"

@@ -25,11 +25,12 @@ from api.callcore.gate import offer_body
 from api.callcore.idempotency import Idempotency, checked_key
 from api.callcore.parties import Caller, batch_owner, tenant_of, token_owner
 from api.callcore.refusals import INVALID_TOKEN, refusal
-from api.identity import identify, job_readers, presented_tokens
+from api.identity import identify, presented_tokens
 from api.json_depth import NESTED_TOO_DEEPLY, too_deep
+from api.ownership import owned_batch
 from api.request_body import check_json_type
+from api.request_options import wait_seconds
 from api.responses import json_response
-from api.routes.jobs import wait_seconds
 from shared import errors
 from shared.batches import (
     MAX_CUSTOM_ID,
@@ -39,7 +40,6 @@ from shared.batches import (
     BatchRefused,
     batch_view,
     encode_input,
-    is_batch_id,
     new_batch_id,
 )
 from shared.jobs import ANONYMOUS, now_ms
@@ -406,15 +406,6 @@ async def _existing(request: web.Request, batch_id: str) -> web.Response:
 
 
 # ---------------------------------------------------------------- reading and canceling
-
-
-async def owned_batch(request: web.Request) -> BatchRecord:
-    batch_id = request.match_info["batch_id"]
-    structlog.contextvars.bind_contextvars(batch_id=batch_id[:64])
-    record = await request.app[keys.BATCHES].get(batch_id) if is_batch_id(batch_id) else None
-    if record is None or record.owner not in await job_readers(request):
-        raise errors.NotFound("batch not found")
-    return record
 
 
 @routes.get("/api/batches/{batch_id}")

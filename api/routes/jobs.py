@@ -2,57 +2,16 @@
 
 from __future__ import annotations
 
-import math
-
-import structlog
 from aiohttp import web
 
 from api import keys
-from api.identity import job_readers
 from api.jobs_view import view_for
+from api.ownership import owned_job
+from api.request_options import wait_seconds
 from api.responses import json_response
 from shared import errors
-from shared.jobs import JobRecord, job_created_ms, now_ms
 
 routes = web.RouteTableDef()
-
-# A missing job older than the retention time was ours and has expired (410); an id claiming to be older than
-# this was never ours (a forged timestamp), so it gets the plain 404.
-PLAUSIBLE_JOB_AGE_MS = 400 * 86_400_000
-
-
-async def owned_job(request: web.Request) -> JobRecord:
-    job_id = request.match_info["job_id"]
-    structlog.contextvars.bind_contextvars(job_id=job_id[:64])
-    record = await request.app[keys.JOBS].get(job_id) if job_created_ms(job_id) is not None else None
-    if record is None:
-        raise _missing(request, job_id)
-    if record.owner not in await job_readers(request):
-        raise errors.JobNotFound("job not found")  # the same answer as for no job: existence is not leaked
-    return record
-
-
-def _missing(request: web.Request, job_id: str) -> errors.Server402Error:
-    created = job_created_ms(job_id)
-    settings = request.app[keys.SETTINGS]
-    age_ms = now_ms() - created if created is not None else -1
-    if settings.job_retention_s * 1000 < age_ms <= PLAUSIBLE_JOB_AGE_MS:
-        return errors.Gone("the job has expired and its result was deleted")
-    return errors.JobNotFound("job not found")
-
-
-def wait_seconds(request: web.Request) -> float:
-    """`?wait=N`: seconds to long-poll, at most SERVER402_WAIT_MAX_S."""
-    raw = request.query.get("wait", "")
-    if raw == "":
-        return 0.0
-    try:
-        wait_s = float(raw)
-    except ValueError:
-        raise errors.BadRequest("wait must be a number of seconds") from None
-    if not math.isfinite(wait_s) or wait_s < 0:
-        raise errors.BadRequest("wait must be a number of seconds")
-    return min(wait_s, request.app[keys.SETTINGS].wait_max_s)
 
 
 @routes.get("/api/jobs/{job_id}")

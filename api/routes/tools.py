@@ -7,9 +7,6 @@ the job's error with a fitting status when it fails.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
 import redis.exceptions
 import structlog
 from aiohttp import web
@@ -19,34 +16,14 @@ from api.call_adapter import payment_from_headers, settle_headers, start_call
 from api.identity import call_context
 from api.jobs_view import answer_for_record, view_for
 from api.request_body import read_json_object
+from api.request_options import call_webhook, parse_prefer
 from api.responses import json_response
-from api.routes.webhooks import call_webhook
 from shared import errors
 from shared.jobs import JobRecord, job_view
 from shared.models import Service
 
 routes = web.RouteTableDef()
 log = structlog.get_logger("api.tools")
-
-_PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class Preference:
-    respond_async: bool
-    wait_s: float
-    applied: str
-
-
-def parse_prefer(header: str, *, default_s: float, max_s: float) -> Preference:
-    lowered = header.lower()
-    match = _PREFER_WAIT.search(lowered)
-    if match:
-        wait_s = min(float(match.group(1)), max_s)
-        return Preference(respond_async=False, wait_s=wait_s, applied=f"wait={wait_s:g}")
-    if "respond-async" in lowered:
-        return Preference(respond_async=True, wait_s=0, applied="respond-async")
-    return Preference(respond_async=False, wait_s=default_s, applied="")
 
 
 @routes.post("/api/tools/{tool}")

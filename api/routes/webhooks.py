@@ -11,45 +11,19 @@ from __future__ import annotations
 from aiohttp import web
 
 from api import keys
-from api.callcore.calls import Webhook
 from api.callcore.parties import token_owner
 from api.identity import identify, token_payments
+from api.ownership import owned_batch, owned_job
 from api.responses import json_response
-from api.routes.batches import owned_batch
-from api.routes.jobs import owned_job
 from shared import errors
 from shared.webhooks import (
     BATCH_EVENTS,
-    COMPLETED,
     JOB_EVENTS,
     DeliveryStore,
-    WebhookRefused,
     WebhookSecrets,
-    requested,
 )
 
 routes = web.RouteTableDef()
-
-
-def call_webhook(request: web.Request) -> Webhook | None:
-    """`?webhook=URL&webhookEvents=a,b` of a tool call: (url, comma-separated events), checked; or None."""
-    return checked_webhook(request, request.query.get("webhook"), request.query.get("webhookEvents"))
-
-
-def checked_webhook(request: web.Request, url: object, raw_events: object) -> Webhook | None:
-    """A tool call's webhook (HTTP query or MCP arguments): (url, comma-separated events), or None; 400 when the
-    target or the events cannot be used."""
-    try:
-        webhook = requested(
-            url,
-            raw_events,
-            allowed_networks=request.app[keys.SETTINGS].webhook_allowed_networks,
-            allowed=(*JOB_EVENTS, COMPLETED),
-            default=(COMPLETED,),
-        )
-    except WebhookRefused as exc:
-        raise errors.BadRequest(str(exc)) from None
-    return Webhook(webhook[0], ",".join(webhook[1])) if webhook else None
 
 
 async def _owner(request: web.Request) -> str:

@@ -2,7 +2,7 @@
 
 `SearchIndex(services)` builds everything once; `search()` only reads it.
 
-    normalize  see shared.search_terms (words lower-cased and singular, Chinese runs whole)
+    normalize  see api.search_terms (words lower-cased and singular, Chinese runs whole)
     index      term -> {service: weight of the best field it occurs in}: key (id, legacy id, tool name, action)
                8 > name / nameZh 6 > keywords / aliases 4 > category / tags 2.5 > descriptions / use cases 1.5.
                Chinese runs are indexed as character bigrams plus every dictionary term inside them (dictionary:
@@ -37,8 +37,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from shared.models import Service
-from shared.search_terms import (
+from api.search_terms import (
     STOP_WORDS,
     SYNONYM_GROUPS,
     Synonyms,
@@ -51,6 +50,7 @@ from shared.search_terms import (
     normalize,
     tokens,
 )
+from shared.models import Service
 
 KEY_WEIGHT = 8.0
 NAME_WEIGHT = 6.0
