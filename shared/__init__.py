@@ -1,0 +1,14 @@
+"""Code both the API and the workers import: the catalog, jobs, payments, batches, webhooks, settings and Redis's
+keys and scripts. Nothing here serves HTTP or calls Alibaba.
+
+    config.py       Settings, the only reader of the environment;  logging.py, metrics.py  for every process
+    catalog.py      the services (tools.json + operator terms);  models.py  their msgspec Structs
+    operator.py     the operator's terms file;  payment_docs.py  the payment instructions every service carries
+    keys.py         every Redis key and the Lua scripts that change them together
+    jobs.py         a job's record, its states and the store;  batches.py  batches;  payments.py  payments, tokens
+    quality.py      live quality figures;  liveness.py  worker heartbeats;  webhooks.py  signed deliveries
+    urls.py, netpolicy.py   callers' URLs, parsed strictly, and where they may point
+    clock.py        the seed's timestamps;  files.py  whole-or-nothing file writes
+    errors.py       the API's error tree (its statuses and codes)
+    client/         the customer's client library and the `server402` command line
+"""

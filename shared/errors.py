@@ -1,7 +1,10 @@
-"""Domain errors. Each knows its HTTP status and its machine-readable code.
+"""The API's errors. Each knows its HTTP status and its machine-readable code.
 
-The API turns them into `{"error": message, "code": code, "requestId": ...}` in exactly one place
-(`api/middlewares.py`); workers record them on the job. Nothing else formats errors.
+A raised one becomes `{"error": message, "code": code, "requestId": ...}` in `api/middlewares.py`. Other answers
+decide their status elsewhere, each in one place: a failed job's HTTP status comes from its error
+(`api/jobs_view.py`), MCP turns these errors into tool results or JSON-RPC errors (`api/mcp_results.py`,
+`api/routes/mcp.py`), and `/mcp`'s refused Origin is a JSON-RPC 403 (`api/origin_guard.py`). Workers record
+`shared.jobs.JobError` on the job, not these.
 
     Server402Error                    500 internal_error
     ├── BadRequest                    400 bad_request
@@ -11,7 +14,7 @@ The API turns them into `{"error": message, "code": code, "requestId": ...}` in 
     ├── Unauthorized                  401 api_key_required | invalid_api_key
     ├── PaymentRequired               402 payment_required    (body: the seed's {error, payment}; the error text
     │                                     is one of the seed's failures, `code` and `message` say exactly why)
-    ├── Forbidden                     403 api_key_not_allowed | token_bound_to_other_client
+    ├── Forbidden                     403 api_key_not_allowed | token_bound_to_other_client | origin_not_allowed
     ├── NotFound                      404 not_found
     │   ├── ServiceNotFound           404 service_not_found
     │   └── JobNotFound               404 job_not_found
