@@ -12,8 +12,10 @@ cancelling it is cancelling the job. Paying is as for any `tools/call`; a call r
 
 2025-11-25 (experimental tasks): the `tasks` capability; tools declare `execution.taskSupport: "optional"`; a
 `tools/call` with `params.task` is answered `{task}` at once; `tasks/get`, `tasks/result` (blocks until the task
-ends, then the call's result; over SSE with `notifications/tasks/status` at each change), `tasks/list` (the tasks
-of the caller's API key and presented payment tokens, oldest first, 50 a page), `tasks/cancel`.
+ends, then the call's result; over SSE with `notifications/tasks/status` at each change; after
+SERVER402_WAIT_MAX_S, or once the client has gone, it stops with error -32001 "still working": ask again),
+`tasks/list` (the tasks of the caller's API key and presented payment tokens, oldest first, 50 a page),
+`tasks/cancel`.
 
 2026-07-28 (the `io.modelcontextprotocol/tasks` extension): a `tools/call` whose `_meta` client capabilities
 declare the extension is answered `resultType: "task"` at once; `tasks/get` inlines the `result`; `tasks/cancel`
@@ -23,14 +25,15 @@ input). Without the extension declared, those methods answer -32021.
 Cancel follows the job's rules: a queued job is canceled and its paid call given back; a running one is asked to
 stop (its upstream call may already be made: the task then stays `working` with a message saying so, rather than
 claiming `cancelled` for a call that may still finish and be charged); a job still settling its x402 payment
-cannot be canceled yet. Tasks of no one in particular (a free or x402-paid call without an API key) are reached by
-their id (128 random bits) and are not listed.
+cannot be canceled yet (an error in both versions). Tasks of no one in particular (a free or x402-paid call
+without an API key) are reached by their id (128 random bits) and are not listed.
 
 s402:mcp:tasks:{owner}   sorted set   the owner's tasks (job ids, scored by creation ms), for tasks/list
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from typing import Any
@@ -51,8 +54,9 @@ IMMEDIATE_RESPONSE_META = "io.modelcontextprotocol/model-immediate-response"
 HANDSHAKE_CAPABILITY: dict[str, Any] = {"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}}
 POLL_INTERVAL_MS = 1000
 LIST_PAGE = 50
-LIST_TIES = 64  # tasks sharing a millisecond with a page's last one that a page read can step past
-RESULT_RECHECK_S = 10.0  # tasks/result re-reads its job this often (and keeps an SSE stream alive)
+RESULT_RECHECK_S = 5.0  # tasks/result re-reads its job this often, sees a client gone, keeps an SSE stream alive
+STILL_WORKING = -32001  # a server error of our own: tasks/result waited its longest and the task goes on
+STILL_WORKING_MESSAGE = "the task is still working: call tasks/result again, or poll tasks/get"
 INDEX_PREFIX = "s402:mcp:tasks:"
 NOT_FOUND = "Failed to retrieve task: Task not found"
 
@@ -85,7 +89,10 @@ async def created(call: ToolCall, record: JobRecord, meta: dict[str, Any]) -> di
 
 async def _index(request: web.Request, record: JobRecord) -> None:
     settings = request.app[keys.SETTINGS]
-    kept_ms = (settings.job_retention_s + int(settings.job_deadline_s) + 60) * 1000
+    # as long as the job can last: settling (the payment's window, then the reconciler's grace), its deadline
+    # (from when it is queued), then its retention
+    longest_s = settings.x402_timeout_s + settings.x402_reconcile_grace_s + settings.job_deadline_s
+    kept_ms = int(settings.job_retention_s + longest_s + 60) * 1000
     key = index_key(record.owner)
     async with request.app[keys.REDIS].pipeline(transaction=False) as pipe:
         pipe.zadd(key, {record.id: record.createdAt})
@@ -157,7 +164,10 @@ async def task_result(call: ToolCall) -> dict[str, Any]:
 
 
 async def _until_done(call: ToolCall, record: JobRecord) -> JobRecord:
-    waiter, stream = call.request.app[keys.WAITER], call.stream
+    """The job once it has ended; at most SERVER402_WAIT_MAX_S, and no longer than the client is there."""
+    waiter, stream, request = call.request.app[keys.WAITER], call.stream, call.request
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + request.app[keys.SETTINGS].wait_max_s
     reported: str | None = None
     while True:
         if stream is not None:
@@ -169,10 +179,19 @@ async def _until_done(call: ToolCall, record: JobRecord) -> JobRecord:
                 await stream.keepalive()
         if record.status in TERMINAL:
             return record
-        latest = await waiter.wait(record.id, RESULT_RECHECK_S, current=record)
+        remaining = deadline - loop.time()
+        if remaining <= 0 or _gone(request) or (stream is not None and stream.closed):
+            raise RpcError(STILL_WORKING, STILL_WORKING_MESSAGE, {"taskId": record.id, "status": "working"})
+        latest = await waiter.wait(record.id, min(remaining, RESULT_RECHECK_S), current=record)
         if latest is None:
             raise RpcError(INVALID_PARAMS, NOT_FOUND)
         record = latest
+
+
+def _gone(request: web.Request) -> bool:
+    """The client hung up (aiohttp leaves a handler running after that unless told otherwise)."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 async def list_tasks(call: ToolCall) -> dict[str, Any]:
@@ -182,10 +201,11 @@ async def list_tasks(call: ToolCall) -> dict[str, Any]:
     redis = call.request.app[keys.REDIS]
     entries: list[tuple[int, str]] = []
     for owner in owners:
+        key = index_key(owner)
+        ties = await redis.zcount(key, after[0], after[0]) if after else 0  # those sharing the cursor's ms
         rows = await redis.zrangebyscore(
-            index_key(owner), after[0] if after else "-inf", "+inf", start=0, num=LIST_PAGE + LIST_TIES,
-            withscores=True,
-        )  # fmt: skip
+            key, after[0] if after else "-inf", "+inf", start=0, num=LIST_PAGE + ties + 1, withscores=True
+        )
         entries.extend((int(score), member.decode()) for member, score in rows)
     entries = sorted({entry for entry in entries if after is None or entry > after})
     page, more = entries[:LIST_PAGE], len(entries) > LIST_PAGE
@@ -210,10 +230,12 @@ async def cancel_task(call: ToolCall) -> dict[str, Any]:
         raise RpcError(INVALID_PARAMS, f"Cannot cancel task: already in terminal status ({record.status})")
     outcome = await call.request.app[keys.JOBS].cancel(record)
     structlog.contextvars.bind_contextvars(job_id=record.id, cancel=outcome)
+    if outcome == "missing":
+        raise RpcError(INVALID_PARAMS, NOT_FOUND)
+    if outcome == "settling":  # not acknowledged: nothing would remember it once the payment settles
+        raise RpcError(INVALID_PARAMS, "Cannot cancel task: its x402 payment is still settling; cancel it once queued")
     if call.envelope.modern:
         return {}  # cooperative: the next tasks/get shows what became of it
-    if outcome == "settling":
-        raise RpcError(INVALID_PARAMS, "Cannot cancel task: its x402 payment is still settling; cancel it once queued")
     if outcome not in ("canceled", "cancel_requested"):
         raise RpcError(INVALID_PARAMS, f"Cannot cancel task: already in terminal status ({outcome})")
     current = await call.request.app[keys.JOBS].get(record.id) or record
@@ -252,8 +274,9 @@ async def _owned(call: ToolCall) -> JobRecord:
     if not isinstance(task_id, str):
         raise RpcError(INVALID_PARAMS, "params.taskId must be a string")
     structlog.contextvars.bind_contextvars(job_id=task_id[:64])
+    readers = await _readers(call)  # first: a bad key is refused alike whether or not the task exists
     record = await call.request.app[keys.JOBS].get(task_id) if job_created_ms(task_id) is not None else None
-    if record is None or record.owner not in await _readers(call):
+    if record is None or record.owner not in readers:
         raise RpcError(INVALID_PARAMS, NOT_FOUND)
     return record
 

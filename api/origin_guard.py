@@ -5,7 +5,7 @@ to every route):
   the public URL's origin). Browsers send `Origin` on every cross-site request and on every POST, so a page on
   another site (or on a rebound name) gets 403 before its request reaches a handler. `null` is never allowed.
 - When the API listens on loopback, the `Host` header must name the public URL's host or a loopback name
-  (`localhost`, `127.0.0.1`, `[::1]`), whatever the port: a DNS-rebinding page reaches a loopback server under its
+  (`localhost` or any loopback address), whatever the port: a DNS-rebinding page reaches a loopback server under its
   own name (`evil.example.com`), and that is refused with 403. A server on another address is reached by its public
   names, which a proxy may rewrite, so its Host is not checked.
 - JSON content types are checked where bodies are read (api/request_body.py, api/routes/mcp.py): a body sent as
@@ -36,7 +36,7 @@ class Guard:
     """What the settings allow, worked out once per app."""
 
     def __init__(self, *, host: str, public_url: str, allowed_origins: tuple[str, ...]) -> None:
-        self.origins = frozenset(origin.lower() for origin in allowed_origins)
+        self.origins = frozenset(filter(None, (origin_of(origin) for origin in allowed_origins)))
         public_host = (urlsplit(public_url).hostname or "").lower()
         self.hosts: frozenset[str] | None = LOOPBACK_NAMES | {public_host} if _is_loopback(host) else None
 
@@ -45,13 +45,19 @@ class Guard:
         origins = request.headers.getall("Origin", ())
         if len(origins) > 1:
             return "more than one Origin header"
-        if origins and origins[0].strip().lower() not in self.origins:
+        if origins and origin_of(origins[0].strip()) not in self.origins:
             return "origin not allowed"
-        if self.hosts is not None:
-            host = request.headers.get("Host")
-            if host is not None and _hostname(host) not in self.hosts:
-                return "host not allowed"
+        host = request.headers.get("Host")
+        if self.hosts is not None and host is not None and not _host_allowed(host, self.hosts):
+            return "host not allowed"
         return None
+
+
+def _host_allowed(host: str, hosts: frozenset[str]) -> bool:
+    name = _hostname(host)
+    if name is None or "@" in host:  # userinfo: no browser sends it, and it hides the name that was asked for
+        return False
+    return name in hosts or _is_loopback(name)
 
 
 def _is_loopback(host: str) -> bool:
@@ -61,6 +67,20 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def origin_of(origin: str) -> str | None:
+    """An origin as browsers send it: lowercased, without the scheme's default port (None when it is not one)."""
+    try:
+        parts = urlsplit(origin.lower())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    default = {"http": 80, "https": 443}[parts.scheme]
+    return f"{parts.scheme}://{host}" + (f":{port}" if port is not None and port != default else "")
 
 
 def _hostname(host: str) -> str | None:

@@ -293,3 +293,44 @@ async def test_2026_07_28_a_tool_error_completes_the_task_and_a_cancel_is_acknow
     ack = await wire.result("tasks/cancel", {"taskId": queued["taskId"]})
     assert ack["resultType"] == "complete" and set(ack) <= {"resultType", "_meta"}
     assert (await wire.result("tasks/get", {"taskId": queued["taskId"]}))["status"] == "cancelled"
+
+
+async def test_tasks_sharing_a_millisecond_are_all_listed_once(pipeline: Pipeline) -> None:
+    await pipeline.stop_worker()
+    owner_key = await key(pipeline, "many")
+    owner = Wire(pipeline.api, V1, Authorization=f"Bearer {owner_key}")
+    created = [(await owner.task(FREE_TOOL, face(pipeline)))["taskId"] for _ in range(2 * LIST_PAGE + 10)]
+    [index] = await pipeline.redis.keys("s402:mcp:tasks:*")
+    await pipeline.redis.zadd(index, dict.fromkeys(created, 1_700_000_000_000))  # one millisecond for all of them
+    listed: list[str] = []
+    page = await owner.result("tasks/list")
+    while True:
+        listed += [task["taskId"] for task in page["tasks"]]
+        if "nextCursor" not in page:
+            break
+        page = await owner.result("tasks/list", {"cursor": page["nextCursor"]})
+    assert sorted(listed) == sorted(created)
+
+
+async def test_tasks_result_stops_at_the_longest_wait_and_says_the_task_goes_on(
+    pipeline: Pipeline, aiohttp_client: Any
+) -> None:
+    import msgspec
+
+    await pipeline.stop_worker()
+    short = await aiohttp_client(
+        create_app(msgspec.structs.replace(pipeline.settings, wait_max_s=0.3), pipeline.catalog)
+    )
+    wire = Wire(short, V1)
+    task = await wire.task(FREE_TOOL, face(pipeline))
+    status, code, message = await wire.error("tasks/result", {"taskId": task["taskId"]})
+    assert (status, code) == (200, -32001) and "still working" in message
+    assert (await wire.result("tasks/get", {"taskId": task["taskId"]}))["status"] == "working"
+
+
+async def test_a_bad_key_gets_the_same_answer_whether_or_not_the_task_exists(pipeline: Pipeline) -> None:
+    await pipeline.stop_worker()
+    task = await Wire(pipeline.api, V1).task(FREE_TOOL, face(pipeline))
+    bad = Wire(pipeline.api, V1, Authorization="Bearer s402_nope")
+    answers = [await bad.error("tasks/get", {"taskId": task_id}) for task_id in (task["taskId"], "job_" + "a" * 36)]
+    assert answers[0] == answers[1]

@@ -111,3 +111,17 @@ async def test_allowed_origins_setting_is_used(aiohttp_client: Any, settings: Se
     assert status == 200
     status, _ = await post_mcp(api, INITIALIZE, **{"Content-Type": "application/json", "Origin": settings.public_url})
     assert status == 403
+
+
+async def test_every_loopback_name_is_a_loopback_host_and_userinfo_is_refused(api: TestClient) -> None:
+    for host, wanted in (("[0:0:0:0:0:0:0:1]:8402", 200), ("127.0.0.2:8402", 200), ("LOCALHOST", 200),
+                         ("evil.example.com@localhost", 403), ("localhost@evil.example.com", 403)):  # fmt: skip
+        status, _ = await post_mcp(api, INITIALIZE, **{"Host": host, "Content-Type": "application/json"})
+        assert status == wanted, host
+
+
+def test_origins_compare_as_browsers_send_them() -> None:
+    guard = Guard(
+        host="0.0.0.0", public_url="https://api.example.com", allowed_origins=("https://App.example.com:443",)
+    )
+    assert guard.origins == {"https://app.example.com"}

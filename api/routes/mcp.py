@@ -3,9 +3,9 @@
 One POST carries one JSON-RPC message (api/mcp_protocol.py says how the era is told and checked). Requests are
 dispatched by era to one function each (tools: api/mcp_tools.py; tasks: api/mcp_tasks.py); notifications and
 posted responses are acknowledged with 202. Answers are JSON, or an SSE stream when the client sent a progress
-token, waits on `tasks/result`, or accepts only SSE. The body must be `application/json`; Origin and Host are
-checked before (api/origin_guard.py). No session is kept (`initialize` hands out an `Mcp-Session-Id` that is
-never checked):
+token, waits on `tasks/result`, or accepts only SSE. The body must be JSON (`application/json`, or a `+json`
+type); Origin and Host are checked before (api/origin_guard.py). No session is kept (`initialize` hands out an
+`Mcp-Session-Id` that is never checked):
 GET (no server-initiated stream) and DELETE (no session to end) answer 405 with `Allow: POST`.
 """
 
