@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 
 from shared import keys
 from shared.clock import utc_iso
+from shared.failures import Failure, Kind, ended_failure, failure, kind_of_code
 from shared.keys import SETTLING_DUE
 from shared.quality import CALL_COUNT, LAST_CALL_AT, QUALITY_LUA, ResultFigure, quality_key
 
@@ -66,18 +67,37 @@ def queue_score(created_ms: int, *, interactive: bool) -> int:
 
 
 class JobError(msgspec.Struct, rename="camel", frozen=True, kw_only=True, omit_defaults=True):
+    """A job's error. `kind` (shared/failures.py) says what failed, and so the answer's HTTP status and whether a
+    retry may help (`failure`); build one with `of`. An error written without a kind (stored before kinds
+    existed, or built by code that names none) gets the kind its code implies when it is built or decoded."""
+
     code: str
     message: str
     retryable: bool
+    kind: Kind | None = None  # set by __post_init__ whenever it is missing: never None once built
     upstream_request_id: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.kind is None:
+            msgspec.structs.force_setattr(self, "kind", kind_of_code(self.code, retryable=self.retryable))
 
-# Upstream codes that mean the gateway's own credentials or subscription are wrong: not the caller's fault.
-OPERATOR_CODES = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "SignatureNonceUsed", "InvalidTimeStamp",
-                  "InvalidApi.NotPurchase", "AuthFailed", "Forbidden")  # fmt: skip
+    @classmethod
+    def of(cls, kind: Kind, code: str, message: str, *, upstream_request_id: str | None = None) -> JobError:
+        return cls(
+            code=code,
+            message=message,
+            retryable=failure(kind).retryable,
+            kind=kind,
+            upstream_request_id=upstream_request_id,
+        )
 
-EXPIRED = JobError(code="job_expired", message="the job's deadline passed before it ran", retryable=True)
-CANCELED_BEFORE_RUN = JobError(code="canceled", message="the job was canceled before it ran", retryable=False)
+    @property
+    def failure(self) -> Failure:
+        return failure(self.kind or kind_of_code(self.code, retryable=self.retryable))
+
+
+EXPIRED = JobError.of("expired", "job_expired", "the job's deadline passed before it ran")
+CANCELED_BEFORE_RUN = JobError.of("canceled", "canceled", "the job was canceled before it ran")
 
 
 class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -134,11 +154,14 @@ class JobCharge(msgspec.Struct, rename="camel", frozen=True, kw_only=True, omit_
 
 
 class JobView(msgspec.Struct, rename="camel", frozen=True, kw_only=True, omit_defaults=True):
-    """A job as clients see it (GET /api/jobs/{jobId}, 202 answers, batch listings)."""
+    """A job as clients see it (GET /api/jobs/{jobId}, 202 answers, batch listings). `http_status`: the HTTP
+    status the job's tool call answers with: 200 with its result, 202 while it settles, waits or runs, else the
+    status of its failure (shared/failures.py), the one the API's answer has."""
 
     job_id: str
     service_id: str
     status: str
+    http_status: int
     attempts: int
     created_at: str
     deadline_at: str
@@ -190,10 +213,12 @@ def job_view(
     record: JobRecord, *, retention_ms: int, queue_position: int | None = None, credit_token: str | None = None
 ) -> JobView:
     finished = record.status in TERMINAL
+    error = record.job_error()
     return JobView(
         job_id=record.id,
         service_id=record.service,
         status=record.status,
+        http_status=answer_status(record.status, error),
         attempts=record.attempts,
         created_at=iso_ms(record.createdAt) or "",
         deadline_at=iso_ms(record.deadline) or "",
@@ -203,12 +228,21 @@ def job_view(
         next_attempt_at=iso_ms(record.retryAt) if record.status == "queued" else None,
         queue_position=queue_position if record.status == "queued" else None,
         result=msgspec.Raw(record.result.encode()) if record.result and record.status == "succeeded" else None,
-        error=record.job_error(),
+        error=error,
         charge=job_charge(record, credit_token),
         batch_id=record.batch,
         custom_id=record.customId,
         links={"self": f"/api/jobs/{record.id}"},
     )
+
+
+def answer_status(status: str, error: JobError | None) -> int:
+    """The HTTP status of the tool call's answer for a job in `status` (JobView.http_status)."""
+    if status == "succeeded":
+        return 200
+    if status not in TERMINAL:
+        return 202
+    return ended_failure(status, error.kind if error is not None else None).status
 
 
 def iso(ms: int) -> str:

@@ -87,13 +87,13 @@ async def test_a_5xx_fault_makes_the_probe_unhealthy_until_it_is_cleared(pipelin
 @pytest.mark.parametrize(
     ("error", "latency_ms", "status"),
     [
-        (UpstreamError("MissingImageURL", "m", status=400, retryable=False), 50.0, "healthy"),
-        (UpstreamError("InvalidParameter", "m", status=400, retryable=False), 2500.0, "degraded"),
-        (UpstreamError("Throttling.User", "m", status=400, retryable=True), 50.0, "degraded"),
-        (UpstreamError("SignatureDoesNotMatch", "m", status=400, retryable=False), 50.0, "unhealthy"),
-        (UpstreamError("InvalidAccessKeyId.NotFound", "m", status=404, retryable=False), 50.0, "unhealthy"),
-        (UpstreamError("InternalError", "m", status=500, retryable=True), 50.0, "unhealthy"),
-        (UpstreamError("UpstreamUnavailable", "m", status=None, retryable=True), 5000.0, "unhealthy"),
+        (UpstreamError("MissingImageURL", "m", status=400, kind="input"), 50.0, "healthy"),
+        (UpstreamError("InvalidParameter", "m", status=400, kind="input"), 2500.0, "degraded"),
+        (UpstreamError("Throttling.User", "m", status=400, kind="throttled"), 50.0, "degraded"),
+        (UpstreamError("SignatureDoesNotMatch", "m", status=400, kind="operator"), 50.0, "unhealthy"),
+        (UpstreamError("InvalidAccessKeyId.NotFound", "m", status=404, kind="operator"), 50.0, "unhealthy"),
+        (UpstreamError("InternalError", "m", status=500, kind="server"), 50.0, "unhealthy"),
+        (UpstreamError("UpstreamUnavailable", "m", status=None, kind="unavailable"), 5000.0, "unhealthy"),
         (None, 50.0, "healthy"),
     ],
 )

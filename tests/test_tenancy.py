@@ -50,7 +50,7 @@ class Gateway:
             answer = await self.upstream.call(SPECS[action], scoped, timeout_s=10)
         except UpstreamError as exc:  # what the worker records on the job: the message in the caller's terms
             message = scope_error_message(exc.message, prefix)
-            raise UpstreamError(exc.code, message, status=exc.status, retryable=exc.retryable) from None
+            raise UpstreamError(exc.code, message, status=exc.status, kind=exc.kind) from None
         return await scope_result(self.redis, action, params, answer.result, tenant=tenant, prefix=prefix)
 
     async def raw(self, action: str, **params: Any) -> dict[str, Any]:

@@ -6,14 +6,14 @@ optional, an out-of-range value (PROBE_PARAMS, refused with `InvalidParameter` /
 refusal comes after the signature and the subscription are checked and before any billable work, so it proves the
 endpoint is reachable and our credentials are good, at no cost.
 
-    the upstream's answer                                          status
-    a 4xx about the request (Missing*, InvalidParameter, ...)      healthy; degraded when slower than DEGRADED_MS
-    Throttling*                                                    degraded
-    our credentials or subscription refused (InvalidAccessKeyId*,  unhealthy
-      SignatureDoesNotMatch, InvalidApi.NotPurchase, ...)
-    5xx, timeout, refused connection, a non-JSON answer            unhealthy
-    200: the upstream accepted the invalid request                 healthy or degraded (as a 4xx), logged as a
-                                                                   warning: that call may have been billed
+    the upstream's answer, by its kind (workers/upstream.py)        status
+    input: a 4xx about the request (Missing*, InvalidParameter, ...) healthy; degraded when slower than DEGRADED_MS
+    throttled (Throttling*)                                          degraded
+    operator: our credentials or subscription refused                unhealthy
+      (InvalidAccessKeyId*, SignatureDoesNotMatch, InvalidApi.NotPurchase, ...)
+    server (5xx), unavailable (timeout, refused connection, garbage) unhealthy
+    200: the upstream accepted the invalid request                   healthy or degraded (as input), logged as a
+                                                                     warning: that call may have been billed
 
 Runs: an arq cron on its own queue (`s402:health`) every `interval_s` (default: the setting
 `SERVER402_HEALTH_INTERVAL_S` once it exists, else 60 s), and once when the worker starts. A run probes every
@@ -40,7 +40,7 @@ from redis.asyncio import Redis
 
 from shared.catalog import Catalog
 from shared.config import Settings
-from shared.jobs import OPERATOR_CODES, arq_deserialize, arq_serialize
+from shared.jobs import arq_deserialize, arq_serialize
 from shared.keys import PREFIX
 from shared.liveness import Heartbeat
 from shared.models import ToolSpec
@@ -83,9 +83,9 @@ def probe_params(spec: ToolSpec) -> dict[str, Any]:
 def probe_status(error: UpstreamError | None, latency_ms: float) -> HealthStatus:
     """The table of the module docstring."""
     if error is not None:
-        if error.code.startswith("Throttling"):
+        if error.kind == "throttled":
             return DEGRADED
-        if error.retryable or error.status is None or error.status >= 500 or error.code.startswith(OPERATOR_CODES):
+        if error.kind != "input":  # unavailable, server, operator
             return UNHEALTHY
     return DEGRADED if latency_ms > DEGRADED_MS else HEALTHY
 

@@ -1,9 +1,9 @@
 """arq jobs. `run_tool` is the one owner of retry decisions.
 
 One run of `run_tool` is one attempt: take the job (Lua, so a cancel cannot race it), wait for a rate-limit slot,
-call the upstream once. Retryable failures (throttling, 5xx, timeouts, refused connections) go back on the
-queue with full-jitter exponential backoff while the job's deadline allows; everything else, and anything past
-the deadline, ends the job with a clean error. arq's own retry counter is only a backstop. Each upstream attempt
+call the upstream once. Failures of a retryable kind (shared/failures.py: throttled, server, unavailable) go back
+on the queue with full-jitter exponential backoff while the job's deadline allows; everything else, and anything
+past the deadline, ends the job with a clean error. arq's own retry counter is only a backstop. Each upstream attempt
 and each finished job's outcome feed the service's live quality figures (shared/quality.py says what counts); an
 outcome is counted just before the job is finished, so a caller holding its answer already sees it counted.
 """
@@ -26,7 +26,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from shared.batches import BatchStore
 from shared.catalog import Catalog, envelope
 from shared.config import Settings
-from shared.jobs import OPERATOR_CODES, JobError, JobRecord, JobStore, now_ms
+from shared.jobs import JobError, JobRecord, JobStore, now_ms
 from shared.keys import job_key
 from shared.metrics import JOBS_FINISHED, QUEUE_WAIT, WorkerMetrics
 from shared.payments import PaymentStore
@@ -167,8 +167,9 @@ def _count_finished(ctx: WorkerContext, record: JobRecord, outcome: str) -> None
         ctx["metrics"].inc(JOBS_FINISHED, (record.service, status))
 
 
-CANCELED = JobError(code="canceled", message="the job was canceled", retryable=False)
-DEADLINE_PASSED = JobError(code="deadline_exceeded", message="the job's deadline passed", retryable=True)
+CANCELED = JobError.of("canceled", "canceled", "the job was canceled")
+# A retry found out of time with no error to report (its worker died mid-attempt): the service side failed.
+DEADLINE_PASSED = JobError.of("server", "deadline_exceeded", "the job's deadline passed")
 
 
 async def _not_started(store: JobStore, record: JobRecord, status: str) -> str:
@@ -203,7 +204,7 @@ async def _attempt(ctx: WorkerContext, record: JobRecord, attempt: int) -> str:
     try:  # face databases and templates: each caller sees only its own (workers/tenancy.py)
         scoped = await tenancy.scope_request(ctx["redis"], spec.action, params, tenant=record.tenant, prefix=prefix)
     except tenancy.TenantError as exc:
-        await store.fail(record, JobError(code=exc.code, message=exc.message, retryable=False))
+        await store.fail(record, JobError.of("input", exc.code, exc.message))
         return f"failed:{exc.code}"
     started = time.perf_counter()
     try:
@@ -220,14 +221,15 @@ async def _attempt(ctx: WorkerContext, record: JobRecord, attempt: int) -> str:
 
 
 async def _upstream_failed(ctx: WorkerContext, record: JobRecord, attempt: int, exc: UpstreamError, prefix: str) -> str:
-    """A retryable error waits for its retry (or ends the job when the deadline would pass). Any other fails the
-    job now: the caller's input was refused (charged; says nothing about the service, so no quality figure), or
-    our own credentials or subscription were (given back; the service did not work: an error)."""
+    """By its kind (workers/upstream.py): a retryable error (throttled, unavailable, server) waits for its retry
+    (or ends the job when the deadline would pass). Any other fails the job now: the caller's input was refused
+    (charged; says nothing about the service, so no quality figure), or our own credentials or subscription
+    were (operator: given back; the service did not work: an error)."""
     message = tenancy.scope_error_message(exc.message, prefix)
-    error = JobError(code=exc.code, message=message, retryable=exc.retryable, upstream_request_id=exc.request_id)
+    error = JobError.of(exc.kind, exc.code, message, upstream_request_id=exc.request_id)
     if exc.retryable:
         return await _retry_or_fail(ctx, record, attempt, error)
-    operator = exc.code.startswith(OPERATOR_CODES)
+    operator = exc.kind == "operator"
     figure = result_figure(record.service, ok=False, latency_ms=None) if operator else None
     await ctx["store"].fail(record, error, refund="operator_error" if operator else "", figure=figure)
     return f"failed:{exc.code}"
@@ -256,10 +258,10 @@ async def _retry_or_fail(
 
 
 async def _give_up(ctx: WorkerContext, record: JobRecord, attempts: int, error: JobError) -> str:
-    final = JobError(
-        code=error.code,
-        message=f"{error.message} (gave up after {attempts} attempt(s): the job's deadline would pass)",
-        retryable=True,
+    final = JobError.of(
+        error.failure.kind,  # throttled, unavailable or server: what the last attempt met
+        error.code,
+        f"{error.message} (gave up after {attempts} attempt(s): the job's deadline would pass)",
         upstream_request_id=error.upstream_request_id,
     )
     # 5xx, timeouts, throttling: not the caller's fault (given back), and the service did not work (an error)
@@ -269,10 +271,10 @@ async def _give_up(ctx: WorkerContext, record: JobRecord, attempts: int, error: 
 
 
 def _rate_limited_error() -> JobError:
-    return JobError(
-        code="Throttling.Gateway",
-        message="the upstream rate limit for this action is fully booked; the call waits for a free slot",
-        retryable=True,
+    return JobError.of(
+        "throttled",
+        "Throttling.Gateway",
+        "the upstream rate limit for this action is fully booked; the call waits for a free slot",
     )
 
 

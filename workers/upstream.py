@@ -3,6 +3,9 @@
 Credentials are always passed explicitly and the metadata-service lookup is disabled before the SDK is
 imported, so nothing here can reach an address off the machine by accident. SDK retries stay off: the
 worker (`workers/tasks.py`) owns every retry decision, using `UpstreamError.retryable`.
+
+Every failure is classified here, once (`classify`, `kind_of`): its kind (shared/failures.py) goes on the
+job's error, and the worker, the health worker, the API and the client read it from there.
 """
 
 from __future__ import annotations
@@ -26,11 +29,12 @@ from darabonba.runtime import RuntimeOptions as DaraRuntimeOptions
 from Tea.exceptions import TeaException, UnretryableException
 
 from shared.config import Settings
+from shared.failures import OPERATOR_CODES, THROTTLING, UpstreamKind, failure
 from shared.metrics import UPSTREAM_CALL, WorkerMetrics
 from shared.models import ToolSpec
 
-# Codes that say "not now" rather than "never": retried within the job's deadline.
-RETRYABLE_CODE_PREFIXES = ("Throttling", "ServiceUnavailable", "InternalError", "Timeout")
+# Codes of an upstream that failed (besides any 5xx): retried within the job's deadline, as throttling is.
+SERVER_CODE_PREFIXES = ("ServiceUnavailable", "InternalError", "Timeout")
 
 
 @dataclass(frozen=True)
@@ -40,28 +44,36 @@ class UpstreamResult:
 
 
 class UpstreamError(Exception):
-    """A failed upstream call, cleaned: Alibaba's code and message, never a traceback or a credential."""
+    """A failed upstream call, cleaned and classified: Alibaba's code and message, never a traceback or a
+    credential, and its kind (shared/failures.py)."""
 
     def __init__(
-        self, code: str, message: str, *, status: int | None, retryable: bool, request_id: str | None = None
+        self, code: str, message: str, *, status: int | None, kind: UpstreamKind, request_id: str | None = None
     ) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.status = status
-        self.retryable = retryable
+        self.kind: UpstreamKind = kind
         self.request_id = request_id
 
     @property
+    def retryable(self) -> bool:
+        return failure(self.kind).retryable
+
+    @property
     def outcome(self) -> str:
-        """The metric label: throttled, unavailable (no verdict), server_error (5xx) or client_error."""
-        if self.code.startswith("Throttling"):
-            return "throttled"
-        if self.code == "UpstreamUnavailable":
-            return "unavailable"
-        if self.retryable:
-            return "server_error"
-        return "client_error"
+        """The metric label: throttled, unavailable (no verdict), server_error or client_error (ours or the input)."""
+        return _OUTCOMES[self.kind]
+
+
+_OUTCOMES: dict[UpstreamKind, str] = {
+    "throttled": "throttled",
+    "unavailable": "unavailable",
+    "server": "server_error",
+    "operator": "client_error",
+    "input": "client_error",
+}
 
 
 class Upstream:
@@ -128,7 +140,7 @@ class Upstream:
         code = str(body.get("Code", "Success"))
         if code != "Success":  # Cloudauth answers business failures inside an HTTP 200
             message = str(body.get("Message", code))
-            raise UpstreamError(code, message, status=200, retryable=False, request_id=request_id)
+            raise UpstreamError(code, message, status=200, kind=kind_of(code, 200), request_id=request_id)
         return UpstreamResult(request_id=request_id, result=body.get("Result") or {})
 
 
@@ -143,13 +155,33 @@ def classify(exc: TeaException) -> UpstreamError:
             "UpstreamUnavailable",
             "the upstream service did not answer in time or answered garbage",
             status=status,
-            retryable=True,
+            kind="unavailable",
             request_id=request_id,
         )
     code = str(exc.code)
     message = str(data.get("Message") or exc.message or code)
-    retryable = code.startswith(RETRYABLE_CODE_PREFIXES) or (status is not None and status >= 500)
-    return UpstreamError(code, message, status=status, retryable=retryable, request_id=request_id)
+    return UpstreamError(code, message, status=status, kind=kind_of(code, status), request_id=request_id)
+
+
+def kind_of(code: str, status: int | None) -> UpstreamKind:
+    """The kind of an upstream's refusal, from its code and HTTP status (None: the SDK refused before sending).
+
+    a verdict inside an HTTP 200 (Cloudauth's business failures)   operator or input: never retried
+    Throttling*                                                    throttled
+    5xx, ServiceUnavailable*, InternalError*, Timeout*             server
+    our credentials or subscription (OPERATOR_CODES)               operator
+    refused before sending (no HTTP status): our configuration     operator
+    anything else: the caller's input                              input
+    """
+    if status == 200:
+        return "operator" if code.startswith(OPERATOR_CODES) else "input"
+    if code.startswith(THROTTLING):
+        return "throttled"
+    if code.startswith(SERVER_CODE_PREFIXES) or (status is not None and status >= 500):
+        return "server"
+    if code.startswith(OPERATOR_CODES) or status is None:
+        return "operator"
+    return "input"
 
 
 def _status(exc: TeaException) -> int | None:

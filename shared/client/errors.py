@@ -1,9 +1,10 @@
 """The one exception of the client: ApiError, for every refusal, failure or unreachable server.
 
     ApiError(status, code, message, body)
-      status   the HTTP status of the answer; for a job found failed while polling, the status its call would
-               have answered (409 canceled, 504 expired, 502 an upstream failure, 422 an input refused);
-               0 when the server could not be reached or did not answer
+      status   the HTTP status of the answer; for a job found failed while polling, the status its call answers
+               with, as the job says (`httpStatus`: 409 canceled, 504 expired or the upstream never answered,
+               503 throttled, 502 an upstream failure, 422 an input refused, ...; 502 from a server too old to
+               say); 0 when the server could not be reached or did not answer
       code     the API's machine-readable code ("payment_required", "invalid_batch", ...)
       message  one line for a person
       body     the decoded JSON answer (or None): `payment`, `needed`, `itemErrors`, `job`, ...
@@ -48,18 +49,23 @@ def error_of(response: httpx.Response) -> ApiError:
     return ApiError(response.status_code, str(code), message, body)
 
 
+# The code and message of a job that ended without an error to show, by its status.
+_ENDED = {
+    "canceled": ("canceled", "the job was canceled"),
+    "expired": ("expired", "the job expired before it could run"),
+}
+
+
 def job_error(view: dict[str, Any]) -> ApiError:
-    """A job that ended without a result (found while polling), as the error its call would have answered."""
+    """A job that ended without a result (found while polling), as the error its call answers with: the status
+    the job says (`httpStatus`), its error's code and message."""
     status = str(view.get("status", "failed"))
     error = view.get("error") if isinstance(view.get("error"), dict) else {}
     assert isinstance(error, dict)
-    if status == "canceled":
-        http_status, code, message = 409, "canceled", "the job was canceled"
-    elif status == "expired":
-        http_status, code, message = 504, "expired", "the job expired before it could run"
-    else:
-        http_status = 502 if error.get("retryable") else 422
-        code, message = "failed", "the job failed"
+    http_status = view.get("httpStatus")
+    if not isinstance(http_status, int):  # a server older than httpStatus
+        http_status = 502
+    code, message = _ENDED.get(status, ("failed", "the job failed"))
     return ApiError(http_status, str(error.get("code") or code), str(error.get("message") or message), {"job": view})
 
 
