@@ -25,9 +25,9 @@ run: $(STAMP)
 test: $(STAMP) browser lint pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check api workers shared sandbox scripts tests
-	$(BIN)/ruff format --check api workers shared sandbox scripts tests
-	$(BIN)/mypy api workers shared
+	$(BIN)/ruff check api workers shared client sandbox scripts tests
+	$(BIN)/ruff format --check api workers shared client sandbox scripts tests
+	$(BIN)/mypy api workers shared client
 
 # The page tests drive Debian's Chromium with Playwright (never `playwright install`: no browser downloads).
 # Installed once, as root or through sudo; a CJK font so Chinese renders in screenshots.

@@ -26,12 +26,12 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from api.apikeys import ApiKey, ApiKeyStore, validate
+from client.files import output
 from shared.catalog import Catalog
 from shared.config import ConfigError, Settings
-from shared.files import output
 from shared.keys import LEDGER
 
-PROG = "python -m api.admin"
+PROG = "server402-admin"  # also python -m api.admin
 PAGE_SIZE = 1000
 LEDGER_COLUMNS = (
     *("id", "event", "at", "paymentId", "serviceId", "clientId", "amountCents", "amountAtomic", "calls", "jobId"),
@@ -238,7 +238,7 @@ def redis_location(url: str) -> str:
 
 
 def fail(message: str, code: int) -> int:
-    print(f"server402 admin: {message}", file=sys.stderr)
+    print(f"server402-admin: {message}", file=sys.stderr)
     return code
 
 

@@ -8,9 +8,8 @@ keys and scripts. Nothing here serves HTTP or calls Alibaba.
     jobs.py         a job's record, its states and the store;  batches.py  batches;  payments.py  payments, tokens
     quality.py      live quality figures;  liveness.py  worker heartbeats;  webhooks.py  signed deliveries
     urls.py, netpolicy.py   callers' URLs, parsed strictly, and where they may point
-    clock.py        the seed's timestamps;  files.py  whole-or-nothing file writes
+    clock.py        the seed's timestamps
     failures.py     the kinds of a failed call (throttled, unavailable, server, operator, input, ...) and what
                     each means for the answer: decided once, read by the worker, the API and the client
     errors.py       the API's error tree (its statuses and codes)
-    client/         the customer's client library and the `server402` command line
 """

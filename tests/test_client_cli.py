@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -19,12 +20,13 @@ from support import Pipeline
 from x402.http.clients.httpx import x402HttpxClient
 from x402_support import buyer
 
+from client.cli import main
 from sandbox.facilitator.config import DEMO_PAY_TO, DEMO_WALLET_KEY
 from sandbox.facilitator.testing import RunningFacilitator
-from shared.client.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 PAID, FREE = "face-detection", "facial-expression-recognition"
+ADMIN = "api.admin"  # the operator's commands: server402-admin
 PRICE_ATOMIC = 10_000  # 1 cent in USDC's 6 decimals
 CLI_TIMEOUT_S = 90
 
@@ -64,11 +66,13 @@ def cli_env(pipeline: Pipeline, extra: dict[str, str] | None = None) -> dict[str
     return {**env, **(extra or {})}
 
 
-async def start(pipeline: Pipeline, *args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
+async def start(
+    pipeline: Pipeline, *args: str, env: dict[str, str] | None = None, module: str = "client.cli"
+) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "shared.client.cli",
+        module,
         *args,
         cwd=ROOT,
         env=cli_env(pipeline, env),
@@ -78,8 +82,10 @@ async def start(pipeline: Pipeline, *args: str, env: dict[str, str] | None = Non
     )
 
 
-async def cli(pipeline: Pipeline, *args: str, stdin: bytes = b"", env: dict[str, str] | None = None) -> Ran:
-    process = await start(pipeline, *args, env=env)
+async def cli(
+    pipeline: Pipeline, *args: str, stdin: bytes = b"", env: dict[str, str] | None = None, module: str = "client.cli"
+) -> Ran:
+    process = await start(pipeline, *args, env=env, module=module)
     out, err = await asyncio.wait_for(process.communicate(stdin), CLI_TIMEOUT_S)
     assert process.returncode is not None
     return Ran(process.returncode, out.decode(), err.decode())
@@ -124,10 +130,11 @@ def one_line(text: str) -> str:
     "command",
     [
         "", "call", "jobs", "jobs get", "jobs cancel", "buy", "batch", "batch submit", "batch status",
-        "batch results", "batch cancel", "admin", "admin keys", "admin keys create", "admin ledger export",
+        "batch results", "batch cancel",
     ],
 )  # fmt: skip
 def test_every_command_and_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """(`admin` is not a client command: the operator's commands are server402-admin, python -m api.admin.)"""
     assert main([*command.split(), "--help"], environ={}) == 0
     shown = capsys.readouterr().out
     assert shown.startswith("usage: ") and len(shown) > 100
@@ -216,13 +223,14 @@ async def test_refusals_are_one_line_on_stderr_and_exit_1(pipeline: Pipeline) ->
     assert bad_json.code == 2 and "not valid JSON" in one_line(bad_json.err)
 
 
-async def test_admin_commands_create_and_list_keys_and_a_created_key_calls(pipeline: Pipeline) -> None:
-    created = await cli(pipeline, "admin", "keys", "create", "--name", "cli robot", "--service", FREE, "--json")
+async def test_the_admin_commands_create_and_list_keys_and_a_created_key_calls(pipeline: Pipeline) -> None:
+    """`server402-admin` (python -m api.admin): the operator's commands, apart from the client's."""
+    created = await cli(pipeline, "keys", "create", "--name", "cli robot", "--service", FREE, "--json", module=ADMIN)
     assert created.code == 0, created.err
     issued = created.json()
     assert issued["apiKey"]["name"] == "cli robot" and issued["apiKey"]["services"] == [FREE]
 
-    listed = await cli(pipeline, "admin", "keys", "list", "--json")
+    listed = await cli(pipeline, "keys", "list", "--json", module=ADMIN)
     assert listed.code == 0, listed.err
     assert issued["apiKey"]["id"] in [json.loads(line)["id"] for line in listed.out.splitlines()]
 
@@ -366,3 +374,14 @@ async def test_batch_cancel_gives_back_what_has_not_started_and_a_call_outlastin
     assert view["status"] == "canceled" and view["requestCounts"]["canceled"] == 30
     assert view["webhook"] == {"url": hook, "events": ["batch.completed", "job.canceled"]}
     assert await used_calls(pipeline, token) == 0
+
+
+def test_the_client_imports_nothing_of_the_server() -> None:
+    """client/ is what a customer installs: loading all of it loads no module of api/, workers/, shared/ or the
+    sandbox."""
+    probe = (
+        "import sys, client, client.cli, client.batch_commands, client.batch_submit, client.files; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'api', 'workers', 'shared', 'sandbox', 'scripts'}))"
+    )
+    ran = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert ran.stdout.strip() == "[]", ran.stdout + ran.stderr

@@ -2,7 +2,7 @@
 kind decides the HTTP status, whether a retry may help, the job view's httpStatus and so the client's error.
 
 Real parts: the sandbox upstream answering through the real SDK (`workers.upstream.Upstream`), and the whole
-pipeline with the client library (`shared.client.Server402`) for the statuses a caller sees.
+pipeline with the client library (`client.Server402`) for the statuses a caller sees.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import msgspec
 import pytest
 from support import Pipeline
 
+from client import ApiError, Server402
 from sandbox.config import KeyPair, SandboxConfig
 from sandbox.testing import RunningSandbox, run_sandbox
 from scripts.embedded_redis import EmbeddedRedis
 from shared.catalog import load_specs
-from shared.client import ApiError, Server402
 from shared.config import Settings
 from shared.failures import Kind, failure
 from shared.jobs import CANCELED_BEFORE_RUN, EXPIRED, JobError, answer_status

@@ -1,5 +1,5 @@
 """`server402 batch submit|status|results|cancel`: the batch commands (the resumable submission itself is in
-shared/client/batch_submit.py)."""
+client/batch_submit.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import IO, Any, TextIO
 
-from shared.client.batch_submit import (
+from client.batch_submit import (
     ChunkRefused,
     ItemReader,
     State,
@@ -23,10 +23,10 @@ from shared.client.batch_submit import (
     summary,
     watch,
 )
-from shared.client.errors import ApiError
-from shared.client.http import Server402
-from shared.client.options import Leaf, UsageError, client_of, emit, fail, positive_int, seconds
-from shared.files import output
+from client.errors import ApiError
+from client.files import output
+from client.http import Server402
+from client.options import Leaf, UsageError, client_of, emit, fail, positive_int, seconds
 
 DEFAULT_CHUNK = 1000
 MAX_CHUNK = 10_000  # the most items one batch may hold

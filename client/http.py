@@ -8,7 +8,7 @@
 
 Credentials: an API key (`Authorization: Bearer`) and payment tokens (`X-Payment-Token`, comma-separated for a
 batch paying several services) go with every request; they are never logged, printed or put in an error.
-Every refusal or failure raises ApiError (shared/client/errors.py). Answers of 429 and 503 are retried after
+Every refusal or failure raises ApiError (client/errors.py). Answers of 429 and 503 are retried after
 their `Retry-After` (at most `retries` times, each wait at most `max_retry_wait_s`); nothing else is retried.
 Proxies from the environment are ignored (`trust_env=False`).
 """
@@ -27,8 +27,8 @@ from urllib.parse import quote
 
 import httpx
 
-from shared.client.errors import ApiError, error_of, job_error, unreachable
-from shared.client.wallet import Wallet
+from client.errors import ApiError, error_of, job_error, unreachable
+from client.wallet import Wallet
 
 DEFAULT_URL = "http://127.0.0.1:8402"
 MAX_SERVER_WAIT_S = 60  # the API's longest blocking wait or long poll (SERVER402_WAIT_MAX_S default)

@@ -28,8 +28,8 @@ from typing import IO, Any, Final, Literal, TextIO
 
 import msgspec
 
-from shared.client.errors import ApiError
-from shared.client.http import FINISHED_BATCH, Server402
+from client.errors import ApiError
+from client.http import FINISHED_BATCH, Server402
 
 STATE_FORMAT: Final = "server402.batch-state.v1"
 KEY_PREFIX = "s402-chunk-"

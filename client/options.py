@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from shared.client.http import DEFAULT_URL, Server402
+from client.http import DEFAULT_URL, Server402
 
 EPILOG = "exit codes: 0 done; 1 a refused or failed call, or an operational error; 2 a usage error"
 Handler = Callable[[argparse.Namespace], int]

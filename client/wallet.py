@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from shared.client.errors import ApiError
+from client.errors import ApiError
 
 _HEX_KEY = re.compile(r"(0x)?[0-9a-fA-F]{64}")
 

@@ -5,7 +5,8 @@
     server402 buy SERVICE --calls N --wallet-key HEX
     server402 batch submit FILE|- [--chunk-size N] [--state FILE] [--no-wait] [--webhook URL]
     server402 batch status|results|cancel BATCH_ID|--state FILE
-    server402 admin keys ...|ledger ...          (the operator's commands: python -m api.admin)
+
+The operator's commands are not here: `server402-admin keys ...|ledger ...` (python -m api.admin).
 
 Global options (before or after the command): --url (SERVER402_URL), --api-key (SERVER402_API_KEY), --token
 (SERVER402_PAYMENT_TOKEN), --json. Exit codes: 0 done; 1 a refused or failed call, or an operational error (the
@@ -23,10 +24,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from shared.client.batch_commands import add_batch_commands
-from shared.client.errors import ApiError
-from shared.client.http import Answer
-from shared.client.options import (
+from client.batch_commands import add_batch_commands
+from client.errors import ApiError
+from client.http import Answer
+from client.options import (
     EPILOG,
     Handler,
     Leaf,
@@ -39,7 +40,7 @@ from shared.client.options import (
     positive_int,
     seconds,
 )
-from shared.client.wallet import Wallet
+from client.wallet import Wallet
 
 PROG = "server402"
 
@@ -48,13 +49,9 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
     env = os.environ if environ is None else environ
     parser = build_parser(env)
     try:
-        args, extra = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
-        if args.command != "admin" and extra:
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2), already printed
         return exc.code if isinstance(exc.code, int) else 2
-    if args.command == "admin":
-        return admin([*extra, *args.admin_args])
     return run(args.handler, args)
 
 
@@ -97,12 +94,6 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     buy.add_argument("--calls", type=positive_int, required=True, metavar="N", help="how many calls to buy")
     add_wallet(buy, env, required=True)
     add_batch_commands(commands, leaf)
-    admin_parser = commands.add_parser(
-        "admin",
-        help="operator commands: API keys, ledger export (python -m api.admin; talk to Redis)",
-        add_help=False,
-    )
-    admin_parser.add_argument("admin_args", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -183,13 +174,6 @@ def cmd_buy(args: argparse.Namespace) -> int:
     )
     print(payment.get("token", ""))
     return 0
-
-
-def admin(argv: list[str]) -> int:
-    """The operator's commands, run by api.admin itself (loaded only now: the client needs no server code)."""
-    from api import admin as operator
-
-    return operator.main(argv)
 
 
 def read_params(args: argparse.Namespace) -> dict[str, Any]:
