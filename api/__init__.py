@@ -6,6 +6,7 @@ decides each call and hands it to the workers through Redis. docs/architecture.m
     call_adapter.py  headers and arguments -> the call core's typed input;  identity.py  the caller, once per request
     ownership.py     the job or batch a path names, when the caller may see it
     request_body.py  JSON bodies (JSON types only);  request_options.py  Prefer, ?wait=N, a call's webhook
+    errors.py        the error tree: each error's HTTP status and code
     middlewares.py   request id, the log line, every error as JSON;  responses.py  msgspec JSON responses
     origin_guard.py  Origin and Host (DNS rebinding);  ratelimits.py  anonymous and per-key request limits
     read_timeouts.py header and body read deadlines;  json_depth.py  nesting measured before decoding

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from api import keys
+from api import errors, keys
 from api.callcore.gate import CallContext
 from api.callcore.parties import ANONYMOUS_CALLER, Caller, readers
 from api.ratelimits import check_key_rate, presented_key
-from shared import errors
 from shared.payments import payment_id_of
 
 CALLER = web.RequestKey("caller", Caller)

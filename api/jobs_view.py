@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from api import keys
+from api import errors, keys
 from api.responses import json_response
-from shared import errors
 from shared.failures import ended_failure
 from shared.jobs import JobError, JobRecord, JobView, job_view
 from shared.payments import token_for

@@ -15,9 +15,8 @@ import msgspec
 from aiohttp import web
 from x402.http.utils import decode_payment_required_header
 
-from api import keys
+from api import errors, keys
 from api.jobs_view import view_for
-from shared import errors
 from shared.jobs import JobError, JobRecord
 
 _encoder = msgspec.json.Encoder()

@@ -41,11 +41,10 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from api import keys
+from api import errors, keys
 from api.identity import job_readers
 from api.mcp_protocol import INVALID_PARAMS, MISSING_CLIENT_CAPABILITY, RpcError, ToolCall
 from api.mcp_results import describe, job_result
-from shared import errors
 from shared.jobs import ANONYMOUS, TERMINAL, JobRecord, iso, job_created_ms, now_ms
 
 TASKS_EXTENSION = "io.modelcontextprotocol/tasks"

@@ -21,7 +21,7 @@ import structlog
 from aiohttp import web
 from x402.schemas import PaymentPayload
 
-from api import keys
+from api import errors, keys
 from api.call_adapter import start_call
 from api.callcore.gate import PaymentInput
 from api.callcore.x402_payment import PaymentRejected, from_object
@@ -29,7 +29,6 @@ from api.mcp_protocol import INVALID_PARAMS, EventStream, RpcError, ToolCall
 from api.mcp_results import describe, error_result, job_result, payment_required_result
 from api.mcp_tasks import created, wants_task
 from api.request_options import checked_webhook, parse_prefer
-from shared import errors
 from shared.jobs import TERMINAL, JobRecord
 from shared.models import Service
 

@@ -2,7 +2,7 @@
 
 Each request gets an id (the caller's `X-Request-ID` when it is sane, else a new one), echoed in the response
 and bound to the log context. Exactly one log line per request is written here, after the answer is known.
-Domain errors (`shared.errors`), aiohttp's own HTTP errors (unknown route, wrong method, body too large) and
+Domain errors (`api.errors`), aiohttp's own HTTP errors (unknown route, wrong method, body too large) and
 Redis outages all leave as `{"error", "code", "requestId"}` with the right status; anything unexpected is
 logged with its traceback and answered with a bare 500 that reveals nothing.
 """
@@ -18,9 +18,9 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from api import errors
 from api.keys import METRICS, REQUEST_ID
 from api.responses import json_response
-from shared import errors
 
 log = structlog.get_logger("api.request")
 

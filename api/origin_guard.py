@@ -24,9 +24,9 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from api import errors
 from api.keys import SETTINGS
 from api.mcp_protocol import RpcError, error_response
-from shared import errors
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 ORIGIN_REFUSED = -32000  # the code the official TypeScript SDK answers a refused Origin or Host with

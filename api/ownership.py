@@ -7,9 +7,8 @@ from __future__ import annotations
 import structlog
 from aiohttp import web
 
-from api import keys
+from api import errors, keys
 from api.identity import job_readers
-from shared import errors
 from shared.batches import BatchRecord, is_batch_id
 from shared.jobs import JobRecord, job_created_ms, now_ms
 

@@ -39,9 +39,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from redis.exceptions import RedisError
 
-from api import keys
+from api import errors, keys
 from api.apikeys import ApiKey, RateState, rate_interval_us
-from shared import errors
 from shared.config import Settings
 from shared.keys import PREFIX
 

@@ -24,8 +24,8 @@ from typing import Any
 from aiohttp import StreamReader, web
 from aiohttp.typedefs import Handler
 
+from api import errors
 from api.keys import SETTINGS
-from shared import errors
 from shared.config import Settings
 
 

@@ -12,8 +12,8 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from api import errors
 from api.json_depth import NESTED_TOO_DEEPLY, too_deep
-from shared import errors
 
 
 def is_json_type(content_type: str) -> bool:

@@ -10,9 +10,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from api import keys
+from api import errors, keys
 from api.callcore.calls import Webhook
-from shared import errors
 from shared.webhooks import COMPLETED, JOB_EVENTS, WebhookRefused, requested
 
 _PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)

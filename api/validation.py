@@ -28,9 +28,9 @@ from typing import Any
 import msgspec
 from jsonschema import Draft202012Validator, FormatChecker, ValidationError
 
+from api.errors import ValidationFailed
 from api.json_depth import too_deep
 from shared.catalog import Catalog
-from shared.errors import ValidationFailed
 from shared.netpolicy import ip_allowed
 from shared.urls import UrlRefused, caller_url
 

@@ -11,5 +11,4 @@ keys and scripts. Nothing here serves HTTP or calls Alibaba.
     clock.py        the seed's timestamps
     failures.py     the kinds of a failed call (throttled, unavailable, server, operator, input, ...) and what
                     each means for the answer: decided once, read by the worker, the API and the client
-    errors.py       the API's error tree (its statuses and codes)
 """

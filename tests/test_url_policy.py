@@ -20,10 +20,10 @@ from support import FREE_AND_FAST, Pipeline, build_catalog
 
 from api.apikeys import ApiKeyStore
 from api.app import create_app
+from api.errors import ValidationFailed
 from api.validation import InputValidators
 from shared import keys
 from shared.config import Settings
-from shared.errors import ValidationFailed
 from shared.netpolicy import address_allowed, embedded_ipv4s, ip_allowed
 from shared.urls import UrlRefused, caller_url
 from shared.webhooks import DeliveryStore, WebhookRefused, check_target

@@ -17,13 +17,13 @@ import structlog
 from redis.asyncio import Redis
 from x402.schemas import SettleResponse
 
+from api import errors
 from api.callcore.gate import CallContext, Charge, PaymentGate, PaymentInput
 from api.callcore.idempotency import Idempotency, checked_key
 from api.callcore.parties import buyer_of, tenant_of, token_owner
 from api.callcore.refusals import INVALID_TOKEN
 from api.callcore.settlements import intent_key
 from api.callcore.x402_payment import VerifiedPayment
-from shared import errors
 from shared.config import Settings
 from shared.jobs import ANONYMOUS, JobRecord, JobStatus, JobStore, arq_payload, new_job_id, now_ms
 from shared.keys import idempotency_key

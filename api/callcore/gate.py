@@ -22,12 +22,12 @@ import structlog
 from x402.extensions.payment_identifier import extract_payment_identifier
 from x402.schemas import PaymentPayload, SettleResponse
 
+from api import errors
 from api.callcore.parties import Caller, buyer_of, tenant_of, token_owner
 from api.callcore.refusals import refusal
 from api.callcore.settlements import Intent, SettlementStore
 from api.callcore.x402_gate import SETTLE_SLACK_S, FacilitatorUnavailable, X402Gate
 from api.callcore.x402_payment import PaymentRejected, VerifiedPayment
-from shared import errors
 from shared.catalog import Catalog
 from shared.config import Settings
 from shared.jobs import ANONYMOUS, iso, now_ms

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from shared import errors
+from api import errors
 
 MAX_IDEMPOTENCY_KEY = 255
 

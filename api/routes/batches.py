@@ -20,7 +20,7 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from api import keys
+from api import errors, keys
 from api.callcore.gate import offer_body
 from api.callcore.idempotency import Idempotency, checked_key
 from api.callcore.parties import Caller, batch_owner, tenant_of, token_owner
@@ -31,7 +31,6 @@ from api.ownership import owned_batch
 from api.request_body import check_json_type
 from api.request_options import wait_seconds
 from api.responses import json_response
-from shared import errors
 from shared.batches import (
     MAX_CUSTOM_ID,
     MAX_ITEMS,

@@ -15,10 +15,10 @@ import structlog
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from api import errors
 from api.keys import CATALOG, QUALITY, SEARCH
 from api.responses import json_response
 from api.search import MAX_QUERY_CHARS, SearchHit
-from shared import errors
 from shared.clock import utc_iso
 from shared.models import Service
 from shared.payment_docs import CATALOG_PAYMENT

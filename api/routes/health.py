@@ -12,9 +12,9 @@ import asyncio
 import redis.exceptions
 from aiohttp import web
 
+from api import errors
 from api.keys import REDIS
 from api.responses import json_response
-from shared import errors
 from shared.liveness import read_liveness
 
 READY_TIMEOUT_S = 1.0

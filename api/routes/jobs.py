@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from api import keys
+from api import errors, keys
 from api.jobs_view import view_for
 from api.ownership import owned_job
 from api.request_options import wait_seconds
 from api.responses import json_response
-from shared import errors
 
 routes = web.RouteTableDef()
 

@@ -21,14 +21,13 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from api import keys
+from api import errors, keys
 from api.call_adapter import settle_headers, x402_from_headers
 from api.callcore.idempotency import checked_key
 from api.callcore.parties import owns_payment
 from api.identity import call_context, token_payments
 from api.request_body import read_json_object
 from api.responses import json_response
-from shared import errors
 from shared.models import Service
 from shared.payments import MAX_CALLS_PER_PAYMENT, payment_view, status_view, token_for
 

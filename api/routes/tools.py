@@ -11,14 +11,13 @@ import redis.exceptions
 import structlog
 from aiohttp import web
 
-from api import keys
+from api import errors, keys
 from api.call_adapter import payment_from_headers, settle_headers, start_call
 from api.identity import call_context
 from api.jobs_view import answer_for_record, view_for
 from api.request_body import read_json_object
 from api.request_options import call_webhook, parse_prefer
 from api.responses import json_response
-from shared import errors
 from shared.jobs import JobRecord, job_view
 from shared.models import Service
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from api import keys
+from api import errors, keys
 from api.callcore.parties import token_owner
 from api.identity import identify, token_payments
 from api.ownership import owned_batch, owned_job
 from api.responses import json_response
-from shared import errors
 from shared.webhooks import (
     BATCH_EVENTS,
     JOB_EVENTS,
