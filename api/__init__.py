@@ -17,5 +17,5 @@ decides each call and hands it to the workers through Redis. docs/architecture.m
     mcp_results.py   the results of a call;  mcp_tasks.py  MCP tasks (a task is its job)
     routes/          one module per resource (tools, jobs, batches, payments, webhooks, catalog, mcp, pages, ...)
     web/             the HTML pages: templates, static files, the service page's view
-    admin.py         `python -m api.admin`: the operator's keys and ledger;  keys.py  the typed app keys
+    admin.py         `server402-admin`: the operator's keys and ledger;  appkeys.py  the typed app keys
 """

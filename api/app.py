@@ -8,7 +8,7 @@ import msgspec
 from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from api import keys
+from api import appkeys
 from api.apikeys import ApiKeyStore
 from api.callcore.calls import CallCore
 from api.callcore.gate import PaymentGate
@@ -42,13 +42,13 @@ def create_app(settings: Settings, catalog_: Catalog | None = None) -> web.Appli
         client_max_size=settings.max_body_bytes,
         handler_args=handler_args(settings),  # the header read timeout, for run_app and test servers alike
     )
-    app[keys.SETTINGS] = settings
+    app[appkeys.SETTINGS] = settings
     app[GUARD] = guard_for(app)
-    app[keys.CATALOG] = catalog_ if catalog_ is not None else Catalog.load(settings.operator_file)
-    app[keys.SEARCH] = SearchIndex(app[keys.CATALOG].services)
-    app[keys.OPENAPI] = msgspec.json.encode(build_openapi(app[keys.CATALOG], settings))
-    app[keys.VALIDATORS] = InputValidators(app[keys.CATALOG], allowed_networks=settings.image_allowed_networks)
-    app[keys.METRICS] = ApiMetrics()
+    app[appkeys.CATALOG] = catalog_ if catalog_ is not None else Catalog.load(settings.operator_file)
+    app[appkeys.SEARCH] = SearchIndex(app[appkeys.CATALOG].services)
+    app[appkeys.OPENAPI] = msgspec.json.encode(build_openapi(app[appkeys.CATALOG], settings))
+    app[appkeys.VALIDATORS] = InputValidators(app[appkeys.CATALOG], allowed_networks=settings.image_allowed_networks)
+    app[appkeys.METRICS] = ApiMetrics()
     app.on_response_prepare.append(rate_limit_headers)  # RateLimit fields on errors and streams too
     app.cleanup_ctx.append(redis_ctx)
     app.cleanup_ctx.append(jobs_ctx)
@@ -60,43 +60,47 @@ def create_app(settings: Settings, catalog_: Catalog | None = None) -> web.Appli
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     pool = BlockingConnectionPool.from_url(
-        app[keys.SETTINGS].redis_url,
+        app[appkeys.SETTINGS].redis_url,
         max_connections=REDIS_MAX_CONNECTIONS,
         timeout=5,
         socket_connect_timeout=2,
         socket_timeout=5,
     )
-    app[keys.REDIS] = Redis(connection_pool=pool)
+    app[appkeys.REDIS] = Redis(connection_pool=pool)
     yield
-    await app[keys.REDIS].aclose()
+    await app[appkeys.REDIS].aclose()
     await pool.disconnect()
 
 
 async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[keys.SETTINGS]
-    app[keys.JOBS] = JobStore(app[keys.REDIS], retention_s=settings.job_retention_s)
-    app[keys.BATCHES] = BatchStore.from_settings(app[keys.REDIS], settings)
-    app[keys.PAYMENTS] = PaymentStore(app[keys.REDIS], app[keys.SETTINGS])
-    app[keys.API_KEYS] = ApiKeyStore(app[keys.REDIS])
-    app[keys.X402] = X402Gate(app[keys.SETTINGS])
-    app[keys.QUALITY] = QualityStore(app[keys.REDIS])
-    app[keys.QUALITY].start()  # writes the 402s it counts every second
-    settlements = SettlementStore(app[keys.REDIS])
-    app[keys.GATE] = PaymentGate(
-        settings, app[keys.CATALOG], app[keys.PAYMENTS], app[keys.X402], app[keys.METRICS], app[keys.QUALITY],
-        settlements,
+    settings = app[appkeys.SETTINGS]
+    app[appkeys.JOBS] = JobStore(app[appkeys.REDIS], retention_s=settings.job_retention_s)
+    app[appkeys.BATCHES] = BatchStore.from_settings(app[appkeys.REDIS], settings)
+    app[appkeys.PAYMENTS] = PaymentStore(app[appkeys.REDIS], app[appkeys.SETTINGS])
+    app[appkeys.API_KEYS] = ApiKeyStore(app[appkeys.REDIS])
+    app[appkeys.X402] = X402Gate(app[appkeys.SETTINGS])
+    app[appkeys.QUALITY] = QualityStore(app[appkeys.REDIS])
+    app[appkeys.QUALITY].start()  # writes the 402s it counts every second
+    settlements = SettlementStore(app[appkeys.REDIS])
+    app[appkeys.GATE] = PaymentGate(
+        settings, app[appkeys.CATALOG], app[appkeys.PAYMENTS], app[appkeys.X402], app[appkeys.METRICS],
+        app[appkeys.QUALITY], settlements,
     )  # fmt: skip
-    app[keys.CORE] = CallCore(settings, app[keys.GATE], app[keys.JOBS], app[keys.REDIS], app[keys.METRICS])
-    reconciler = Reconciler(app[keys.CORE], app[keys.GATE], settlements, retention_ms=settings.job_retention_s * 1000)
+    app[appkeys.CORE] = CallCore(
+        settings, app[appkeys.GATE], app[appkeys.JOBS], app[appkeys.REDIS], app[appkeys.METRICS]
+    )
+    reconciler = Reconciler(
+        app[appkeys.CORE], app[appkeys.GATE], settlements, retention_ms=settings.job_retention_s * 1000
+    )
     reconciler.start()  # ends every x402 payment left settling, in whichever API process gets to it first
-    app[keys.WAITER] = JobWaiter(app[keys.REDIS], app[keys.JOBS])
-    await app[keys.WAITER].start()
+    app[appkeys.WAITER] = JobWaiter(app[appkeys.REDIS], app[appkeys.JOBS])
+    await app[appkeys.WAITER].start()
     yield
     await reconciler.stop()
-    await app[keys.WAITER].stop()
-    await app[keys.QUALITY].stop()
-    await app[keys.X402].aclose()
+    await app[appkeys.WAITER].stop()
+    await app[appkeys.QUALITY].stop()
+    await app[appkeys.X402].aclose()
 
 
 async def openapi_document(request: web.Request) -> web.Response:
-    return json_bytes_response(request.app[keys.OPENAPI])
+    return json_bytes_response(request.app[appkeys.OPENAPI])

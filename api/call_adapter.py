@@ -7,7 +7,7 @@ from aiohttp import web
 from x402.http.utils import encode_payment_response_header
 from x402.schemas import PaymentPayload, SettleResponse
 
-from api import keys
+from api import appkeys
 from api.callcore.calls import Started, Webhook
 from api.callcore.gate import PaymentInput
 from api.callcore.x402_payment import PaymentRejected, decode_header
@@ -49,6 +49,6 @@ async def start_call(
     *,
     webhook: Webhook | None = None,
 ) -> Started:
-    return await request.app[keys.CORE].start_call(
+    return await request.app[appkeys.CORE].start_call(
         await call_context(request), service, params, payment, webhook=webhook
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from api import errors, keys
+from api import appkeys, errors
 from api.callcore.gate import CallContext
 from api.callcore.parties import ANONYMOUS_CALLER, Caller, readers
 from api.ratelimits import check_key_rate, presented_key
@@ -23,7 +23,7 @@ async def identify(request: web.Request) -> Caller:
     presented = _presented_key(request)
     caller = ANONYMOUS_CALLER
     if presented is not None:
-        api_key = await request.app[keys.API_KEYS].authenticate(presented)
+        api_key = await request.app[appkeys.API_KEYS].authenticate(presented)
         if api_key is None:
             raise errors.Unauthorized("invalid api key", code="invalid_api_key")
         await check_key_rate(request, api_key)
@@ -37,8 +37,8 @@ async def call_context(request: web.Request) -> CallContext:
     caller = await identify(request)
     return CallContext(
         caller=caller,
-        request_id=request[keys.REQUEST_ID],
-        resource_url=request.app[keys.SETTINGS].public_url + request.path,
+        request_id=request[appkeys.REQUEST_ID],
+        resource_url=request.app[appkeys.SETTINGS].public_url + request.path,
     )
 
 
@@ -57,7 +57,7 @@ def presented_tokens(request: web.Request) -> list[str]:
 
 def token_payments(request: web.Request) -> list[str]:
     """The payments of the genuine tokens the request presents (HMAC-checked, in the header's order)."""
-    secret = request.app[keys.SETTINGS].token_secret
+    secret = request.app[appkeys.SETTINGS].token_secret
     return [payment_id for token in presented_tokens(request) if (payment_id := payment_id_of(secret, token))]
 
 

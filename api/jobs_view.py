@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from api import errors, keys
+from api import appkeys, errors
 from api.responses import json_response
 from shared.failures import ended_failure
 from shared.jobs import JobError, JobRecord, JobView, job_view
@@ -12,11 +12,11 @@ from shared.payments import token_for
 
 
 async def view_for(request: web.Request, record: JobRecord) -> JobView:
-    store = request.app[keys.JOBS]
+    store = request.app[appkeys.JOBS]
     position = await store.queue_position(record.id) if record.status == "queued" else None
     credit = None
     if record.refunded and record.paymentKind == "x402" and record.paymentId:
-        credit = token_for(request.app[keys.SETTINGS].token_secret, record.paymentId)
+        credit = token_for(request.app[appkeys.SETTINGS].token_secret, record.paymentId)
     return job_view(record, retention_ms=store.retention_ms, queue_position=position, credit_token=credit)
 
 

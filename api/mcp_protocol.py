@@ -29,7 +29,7 @@ from typing import Any, Literal
 import msgspec
 from aiohttp import web
 
-from api import keys
+from api import appkeys
 from api.json_depth import NESTED_TOO_DEEPLY, too_deep
 
 HANDSHAKE_VERSIONS = ("2025-03-26", "2025-06-18", "2025-11-25")  # the initialize era, oldest first
@@ -294,6 +294,6 @@ class EventStream:
             "Content-Type": "text/event-stream",
             "Cache-Control": "no-cache, no-transform",
             "X-Accel-Buffering": "no",
-            "X-Request-ID": self._request[keys.REQUEST_ID],
+            "X-Request-ID": self._request[appkeys.REQUEST_ID],
             **self.headers,
         }

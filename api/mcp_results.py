@@ -15,7 +15,7 @@ import msgspec
 from aiohttp import web
 from x402.http.utils import decode_payment_required_header
 
-from api import errors, keys
+from api import appkeys, errors
 from api.jobs_view import view_for
 from shared.jobs import JobError, JobRecord
 
@@ -31,7 +31,7 @@ async def describe(request: web.Request, record: JobRecord) -> str:
     retrying = record.last_error()
     if retrying is not None:
         return f"queued for a retry after {retrying.code}"
-    position = await request.app[keys.JOBS].queue_position(record.id)
+    position = await request.app[appkeys.JOBS].queue_position(record.id)
     return f"queued (position {position + 1})" if position is not None else "queued"
 
 

@@ -41,7 +41,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from api import errors, keys
+from api import appkeys, errors
 from api.identity import job_readers
 from api.mcp_protocol import INVALID_PARAMS, MISSING_CLIENT_CAPABILITY, RpcError, ToolCall
 from api.mcp_results import describe, job_result
@@ -87,13 +87,13 @@ async def created(call: ToolCall, record: JobRecord, meta: dict[str, Any]) -> di
 
 
 async def _index(request: web.Request, record: JobRecord) -> None:
-    settings = request.app[keys.SETTINGS]
+    settings = request.app[appkeys.SETTINGS]
     # as long as the job can last: settling (the payment's window, then the reconciler's grace), its deadline
     # (from when it is queued), then its retention
     longest_s = settings.x402_timeout_s + settings.x402_reconcile_grace_s + settings.job_deadline_s
     kept_ms = int(settings.job_retention_s + longest_s + 60) * 1000
     key = index_key(record.owner)
-    async with request.app[keys.REDIS].pipeline(transaction=False) as pipe:
+    async with request.app[appkeys.REDIS].pipeline(transaction=False) as pipe:
         pipe.zadd(key, {record.id: record.createdAt})
         pipe.zremrangebyscore(key, "-inf", now_ms() - kept_ms)
         pipe.pexpire(key, kept_ms)
@@ -115,7 +115,7 @@ def task_status(record: JobRecord, *, modern: bool) -> str:
 
 async def task_view(call: ToolCall, record: JobRecord) -> dict[str, Any]:
     modern = call.envelope.modern
-    ttl_ms = call.request.app[keys.SETTINGS].job_retention_s * 1000  # kept at least this long after it was created
+    ttl_ms = call.request.app[appkeys.SETTINGS].job_retention_s * 1000  # kept at least this long after it was created
     updated = max(record.createdAt, record.startedAt or 0, record.finishedAt or 0)
     return {
         "taskId": record.id,
@@ -164,9 +164,9 @@ async def task_result(call: ToolCall) -> dict[str, Any]:
 
 async def _until_done(call: ToolCall, record: JobRecord) -> JobRecord:
     """The job once it has ended; at most SERVER402_WAIT_MAX_S, and no longer than the client is there."""
-    waiter, stream, request = call.request.app[keys.WAITER], call.stream, call.request
+    waiter, stream, request = call.request.app[appkeys.WAITER], call.stream, call.request
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + request.app[keys.SETTINGS].wait_max_s
+    deadline = loop.time() + request.app[appkeys.SETTINGS].wait_max_s
     reported: str | None = None
     while True:
         if stream is not None:
@@ -197,7 +197,7 @@ async def list_tasks(call: ToolCall) -> dict[str, Any]:
     """2025-11-25: the tasks of the caller's key and presented payment tokens, oldest first."""
     after = _decode_cursor(call.params.get("cursor"))
     owners = sorted(owner for owner in await _readers(call) if owner != ANONYMOUS)
-    redis = call.request.app[keys.REDIS]
+    redis = call.request.app[appkeys.REDIS]
     entries: list[tuple[int, str]] = []
     for owner in owners:
         key = index_key(owner)
@@ -208,7 +208,7 @@ async def list_tasks(call: ToolCall) -> dict[str, Any]:
         entries.extend((int(score), member.decode()) for member, score in rows)
     entries = sorted({entry for entry in entries if after is None or entry > after})
     page, more = entries[:LIST_PAGE], len(entries) > LIST_PAGE
-    jobs = call.request.app[keys.JOBS]
+    jobs = call.request.app[appkeys.JOBS]
     tasks = []
     for _, job_id in page:
         record = await jobs.get(job_id)
@@ -227,7 +227,7 @@ async def cancel_task(call: ToolCall) -> dict[str, Any]:
         if call.envelope.modern:
             return {}
         raise RpcError(INVALID_PARAMS, f"Cannot cancel task: already in terminal status ({record.status})")
-    outcome = await call.request.app[keys.JOBS].cancel(record)
+    outcome = await call.request.app[appkeys.JOBS].cancel(record)
     structlog.contextvars.bind_contextvars(job_id=record.id, cancel=outcome)
     if outcome == "missing":
         raise RpcError(INVALID_PARAMS, NOT_FOUND)
@@ -237,7 +237,7 @@ async def cancel_task(call: ToolCall) -> dict[str, Any]:
         return {}  # cooperative: the next tasks/get shows what became of it
     if outcome not in ("canceled", "cancel_requested"):
         raise RpcError(INVALID_PARAMS, f"Cannot cancel task: already in terminal status ({outcome})")
-    current = await call.request.app[keys.JOBS].get(record.id) or record
+    current = await call.request.app[appkeys.JOBS].get(record.id) or record
     return await task_view(call, current)
 
 
@@ -274,7 +274,7 @@ async def _owned(call: ToolCall) -> JobRecord:
         raise RpcError(INVALID_PARAMS, "params.taskId must be a string")
     structlog.contextvars.bind_contextvars(job_id=task_id[:64])
     readers = await _readers(call)  # first: a bad key is refused alike whether or not the task exists
-    record = await call.request.app[keys.JOBS].get(task_id) if job_created_ms(task_id) is not None else None
+    record = await call.request.app[appkeys.JOBS].get(task_id) if job_created_ms(task_id) is not None else None
     if record is None or record.owner not in readers:
         raise RpcError(INVALID_PARAMS, NOT_FOUND)
     return record

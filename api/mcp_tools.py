@@ -21,7 +21,7 @@ import structlog
 from aiohttp import web
 from x402.schemas import PaymentPayload
 
-from api import errors, keys
+from api import appkeys, errors
 from api.call_adapter import start_call
 from api.callcore.gate import PaymentInput
 from api.callcore.x402_payment import PaymentRejected, from_object
@@ -104,7 +104,7 @@ async def list_tools(call: ToolCall) -> dict[str, Any]:
     if call.params.get("cursor") is not None:
         raise RpcError(INVALID_PARAMS, "invalid cursor: the tool list has a single page")
     tasks = not call.envelope.modern
-    result: dict[str, Any] = {"tools": [tool_descriptor(s, tasks=tasks) for s in call.request.app[keys.CATALOG]]}
+    result: dict[str, Any] = {"tools": [tool_descriptor(s, tasks=tasks) for s in call.request.app[appkeys.CATALOG]]}
     return {**result, **LIST_CACHE_HINT} if call.envelope.modern else result
 
 
@@ -181,7 +181,7 @@ async def call_tool(call: ToolCall) -> dict[str, Any]:
     except msgspec.ValidationError as exc:
         raise RpcError(INVALID_PARAMS, f"invalid tools/call params: {exc}") from None
     request = call.request
-    service = request.app[keys.CATALOG].resolve(params.name)
+    service = request.app[appkeys.CATALOG].resolve(params.name)
     if service is None:
         raise RpcError(INVALID_PARAMS, f"unknown tool {params.name[:100]!r}; see tools/list")
     structlog.contextvars.bind_contextvars(service_id=service.id)
@@ -192,7 +192,7 @@ async def call_tool(call: ToolCall) -> dict[str, Any]:
         if token is not None and not isinstance(token, str):
             raise errors.ValidationFailed(f"{PAYMENT_TOKEN_ARG} must be a string")
         webhook = checked_webhook(request, webhook_url, webhook_events)
-        validated = request.app[keys.VALIDATORS].validate(service.id, arguments)
+        validated = request.app[appkeys.VALIDATORS].validate(service.id, arguments)
         payment = PaymentInput(token=token.strip() if token is not None else None, x402=_x402(params.meta))
         started = await start_call(request, service, validated, payment, webhook=webhook)
     except errors.PaymentRequired as exc:
@@ -206,7 +206,7 @@ async def call_tool(call: ToolCall) -> dict[str, Any]:
         meta[X402_RESPONSE_META] = started.settled.model_dump(mode="json", by_alias=True, exclude_none=True)
     if wants_task(call):
         return await created(call, started.record, meta)
-    settings = request.app[keys.SETTINGS]
+    settings = request.app[appkeys.SETTINGS]
     wait = parse_prefer(request.headers.get("Prefer", ""), default_s=settings.wait_max_s, max_s=settings.wait_max_s)
     record = await follow(request, started.record, wait.wait_s, call.stream)
     structlog.contextvars.bind_contextvars(mcp_outcome=record.status)
@@ -229,7 +229,7 @@ def _x402(meta: dict[str, Any]) -> PaymentPayload | PaymentRejected | None:
 
 async def follow(request: web.Request, record: JobRecord, wait_s: float, stream: EventStream | None) -> JobRecord:
     """The job once finished, or as it stands after `wait_s`; with a stream, reporting each change of state."""
-    waiter = request.app[keys.WAITER]
+    waiter = request.app[appkeys.WAITER]
     if stream is None:
         return await waiter.wait(record.id, wait_s, current=record) or record
     loop = asyncio.get_running_loop()

@@ -19,7 +19,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from api import errors
-from api.keys import METRICS, REQUEST_ID
+from api.appkeys import METRICS, REQUEST_ID
 from api.responses import json_response
 
 log = structlog.get_logger("api.request")

@@ -25,7 +25,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from api import errors
-from api.keys import SETTINGS
+from api.appkeys import SETTINGS
 from api.mcp_protocol import RpcError, error_response
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})

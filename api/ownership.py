@@ -7,7 +7,7 @@ from __future__ import annotations
 import structlog
 from aiohttp import web
 
-from api import errors, keys
+from api import appkeys, errors
 from api.identity import job_readers
 from shared.batches import BatchRecord, is_batch_id
 from shared.jobs import JobRecord, job_created_ms, now_ms
@@ -20,7 +20,7 @@ PLAUSIBLE_JOB_AGE_MS = 400 * 86_400_000
 async def owned_job(request: web.Request) -> JobRecord:
     job_id = request.match_info["job_id"]
     structlog.contextvars.bind_contextvars(job_id=job_id[:64])
-    record = await request.app[keys.JOBS].get(job_id) if job_created_ms(job_id) is not None else None
+    record = await request.app[appkeys.JOBS].get(job_id) if job_created_ms(job_id) is not None else None
     if record is None:
         raise _missing(request, job_id)
     if record.owner not in await job_readers(request):
@@ -30,7 +30,7 @@ async def owned_job(request: web.Request) -> JobRecord:
 
 def _missing(request: web.Request, job_id: str) -> errors.Server402Error:
     created = job_created_ms(job_id)
-    settings = request.app[keys.SETTINGS]
+    settings = request.app[appkeys.SETTINGS]
     age_ms = now_ms() - created if created is not None else -1
     if settings.job_retention_s * 1000 < age_ms <= PLAUSIBLE_JOB_AGE_MS:
         return errors.Gone("the job has expired and its result was deleted")
@@ -40,7 +40,7 @@ def _missing(request: web.Request, job_id: str) -> errors.Server402Error:
 async def owned_batch(request: web.Request) -> BatchRecord:
     batch_id = request.match_info["batch_id"]
     structlog.contextvars.bind_contextvars(batch_id=batch_id[:64])
-    record = await request.app[keys.BATCHES].get(batch_id) if is_batch_id(batch_id) else None
+    record = await request.app[appkeys.BATCHES].get(batch_id) if is_batch_id(batch_id) else None
     if record is None or record.owner not in await job_readers(request):
         raise errors.NotFound("batch not found")
     return record

@@ -39,7 +39,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from redis.exceptions import RedisError
 
-from api import errors, keys
+from api import appkeys, errors
 from api.apikeys import ApiKey, RateState, rate_interval_us
 from shared.config import Settings
 from shared.keys import PREFIX
@@ -129,7 +129,7 @@ async def check_key_rate(request: web.Request, api_key: ApiKey) -> None:
     headers. Raises TooManyRequests (429 with Retry-After) over the limit."""
     limit = request.get(RATE_LIMIT)
     if limit is None or limit.policy.name != KEY:
-        state = await request.app[keys.API_KEYS].check_rate_state(api_key)
+        state = await request.app[appkeys.API_KEYS].check_rate_state(api_key)
         limit = request[RATE_LIMIT] = Limit(Policy.of_key(api_key), state)
     if limit.state.wait_us > 0:
         structlog.contextvars.bind_contextvars(rate_limited=KEY)
@@ -141,7 +141,7 @@ async def check_key_rate(request: web.Request, api_key: ApiKey) -> None:
 async def check_anonymous_rate(request: web.Request) -> None:
     """The per-address limit of a request without a valid API key, recorded for the headers. Raises
     TooManyRequests over the limit; lets the request go when Redis cannot answer in time."""
-    settings = request.app[keys.SETTINGS]
+    settings = request.app[appkeys.SETTINGS]
     policy = Policy.anonymous(settings)
     try:
         async with asyncio.timeout(STORE_TIMEOUT_S):
@@ -149,7 +149,7 @@ async def check_anonymous_rate(request: web.Request) -> None:
                 return
             address = client_address(request, trusted_networks(settings.trusted_proxies))
             rate_key = anonymous_rate_key(address)
-            state = await request.app[keys.API_KEYS].gcra(rate_key, policy.interval_us, policy.burst)
+            state = await request.app[appkeys.API_KEYS].gcra(rate_key, policy.interval_us, policy.burst)
     except (RedisError, OSError, TimeoutError) as exc:
         log.warning("client rate limit unavailable; request not limited", error=type(exc).__name__)
         return

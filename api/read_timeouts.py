@@ -25,7 +25,7 @@ from aiohttp import StreamReader, web
 from aiohttp.typedefs import Handler
 
 from api import errors
-from api.keys import SETTINGS
+from api.appkeys import SETTINGS
 from shared.config import Settings
 
 

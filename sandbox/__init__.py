@@ -10,7 +10,7 @@ Run it with `python -m sandbox` (settings: `sandbox/config.py`). Module map:
 
     config.py     SandboxConfig, the only reader of the environment
     app.py        create_app(config): cleanup contexts, routes, the middleware (JSON errors, stats, log lines)
-    keys.py       every typed app/request key
+    appkeys.py    every typed app/request key
     rpc.py        the Alibaba endpoint: signature -> action -> QPS limit -> faults -> parameters -> answer
     signature.py  ACS3-HMAC-SHA256 and v2 HMAC-SHA1 signing and verification, nonce memory
     catalog.py    per-action specs (schema, image limits) loaded once from shared/data/tools.json

@@ -34,10 +34,10 @@ from collections.abc import Callable
 import msgspec
 from aiohttp import web
 
+from sandbox.appkeys import CATALOG, FAULTS, HANGS, LIMITER, LOADER, NONCES, SAMPLES, STATE, STATS
 from sandbox.config import is_loopback_host
 from sandbox.errors import ParameterError, RoutingError, SandboxError
 from sandbox.faults import FaultRule
-from sandbox.keys import CATALOG, FAULTS, HANGS, LIMITER, LOADER, NONCES, SAMPLES, STATE, STATS
 from sandbox.samples import render_blank, render_result
 from sandbox.wire import json_response
 

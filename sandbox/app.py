@@ -20,12 +20,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from sandbox import admin
-from sandbox.catalog import ActionCatalog
-from sandbox.config import SandboxConfig
-from sandbox.errors import SandboxError, error_body, internal_error
-from sandbox.faults import FaultTable, Hangs
-from sandbox.images import ImageLoader
-from sandbox.keys import (
+from sandbox.appkeys import (
     CALL,
     CATALOG,
     CONFIG,
@@ -40,6 +35,11 @@ from sandbox.keys import (
     VERIFIER,
     CallInfo,
 )
+from sandbox.catalog import ActionCatalog
+from sandbox.config import SandboxConfig
+from sandbox.errors import SandboxError, error_body, internal_error
+from sandbox.faults import FaultTable, Hangs
+from sandbox.images import ImageLoader
 from sandbox.limits import RateLimiter
 from sandbox.rpc import handle_rpc
 from sandbox.samples import Sample, render_samples

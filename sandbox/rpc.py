@@ -12,9 +12,9 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from sandbox.appkeys import CALL, CATALOG, CONFIG, FAULTS, HANGS, LIMITER, LOADER, STATE, STATS, VERIFIER, CallInfo
 from sandbox.errors import ParameterError, SandboxError, ThrottlingError, internal_error
 from sandbox.faults import Decision, Outcome
-from sandbox.keys import CALL, CATALOG, CONFIG, FAULTS, HANGS, LIMITER, LOADER, STATE, STATS, VERIFIER, CallInfo
 from sandbox.responses import BUILDERS, envelope
 from sandbox.responses.context import Call, seeded_rng
 from sandbox.signature import Caller, SignedRequest

@@ -14,7 +14,7 @@ import msgspec
 
 from shared import payment_docs
 from shared.config import ConfigError
-from shared.models import Discovery, PaymentProvider, Pricing, Quality, Service, Sla, ToolSpec, Upstream
+from shared.models import Discovery, PaymentProvider, Pricing, Quality, Service, Sla, ToolSpec, UpstreamAction
 from shared.operator import OperatorTerms, Terms, load_operator_terms
 
 TOOLS_FILE = Path(__file__).resolve().parent / "data" / "tools.json"
@@ -104,7 +104,7 @@ def build_service(spec: ToolSpec, terms: Terms) -> Service:
         required_context=spec.required_context,
         error_examples=spec.error_examples,
         sla=Sla(uptime="99.5%", max_latency="5000ms"),
-        upstream=Upstream(product=spec.product, version=spec.version, action=spec.action),
+        upstream=UpstreamAction(product=spec.product, version=spec.version, action=spec.action),
         requires_api_key=terms.requires_api_key,
     )
 

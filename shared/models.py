@@ -114,7 +114,9 @@ class Sla(Camel, frozen=True):
     max_latency: str
 
 
-class Upstream(Camel, frozen=True):
+class UpstreamAction(Camel, frozen=True):
+    """The Alibaba product, API version and action a service calls."""
+
     product: str
     version: str
     action: str
@@ -157,5 +159,5 @@ class Service(Camel, frozen=True):
     required_context: list[str]
     error_examples: list[ErrorExample]
     sla: Sla
-    upstream: Upstream
+    upstream: UpstreamAction
     requires_api_key: bool

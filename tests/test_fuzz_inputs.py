@@ -46,7 +46,7 @@ from hypothesis import strategies as st
 from structlog.testing import capture_logs
 from support import FREE_AND_FAST, Pipeline
 
-from api import keys
+from api import appkeys
 from api.apikeys import ApiKeyStore
 from shared.logging import quiet_malformed_requests
 from shared.payments import offer_id
@@ -314,7 +314,9 @@ class Fuzzer:
         """A PAYMENT-SIGNATURE for what a 402 asks for `calls` calls of PRICED, with `change`, signed by no one."""
         service = self.pipeline.catalog.resolve(PRICED)
         assert service is not None
-        accepted = self.pipeline.api.app[keys.X402].requirements(service, calls).model_dump(mode="json", by_alias=True)
+        accepted = (
+            self.pipeline.api.app[appkeys.X402].requirements(service, calls).model_dump(mode="json", by_alias=True)
+        )
         authorization = {"from": "0x" + "11" * 20, "to": accepted["payTo"], "value": accepted["amount"],
                          "validAfter": "0", "validBefore": str(int(time.time()) + 30),
                          "nonce": "0x" + "22" * 32}  # fmt: skip

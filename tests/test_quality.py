@@ -10,7 +10,7 @@ import pytest
 from redis.asyncio import Redis
 from support import Pipeline
 
-from api import keys
+from api import appkeys
 from api.app import create_app
 from scripts.embedded_redis import free_port
 from shared.catalog import Catalog
@@ -79,7 +79,7 @@ async def test_402_answers_count_as_payment_requireds_not_calls(pipeline: Pipeli
     assert quality["paymentRequireds"] == 2  # this API counts its own 402s not yet written
     assert quality["callCount"] == quality["executionCount"] == 0
     # 402s are written every second (and when the API stops): then every process sees them
-    await pipeline.api.app[keys.QUALITY].flush()
+    await pipeline.api.app[appkeys.QUALITY].flush()
     assert await pipeline.redis.hget(quality_key("face-comparison"), "paymentRequireds") == b"2"  # type: ignore[misc]
 
 

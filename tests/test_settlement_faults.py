@@ -13,7 +13,7 @@ from settlement_support import PRICE_ATOMIC, base_url, books_balance, face, ledg
 from support import Pipeline
 from x402_support import header_of, httpx_buyer, new_wallet, sign_for
 
-from api import keys as api_keys
+from api import appkeys as api_keys
 from api.apikeys import ApiKeyStore
 from sandbox.facilitator.config import DEMO_WALLET_ADDRESS
 from sandbox.facilitator.testing import RunningFacilitator

@@ -20,7 +20,7 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from api import errors, keys
+from api import appkeys, errors
 from api.callcore.gate import offer_body
 from api.callcore.idempotency import Idempotency, checked_key
 from api.callcore.parties import Caller, batch_owner, tenant_of, token_owner
@@ -88,14 +88,17 @@ class Webhook:
 
 @routes.post("/api/batches")
 async def create_batch(request: web.Request) -> web.Response:
-    settings = request.app[keys.SETTINGS]
+    settings = request.app[appkeys.SETTINGS]
     check_json_type(request, "a batch (a JSON array, or JSON lines as application/x-ndjson)", also=tuple(JSONL_TYPES))
     raw = await _read_body(request, settings.batch_max_bytes)
     caller = await identify(request)
-    gate = request.app[keys.GATE]
+    gate = request.app[appkeys.GATE]
     tokens = [gate.token_payment(token) for token in presented_tokens(request)]  # each HMAC checked once
     idempotency = _idempotency(request, caller, tokens, raw)
-    if idempotency is not None and (earlier := await idempotency.earlier(request.app[keys.REDIS], BATCH)) is not None:
+    if (
+        idempotency is not None
+        and (earlier := await idempotency.earlier(request.app[appkeys.REDIS], BATCH)) is not None
+    ):
         return await _existing(request, earlier)
     items, options, parse_errors = _parse(raw, request.content_type)
     webhook = _webhook(request, options)
@@ -115,10 +118,10 @@ async def create_batch(request: web.Request) -> web.Response:
         total=len(checked),
         status="in_progress",
         createdAt=created,
-        requestId=request[keys.REQUEST_ID],
-        window=request.app[keys.BATCHES].window,
-        deadlineMs=request.app[keys.BATCHES].deadline_ms,
-        retentionMs=request.app[keys.BATCHES].retention_ms,
+        requestId=request[appkeys.REQUEST_ID],
+        window=request.app[appkeys.BATCHES].window,
+        deadlineMs=request.app[appkeys.BATCHES].deadline_ms,
+        retentionMs=request.app[appkeys.BATCHES].retention_ms,
         webhook=webhook.url if webhook else None,
         events=webhook.events if webhook else None,
         jobEvents=webhook.job_events if webhook and webhook.job_events else None,
@@ -129,7 +132,7 @@ async def create_batch(request: web.Request) -> web.Response:
     plan = [(p.paymentId, p.serviceId, counts[p.serviceId]) for p, _ in payments]
     stored_value = (idempotency.redis_key, idempotency.value_for(record.id)) if idempotency else None
     try:
-        outcome, value = await request.app[keys.BATCHES].create(
+        outcome, value = await request.app[appkeys.BATCHES].create(
             record, stored_items, plan, idempotency=stored_value, caller_key=caller.key_client_id
         )
     except BatchRefused as refused:
@@ -156,7 +159,7 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
 
 def _check_bounds(request: web.Request, caller: Caller, checked: list[CheckedItem], webhook: Webhook | None) -> None:
     """What one request may cause: free items without an API key, and webhook deliveries, are bounded."""
-    settings = request.app[keys.SETTINGS]
+    settings = request.app[appkeys.SETTINGS]
     if caller.api_key is None:
         free = sum(1 for item in checked if item.service.pricing.amount_cents == 0)
         if free > settings.anon_batch_free_items:
@@ -217,7 +220,7 @@ def _webhook(request: web.Request, options: dict[str, Any]) -> Webhook | None:
         webhook = requested(
             request.query.get("webhook", options.get("webhook")),
             request.query.get("webhookEvents", options.get("webhookEvents")),
-            allowed_networks=request.app[keys.SETTINGS].webhook_allowed_networks,
+            allowed_networks=request.app[appkeys.SETTINGS].webhook_allowed_networks,
             allowed=(*BATCH_EVENTS, *JOB_EVENTS, COMPLETED),
             default=BATCH_EVENTS,
         )
@@ -282,18 +285,18 @@ def _check_item(request: web.Request, caller: Caller, item: Any, seen: set[str])
         raise ItemProblem("duplicate_custom_id", "customId is used by another item of this batch")
     seen.add(custom_id)
     service_key = item.get("serviceId")
-    service = request.app[keys.CATALOG].resolve(service_key) if isinstance(service_key, str) else None
+    service = request.app[appkeys.CATALOG].resolve(service_key) if isinstance(service_key, str) else None
     if service is None:
         raise ItemProblem("service_not_found", "serviceId is not a service of the catalog; see /api/catalog")
     try:
-        request.app[keys.GATE].check_access(caller, service)
+        request.app[appkeys.GATE].check_access(caller, service)
     except (errors.Unauthorized, errors.Forbidden) as exc:
         raise ItemProblem(exc.code, exc.message) from None
     params = item.get("input", {})
     if not isinstance(params, dict):
         raise ItemProblem("validation_failed", "input must be an object of the tool's parameters")
     try:
-        params = request.app[keys.VALIDATORS].validate(service.id, params)
+        params = request.app[appkeys.VALIDATORS].validate(service.id, params)
     except errors.ValidationFailed as exc:
         raise ItemProblem(exc.code, exc.message, exc.details) from None
     return CheckedItem(custom_id=custom_id, service=service, params=params)
@@ -313,7 +316,7 @@ async def _payments_for(
     """The payment paying for each paid service of the batch, in the header's order (tokens: their payments, None
     for one that is not ours); 402 when a service has none (saying what to buy), 400 for two tokens of one service
     or one that pays for no item."""
-    store = request.app[keys.PAYMENTS]
+    store = request.app[appkeys.PAYMENTS]
     counts = _paid_counts(checked)
     found: dict[str, tuple[PaymentRecord, str]] = {}
     for payment_id in tokens:
@@ -340,8 +343,8 @@ async def _payments_for(
 def _payment_required(
     request: web.Request, counts: dict[str, int], code: str, message: str, error: str = "payment required"
 ) -> errors.Server402Error:
-    catalog = request.app[keys.CATALOG]
-    store = request.app[keys.PAYMENTS]
+    catalog = request.app[appkeys.CATALOG]
+    store = request.app[appkeys.PAYMENTS]
     needed = []
     for service_id, calls in counts.items():
         service = catalog.resolve(service_id)
@@ -396,11 +399,11 @@ def _idempotency(request: web.Request, caller: Caller, tokens: list[str | None],
 
 
 async def _existing(request: web.Request, batch_id: str) -> web.Response:
-    record = await request.app[keys.BATCHES].get(batch_id)
+    record = await request.app[appkeys.BATCHES].get(batch_id)
     if record is None:
         raise errors.Gone("the batch for this Idempotency-Key has expired")
     structlog.contextvars.bind_contextvars(batch_id=batch_id, idempotent_replay=True)
-    view = batch_view(record, retention_ms=request.app[keys.SETTINGS].job_retention_s * 1000)
+    view = batch_view(record, retention_ms=request.app[appkeys.SETTINGS].job_retention_s * 1000)
     return json_response(view, status=200, headers={"Location": view.links["self"]})
 
 
@@ -412,11 +415,11 @@ async def get_batch(request: web.Request) -> web.Response:
     record = await owned_batch(request)
     wait_s = wait_seconds(request)
     if wait_s > 0 and not record.done:
-        waited = await request.app[keys.WAITER].wait_for(
-            record.id, wait_s, request.app[keys.BATCHES].get, lambda batch: batch.done, current=record
+        waited = await request.app[appkeys.WAITER].wait_for(
+            record.id, wait_s, request.app[appkeys.BATCHES].get, lambda batch: batch.done, current=record
         )
         record = waited or record
-    return json_response(batch_view(record, retention_ms=request.app[keys.SETTINGS].job_retention_s * 1000))
+    return json_response(batch_view(record, retention_ms=request.app[appkeys.SETTINGS].job_retention_s * 1000))
 
 
 @routes.get("/api/batches/{batch_id}/results")
@@ -426,7 +429,7 @@ async def batch_results(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson", "Batch-Status": record.status})
     await response.prepare(request)
     encoder = msgspec.json.Encoder()
-    async for page in request.app[keys.BATCHES].results(record.id, offset):
+    async for page in request.app[appkeys.BATCHES].results(record.id, offset):
         buffer = bytearray()
         for line in page:
             encoder.encode_into(line, buffer, len(buffer))
@@ -448,8 +451,8 @@ async def cancel_batch(request: web.Request) -> web.Response:
     record = await owned_batch(request)
     if record.done:  # as for a job: nothing is left to cancel
         raise errors.Conflict(f"the batch has already finished ({record.status})")
-    store = request.app[keys.BATCHES]
-    status = await store.cancel(record.id, request.app[keys.JOBS])
+    store = request.app[appkeys.BATCHES]
+    status = await store.cancel(record.id, request.app[appkeys.JOBS])
     log.info("batch canceled", status=status)
     current = await store.get(record.id) or record
-    return json_response(batch_view(current, retention_ms=request.app[keys.SETTINGS].job_retention_s * 1000))
+    return json_response(batch_view(current, retention_ms=request.app[appkeys.SETTINGS].job_retention_s * 1000))

@@ -16,7 +16,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from api import errors
-from api.keys import CATALOG, QUALITY, SEARCH
+from api.appkeys import CATALOG, QUALITY, SEARCH
 from api.responses import json_response
 from api.search import MAX_QUERY_CHARS, SearchHit
 from shared.clock import utc_iso

@@ -13,7 +13,7 @@ import redis.exceptions
 from aiohttp import web
 
 from api import errors
-from api.keys import REDIS
+from api.appkeys import REDIS
 from api.responses import json_response
 from shared.liveness import read_liveness
 

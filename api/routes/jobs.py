@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from api import errors, keys
+from api import appkeys, errors
 from api.jobs_view import view_for
 from api.ownership import owned_job
 from api.request_options import wait_seconds
@@ -18,17 +18,17 @@ async def get_job(request: web.Request) -> web.Response:
     wait_s = wait_seconds(request)
     record = await owned_job(request)
     if wait_s > 0:
-        record = await request.app[keys.WAITER].wait(record.id, wait_s, current=record) or record
+        record = await request.app[appkeys.WAITER].wait(record.id, wait_s, current=record) or record
     return json_response(await view_for(request, record))
 
 
 @routes.delete("/api/jobs/{job_id}")
 async def cancel_job(request: web.Request) -> web.Response:
     record = await owned_job(request)
-    outcome = await request.app[keys.JOBS].cancel(record)
+    outcome = await request.app[appkeys.JOBS].cancel(record)
     if outcome == "settling":
         raise errors.Conflict("the job's x402 payment is still settling: cancel it once it is queued")
     if outcome not in ("canceled", "cancel_requested"):
         raise errors.Conflict(f"the job has already finished ({outcome})")
-    current = await request.app[keys.JOBS].get(record.id) or record
+    current = await request.app[appkeys.JOBS].get(record.id) or record
     return json_response(await view_for(request, current), status=200 if outcome == "canceled" else 202)

@@ -19,7 +19,7 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from api import keys
+from api import appkeys
 from api.mcp_protocol import (
     HANDSHAKE_VERSIONS,
     INTERNAL_ERROR,
@@ -212,5 +212,5 @@ async def _body(request: web.Request) -> bytes:
     try:
         return await request.read()
     except web.HTTPRequestEntityTooLarge:
-        limit = request.app[keys.SETTINGS].max_body_bytes
+        limit = request.app[appkeys.SETTINGS].max_body_bytes
         raise RpcError(INVALID_REQUEST, f"request body too large (limit {limit} bytes)", status=413) from None

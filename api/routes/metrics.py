@@ -9,7 +9,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from api import keys
+from api import appkeys
 from shared.keys import QUEUE_NAME, RUNNING_JOBS
 from shared.metrics import Snapshot, WorkerMetrics
 
@@ -19,11 +19,11 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
-    redis = request.app[keys.REDIS]
+    redis = request.app[appkeys.REDIS]
     families = [*await WorkerMetrics(redis).read(), *await _queue_gauges(request), await _health_gauge(request)]
     scraped = CollectorRegistry(auto_describe=False)
     scraped.register(Snapshot(families))
-    body = generate_latest(request.app[keys.METRICS].registry) + generate_latest(scraped)
+    body = generate_latest(request.app[appkeys.METRICS].registry) + generate_latest(scraped)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
@@ -32,8 +32,8 @@ HEALTH_STATES = ("healthy", "degraded", "unhealthy", "unknown")
 
 async def _health_gauge(request: web.Request) -> Metric:
     """One-hot: 1 for each service's current health status (from the health worker's last probe)."""
-    catalog = request.app[keys.CATALOG]
-    figures = await request.app[keys.QUALITY].snapshot([service.id for service in catalog])
+    catalog = request.app[appkeys.CATALOG]
+    figures = await request.app[appkeys.QUALITY].snapshot([service.id for service in catalog])
     gauge = GaugeMetricFamily(
         "server402_service_health", "Each service's health from the last probe: 1 for its status, 0 otherwise.",
         labels=["service", "status"],
@@ -46,7 +46,7 @@ async def _health_gauge(request: web.Request) -> Metric:
 
 
 async def _queue_gauges(request: web.Request) -> list[Metric]:
-    redis = request.app[keys.REDIS]
+    redis = request.app[appkeys.REDIS]
     now_ms = int(time.time() * 1000)
     pipe = redis.pipeline(transaction=False)
     pipe.zcount(QUEUE_NAME, "-inf", now_ms)

@@ -13,7 +13,7 @@ from urllib.parse import quote
 import structlog
 from aiohttp import web
 
-from api.keys import CATALOG, SETTINGS
+from api.appkeys import CATALOG, SETTINGS
 from api.web import service_view
 from api.web.assets import asset_url, assets
 from api.web.templating import Markup, html, join, render

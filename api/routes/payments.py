@@ -21,7 +21,7 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from api import errors, keys
+from api import appkeys, errors
 from api.call_adapter import settle_headers, x402_from_headers
 from api.callcore.idempotency import checked_key
 from api.callcore.parties import owns_payment
@@ -40,7 +40,7 @@ async def create_payment(request: web.Request) -> web.Response:
     body = await read_json_object(request, "the purchase")
     service, calls = _purchase(request, body)
     ctx = await call_context(request)
-    gate = request.app[keys.GATE]
+    gate = request.app[appkeys.GATE]
     gate.check_access(ctx.caller, service)
     structlog.contextvars.bind_contextvars(service_id=service.id, calls=calls)
     offered = x402_from_headers(request)
@@ -54,7 +54,7 @@ async def create_payment(request: web.Request) -> web.Response:
     record = bought.record
     structlog.contextvars.bind_contextvars(payment_id=record.paymentId, replayed=not bought.fresh)
     headers = {**settle_headers(bought.settled), "Location": f"/api/payments/{record.paymentId}"}
-    token = token_for(request.app[keys.SETTINGS].token_secret, record.paymentId) if bought.show_token else ""
+    token = token_for(request.app[appkeys.SETTINGS].token_secret, record.paymentId) if bought.show_token else ""
     view: Any = payment_view(record, token=token) if bought.show_token else status_view(record)
     return web.Response(
         body=msgspec.json.encode(view),
@@ -67,8 +67,8 @@ async def create_payment(request: web.Request) -> web.Response:
 @routes.get("/api/payments/{payment_id}")
 async def get_payment(request: web.Request) -> web.Response:
     payment_id = request.match_info["payment_id"]
-    store = request.app[keys.PAYMENTS]
-    record = await store.get(payment_id) or store.offer_for(payment_id, request.app[keys.CATALOG].resolve)
+    store = request.app[appkeys.PAYMENTS]
+    record = await store.get(payment_id) or store.offer_for(payment_id, request.app[appkeys.CATALOG].resolve)
     if record is None:
         raise errors.NotFound("payment not found")
     if record.kind == "offer":
@@ -77,7 +77,7 @@ async def get_payment(request: web.Request) -> web.Response:
     presented = next(iter(token_payments(request)), None)
     if not owns_payment(ctx.caller, presented, record.clientId, record.paymentId):
         return json_response(status_view(record))
-    return json_response(payment_view(record, token=token_for(request.app[keys.SETTINGS].token_secret, payment_id)))
+    return json_response(payment_view(record, token=token_for(request.app[appkeys.SETTINGS].token_secret, payment_id)))
 
 
 def _purchase(request: web.Request, body: dict[str, Any]) -> tuple[Service, int]:
@@ -87,7 +87,7 @@ def _purchase(request: web.Request, body: dict[str, Any]) -> tuple[Service, int]
     service_id = body.get("serviceId")
     if not isinstance(service_id, str) or not service_id:
         raise errors.ValidationFailed("serviceId is required")
-    service = request.app[keys.CATALOG].resolve(service_id)
+    service = request.app[appkeys.CATALOG].resolve(service_id)
     if service is None:
         raise errors.UnknownService(f"unknown service {service_id[:100]!r}; see /api/catalog")
     if "providerId" in body and body["providerId"] != service.payment.provider_id:

@@ -17,7 +17,7 @@ import asyncio
 
 from aiohttp import web
 
-from api.keys import CATALOG, QUALITY, REDIS
+from api.appkeys import CATALOG, QUALITY, REDIS
 from api.responses import json_response
 from shared.clock import utc_iso
 from shared.liveness import WorkerLiveness, read_liveness

@@ -11,7 +11,7 @@ import redis.exceptions
 import structlog
 from aiohttp import web
 
-from api import errors, keys
+from api import appkeys, errors
 from api.call_adapter import payment_from_headers, settle_headers, start_call
 from api.identity import call_context
 from api.jobs_view import answer_for_record, view_for
@@ -31,9 +31,9 @@ async def call_tool(request: web.Request) -> web.Response:
     params = await read_json_object(request)
     payment = payment_from_headers(request)
     if not params and payment.token is None and payment.x402 is None:  # a discovery probe: the terms first
-        request.app[keys.CORE].probe(await call_context(request), service)
-    params = request.app[keys.VALIDATORS].validate(service.id, params)
-    settings = request.app[keys.SETTINGS]
+        request.app[appkeys.CORE].probe(await call_context(request), service)
+    params = request.app[appkeys.VALIDATORS].validate(service.id, params)
+    settings = request.app[appkeys.SETTINGS]
     prefer_header = request.headers.get("Prefer", "")
     prefer = parse_prefer(prefer_header, default_s=settings.wait_default_s, max_s=settings.wait_max_s)
     webhook = call_webhook(request)
@@ -44,7 +44,7 @@ async def call_tool(request: web.Request) -> web.Response:
     try:
         if prefer.respond_async:
             return await accepted(request, record, headers)
-        final = await request.app[keys.WAITER].wait(record.id, prefer.wait_s, current=record)
+        final = await request.app[appkeys.WAITER].wait(record.id, prefer.wait_s, current=record)
         return await answer_for_record(request, final or record, headers, blocking=True)
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
         # The job exists and is paid for: Redis went away while we waited. Answering 503 would invite a retry that
@@ -62,7 +62,7 @@ async def accepted(request: web.Request, record: JobRecord, headers: dict[str, s
 
 def _service(request: web.Request) -> Service:
     key = request.match_info["tool"]
-    service = request.app[keys.CATALOG].resolve(key)
+    service = request.app[appkeys.CATALOG].resolve(key)
     if service is None:
         raise errors.ServiceNotFound(f"tool {key[:100]!r} not found; see /api/catalog")
     structlog.contextvars.bind_contextvars(service_id=service.id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from api import errors, keys
+from api import appkeys, errors
 from api.callcore.parties import token_owner
 from api.identity import identify, token_payments
 from api.ownership import owned_batch, owned_job
@@ -30,13 +30,13 @@ async def _owner(request: web.Request) -> str:
     if caller.api_key is not None:
         return caller.key_client_id
     payment_id = next(iter(token_payments(request)), None)
-    if payment_id is None or await request.app[keys.PAYMENTS].get(payment_id) is None:
+    if payment_id is None or await request.app[appkeys.PAYMENTS].get(payment_id) is None:
         raise errors.Unauthorized("send your API key or a payment token to see its webhook secret")
     return token_owner(payment_id)
 
 
 def _secrets(request: web.Request) -> WebhookSecrets:
-    return WebhookSecrets(request.app[keys.REDIS], str(request.app[keys.SETTINGS].token_secret))
+    return WebhookSecrets(request.app[appkeys.REDIS], str(request.app[appkeys.SETTINGS].token_secret))
 
 
 @routes.get("/api/webhooks/secret")
@@ -52,12 +52,12 @@ async def rotate_secret(request: web.Request) -> web.Response:
 @routes.get("/api/jobs/{job_id}/deliveries")
 async def job_deliveries(request: web.Request) -> web.Response:
     record = await owned_job(request)
-    views = await DeliveryStore(request.app[keys.REDIS]).views(record.id, JOB_EVENTS)
+    views = await DeliveryStore(request.app[appkeys.REDIS]).views(record.id, JOB_EVENTS)
     return json_response({"deliveries": views})
 
 
 @routes.get("/api/batches/{batch_id}/deliveries")
 async def batch_deliveries(request: web.Request) -> web.Response:
     record = await owned_batch(request)
-    views = await DeliveryStore(request.app[keys.REDIS]).views(record.id, BATCH_EVENTS)
+    views = await DeliveryStore(request.app[appkeys.REDIS]).views(record.id, BATCH_EVENTS)
     return json_response({"deliveries": views})

@@ -12,8 +12,8 @@ from alibabacloud_facebody20191230 import models as fb
 from alibabacloud_tea_openapi.exceptions import ClientException
 from PIL import Image
 
+from sandbox.appkeys import CATALOG
 from sandbox.images import is_loopback_url
-from sandbox.keys import CATALOG
 from sandbox.testing import RunningSandbox
 
 
