@@ -1,89 +1,11 @@
-"""`python -m workers`: run the invocation worker (arq) until SIGINT/SIGTERM. `run_worker` also runs the health
-worker (`python -m workers.health`).
-
-arq's worker ends, raising, as soon as Redis stops answering (its poll loop and its job bookkeeping do not retry),
-and arq's own `conn_retries` only cover connecting at start. So `supervise` runs workers one after another: when
-Redis is lost, the worker is dropped (the attempts it was running are cancelled: their jobs stay on arq's queue
-and run again once their short leases lapse, as after a crash, see workers/tasks.py) and a new one starts, which
-waits for Redis to answer (arq's `conn_retries`, then again after RESTART_DELAY_S). A Redis restart or failover
-costs the jobs in flight a few seconds, never the jobs, and needs no process manager to restart the worker.
-"""
+"""`python -m workers`: run the invocation worker (arq, `workers.queue.ServerWorker`) until SIGINT/SIGTERM,
+supervised (workers/supervisor.py: a new worker after Redis is lost)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import sys
-from collections.abc import Callable
-from typing import Any
-
-import redis.exceptions
-import structlog
-from arq.worker import Worker
-
-from shared.config import ConfigError, Settings
-from shared.logging import configure_logging
 from workers.queue import ServerWorker
 from workers.settings import worker_options
-
-RESTART_DELAY_S = 1.0
-ABANDON_GRACE_S = 2.0
-# redis-py reports a connection lost during arq's WATCH (when it starts a job) as a WatchError
-REDIS_LOST = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.WatchError)
-
-log = structlog.get_logger("workers")
-
-
-def run_worker(label: str, options: Callable[[Settings], dict[str, Any]], worker_class: type[Worker] = Worker) -> int:
-    try:
-        settings = Settings.from_env()
-    except ConfigError as exc:
-        print(f"server402 {label}: {exc}", file=sys.stderr)
-        return 2
-    configure_logging(settings.log_level, settings.log_format)
-    asyncio.run(supervise(lambda: worker_class(**options(settings))))
-    return 0
-
-
-async def supervise(new_worker: Callable[[], Worker], *, restart_delay_s: float = RESTART_DELAY_S) -> None:
-    """Run `new_worker()` until a signal stops it (then close it as arq's `Worker.run` does); each time it loses
-    Redis, drop it and start another."""
-    stopping = asyncio.Event()
-    while not stopping.is_set():
-        worker = new_worker()
-        worker.on_stop = lambda _signal: stopping.set()  # arq's SIGINT/SIGTERM handler: cancels its main task
-        try:
-            await worker.async_run()
-        except asyncio.CancelledError:
-            if not stopping.is_set():
-                raise
-        except REDIS_LOST as exc:
-            log.warning("redis lost: starting a new worker", error=type(exc).__name__, retry_in_s=restart_delay_s)
-            await abandon(worker)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), restart_delay_s)
-            continue
-        await worker.close()
-        return
-
-
-async def abandon(worker: Worker) -> None:
-    """Let go of a worker that lost Redis: cancel its running attempts (arq cannot record their end; their leases
-    lapse and they run again), stop its background tasks and close its connections."""
-    for attempt in worker.job_tasks.values():
-        attempt.cancel()  # arq's task around each attempt then tries to put it back on the queue, and gives up
-    runs = list(worker.tasks.values())
-    if runs:
-        _, stuck = await asyncio.wait(runs, timeout=ABANDON_GRACE_S)
-        for run in stuck:
-            run.cancel()
-        await asyncio.gather(*runs, return_exceptions=True)
-    if worker.on_shutdown is not None:
-        with contextlib.suppress(*REDIS_LOST):
-            await worker.on_shutdown(worker.ctx)
-    if worker._pool is not None:
-        await worker._pool.aclose(close_connection_pool=True)
-        worker._pool = None
+from workers.supervisor import run_worker
 
 
 def main() -> int:

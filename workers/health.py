@@ -45,8 +45,8 @@ from shared.keys import PREFIX
 from shared.liveness import Heartbeat
 from shared.models import ToolSpec
 from shared.quality import DEGRADED, HEALTHY, UNHEALTHY, HealthStatus, QualityStore
-from workers.__main__ import run_worker
 from workers.ratelimit import RateLimiter, SlotTooFar
+from workers.supervisor import run_worker
 from workers.upstream import Upstream, UpstreamError
 
 HEALTH_QUEUE = f"{PREFIX}:health"
