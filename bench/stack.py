@@ -82,6 +82,7 @@ class Stack:
             # The load generators are one client address: the anonymous limit (20/s) stays on, so its cost per
             # request is measured, but high enough never to refuse.
             "SERVER402_ANON_RATE": "1000000", "SERVER402_ANON_BURST": "1000000",
+            "SERVER402_ANON_BATCH_FREE_ITEMS": "1000000",  # batch_isolation sends 5,000+ items without a key
             "SERVER402_FACILITATOR_LOG_LEVEL": "warning", **(env or {}),
         }  # fmt: skip
         self._want = (workers, facilitator)
