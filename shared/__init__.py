@@ -4,7 +4,7 @@ keys and scripts. Nothing here serves HTTP or calls Alibaba.
     config.py       Settings, the only reader of the environment;  logging.py, metrics.py  for every process
     catalog.py      the services (tools.json + operator terms);  models.py  their msgspec Structs
     operator.py     the operator's terms file;  payment_docs.py  the payment instructions every service carries
-    keys.py         every Redis key and the Lua scripts that change them together
+    keys.py         every Redis key and the names of the Lua scripts;  lua/  the scripts, a file each, and their loader
     jobs.py         a job's record, its states and the store;  batches.py  batches;  payments.py  payments, tokens
     quality.py      live quality figures;  liveness.py  worker heartbeats;  webhooks.py  signed deliveries
     urls.py, netpolicy.py   callers' URLs, parsed strictly, and where they may point

@@ -2,11 +2,11 @@
 
 A batch is accepted whole or not at all: the API validates every item first, then one Lua script (CREATE_BATCH)
 consumes the calls of every payment it uses, stores the items and queues the first `window` of them as ordinary
-jobs. From then on every finished item queues the next one in the same Lua step that finishes it (shared/keys.py
-`fan_out`, `batch_moved`): no process has to drive the batch, so no crash can stall or double it, and a batch
-never has more than its window queued or running. Single calls, queued ahead of batch items anyway
-(shared/jobs.py `queue_score`), and their retries therefore wait behind at most a window of batch items. The
-batch's counters move with every transition of its jobs, so its counts and its completion are exact at every
+jobs. From then on every finished item queues the next one in the same Lua step that finishes it
+(shared/lua/lib/state.lua `fan_out`, `batch_moved`): no process has to drive the batch, so no crash can stall or
+double it, and a batch never has more than its window queued or running. Single calls, queued ahead of batch items
+anyway (shared/jobs.py `queue_score`), and their retries therefore wait behind at most a window of batch items.
+The batch's counters move with every transition of its jobs, so its counts and its completion are exact at every
 moment.
 
     s402:batch:{id}        hash   id, owner, total, fanned, running, succeeded, failed, canceled, expired,
@@ -43,6 +43,7 @@ from shared.jobs import (
     new_job_id,
     now_ms,
 )
+from shared.lua import pack
 
 BatchStatus = Literal["in_progress", "canceling", "completed", "canceled"]
 BATCH_ID_PREFIX = "bat_"
@@ -213,29 +214,18 @@ class BatchStore:
         calls). Returns (1, idempotency value) when created, (0, stored value) for an existing batch of the same
         Idempotency-Key; raises BatchRefused when a payment cannot cover its items (then nothing changed)."""
         fields = {k: v for k, v in msgspec.structs.asdict(record).items() if v is not None}
-        flat_fields = [item for pair in fields.items() for item in pair]
-        flat_payments = [x for pid, service, calls in payments for x in (keys.payment_key(pid), service, calls)]
         # kept until every item can have finished (then the completed batch is kept for the retention time)
         ttl_ms = record.deadlineMs * 2 + record.retentionMs
         idem_key, idem_value = idempotency if idempotency else ("", "")
         outcome, value, index = await self._create(
             keys=[keys.batch_key(record.id), keys.batch_key(record.id) + ":items", idem_key, keys.LEDGER],
-            args=[
-                record.id,
-                record.createdAt,
-                iso(record.createdAt),
-                ttl_ms,
-                idem_value,
-                caller_key,
-                record.window,
-                len(payments),
-                len(fields),
-                len(items),
-                *flat_payments,
-                *flat_fields,
-                *(self._stored_item(record, item) for item in items),
-            ],
-        )
+            args=[keys.SCRIPT_NAMES, pack(
+                id=record.id, now=record.createdAt, at=iso(record.createdAt), ttl=ttl_ms, idempotency=idem_value,
+                caller=caller_key, window=record.window,
+                payments=[(keys.payment_key(pid), service, calls) for pid, service, calls in payments],
+                fields=[item for pair in fields.items() for item in pair]),
+                *(self._stored_item(record, item) for item in items)],
+        )  # fmt: skip
         if int(outcome) == -1:
             raise BatchRefused(value.decode(), int(index))
         return int(outcome), value.decode() if isinstance(value, bytes) else str(value)
@@ -277,7 +267,7 @@ class BatchStore:
             now = now_ms()
             status, left = await self._cancel(
                 keys=[key, keys.QUEUE_NAME, keys.LEDGER],
-                args=[CANCEL_CHUNK, now, iso(now), keys.JOBS_DONE_CHANNEL, error],
+                args=[keys.SCRIPT_NAMES, CANCEL_CHUNK, now, iso(now), keys.JOBS_DONE_CHANNEL, error],
             )
             status = status.decode() if isinstance(status, bytes) else str(status)
             if status == "missing" or int(left) == 0:

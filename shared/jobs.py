@@ -28,7 +28,8 @@ from shared import keys
 from shared.clock import utc_iso
 from shared.failures import Failure, Kind, ended_failure, failure, kind_of_code
 from shared.keys import SETTLING_DUE
-from shared.quality import CALL_COUNT, LAST_CALL_AT, QUALITY_LUA, ResultFigure, quality_key
+from shared.lua import pack
+from shared.quality import CALL_COUNT, LAST_CALL_AT, ResultFigure, quality_key
 
 JobStatus = Literal["settling", "queued", "running", "succeeded", "failed", "canceled", "expired"]
 TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "canceled", "expired"})
@@ -278,7 +279,7 @@ class JobStore:
         self.retention_ms = retention_s * 1000
         self._enqueue = redis.register_script(keys.ENQUEUE_JOB)
         self._start = redis.register_script(keys.START_JOB)
-        self._finish = redis.register_script(QUALITY_LUA + keys.FINISH_JOB)
+        self._finish = redis.register_script(keys.FINISH_JOB)
         self._begin_call = redis.register_script(keys.BEGIN_CALL)
         self._requeue = redis.register_script(keys.REQUEUE_JOB)
         self._cancel = redis.register_script(keys.CANCEL_JOB)
@@ -318,23 +319,12 @@ class JobStore:
                 quality_key(record.service),
                 *((settled_intent, SETTLING_DUE) if settled_intent else ()),
             ],
-            args=[
-                record.id,
-                arq_payload,
-                queue_score(record.createdAt, interactive=True),
-                ttl_ms,
-                idem_value,
-                record.service,
-                caller_key,
-                record.createdAt,
-                iso(record.createdAt),
-                CALL_COUNT,
-                LAST_CALL_AT,
-                utc_iso(record.createdAt),
-                record.tenant if tenant_from_payment else "",
-                *flat,
-            ],
-        )
+            args=[keys.SCRIPT_NAMES, pack(
+                id=record.id, payload=arq_payload, score=queue_score(record.createdAt, interactive=True), ttl=ttl_ms,
+                idempotency=idem_value, service=record.service, caller=caller_key, now=record.createdAt,
+                at=iso(record.createdAt), count_field=CALL_COUNT, time_field=LAST_CALL_AT,
+                time=utc_iso(record.createdAt), tenant=record.tenant if tenant_from_payment else "", fields=flat)],
+        )  # fmt: skip
         return int(outcome), value.decode() if isinstance(value, bytes) else str(value)
 
     async def get(self, job_id: str) -> JobRecord | None:
@@ -361,8 +351,10 @@ class JobStore:
         now = now_ms()
         status, attempts, flat = await self._start(
             keys=[keys.job_key(job_id), keys.LEDGER, keys.RUNNING_JOBS],
-            args=[now, keys.JOBS_DONE_CHANNEL, self.retention_ms, _json.encode(EXPIRED), min_budget_ms, iso(now)],
-        )
+            args=[keys.SCRIPT_NAMES, pack(
+                now=now, channel=keys.JOBS_DONE_CHANNEL, retention=self.retention_ms, expired=_json.encode(EXPIRED),
+                min_budget=min_budget_ms, at=iso(now))],
+        )  # fmt: skip
         record = _record(dict(zip(flat[::2], flat[1::2], strict=True))) if flat else None
         return status.decode(), int(attempts), record
 
@@ -389,22 +381,26 @@ class JobStore:
         quality = figure if figure is not None else ResultFigure("", "", "", 0)
         done = await self._finish(
             keys=[keys.job_key(record.id), record.payment_key(), keys.LEDGER, keys.RUNNING_JOBS, quality.key],
-            args=[status, now, field, payload, self.retention_ms, keys.JOBS_DONE_CHANNEL, refund, iso(now),
-                  quality.field, quality.latency, quality.alpha, record.id],
+            args=[keys.SCRIPT_NAMES, pack(
+                id=record.id, status=status, now=now, field=field, payload=payload, retention=self.retention_ms,
+                channel=keys.JOBS_DONE_CHANNEL, refund=refund, at=iso(now), quality_field=quality.field,
+                latency=quality.latency, alpha=quality.alpha)],
         )  # fmt: skip
         return bool(done)
 
     async def requeue(self, job_id: str, retry_at_ms: int, error: JobError) -> bool:
-        return bool(
-            await self._requeue(keys=[keys.job_key(job_id), keys.RUNNING_JOBS], args=[retry_at_ms, _json.encode(error)])
+        requeued = await self._requeue(
+            keys=[keys.job_key(job_id), keys.RUNNING_JOBS], args=[keys.SCRIPT_NAMES, retry_at_ms, _json.encode(error)]
         )
+        return bool(requeued)
 
     async def cancel(self, record: JobRecord) -> str:
         now = now_ms()
         result = await self._cancel(
             keys=[keys.job_key(record.id), keys.QUEUE_NAME, keys.LEDGER],
-            args=[now, _json.encode(CANCELED_BEFORE_RUN), self.retention_ms, keys.JOBS_DONE_CHANNEL, iso(now)],
-        )
+            args=[keys.SCRIPT_NAMES, now, _json.encode(CANCELED_BEFORE_RUN), self.retention_ms, keys.JOBS_DONE_CHANNEL,
+                  iso(now)],
+        )  # fmt: skip
         return result.decode() if isinstance(result, bytes) else str(result)
 
     async def cancel_many(self, job_ids: list[str]) -> tuple[int, int]:
@@ -415,7 +411,7 @@ class JobStore:
         error = _json.encode(CANCELED_BEFORE_RUN)
         canceled, asked = await self._cancel_many(
             keys=[keys.QUEUE_NAME, keys.LEDGER],
-            args=[now, error, self.retention_ms, keys.JOBS_DONE_CHANNEL, iso(now), *job_ids],
+            args=[keys.SCRIPT_NAMES, now, error, self.retention_ms, keys.JOBS_DONE_CHANNEL, iso(now), *job_ids],
         )
         return int(canceled), int(asked)
 

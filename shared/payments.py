@@ -242,7 +242,7 @@ class NonceClaim(msgspec.Struct, frozen=True):
 
 
 class PaymentStore:
-    """Creates and reads payments. Consumption and refunds happen in the job scripts (shared/jobs.py)."""
+    """Creates and reads payments. Consumption and refunds happen in the job scripts (shared/lua/lib/payment.lua)."""
 
     def __init__(self, redis: Redis, settings: Settings) -> None:
         self.redis = redis
@@ -343,6 +343,6 @@ class PaymentStore:
     async def expire_due(self, *, batch: int = 500) -> int:
         now = now_ms()
         swept = await self._expire(
-            keys=[keys.PAYMENT_EXPIRY, keys.LEDGER], args=[now, iso(now), batch, keys.PAYMENT_KEY_PREFIX]
+            keys=[keys.PAYMENT_EXPIRY, keys.LEDGER], args=[keys.SCRIPT_NAMES, now, iso(now), batch]
         )
         return int(swept)

@@ -3,8 +3,8 @@
 The API counts calls and 402s, the invocation worker counts upstream attempts and finished jobs' outcomes, the
 health worker records probes (workers/health.py). The worker's counts are made inside the scripts that move the
 job (an attempt in the rate limit's booking script, RESERVE_SLOT, or in BEGIN_CALL after a wait for the slot;
-an outcome in FINISH_JOB, which runs QUALITY_LUA), so they cost no round trip of their own; every other update
-is one atomic round trip. `snapshot` and `figures` read every service in one pipeline.
+an outcome in FINISH_JOB, by shared/lua/lib/quality.lua), so they cost no round trip of their own; every other
+update is one atomic round trip. `snapshot` and `figures` read every service in one pipeline.
 
 s402:quality:{serviceId}          hash  callCount (jobs created: HTTP or MCP calls accepted, replays excluded),
                                         paymentRequireds (402s answered for the service), executionCount
@@ -71,20 +71,6 @@ def probes_key(service_id: str) -> str:
     return f"{PREFIX}:quality:{service_id}:probes"
 
 
-# A finished job: count it, and fold a successful call's latency into the weighted mean. A function, so the script
-# that finishes a job runs it too (shared/jobs.py prepends it to FINISH_JOB): counting costs no round trip.
-QUALITY_LUA = """
-local function quality_result(key, field, latency, alpha)
-  if key == '' then return end
-  redis.call('HINCRBY', key, field, 1)
-  if latency ~= '' then
-    local sample = tonumber(latency)
-    local mean = tonumber(redis.call('HGET', key, 'latencyMs') or '')
-    if mean then mean = mean + tonumber(alpha) * (sample - mean) else mean = sample end
-    redis.call('HSET', key, 'latencyMs', string.format('%.1f', mean), 'lastLatencyMs', string.format('%.1f', sample))
-  end
-end
-"""
 EXECUTION_COUNT = "executionCount"
 CALL_COUNT, LAST_CALL_AT = "callCount", "lastCallAt"  # counted by ENQUEUE_JOB as it creates the job
 PAYMENT_REQUIREDS = "paymentRequireds"
@@ -92,7 +78,7 @@ FLUSH_INTERVAL_S = 1.0
 
 
 class ResultFigure(NamedTuple):
-    """A finished job's figure, for QUALITY_LUA: (quality hash, counter field, latency ms or '', alpha)."""
+    """A finished job's figure, counted by FINISH_JOB: (quality hash, counter field, latency ms or '', alpha)."""
 
     key: str
     field: str

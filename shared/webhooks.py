@@ -1,8 +1,8 @@
 """Webhooks: signed deliveries of job and batch events (Standard Webhooks, https://www.standardwebhooks.com).
 
 A tool call or batch names a `webhook` URL and the events it wants. The Lua script that makes the event happen
-(a job finishing, a batch completing) also writes its delivery (shared/keys.py `webhook_event`), so an event is
-never lost to a crash between the two, and never made twice. Invocation workers send due deliveries
+(a job finishing, a batch completing) also writes its delivery (shared/lua/lib/state.lua `webhook_event`), so an
+event is never lost to a crash between the two, and never made twice. Invocation workers send due deliveries
 (workers/webhooks.py), retrying failures with growing waits; every attempt is logged on the delivery, and the
 deliveries of a job or batch are listed by `GET /api/jobs/{id}/deliveries` / `GET /api/batches/{id}/deliveries`.
 
@@ -33,6 +33,7 @@ from redis.asyncio import Redis
 from shared import keys
 from shared.clock import utc_iso
 from shared.jobs import iso_ms, now_ms
+from shared.lua import SCRIPTS
 from shared.netpolicy import ip_allowed
 from shared.urls import UrlRefused, caller_url
 
@@ -224,13 +225,8 @@ def retry_delay_s(attempts: int, base_s: float) -> float:
     return float(min(MAX_DELAY_S, base_s * 4 ** max(0, attempts - 1)))
 
 
-# Take due deliveries: each is pushed `lease` ms into the future, so another worker does not send it at the same
-# time and a worker that dies mid-send leaves it to be retried. KEYS: due zset   ARGV: now ms, lease ms, count
-CLAIM_DUE = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[2]), id) end
-return ids
-"""
+# Take due deliveries, each leased for a while (shared/lua/claim_deliveries.lua).
+CLAIM_DUE = SCRIPTS["claim_deliveries"]
 
 
 class DeliveryStore:

@@ -13,7 +13,7 @@
    MIN_POLL_INTERVAL_S), and every FALLBACK_POLL_S anyway for retries coming due and lapsed leases. arq polls
    every 20 ms, which cost a call 10 ms on average.
 4. **A finished job costs arq no round trip.** The scripts that end a job delete arq's keys for it in the same step
-   (shared/keys.py `arq_done`); an attempt that ended its job says so in its context (ARQ_KEYS_DELETED) and
+   (shared/lua/lib/state.lua `arq_done`); an attempt that ended its job says so in its context (ARQ_KEYS_DELETED) and
    `finish_job` skips arq's own deletion.
 
 A retry (arq's Retry) is queued `defer` after it was raised, as with arq (see `finish_job`).
@@ -34,7 +34,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared.jobs import JOB_ID_PREFIX
-from shared.keys import QUEUE_NAME, QUEUE_WAKE
+from shared.keys import QUEUE_NAME, QUEUE_WAKE, SCRIPT_NAMES
+from shared.lua import SCRIPTS, pack
 
 LEASE_S = 5.0
 LEASE_RENEW_S = 1.0
@@ -52,30 +53,7 @@ ARQ_KEYS_DELETED = "arq_keys_deleted"  # set True in a job's context by an attem
 
 log = structlog.get_logger("workers.queue")
 
-# Take up to `room` due ids nobody runs, in queue order: set the in-progress mark (a lease for tool jobs, arq's
-# full time for its crons) and move a tool job's score to its lease's end.
-# KEYS: queue   ARGV: now ms, lease ms, other jobs' mark ms, in-progress prefix, tool job id prefix, room, ids to read
-# Returns {id, score as read, id, score, ...} for the ids taken.
-CLAIM = """
-local now, lease, room = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[6])
-local claimed = {}
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[7]))
-for i = 1, #due, 2 do
-  if #claimed >= 2 * room then break end
-  local id, score = due[i], due[i + 1]
-  if redis.call('EXISTS', ARGV[4] .. id) == 0 then
-    if string.sub(id, 1, #ARGV[5]) == ARGV[5] then
-      redis.call('PSETEX', ARGV[4] .. id, lease, '1')
-      redis.call('ZADD', KEYS[1], 'XX', now + lease, id)
-    else
-      redis.call('PSETEX', ARGV[4] .. id, ARGV[3], '1')
-    end
-    claimed[#claimed + 1] = id
-    claimed[#claimed + 1] = score
-  end
-end
-return claimed
-"""
+CLAIM = SCRIPTS["claim_jobs"]  # shared/lua/claim_jobs.lua: due ids nobody runs, marked and leased
 
 
 async def renew_lease(redis: Redis, job_id: str) -> None:
@@ -173,9 +151,9 @@ class ServerWorker(Worker):
     async def _claim_and_start(self, room: int) -> None:
         if self._claim is None:
             self._claim = self.pool.register_script(CLAIM)
-        args = [timestamp_ms(), int(LEASE_S * 1000), int(self.in_progress_timeout_s * 1000),
-                in_progress_key_prefix, JOB_ID_PREFIX, room, room + READ_MARGIN]  # fmt: skip
-        claimed: list[bytes] = await self._claim(keys=[self.queue_name], args=args)
+        options = pack(now=timestamp_ms(), lease=int(LEASE_S * 1000), mark=int(self.in_progress_timeout_s * 1000),
+                       tool_prefix=JOB_ID_PREFIX, room=room, read=room + READ_MARGIN)  # fmt: skip
+        claimed: list[bytes] = await self._claim(keys=[self.queue_name], args=[SCRIPT_NAMES, options])
         if len(claimed) >= 2 * room:  # there may be more: poll again at once
             self.wake()
         for raw_id, raw_score in zip(claimed[::2], claimed[1::2], strict=True):

@@ -1,8 +1,8 @@
 """The distributed upstream rate limit: a reserve-style GCRA in Redis, shared by every worker process.
 
-Each call books the next free slot of its (access key, action) in one Lua script using Redis's clock, then
-sleeps until the slot. Slots are spaced by 1/QPS seconds (plus a small safety margin for network jitter), so
-all workers together stay under the limit and the upstream never has to throttle us.
+Each call books the next free slot of its (access key, action) in one Lua script using Redis's clock
+(shared/lua/reserve_slot.lua), then sleeps until the slot. Slots are spaced by 1/QPS seconds (plus a small safety
+margin for network jitter), so all workers together stay under the limit and the upstream never has to throttle us.
 """
 
 from __future__ import annotations

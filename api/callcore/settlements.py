@@ -31,7 +31,8 @@ import msgspec
 from redis.asyncio import Redis
 
 from shared import keys
-from shared.keys import LEDGER_LUA, PREFIX, SETTLING_DUE, STATE_LUA
+from shared.keys import PREFIX, SCRIPT_NAMES, SETTLING_DUE
+from shared.lua import SCRIPTS, pack
 
 INTENT_PREFIX = f"{PREFIX}:x402:intent:"
 IDENTIFIER_PREFIX = f"{PREFIX}:x402:pid:"
@@ -66,159 +67,15 @@ class Intent(msgspec.Struct, frozen=True, kw_only=True):
     lastError: str = ""
 
 
-# A job that waited `settling` for a payment that will not pay: it fails (kept for the retention time, its
-# webhook told job.failed, its waiters woken). Prepended to the ending scripts that need it.
-FAIL_SETTLING_JOB = (
-    STATE_LUA
-    + """
-local function fail_settling_job(job, now, err, retention, channel)
-  if job == '' or redis.call('HGET', job, 'status') ~= 'settling' then return end
-  redis.call('HSET', job, 'status', 'failed', 'finishedAt', now, 'error', err)
-  redis.call('PEXPIRE', job, retention)
-  job_moved(job, 'settling', 'failed', now, channel, retention)
-  redis.call('PUBLISH', channel, redis.call('HGET', job, 'id'))
-end
-"""
-)
-
-# Claim the authorization and record the intent, its payment and its job (if any) in one step.
-# KEYS: nonce, intent, due zset, payment, job or "", idempotency key or ""
-# ARGV: holder value, claim ttl s, due ms, keep ms, idempotency value, intent pair count, payment pair count,
-# then the intent's, the payment's and the job's field/value pairs.   Returns "" when claimed, else the holder.
-BEGIN = """
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return redis.call('GET', KEYS[1]) or '' end
-local ni, np = tonumber(ARGV[6]), tonumber(ARGV[7])
-local first = 8
-redis.call('HSET', KEYS[2], unpack(ARGV, first, first + 2 * ni - 1))
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
-redis.call('ZADD', KEYS[3], ARGV[3], redis.call('HGET', KEYS[2], 'digest'))
-first = first + 2 * ni
-redis.call('HSET', KEYS[4], unpack(ARGV, first, first + 2 * np - 1))
-redis.call('PEXPIRE', KEYS[4], ARGV[4])
-first = first + 2 * np
-if KEYS[5] ~= '' then
-  redis.call('HSET', KEYS[5], unpack(ARGV, first))
-  redis.call('PEXPIRE', KEYS[5], ARGV[4])
-end
-if KEYS[6] ~= '' then redis.call('SET', KEYS[6], ARGV[5], 'NX', 'PX', ARGV[4]) end
-return ''
-"""
-
-# The facilitator proved the payment: settling (or unconfirmed: a proof may come late) -> paid (ledger: created,
-# settled). A purchase is done; an inline intent stays due until ENQUEUE_JOB releases its job (so a process that
-# dies in between leaves it to the reconciler). The nonce claim is rewritten only while it is still this intent's.
-# KEYS: intent, due zset, nonce, payment, expiry zset, ledger   ARGV: digest, nonce value, ISO now, payment ttl ms,
-# expires ms, release due ms, then the payment's new field/value pairs.   Returns the stage found.
-PAID = (
-    LEDGER_LUA
-    + """
-local stage = redis.call('HGET', KEYS[1], 'stage')
-if stage ~= 'settling' and stage ~= 'unconfirmed' then return stage or 'missing' end
-local holder = redis.call('GET', KEYS[3])
-if holder == 'settling ' .. ARGV[1] or holder == 'unconfirmed ' .. ARGV[1] then
-  redis.call('SET', KEYS[3], ARGV[2], 'XX', 'KEEPTTL')
-end
-if redis.call('HGET', KEYS[1], 'kind') == 'purchase' or stage == 'unconfirmed' then
-  redis.call('HSET', KEYS[1], 'stage', 'done')  -- an unconfirmed call's job has failed: the call stays a credit
-  redis.call('ZREM', KEYS[2], ARGV[1])
-else
-  redis.call('HSET', KEYS[1], 'stage', 'paid')
-  redis.call('ZADD', KEYS[2], ARGV[6], ARGV[1])
-end
-redis.call('HSET', KEYS[4], unpack(ARGV, 7))
-redis.call('PEXPIRE', KEYS[4], ARGV[4])
-redis.call('ZADD', KEYS[5], ARGV[5], redis.call('HGET', KEYS[4], 'paymentId'))
-local calls = tonumber(redis.call('HGET', KEYS[4], 'maxCalls'))
-ledger(KEYS[6], 'created', ARGV[3], KEYS[4], calls, {})
-ledger(KEYS[6], 'settled', ARGV[3], KEYS[4], calls, {})
-return stage
-"""
-)
-
-# The facilitator refused at once (nothing moved): what begin wrote goes (the nonce may be used again, the
-# payment-identifier names nothing); a job a repeat may have been shown fails, nothing charged (job.failed).
-# KEYS: intent, due zset, nonce, payment, job or "", idempotency key or "", identifier key or ""
-# ARGV: digest, holder, idempotency value, now ms, job error JSON, retention ms, channel
-ABANDON = (
-    LEDGER_LUA
-    + FAIL_SETTLING_JOB
-    + """
-if redis.call('HGET', KEYS[1], 'stage') ~= 'settling' then return 0 end
-redis.call('DEL', KEYS[1], KEYS[4])
-redis.call('ZREM', KEYS[2], ARGV[1])
-if redis.call('GET', KEYS[3]) == ARGV[2] then redis.call('DEL', KEYS[3]) end
-fail_settling_job(KEYS[5], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
-if KEYS[6] ~= '' and redis.call('GET', KEYS[6]) == ARGV[3] then redis.call('DEL', KEYS[6]) end
-if KEYS[7] ~= '' and redis.call('GET', KEYS[7]) == ARGV[1] then redis.call('DEL', KEYS[7]) end
-return 1
-"""
-)
-
-# The answer did not say whether money moved: the intent stays settling, the reconciler looks at `due`, and the
-# ledger (and an inline call's webhook: job.settling) says so once. (Were a reconciler holding it now, a second
-# settle of the payload may go out: a caching facilitator answers it with the first result, any other's refusal
-# proves nothing; the intent still ends once.)
-# KEYS: intent, due zset, payment, ledger, job or ""   ARGV: digest, due ms, ISO now, reason, now ms, retention ms
-UNCERTAIN = (
-    LEDGER_LUA
-    + STATE_LUA
-    + """
-if redis.call('HGET', KEYS[1], 'stage') ~= 'settling' then return 0 end
-redis.call('ZADD', KEYS[2], 'XX', ARGV[2], ARGV[1])
-redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-redis.call('HSET', KEYS[1], 'lastError', ARGV[4])
-if tonumber(redis.call('HGET', KEYS[1], 'attempts')) == 1 then
-  local calls = tonumber(redis.call('HGET', KEYS[3], 'maxCalls'))
-  ledger(KEYS[4], 'settling', ARGV[3], KEYS[3], calls, {'reason', ARGV[4]})
-  if KEYS[5] ~= '' then webhook_event(KEYS[5], 'job.settling', ARGV[5], ARGV[6]) end
-end
-return 1
-"""
-)
-
-# The reconciler ends an intent without a proof: `failed` (the payload can never pay: nothing was taken) or
-# `unconfirmed` (no answer proved it either way before the authorization lapsed: the payer may have been
-# debited; the operator resolves it, and a late proof still turns it paid). Its job fails; a repeat is refused.
-# KEYS: intent, due zset, payment, ledger, nonce, job or ""
-# ARGV: digest, ISO now, reason, now ms, job error JSON, retention ms, channel, stage
-FAILED = (
-    LEDGER_LUA
-    + FAIL_SETTLING_JOB
-    + """
-if redis.call('HGET', KEYS[1], 'stage') ~= 'settling' then return 0 end
-redis.call('HSET', KEYS[1], 'stage', ARGV[8], 'lastError', ARGV[3])
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('HSET', KEYS[3], 'status', ARGV[8], 'failReason', ARGV[3])
-if redis.call('GET', KEYS[5]) == 'settling ' .. ARGV[1] then
-  redis.call('SET', KEYS[5], ARGV[8] .. ' ' .. ARGV[1], 'XX', 'KEEPTTL')
-end
-local calls = tonumber(redis.call('HGET', KEYS[3], 'maxCalls'))
-ledger(KEYS[4], 'settle_' .. ARGV[8], ARGV[2], KEYS[3], calls, {'reason', ARGV[3]})
-fail_settling_job(KEYS[6], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
-return 1
-"""
-)
-
-# An x402 payment-identifier names one payload: SET NX, else the digest it names.
-# KEYS: identifier key   ARGV: digest, ttl s   Returns "" when it named none before, else the digest it names.
-CLAIM_IDENTIFIER = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return '' end
-return redis.call('GET', KEYS[1]) or ''
-"""
-
-# KEYS: identifier key   ARGV: digest   Deletes it while it names that digest.
-RELEASE_IDENTIFIER = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-# Take up to ARGV[3] due intents, each leased until now + lease (one process at a time looks at one).
-# KEYS: due zset   ARGV: now ms, lease ms, limit   Returns the digests taken.
-LEASE = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-for _, digest in ipairs(due) do redis.call('ZADD', KEYS[1], 'XX', tonumber(ARGV[1]) + tonumber(ARGV[2]), digest) end
-return due
-"""
+# The scripts that move intents, each in shared/lua/<file>.lua (its KEYS and ARGV at its top).
+BEGIN = SCRIPTS["settlement_begin"]  # claim the nonce, record the intent, its payment and its job
+PAID = SCRIPTS["settlement_paid"]  # settling | unconfirmed -> paid
+ABANDON = SCRIPTS["settlement_abandon"]  # refused at once: what BEGIN wrote goes
+UNCERTAIN = SCRIPTS["settlement_uncertain"]  # no answer either way: stays settling, due for the reconciler
+FAILED = SCRIPTS["settlement_failed"]  # the reconciler ends it: failed | unconfirmed
+LEASE = SCRIPTS["settlement_lease"]  # the reconciler takes due intents
+CLAIM_IDENTIFIER = SCRIPTS["identifier_claim"]
+RELEASE_IDENTIFIER = SCRIPTS["identifier_release"]
 
 
 def pairs(fields: dict[str, Any]) -> list[Any]:
@@ -255,15 +112,13 @@ class SettlementStore:
         idempotency: tuple[str, str] | None = None,
     ) -> str:
         """Claim the nonce and record everything; "" when claimed, else the value holding the claim."""
-        intent_pairs = pairs(msgspec.structs.asdict(intent))
-        payment_pairs = pairs(payment)
         idem_key, idem_value = idempotency or ("", "")
         held = await self._begin(
             keys=[intent.nonceKey, intent_key(intent.digest), SETTLING_DUE, keys.payment_key(intent.paymentId),
                   keys.job_key(intent.jobId) if job is not None else "", idem_key],
-            args=[f"{SETTLING} {intent.digest}", claim_ttl_s, due_ms, keep_ms, idem_value,
-                  len(intent_pairs) // 2, len(payment_pairs) // 2, *intent_pairs, *payment_pairs,
-                  *(pairs(job) if job is not None else [])],
+            args=[pack(holder=f"{SETTLING} {intent.digest}", claim_ttl=claim_ttl_s, due=due_ms, keep=keep_ms,
+                       idempotency=idem_value, intent=pairs(msgspec.structs.asdict(intent)), payment=pairs(payment),
+                       job=pairs(job) if job is not None else [])],
         )  # fmt: skip
         return held.decode() if isinstance(held, bytes) else str(held)
 
@@ -281,8 +136,9 @@ class SettlementStore:
         found = await self._paid(
             keys=[intent_key(intent.digest), SETTLING_DUE, intent.nonceKey, keys.payment_key(intent.paymentId),
                   keys.PAYMENT_EXPIRY, keys.LEDGER],
-            args=[intent.digest, f"{intent.paymentId} {intent.digest}", now_iso, payment_ttl_ms, expires_ms,
-                  release_due_ms, *pairs(fields)],
+            args=[pack(digest=intent.digest, holder=f"{intent.paymentId} {intent.digest}", at=now_iso,
+                       payment_ttl=payment_ttl_ms, expires=expires_ms, release_due=release_due_ms,
+                       fields=pairs(fields))],
         )  # fmt: skip
         return found.decode() if isinstance(found, bytes) else str(found)
 
@@ -302,8 +158,9 @@ class SettlementStore:
             keys=[intent_key(intent.digest), SETTLING_DUE, intent.nonceKey, keys.payment_key(intent.paymentId),
                   keys.job_key(intent.jobId) if intent.jobId else "", idem_key,
                   identifier_key(identifier, intent.payer) if identifier else ""],
-            args=[intent.digest, f"{SETTLING} {intent.digest}", idem_value, now_ms, job_error, retention_ms,
-                  keys.JOBS_DONE_CHANNEL],
+            args=[SCRIPT_NAMES, pack(digest=intent.digest, holder=f"{SETTLING} {intent.digest}", idempotency=idem_value,
+                                     now=now_ms, error=job_error, retention=retention_ms,
+                                     channel=keys.JOBS_DONE_CHANNEL)],
         )  # fmt: skip
         return bool(undone)
 
@@ -317,7 +174,8 @@ class SettlementStore:
         await self._uncertain(
             keys=[intent_key(intent.digest), SETTLING_DUE, keys.payment_key(intent.paymentId), keys.LEDGER,
                   keys.job_key(intent.jobId) if intent.jobId else ""],
-            args=[intent.digest, due_ms, now_iso, reason[:200], int(time.time() * 1000), retention_ms],
+            args=[SCRIPT_NAMES, pack(digest=intent.digest, due=due_ms, at=now_iso, reason=reason[:200],
+                                     now=int(time.time() * 1000), retention=retention_ms)],
         )  # fmt: skip
 
     async def failed(
@@ -335,8 +193,8 @@ class SettlementStore:
         ended = await self._failed(
             keys=[intent_key(intent.digest), SETTLING_DUE, keys.payment_key(intent.paymentId), keys.LEDGER,
                   intent.nonceKey, keys.job_key(intent.jobId) if intent.jobId else ""],
-            args=[intent.digest, now_iso, reason[:200], now_ms, job_error, retention_ms, keys.JOBS_DONE_CHANNEL,
-                  stage],
+            args=[SCRIPT_NAMES, pack(digest=intent.digest, at=now_iso, reason=reason[:200], now=now_ms, error=job_error,
+                                     retention=retention_ms, channel=keys.JOBS_DONE_CHANNEL, stage=stage)],
         )  # fmt: skip
         return bool(ended)
 

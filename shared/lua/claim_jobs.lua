@@ -1,0 +1,26 @@
+--! uses: names
+-- CLAIM (workers/queue.py): take up to `room` due ids nobody runs, in queue order: set the in-progress mark (a
+-- lease for tool jobs, arq's full time for its crons) and move a tool job's score to its lease's end.
+-- KEYS: queue   ARGV: names (see names.lua: arq's in-progress prefix), then one msgpack table: now ms, lease ms,
+-- mark (other jobs' in-progress time, ms), tool_prefix (the tool jobs' id prefix), room, read (ids to read).
+-- Returns {id, score as read, id, score, ...} for the ids taken.
+local o = cmsgpack.unpack(ARGV[2])
+local now, lease, room = tonumber(o.now), tonumber(o.lease), tonumber(o.room)
+local marks, tool = NAMES.arq_in_progress, o.tool_prefix
+local claimed = {}
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, tonumber(o.read))
+for i = 1, #due, 2 do
+  if #claimed >= 2 * room then break end
+  local id, score = due[i], due[i + 1]
+  if redis.call('EXISTS', marks .. id) == 0 then
+    if string.sub(id, 1, #tool) == tool then
+      redis.call('PSETEX', marks .. id, lease, '1')
+      redis.call('ZADD', KEYS[1], 'XX', now + lease, id)
+    else
+      redis.call('PSETEX', marks .. id, o.mark, '1')
+    end
+    claimed[#claimed + 1] = id
+    claimed[#claimed + 1] = score
+  end
+end
+return claimed

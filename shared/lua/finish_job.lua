@@ -1,0 +1,22 @@
+--! uses: state, quality
+-- FINISH_JOB: a job ends: running/queued -> succeeded | failed | canceled | expired, kept for the retention time,
+-- announced. A failure that was not the caller's gives the paid call back (refund reason non-empty). The service's
+-- quality figure for the outcome is counted in the same step (quality_result), so a caller holding the answer sees
+-- it counted. The job's arq keys are deleted (arq_done) whether or not this step ended it: it has ended.
+-- KEYS: job, its payment or "", ledger, running set, quality hash or ""
+-- ARGV: names (see names.lua), then one msgpack table: id (the job's), status, now ms, field ('result' or
+-- 'error'), payload (its JSON), retention ms, channel, refund (reason or ""), at (ISO now), quality_field,
+-- latency (ms or ""), alpha
+local o = cmsgpack.unpack(ARGV[2])
+arq_done(o.id)
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'running' and status ~= 'queued' then return 0 end
+quality_result(KEYS[5], o.quality_field, o.latency, o.alpha)
+redis.call('SREM', KEYS[4], redis.call('HGET', KEYS[1], 'id'))
+redis.call('HSET', KEYS[1], 'status', o.status, 'finishedAt', o.now, o.field, o.payload)
+redis.call('HDEL', KEYS[1], 'retryAt')
+give_back(KEYS[1], KEYS[2], KEYS[3], o.at, o.refund)
+redis.call('PEXPIRE', KEYS[1], o.retention)
+job_moved(KEYS[1], status, o.status, o.now, o.channel, o.retention)
+redis.call('PUBLISH', o.channel, redis.call('HGET', KEYS[1], 'id'))
+return 1

@@ -1,0 +1,46 @@
+--! uses: ledger
+-- A payment's calls: checked (payment_refusal), spent (consume) and given back (give_back), for the job and batch
+-- scripts alike.
+--
+-- Why a payment cannot pay for `calls` calls of `service` presented with `caller_key` ('' for no API key), or nil.
+-- A payment bound to its buyer (boundTo) pays only for it: a key's only with that key, a wallet's only without
+-- any key. Payments stored before boundTo existed are bound when a key bought them.
+local function payment_refusal(pkey, service, caller_key, now, calls)
+  local p = redis.call('HMGET', pkey, 'status', 'serviceId', 'clientId', 'remainingCalls', 'expiresAt', 'boundTo')
+  if not p[1] then return 'payment_required' end
+  if p[1] == 'settling' then return 'payment_settling' end
+  if p[1] == 'failed' then return 'payment_failed' end
+  if p[1] == 'expired' or tonumber(p[5]) <= tonumber(now) then return 'token_expired' end
+  if p[1] ~= 'paid' then return 'payment_required' end
+  if p[2] ~= service then return 'wrong_service' end
+  local bound = p[6]
+  if not bound then
+    bound = ''
+    if p[3] and string.sub(p[3], 1, 4) == 'key:' then bound = p[3] end
+  end
+  if bound ~= '' then
+    local presenter = ''
+    if string.sub(bound, 1, 4) == 'key:' then presenter = bound end
+    if presenter ~= caller_key then return 'wrong_client' end
+  end
+  if tonumber(p[4]) < calls then return 'no_calls_left' end
+  return nil
+end
+-- Spend `calls` calls of a payment payment_refusal accepted: one 'consumed' event, `extra` naming what they paid for.
+local function consume(pkey, calls, stream, at, extra)
+  redis.call('HINCRBY', pkey, 'remainingCalls', -calls)
+  redis.call('HINCRBY', pkey, 'usedCalls', calls)
+  ledger(stream, 'consumed', at, pkey, calls, extra)
+end
+-- A paid call that did not run through no fault of the caller is restored, exactly once per job.
+local function give_back(job, pkey, stream, at, reason)
+  if pkey == '' or reason == '' then return '' end
+  if redis.call('HGET', job, 'paymentId') == false then return '' end
+  if redis.call('HSETNX', job, 'refunded', reason) == 0 then return '' end
+  if redis.call('EXISTS', pkey) == 1 then
+    redis.call('HINCRBY', pkey, 'remainingCalls', 1)
+    redis.call('HINCRBY', pkey, 'usedCalls', -1)
+  end
+  ledger(stream, 'credited', at, pkey, 1, {'jobId', redis.call('HGET', job, 'id'), 'reason', reason})
+  return reason
+end

@@ -1,0 +1,106 @@
+--! uses: names, payment
+-- Helpers for every job transition. Keys they touch are built from the job's own fields and the names in ARGV[1]
+-- (one Redis, not a cluster), so every caller gets them without passing them.
+-- webhook_event(): a subject (job or batch hash) with a `webhook` whose `events` include `event` gets one
+--   delivery, due now (`msg_<subject id>.<event>`: the same event is never delivered twice).
+-- fan_out(): queue a batch's next items as jobs. A batch keeps at most `window` of its items queued or running:
+--   each finished item queues the next, so a big batch never floods the queue (single calls, and single calls'
+--   retries, wait behind at most a window of batch items).
+-- batch_moved(): a job of a batch moved from one status to another: the batch's counters follow; a finished job
+--   queues the next item; the last completes the batch (announced on the jobs channel, its webhook event made).
+local JOB_PREFIX, BATCH_PREFIX, WH_PREFIX, WH_DUE, PAY_PREFIX =
+  NAMES.job, NAMES.batch, NAMES.webhook, NAMES.webhooks_due, NAMES.payment
+local QUEUE, QUEUE_WAKE = NAMES.queue, NAMES.queue_wake
+local ARQ_JOB, ARQ_RETRY, ARQ_IN_PROGRESS = NAMES.arq_job, NAMES.arq_retry, NAMES.arq_in_progress
+local WEBHOOK_KEEP_MS = 86400000
+local function webhook_event(subject, event, now, retention)
+  local f = redis.call('HMGET', subject, 'webhook', 'events', 'id', 'owner')
+  if not f[1] or f[1] == '' or not f[2] then return end
+  if not string.find(',' .. f[2] .. ',', ',' .. event .. ',', 1, true) then return end
+  local id = 'msg_' .. f[3] .. '.' .. event
+  local key = WH_PREFIX .. id
+  if redis.call('EXISTS', key) == 1 then return end
+  redis.call('HSET', key, 'id', id, 'url', f[1], 'owner', f[4] or '', 'event', event, 'subject', f[3],
+    'createdAt', now, 'attempts', 0, 'status', 'pending')
+  redis.call('PEXPIRE', key, tonumber(retention) + WEBHOOK_KEEP_MS)
+  redis.call('ZADD', WH_DUE, now, id)
+end
+-- Queue the next `count` items of a batch as jobs (its window refills as jobs finish). Items are JSON arrays
+-- made at submission: job id, arq payload (hex), then the job hash's field/value pairs; popped from the head.
+local function fan_out(bkey, count, now)
+  if count <= 0 or redis.call('HGET', bkey, 'cancel') == '1' then return 0 end
+  local b = redis.call('HMGET', bkey, 'deadlineMs', 'retentionMs')
+  local deadline, ttl = tonumber(now) + tonumber(b[1]), tonumber(b[1]) + tonumber(b[2])
+  local made = 0
+  while made < count do
+    local raw = redis.call('LPOP', bkey .. ':items')
+    if not raw then break end
+    local item = cjson.decode(raw)
+    local id, job = item[1], JOB_PREFIX .. item[1]
+    local payload = string.gsub(item[2], '..', function(cc) return string.char(tonumber(cc, 16)) end)
+    redis.call('HSET', job, 'createdAt', now, 'deadline', deadline, 'status', 'queued', unpack(item, 3))
+    redis.call('PEXPIRE', job, ttl)
+    redis.call('PSETEX', ARQ_JOB .. id, ttl, payload)
+    redis.call('ZADD', QUEUE, now, id)
+    redis.call('RPUSH', bkey .. ':jobs', id)
+    made = made + 1
+  end
+  if made > 0 then
+    redis.call('HINCRBY', bkey, 'fanned', made)
+    redis.call('PUBLISH', QUEUE_WAKE, '')
+  end
+  return made
+end
+local function batch_moved(job, from, to, now, channel, retention)
+  local b = redis.call('HGET', job, 'batch')
+  if not b then return end
+  local bkey = BATCH_PREFIX .. b
+  if redis.call('EXISTS', bkey) == 0 then return end
+  if from == 'running' and to ~= 'running' then redis.call('HINCRBY', bkey, 'running', -1) end
+  if to == 'running' then
+    if from ~= 'running' then redis.call('HINCRBY', bkey, 'running', 1) end
+    return
+  end
+  if to == 'queued' then return end
+  redis.call('HINCRBY', bkey, to, 1)
+  redis.call('RPUSH', bkey .. ':done', redis.call('HGET', job, 'id'))
+  local finished = redis.call('HINCRBY', bkey, 'finished', 1)
+  if finished < tonumber(redis.call('HGET', bkey, 'total')) then
+    fan_out(bkey, 1, now)  -- one out, one in: the batch keeps its window of jobs queued or running
+    return
+  end
+  local final = 'completed'
+  if redis.call('HGET', bkey, 'cancel') == '1' then final = 'canceled' end
+  redis.call('HSET', bkey, 'status', final, 'completedAt', now)
+  for _, k in ipairs({bkey, bkey .. ':done', bkey .. ':jobs'}) do redis.call('PEXPIRE', k, retention) end
+  redis.call('DEL', bkey .. ':items')
+  webhook_event(bkey, 'batch.completed', now, retention)
+  redis.call('PUBLISH', channel, b)
+end
+-- A job has ended: arq's keys for it go (as arq's own finish would delete them; the worker then skips that).
+local function arq_done(id)
+  redis.call('DEL', ARQ_JOB .. id, ARQ_RETRY .. id, ARQ_IN_PROGRESS .. id)
+  redis.call('ZREM', QUEUE, id)
+end
+local function job_moved(job, from, to, now, channel, retention)
+  batch_moved(job, from, to, now, channel, retention)
+  if to == 'running' then
+    if from ~= 'running' and redis.call('HGET', job, 'attempts') == '1' then
+      webhook_event(job, 'job.started', now, retention)
+    end
+  elseif to ~= 'queued' then
+    webhook_event(job, 'job.' .. to, now, retention)
+  end
+end
+-- A queued job is canceled: off arq's queue, its paid call given back, announced.
+local function cancel_queued(job, ledger_key, now, err, retention, channel, at)
+  local id = redis.call('HGET', job, 'id')
+  redis.call('HSET', job, 'status', 'canceled', 'finishedAt', now, 'error', err)
+  redis.call('HDEL', job, 'retryAt')
+  local pid = redis.call('HGET', job, 'paymentId')
+  if pid then give_back(job, PAY_PREFIX .. pid, ledger_key, at, 'canceled') end
+  redis.call('PEXPIRE', job, retention)
+  arq_done(id)
+  job_moved(job, 'queued', 'canceled', now, channel, retention)
+  redis.call('PUBLISH', channel, id)
+end

@@ -1,0 +1,981 @@
+"""Every Lua script (shared/lua/), row by row: the state in Redis before, the call, the state after, what it returns
+and what it publishes.
+
+Each row runs on keys of its own: every key the row names, and every name the scripts build keys from (the
+SCRIPT_NAMES a script takes as ARGV[1]), gets a fresh prefix, so rows never see each other or the rest of the
+suite. The state after is exact: `after` lists what changed (None: gone), every other key of `before` must be as
+it was, and no other key may exist. The end-to-end tests (test_pipeline_*, test_batches, test_payments, ...) cover
+the Python that calls these scripts.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+
+from api.callcore import settlements
+from shared import keys
+from shared.lua import SCRIPTS, assemble, pack
+from shared.quality import quality_key
+
+# ---------------------------------------------------------------- states, rows and how a row is checked
+
+
+@dataclass(frozen=True)
+class Hash:
+    fields: Mapping[str, str]
+    ttl: int | None = None  # ms: the key's time to live is at most this (and not much less)
+
+
+@dataclass(frozen=True)
+class Text:
+    value: Any  # str, bytes, or a matcher of the decoded value
+    ttl: int | None = None
+
+
+@dataclass(frozen=True)
+class Sorted:
+    members: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class Items:
+    items: Sequence[str]
+    ttl: int | None = None
+
+
+@dataclass(frozen=True)
+class Members:
+    members: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Events:
+    """A stream's entries (their fields; ids left out)."""
+
+    entries: Sequence[Mapping[str, str]]
+
+
+State = Hash | Text | Sorted | Items | Members | Events
+
+
+@dataclass(frozen=True)
+class K:
+    """A key inside a script's arguments: it gets the row's prefix like the row's KEYS."""
+
+    name: str
+
+
+NAMES = object()  # the row's SCRIPT_NAMES (shared/keys.py), under its prefix
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    keys: Sequence[str]
+    args: Sequence[Any]  # a dict is one table (shared.lua.pack)
+    returns: Any
+    before: Mapping[str, State] = field(default_factory=dict)
+    after: Mapping[str, State | None] = field(default_factory=dict)
+    published: Sequence[tuple[str, str]] = ()
+
+
+class Flat:
+    """A returned hash as field/value pairs (HGETALL's order is not the test's business)."""
+
+    def __init__(self, fields: Mapping[str, str]) -> None:
+        self.fields = dict(fields)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, list) and dict(zip(other[::2], other[1::2], strict=True)) == self.fields
+
+    def __repr__(self) -> str:
+        return f"Flat({self.fields!r})"
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class Near:
+    """A number within `slack` of `target` (for what depends on the server's clock)."""
+
+    def __init__(self, target: int, slack: int) -> None:
+        self.target, self.slack = target, slack
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, int | str) and abs(int(other) - self.target) <= self.slack
+
+    def __repr__(self) -> str:
+        return f"Near({self.target}, {self.slack})"
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def resolve(value: Any, prefix: str) -> Any:
+    if value is NAMES:
+        return pack(**{name: prefix + key for name, key in keys.SCRIPT_NAME_TABLE.items()})
+    if isinstance(value, K):
+        return prefix + value.name
+    if isinstance(value, dict):
+        return {name: resolve(item, prefix) for name, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [resolve(item, prefix) for item in value]
+    return value
+
+
+def decoded(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, list):
+        return [decoded(item) for item in value]
+    return value
+
+
+async def write(redis: Redis, key: str, state: State) -> None:
+    match state:
+        case Hash(fields):
+            await redis.hset(key, mapping=dict(fields))
+        case Text(value):
+            await redis.set(key, value)
+        case Sorted(members):
+            await redis.zadd(key, dict(members))
+        case Items(items):
+            await redis.rpush(key, *items)
+        case Members(members):
+            await redis.sadd(key, *members)
+        case Events(entries):
+            for entry in entries:
+                await redis.xadd(key, dict(entry))
+    if getattr(state, "ttl", None):
+        await redis.pexpire(key, state.ttl)
+
+
+async def read(redis: Redis, key: str, state: State) -> Any:
+    """What `key` holds, in the shape `state` describes."""
+    match state:
+        case Hash():
+            return Hash(decoded_map(await redis.hgetall(key)), state.ttl)
+        case Text(value):
+            raw = await redis.get(key)
+            return Text(raw if isinstance(value, bytes) or raw is None else raw.decode(), state.ttl)
+        case Sorted():
+            return Sorted({m.decode(): s for m, s in await redis.zrange(key, 0, -1, withscores=True)})
+        case Items():
+            return Items(decoded(await redis.lrange(key, 0, -1)), state.ttl)
+        case Members():
+            return Members(frozenset(decoded(list(await redis.smembers(key)))))
+        case Events():
+            return Events([decoded_map(fields) for _, fields in await redis.xrange(key)])
+
+
+def decoded_map(raw: Mapping[bytes, bytes]) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+async def published_until(redis: Redis, pubsub: PubSub, prefix: str, marker: str) -> list[tuple[str, str]]:
+    """Messages on the row's channels up to `marker` (published last, so everything before it has arrived)."""
+    await redis.publish(prefix + marker, "")
+    seen: list[tuple[str, str]] = []
+    for _ in range(1000):
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+        if message is None:
+            continue
+        channel = message["channel"].decode().removeprefix(prefix)
+        if channel == marker:
+            return seen
+        seen.append((channel, message["data"].decode()))
+    raise AssertionError("the end marker never arrived")
+
+
+async def check(redis: Redis, script: str, row: Row) -> None:
+    prefix = f"lua-test:{uuid.uuid4().hex[:12]}:"
+    pubsub = redis.pubsub()
+    try:
+        for key, state in row.before.items():
+            await write(redis, prefix + key, state)
+        await pubsub.psubscribe(prefix + "*")
+        while (message := await pubsub.get_message(timeout=1.0)) is None or message["type"] != "psubscribe":
+            pass
+        run = redis.register_script(script)
+        args = [pack(**resolve(a, prefix)) if isinstance(a, dict) else resolve(a, prefix) for a in row.args]
+        result = await run(keys=[prefix + k if k else "" for k in row.keys], args=args)
+        published = await published_until(redis, pubsub, prefix, "end-of-row")
+        assert decoded(result) == row.returns
+        assert published == list(row.published)
+        expected = {**row.before, **row.after}
+        for key, state in expected.items():
+            if state is None:
+                assert not await redis.exists(prefix + key), f"{key} should be gone"
+                continue
+            found = await read(redis, prefix + key, state)
+            assert found == state, key
+            if getattr(state, "ttl", None):
+                left = await redis.pttl(prefix + key)
+                assert state.ttl - 10_000 < left <= state.ttl, f"{key} expires in {left} ms"
+        written = {k.decode().removeprefix(prefix) async for k in redis.scan_iter(match=prefix + "*")}
+        assert written == {key for key, state in expected.items() if state is not None}
+    finally:
+        await pubsub.aclose()
+        stale = [k async for k in redis.scan_iter(match=prefix + "*")]
+        if stale:
+            await redis.delete(*stale)
+
+
+# ---------------------------------------------------------------- the world the rows share
+
+NOW = 1_700_000_000_000
+AT = "2023-11-14T22:13:20.000Z"
+TIME = "2023-11-14T22:13:20Z"
+RETENTION = 60_000
+DEADLINE = 10_000
+TTL = DEADLINE + RETENTION
+WEBHOOK_TTL = RETENTION + 86_400_000
+URL = "https://hooks.example/in"
+ERROR = '{"code":"canceled","message":"the job was canceled before it ran"}'
+EXPIRED = '{"code":"job_expired","message":"the job\'s deadline passed before it ran"}'
+PAYLOAD = b"\x95\x01\xa8run_tool\x91\xff\x00\xcf"  # arq's payload is msgpack: bytes, not text
+CHANNEL = keys.JOBS_DONE_CHANNEL
+
+JOB, JOB2, JOB3 = keys.job_key("job_1"), keys.job_key("job_2"), keys.job_key("job_3")
+ARQ, ARQ2 = keys.ARQ_JOB_PREFIX + "job_1", keys.ARQ_JOB_PREFIX + "job_2"
+RETRY, MARK = keys.ARQ_RETRY_PREFIX + "job_1", keys.ARQ_IN_PROGRESS_PREFIX + "job_1"
+QUEUE, WAKE, LEDGER, RUNNING = keys.QUEUE_NAME, keys.QUEUE_WAKE, keys.LEDGER, keys.RUNNING_JOBS
+PAY, PAY2 = keys.payment_key("pay_1"), keys.payment_key("pay_2")
+QUALITY = quality_key("svc")
+IDEM = keys.idempotency_key("key:k1", "k")
+BATCH = keys.batch_key("bat_1")
+ITEMS, BATCH_JOBS, DONE = BATCH + ":items", BATCH + ":jobs", BATCH + ":done"
+INTENT, DUE, EXPIRY = settlements.intent_key("d1"), keys.SETTLING_DUE, keys.PAYMENT_EXPIRY
+NONCE = keys.x402_nonce_key("base", "0xabc", "0x01")
+IDENTIFIER = settlements.identifier_key("pid-1", "0xAbC")
+ARQ_KEYS: dict[str, State] = {ARQ: Text(PAYLOAD), RETRY: Text("1"), MARK: Text("1"), QUEUE: Sorted({"job_1": NOW})}
+ARQ_GONE: dict[str, State | None] = dict.fromkeys(ARQ_KEYS)
+WOKEN = [(WAKE, "")]
+
+
+def fields_of(base: dict[str, str], changes: Mapping[str, object]) -> dict[str, str]:
+    merged = {**base, **{k: str(v) for k, v in changes.items() if v is not None}}
+    return {k: v for k, v in merged.items() if changes.get(k, "") is not None}
+
+
+def flat(fields: Mapping[str, str]) -> list[str]:
+    return [item for pair in fields.items() for item in pair]
+
+
+def job(status: str = "queued", **changes: object) -> dict[str, str]:
+    base = {"id": "job_1", "service": "svc", "owner": "key:k1", "createdAt": str(NOW - 1000)}
+    return fields_of({**base, "deadline": str(NOW + DEADLINE), "status": status, "attempts": "0"}, changes)
+
+
+def payment(**changes: object) -> dict[str, str]:
+    """A paid payment of 3 calls for 300 cents (100 a call)."""
+    base = {"paymentId": "pay_1", "serviceId": "svc", "clientId": "", "amountCents": "300", "amountAtomic": "3000",
+            "maxCalls": "3", "remainingCalls": "3", "usedCalls": "0", "status": "paid",
+            "expiresAt": str(NOW + 60_000), "provider": "x402", "network": "base", "payer": "0xabc",
+            "transaction": "0xt"}  # fmt: skip
+    return fields_of(base, changes)
+
+
+def entry(event: str, calls: int, **extra: str) -> dict[str, str]:
+    """A ledger event of `payment()`'s (`extra` may rename its payment)."""
+    return {"event": event, "at": AT, "paymentId": "pay_1", "serviceId": "svc", "clientId": "",
+            "amountCents": str(100 * calls), "amountAtomic": str(1000 * calls), "calls": str(calls),
+            "provider": "x402", "network": "base", "payer": "0xabc", "transaction": "0xt", **extra}  # fmt: skip
+
+
+def batch(**changes: object) -> dict[str, str]:
+    base = {"id": "bat_1", "owner": "key:k1", "total": "2", "status": "in_progress", "window": "1",
+            "deadlineMs": str(DEADLINE), "retentionMs": str(RETENTION), "createdAt": str(NOW - 1000),
+            "fanned": "1", "running": "0", "finished": "0"}  # fmt: skip
+    return fields_of(base, changes)
+
+
+def item(job_id: str, **fields: str) -> str:
+    """A batch item as CREATE_BATCH stores it: job id, arq payload (hex), the job's field/value pairs."""
+    pairs = ["id", job_id, "service", "svc", "owner", "key:k1", "batch", "bat_1", *flat(fields)]
+    return json.dumps([job_id, PAYLOAD.hex(), *pairs])
+
+
+def item_job(job_id: str, status: str = "queued", deadline: int = NOW + DEADLINE, **fields: object) -> dict[str, str]:
+    """The job an item becomes."""
+    base = {"createdAt": str(NOW), "deadline": str(deadline), "status": status, "id": job_id, "service": "svc"}
+    return fields_of({**base, "owner": "key:k1", "batch": "bat_1"}, fields)
+
+
+def webhook(subject: str, event: str) -> dict[str, str]:
+    return {"id": f"msg_{subject}.{event}", "url": URL, "owner": "key:k1", "event": event, "subject": subject,
+            "createdAt": str(NOW), "attempts": "0", "status": "pending"}  # fmt: skip
+
+
+def told(subject: str, event: str) -> dict[str, State]:
+    """A webhook delivery made for `event`, due now."""
+    delivery = f"msg_{subject}.{event}"
+    return {keys.webhook_key(delivery): Hash(webhook(subject, event), ttl=WEBHOOK_TTL),
+            keys.WEBHOOKS_DUE: Sorted({delivery: NOW})}  # fmt: skip
+
+
+def intent(**changes: object) -> dict[str, str]:
+    base = {"digest": "d1", "kind": "inline", "paymentId": "pay_1", "jobId": "job_1", "nonceKey": "n",
+            "payload": "{}", "requirements": "{}", "validBefore": "1700000600", "stage": "settling",
+            "attempts": "0", "createdAt": str(NOW)}  # fmt: skip
+    return fields_of(base, changes)
+
+
+# ---------------------------------------------------------------- payments
+
+
+CREATE_PAYMENT = [
+    Row("a new payment is stored, due for the sweep, its events in the ledger",
+        keys=[PAY, EXPIRY, LEDGER], args=["pay_1", NOW + 60_000, 90_000, "created,settled", AT, *flat(payment())],
+        returns=1,
+        after={PAY: Hash(payment(), ttl=90_000), EXPIRY: Sorted({"pay_1": NOW + 60_000}),
+               LEDGER: Events([entry("created", 3), entry("settled", 3)])}),
+    Row("a payment stored already stays as it is",
+        before={PAY: Hash(payment(remainingCalls=1))},
+        keys=[PAY, EXPIRY, LEDGER], args=["pay_1", NOW + 60_000, 90_000, "created", AT, *flat(payment())],
+        returns=0),
+]  # fmt: skip
+
+EXPIRE_PAYMENTS = [
+    Row("a paid payment past its expiry forfeits its unused calls",
+        before={PAY: Hash(payment(expiresAt=NOW - 1, remainingCalls=2, usedCalls=1)),
+                EXPIRY: Sorted({"pay_1": NOW - 1})},
+        keys=[EXPIRY, LEDGER], args=[NAMES, NOW, AT, 500], returns=1,
+        after={PAY: Hash(payment(expiresAt=NOW - 1, remainingCalls=2, usedCalls=1, status="expired")),
+               EXPIRY: None, LEDGER: Events([entry("expired", 2, reason="paid")])}),
+    Row("entries of payments not paid, gone or extended are only dropped",
+        before={PAY: Hash(payment(status="failed", expiresAt=NOW - 1)),
+                PAY2: Hash(payment(paymentId="pay_2", expiresAt=NOW + 1000)),
+                EXPIRY: Sorted({"pay_1": NOW - 1, "pay_2": NOW - 1, "pay_3": NOW - 1})},
+        keys=[EXPIRY, LEDGER], args=[NAMES, NOW, AT, 500], returns=3, after={EXPIRY: None}),
+    Row("at most `batch` at once, and none not yet due",
+        before={EXPIRY: Sorted({"pay_1": NOW - 2, "pay_2": NOW - 1, "pay_3": NOW + 5})},
+        keys=[EXPIRY, LEDGER], args=[NAMES, NOW, AT, 1], returns=1,
+        after={EXPIRY: Sorted({"pay_2": NOW - 1, "pay_3": NOW + 5})}),
+]  # fmt: skip
+
+# ---------------------------------------------------------------- jobs
+
+CREATED = job(createdAt=NOW)
+SCORE = NOW - 86_400_000
+QUEUED: dict[str, State | None] = {JOB: Hash(CREATED, ttl=TTL), ARQ: Text(PAYLOAD, ttl=TTL),
+                                   QUEUE: Sorted({"job_1": SCORE})}  # fmt: skip
+CONSUMED: dict[str, State | None] = {PAY: Hash(payment(remainingCalls=2, usedCalls=1)),
+                                     LEDGER: Events([entry("consumed", 1, jobId="job_1")])}  # fmt: skip
+
+
+def enqueue_keys(idem: str = "", pay: str = "", counter: str = "", *intent_keys: str) -> list[str]:
+    return [JOB, ARQ, QUEUE, idem, pay, LEDGER, counter, *intent_keys]
+
+
+def enqueue(*, idempotency: str = "", caller: str = "", tenant: str = "") -> list[Any]:
+    return [NAMES, dict(id="job_1", payload=PAYLOAD, score=SCORE, ttl=TTL, idempotency=idempotency, service="svc",
+                        caller=caller, now=NOW, at=AT, count_field="callCount", time_field="lastCallAt", time=TIME,
+                        tenant=tenant, fields=flat(CREATED))]  # fmt: skip
+
+
+REFUSALS = [
+    ("no such payment", None, "", "payment_required"),
+    ("a payment still settling", payment(status="settling"), "", "payment_settling"),
+    ("a payment that failed", payment(status="failed"), "", "payment_failed"),
+    ("an expired payment", payment(status="expired"), "", "token_expired"),
+    ("a payment at its expiry time", payment(expiresAt=NOW), "", "token_expired"),
+    ("a payment not paid", payment(status="pending"), "", "payment_required"),
+    ("a payment for another service", payment(serviceId="other"), "", "wrong_service"),
+    ("a key's payment without its key", payment(boundTo="key:k1"), "", "wrong_client"),
+    ("a key's payment with another key", payment(boundTo="key:k1"), "key:k2", "wrong_client"),
+    ("a wallet's payment with a key", payment(boundTo="0xabc"), "key:k1", "wrong_client"),
+    ("a key's payment stored before boundTo, without its key", payment(clientId="key:k1"), "", "wrong_client"),
+    ("a payment with no call left", payment(remainingCalls=0, usedCalls=3), "", "no_calls_left"),
+]
+
+ENQUEUE_JOB = [
+    Row("a free call is stored and queued, and the workers woken",
+        keys=enqueue_keys(), args=enqueue(), returns=[1, ""], after=QUEUED, published=WOKEN),
+    Row("an idempotency key is kept as long as its job",
+        keys=enqueue_keys(IDEM), args=enqueue(idempotency="job_1 h"), returns=[1, "job_1 h"],
+        after={**QUEUED, IDEM: Text("job_1 h", ttl=TTL)}, published=WOKEN),
+    Row("the job an idempotency key names already wins: nothing written, nothing charged",
+        before={IDEM: Text("job_0 h"), PAY: Hash(payment())},
+        keys=enqueue_keys(IDEM, PAY), args=enqueue(idempotency="job_1 h"), returns=[0, "job_0 h"]),
+    Row("a paid call spends one call of its payment and counts as a call of its service",
+        before={PAY: Hash(payment())},
+        keys=enqueue_keys("", PAY, QUALITY), args=enqueue(), returns=[1, ""],
+        after={**QUEUED, **CONSUMED, QUALITY: Hash({"callCount": "1", "lastCallAt": TIME})}, published=WOKEN),
+    Row("a key's payment pays when its key presents it; the job acts for the payment's client",
+        before={PAY: Hash(payment(clientId="key:k1", boundTo="key:k1"))},
+        keys=enqueue_keys("", PAY), args=enqueue(caller="key:k1", tenant="anon"), returns=[1, ""],
+        after={**QUEUED, JOB: Hash({**CREATED, "tenant": "key:k1"}, ttl=TTL),
+               PAY: Hash(payment(clientId="key:k1", boundTo="key:k1", remainingCalls=2, usedCalls=1)),
+               LEDGER: Events([entry("consumed", 1, clientId="key:k1", jobId="job_1")])},
+        published=WOKEN),
+    Row("a wallet's payment pays without a key; a payment naming no client leaves the job the fallback tenant",
+        before={PAY: Hash(payment(boundTo="0xabc"))},
+        keys=enqueue_keys("", PAY), args=enqueue(tenant="wallet:0xabc"), returns=[1, ""],
+        after={**QUEUED, JOB: Hash({**CREATED, "tenant": "wallet:0xabc"}, ttl=TTL),
+               PAY: Hash(payment(boundTo="0xabc", remainingCalls=2, usedCalls=1)),
+               LEDGER: Events([entry("consumed", 1, jobId="job_1")])},
+        published=WOKEN),
+    *(Row(f"{name}: refused ({reason}), nothing written",
+          before={PAY: Hash(paid)} if paid else {},
+          keys=enqueue_keys("", PAY, QUALITY), args=enqueue(caller=caller), returns=[-1, reason])
+      for name, paid, caller, reason in REFUSALS),
+    Row("a job that waited for its x402 payment is released once: its call spent, its intent done",
+        before={JOB: Hash(job("settling", createdAt=NOW)), PAY: Hash(payment()),
+                INTENT: Hash(intent(stage="paid")), DUE: Sorted({"d1": NOW})},
+        keys=enqueue_keys("", PAY, "", INTENT, DUE), args=enqueue(), returns=[1, ""],
+        after={**QUEUED, **CONSUMED, INTENT: Hash(intent(stage="done")), DUE: None}, published=WOKEN),
+    Row("a job no longer settling is not released again",
+        before={JOB: Hash(CREATED), PAY: Hash(payment()), INTENT: Hash(intent(stage="paid")),
+                DUE: Sorted({"d1": NOW})},
+        keys=enqueue_keys("", PAY, "", INTENT, DUE), args=enqueue(idempotency="job_1 h"), returns=[0, "job_1 h"]),
+]  # fmt: skip
+
+HOOKED = {"webhook": URL, "events": "job.started,job.succeeded"}
+START = [NAMES, dict(now=NOW, channel=K(CHANNEL), retention=RETENTION, expired=EXPIRED, min_budget=1000, at=AT)]
+STARTED = job("running", attempts=1, startedAt=NOW, **HOOKED)
+RESTARTED = job("running", attempts=2, startedAt=NOW - 500, **HOOKED)
+EXPIRED_JOB = job("expired", deadline=NOW, paymentId="pay_1", finishedAt=NOW, error=EXPIRED, refunded="expired")
+BATCH_STARTED = job("running", attempts=1, startedAt=NOW, batch="bat_1")
+
+START_JOB = [
+    Row("a missing job: missing", keys=[JOB, LEDGER, RUNNING], args=START, returns=["missing", 0, []]),
+    Row("an ended job does not start, and arq's keys for it go",
+        before={JOB: Hash(job("succeeded")), **ARQ_KEYS},
+        keys=[JOB, LEDGER, RUNNING], args=START, returns=["succeeded", 0, Flat(job("succeeded"))], after=ARQ_GONE),
+    Row("queued -> running: its first attempt, job.started told",
+        before={JOB: Hash(job(**HOOKED))},
+        keys=[JOB, LEDGER, RUNNING], args=START, returns=["running", 1, Flat(STARTED)],
+        after={JOB: Hash(STARTED), RUNNING: Members(frozenset({"job_1"})), **told("job_1", "job.started")}),
+    Row("running again (its worker died): the next attempt, startedAt kept, nothing told",
+        before={JOB: Hash(job("running", attempts=1, startedAt=NOW - 500, **HOOKED)),
+                RUNNING: Members(frozenset({"job_1"}))},
+        keys=[JOB, LEDGER, RUNNING], args=START, returns=["running", 2, Flat(RESTARTED)],
+        after={JOB: Hash(RESTARTED)}),
+    Row("past its deadline -> expired: its paid call given back, arq's keys gone, announced",
+        before={JOB: Hash(job("running", deadline=NOW, paymentId="pay_1")),
+                PAY: Hash(payment(remainingCalls=2, usedCalls=1)), RUNNING: Members(frozenset({"job_1"})),
+                **ARQ_KEYS},
+        keys=[JOB, LEDGER, RUNNING], args=START, returns=["expired", 0, Flat(EXPIRED_JOB)],
+        after={JOB: Hash(EXPIRED_JOB, ttl=RETENTION), PAY: Hash(payment()), RUNNING: None, **ARQ_GONE,
+               LEDGER: Events([entry("credited", 1, jobId="job_1", reason="expired")])},
+        published=[(CHANNEL, "job_1")]),
+    Row("a cancel asked for while it waited: it does not start",
+        before={JOB: Hash(job(cancel=1))},
+        keys=[JOB, LEDGER, RUNNING], args=START, returns=["cancel_requested", 0, Flat(job(cancel=1))]),
+    Row("a retry with less than the smallest useful budget left: out of time",
+        before={JOB: Hash(job(attempts=1, deadline=NOW + 500))},
+        keys=[JOB, LEDGER, RUNNING], args=START,
+        returns=["out_of_time", 1, Flat(job(attempts=1, deadline=NOW + 500))]),
+    Row("a batch's job starting counts as running in its batch",
+        before={JOB: Hash(job(batch="bat_1")), BATCH: Hash(batch())},
+        keys=[JOB, LEDGER, RUNNING], args=START, returns=["running", 1, Flat(BATCH_STARTED)],
+        after={JOB: Hash(BATCH_STARTED), RUNNING: Members(frozenset({"job_1"})), BATCH: Hash(batch(running=1))}),
+]  # fmt: skip
+
+
+def finish(
+    status: str = "succeeded",
+    field: str = "result",
+    payload: str = '{"ok":true}',
+    *,
+    refund: str = "",
+    quality_field: str = "",
+    latency: str = "",
+    alpha: float = 0,
+) -> list[Any]:
+    return [NAMES, dict(id="job_1", status=status, now=NOW, field=field, payload=payload, retention=RETENTION,
+                        channel=K(CHANNEL), refund=refund, at=AT, quality_field=quality_field, latency=latency,
+                        alpha=alpha)]  # fmt: skip
+
+
+SUCCEEDED = job("succeeded", attempts=1, finishedAt=NOW, result='{"ok":true}')
+FAILED_JOB = job("failed", attempts=1, paymentId="pay_1", finishedAt=NOW, error=ERROR)
+RUNS = {JOB: Hash(job("running", attempts=1)), RUNNING: Members(frozenset({"job_1"}))}
+PAID_RUN = {JOB: Hash(job("running", attempts=1, paymentId="pay_1")), RUNNING: Members(frozenset({"job_1"})),
+            PAY: Hash(payment(remainingCalls=2, usedCalls=1))}  # fmt: skip
+BATCH_RUN = {JOB: Hash(job("running", attempts=1, batch="bat_1")), RUNNING: Members(frozenset({"job_1"}))}
+BATCH_DONE = job("succeeded", attempts=1, batch="bat_1", finishedAt=NOW, result='{"ok":true}')
+
+FINISH_JOB = [
+    Row("running -> succeeded: the result kept for the retention time, its latency and success counted, "
+        "arq's keys gone",
+        before={JOB: Hash(job("running", attempts=1, retryAt=NOW - 10)), RUNNING: Members(frozenset({"job_1"})),
+                **ARQ_KEYS, QUALITY: Hash({"successCount": "4", "latencyMs": "100.0"})},
+        keys=[JOB, "", LEDGER, RUNNING, QUALITY],
+        args=finish(quality_field="successCount", latency="200.0", alpha=0.2), returns=1,
+        after={JOB: Hash(SUCCEEDED, ttl=RETENTION), RUNNING: None, **ARQ_GONE,
+               QUALITY: Hash({"successCount": "5", "latencyMs": "120.0", "lastLatencyMs": "200.0"})},
+        published=[(CHANNEL, "job_1")]),
+    Row("the first latency is the mean",
+        before=RUNS, keys=[JOB, "", LEDGER, RUNNING, QUALITY],
+        args=finish(quality_field="successCount", latency="200.0", alpha=0.2), returns=1,
+        after={JOB: Hash(SUCCEEDED), RUNNING: None,
+               QUALITY: Hash({"successCount": "1", "latencyMs": "200.0", "lastLatencyMs": "200.0"})},
+        published=[(CHANNEL, "job_1")]),
+    Row("running -> failed through no fault of the caller: its paid call given back, an error counted",
+        before=PAID_RUN, keys=[JOB, PAY, LEDGER, RUNNING, QUALITY],
+        args=finish("failed", "error", ERROR, refund="upstream", quality_field="errorCount"), returns=1,
+        after={JOB: Hash({**FAILED_JOB, "refunded": "upstream"}), RUNNING: None, PAY: Hash(payment()),
+               LEDGER: Events([entry("credited", 1, jobId="job_1", reason="upstream")]),
+               QUALITY: Hash({"errorCount": "1"})},
+        published=[(CHANNEL, "job_1")]),
+    Row("running -> failed by the caller's input: the call stays charged",
+        before=PAID_RUN, keys=[JOB, PAY, LEDGER, RUNNING, ""], args=finish("failed", "error", ERROR), returns=1,
+        after={JOB: Hash(FAILED_JOB), RUNNING: None}, published=[(CHANNEL, "job_1")]),
+    Row("a call given back already is not given back again",
+        before={**PAID_RUN, JOB: Hash(job("running", attempts=1, paymentId="pay_1", refunded="expired"))},
+        keys=[JOB, PAY, LEDGER, RUNNING, ""], args=finish("failed", "error", ERROR, refund="upstream"), returns=1,
+        after={JOB: Hash({**FAILED_JOB, "refunded": "expired"}), RUNNING: None}, published=[(CHANNEL, "job_1")]),
+    Row("queued with its cancel asked for -> canceled: its paid call given back",
+        before={JOB: Hash(job(cancel=1, paymentId="pay_1")), PAY: Hash(payment(remainingCalls=2, usedCalls=1))},
+        keys=[JOB, PAY, LEDGER, RUNNING, ""], args=finish("canceled", "error", ERROR, refund="canceled"), returns=1,
+        after={JOB: Hash(job("canceled", cancel=1, paymentId="pay_1", finishedAt=NOW, error=ERROR,
+                             refunded="canceled")),
+               PAY: Hash(payment()), LEDGER: Events([entry("credited", 1, jobId="job_1", reason="canceled")])},
+        published=[(CHANNEL, "job_1")]),
+    Row("a job that has ended stays as it is (nothing counted), and arq's keys for it still go",
+        before={JOB: Hash(job("canceled")), **ARQ_KEYS}, keys=[JOB, "", LEDGER, RUNNING, QUALITY],
+        args=finish(quality_field="successCount", latency="5.0", alpha=0.2), returns=0, after=ARQ_GONE),
+    Row("a batch's job finishing queues the batch's next item",
+        before={**BATCH_RUN, BATCH: Hash(batch(running=1)), ITEMS: Items([item("job_2")]),
+                BATCH_JOBS: Items(["job_1"])},
+        keys=[JOB, "", LEDGER, RUNNING, ""], args=finish(), returns=1,
+        after={JOB: Hash(BATCH_DONE), RUNNING: None,
+               BATCH: Hash(batch(fanned=2, succeeded=1, finished=1)), ITEMS: None,
+               BATCH_JOBS: Items(["job_1", "job_2"]), DONE: Items(["job_1"]),
+               JOB2: Hash(item_job("job_2"), ttl=TTL), ARQ2: Text(PAYLOAD, ttl=TTL), QUEUE: Sorted({"job_2": NOW})},
+        published=[(WAKE, ""), (CHANNEL, "job_1")]),
+    Row("the last job of a batch completes it: kept for the retention time, batch.completed told, announced",
+        before={**BATCH_RUN, BATCH: Hash(batch(total=1, running=1, webhook=URL, events="batch.completed")),
+                BATCH_JOBS: Items(["job_1"])},
+        keys=[JOB, "", LEDGER, RUNNING, ""], args=finish(), returns=1,
+        after={JOB: Hash(BATCH_DONE), RUNNING: None,
+               BATCH: Hash(batch(total=1, succeeded=1, finished=1, status="completed", completedAt=NOW,
+                                 webhook=URL, events="batch.completed"), ttl=RETENTION),
+               BATCH_JOBS: Items(["job_1"], ttl=RETENTION), DONE: Items(["job_1"], ttl=RETENTION),
+               **told("bat_1", "batch.completed")},
+        published=[(CHANNEL, "bat_1"), (CHANNEL, "job_1")]),
+]  # fmt: skip
+
+BEGIN_CALL = [
+    Row("a cancel asked for stops the call: 0, nothing counted",
+        before={JOB: Hash(job("running", cancel=1))}, keys=[JOB, QUALITY], args=["executionCount"], returns=0),
+    Row("otherwise the attempt is counted: 1",
+        before={JOB: Hash(job("running"))}, keys=[JOB, QUALITY], args=["executionCount"], returns=1,
+        after={QUALITY: Hash({"executionCount": "1"})}),
+    Row("without a counter: 1", before={JOB: Hash(job("running"))}, keys=[JOB, ""], args=[""], returns=1),
+]  # fmt: skip
+
+REQUEUE_JOB = [
+    Row("running -> queued until its retry time, its last error kept",
+        before=RUNS, keys=[JOB, RUNNING], args=[NAMES, NOW + 500, ERROR], returns=1,
+        after={JOB: Hash(job(attempts=1, retryAt=NOW + 500, lastError=ERROR)), RUNNING: None}),
+    Row("a job not running is left alone: 0",
+        before={JOB: Hash(job("canceled"))}, keys=[JOB, RUNNING], args=[NAMES, NOW + 500, ERROR], returns=0),
+    Row("a batch's job waiting for its retry no longer counts as running in its batch",
+        before={**BATCH_RUN, BATCH: Hash(batch(running=1))}, keys=[JOB, RUNNING], args=[NAMES, NOW + 500, ERROR],
+        returns=1,
+        after={JOB: Hash(job(attempts=1, batch="bat_1", retryAt=NOW + 500, lastError=ERROR)), RUNNING: None,
+               BATCH: Hash(batch())}),
+]  # fmt: skip
+
+CANCEL = [NAMES, NOW, ERROR, RETENTION, K(CHANNEL), AT]
+CANCELED_JOB = job("canceled", paymentId="pay_1", lastError="e", finishedAt=NOW, error=ERROR, refunded="canceled")
+
+CANCEL_JOB = [
+    Row("queued -> canceled at once: off the queue, arq's keys gone, its paid call given back, announced",
+        before={JOB: Hash(job(paymentId="pay_1", retryAt=NOW + 100, lastError="e")),
+                PAY: Hash(payment(remainingCalls=2, usedCalls=1)), **ARQ_KEYS},
+        keys=[JOB, QUEUE, LEDGER], args=CANCEL, returns="canceled",
+        after={JOB: Hash(CANCELED_JOB, ttl=RETENTION), PAY: Hash(payment()), **ARQ_GONE,
+               LEDGER: Events([entry("credited", 1, jobId="job_1", reason="canceled")])},
+        published=[(CHANNEL, "job_1")]),
+    Row("running: asked to stop",
+        before={JOB: Hash(job("running"))}, keys=[JOB, QUEUE, LEDGER], args=CANCEL, returns="cancel_requested",
+        after={JOB: Hash(job("running", cancel=1))}),
+    Row("ended: left as it is",
+        before={JOB: Hash(job("succeeded"))}, keys=[JOB, QUEUE, LEDGER], args=CANCEL, returns="succeeded"),
+    Row("settling (its payment not known yet): left as it is",
+        before={JOB: Hash(job("settling"))}, keys=[JOB, QUEUE, LEDGER], args=CANCEL, returns="settling"),
+    Row("missing", keys=[JOB, QUEUE, LEDGER], args=CANCEL, returns="missing"),
+    Row("a batch's queued job canceled counts in its batch",
+        before={JOB: Hash(job(batch="bat_1")), BATCH: Hash(batch(fanned=2))},
+        keys=[JOB, QUEUE, LEDGER], args=CANCEL, returns="canceled",
+        after={JOB: Hash(job("canceled", batch="bat_1", finishedAt=NOW, error=ERROR), ttl=RETENTION),
+               BATCH: Hash(batch(fanned=2, canceled=1, finished=1)), DONE: Items(["job_1"])},
+        published=[(CHANNEL, "job_1")]),
+]  # fmt: skip
+
+CANCEL_JOBS = [
+    Row("queued ones canceled, running ones asked to stop, the others left",
+        before={JOB: Hash(job(paymentId="pay_1")), PAY: Hash(payment(remainingCalls=2, usedCalls=1)),
+                JOB2: Hash(job("running", id="job_2")), JOB3: Hash(job("succeeded", id="job_3"))},
+        keys=[QUEUE, LEDGER], args=[*CANCEL, "job_1", "job_2", "job_3", "job_4"], returns=[1, 1],
+        after={JOB: Hash(job("canceled", paymentId="pay_1", finishedAt=NOW, error=ERROR, refunded="canceled")),
+               PAY: Hash(payment()), LEDGER: Events([entry("credited", 1, jobId="job_1", reason="canceled")]),
+               JOB2: Hash(job("running", id="job_2", cancel=1))},
+        published=[(CHANNEL, "job_1")]),
+    Row("no jobs: nothing", keys=[QUEUE, LEDGER], args=CANCEL, returns=[0, 0]),
+]  # fmt: skip
+
+# ---------------------------------------------------------------- batches
+
+BATCH_FIELDS = {"id": "bat_1", "owner": "key:k1", "total": "2", "status": "in_progress", "window": "1",
+                "deadlineMs": str(DEADLINE), "retentionMs": str(RETENTION), "createdAt": str(NOW)}  # fmt: skip
+BATCH_TTL = 2 * DEADLINE + RETENTION
+
+
+def create_batch(*payments: tuple[str, str, int], idempotency: str = "", window: int = 1) -> list[Any]:
+    return [NAMES, dict(id="bat_1", now=NOW, at=AT, ttl=BATCH_TTL, idempotency=idempotency, caller="key:k1",
+                        window=window, payments=[(K(key), service, calls) for key, service, calls in payments],
+                        fields=flat(BATCH_FIELDS)), item("job_1"), item("job_2")]  # fmt: skip
+
+
+PAYMENT2 = {"paymentId": "pay_2", "serviceId": "svc2"}
+
+CREATE_BATCH = [
+    Row("a free batch is stored and its first window queued as jobs",
+        keys=[BATCH, ITEMS, "", LEDGER], args=create_batch(), returns=[1, "", 0],
+        after={BATCH: Hash({**BATCH_FIELDS, "fanned": "1"}, ttl=BATCH_TTL),
+               ITEMS: Items([item("job_2")], ttl=BATCH_TTL), BATCH_JOBS: Items(["job_1"], ttl=BATCH_TTL),
+               JOB: Hash(item_job("job_1"), ttl=TTL), ARQ: Text(PAYLOAD, ttl=TTL), QUEUE: Sorted({"job_1": NOW})},
+        published=WOKEN),
+    Row("every payment pays for its items, one ledger event each; the idempotency key kept",
+        before={PAY: Hash(payment()), PAY2: Hash(payment(**PAYMENT2))},
+        keys=[BATCH, ITEMS, IDEM, LEDGER], args=create_batch((PAY, "svc", 2), (PAY2, "svc2", 1),
+                                                             idempotency="bat_1 h", window=2),
+        returns=[1, "bat_1 h", 0],
+        after={BATCH: Hash({**BATCH_FIELDS, "fanned": "2"}, ttl=BATCH_TTL), IDEM: Text("bat_1 h", ttl=BATCH_TTL),
+               BATCH_JOBS: Items(["job_1", "job_2"], ttl=BATCH_TTL),
+               JOB: Hash(item_job("job_1"), ttl=TTL), ARQ: Text(PAYLOAD, ttl=TTL),
+               JOB2: Hash(item_job("job_2"), ttl=TTL), ARQ2: Text(PAYLOAD, ttl=TTL),
+               QUEUE: Sorted({"job_1": NOW, "job_2": NOW}),
+               PAY: Hash(payment(remainingCalls=1, usedCalls=2)),
+               PAY2: Hash(payment(**PAYMENT2, remainingCalls=2, usedCalls=1)),
+               LEDGER: Events([entry("consumed", 2, batchId="bat_1"),
+                               entry("consumed", 1, **PAYMENT2, batchId="bat_1")])},
+        published=WOKEN),
+    Row("the batch an idempotency key names already wins: nothing written, nothing charged",
+        before={IDEM: Text("bat_0 h"), PAY: Hash(payment())},
+        keys=[BATCH, ITEMS, IDEM, LEDGER], args=create_batch((PAY, "svc", 1), idempotency="bat_1 h"),
+        returns=[0, "bat_0 h", 0]),
+    Row("one payment short of its calls: refused with its index, nothing written, nothing charged",
+        before={PAY: Hash(payment()), PAY2: Hash(payment(**PAYMENT2, remainingCalls=1, usedCalls=2))},
+        keys=[BATCH, ITEMS, "", LEDGER], args=create_batch((PAY, "svc", 1), (PAY2, "svc2", 2)),
+        returns=[-1, "no_calls_left", 1]),
+]  # fmt: skip
+
+CANCEL_BATCH_ARGS = [NAMES, 1, NOW, AT, K(CHANNEL), ERROR]
+CANCELED_ITEM = item_job("job_2", "canceled", NOW, paymentId="pay_1", paymentKind="token", finishedAt=NOW, error=ERROR,
+                         refunded="canceled")  # fmt: skip
+
+CANCEL_BATCH = [
+    Row("missing", keys=[BATCH, QUEUE, LEDGER], args=CANCEL_BATCH_ARGS, returns=["missing", 0]),
+    Row("in progress -> canceling, and up to `count` of its items become canceled jobs, their paid calls given back",
+        before={BATCH: Hash(batch(total=3, running=1)), BATCH_JOBS: Items(["job_1"]),
+                ITEMS: Items([item("job_2", paymentId="pay_1", paymentKind="token"), item("job_3")]),
+                PAY: Hash(payment(remainingCalls=2, usedCalls=1))},
+        keys=[BATCH, QUEUE, LEDGER], args=CANCEL_BATCH_ARGS, returns=["canceling", 1],
+        after={BATCH: Hash(batch(total=3, running=1, fanned=2, status="canceling", cancel=1, canceled=1,
+                                 finished=1)),
+               ITEMS: Items([item("job_3")]), BATCH_JOBS: Items(["job_1", "job_2"]), DONE: Items(["job_2"]),
+               JOB2: Hash(CANCELED_ITEM, ttl=RETENTION), PAY: Hash(payment()),
+               LEDGER: Events([entry("credited", 1, jobId="job_2", reason="canceled")])},
+        published=[(CHANNEL, "job_2")]),
+    Row("the last items canceled end the batch: canceled, kept for the retention time, announced",
+        before={BATCH: Hash(batch(status="canceling", cancel=1, canceled=1, finished=1)),
+                ITEMS: Items([item("job_2")]), BATCH_JOBS: Items(["job_1"]), DONE: Items(["job_1"])},
+        keys=[BATCH, QUEUE, LEDGER], args=[NAMES, 500, NOW, AT, K(CHANNEL), ERROR], returns=["canceled", 0],
+        after={BATCH: Hash(batch(fanned=2, status="canceled", cancel=1, canceled=2, finished=2, completedAt=NOW),
+                           ttl=RETENTION),
+               ITEMS: None, BATCH_JOBS: Items(["job_1", "job_2"], ttl=RETENTION),
+               DONE: Items(["job_1", "job_2"], ttl=RETENTION),
+               JOB2: Hash(item_job("job_2", "canceled", NOW, finishedAt=NOW, error=ERROR), ttl=RETENTION)},
+        published=[(CHANNEL, "bat_1"), (CHANNEL, "job_2")]),
+    Row("a completed batch stays as it is",
+        before={BATCH: Hash(batch(status="completed"))}, keys=[BATCH, QUEUE, LEDGER], args=CANCEL_BATCH_ARGS,
+        returns=["completed", 0]),
+]  # fmt: skip
+
+# ---------------------------------------------------------------- the upstream's rate limit (the server's clock)
+
+LIMITER = keys.rate_limit_key("AK", "DetectFace")
+BOOK = [100_000, 1_000_000, "executionCount"]  # interval us, max wait us, counter field
+
+
+def reserve_slot(now_us: int) -> list[Row]:
+    return [
+        Row("a job whose cancel was asked for books nothing: -2",
+            before={JOB: Hash(job("running", cancel=1))}, keys=[LIMITER, JOB, QUALITY], args=BOOK, returns=-2),
+        Row("a free slot is booked now and the job's attempt counted: 0",
+            before={JOB: Hash(job("running"))}, keys=[LIMITER, JOB, QUALITY], args=BOOK, returns=0,
+            after={LIMITER: Text(Near(now_us + 100_000, 1_000_000), ttl=1100),
+                   QUALITY: Hash({"executionCount": "1"})}),
+        Row("a slot further away than the caller can wait: nothing booked, -1",
+            before={LIMITER: Text(str(now_us + 5_000_000))}, keys=[LIMITER, "", ""], args=BOOK, returns=-1),
+        Row("a slot a little ahead is booked: its wait (us), nothing counted",
+            before={LIMITER: Text(str(now_us + 300_000))}, keys=[LIMITER, "", QUALITY], args=BOOK,
+            returns=Near(300_000, 250_000), after={LIMITER: Text(str(now_us + 400_000), ttl=1400)}),
+    ]  # fmt: skip
+
+
+# ---------------------------------------------------------------- x402 settlement intents
+
+KEEP = 3_600_000
+BEGIN_KEYS = [NONCE, INTENT, DUE, PAY, JOB, IDEM]
+
+
+def begin(job_fields: dict[str, str] | None, **intent_changes: object) -> list[Any]:
+    return [dict(holder="settling d1", claim_ttl=600, due=NOW + 5000, keep=KEEP, idempotency="job_1 h",
+                 intent=flat(intent(**intent_changes)), payment=flat(payment(status="settling")),
+                 job=flat(job_fields) if job_fields is not None else [])]  # fmt: skip
+
+
+RECORDED = {NONCE: Text("settling d1", ttl=600_000), INTENT: Hash(intent(), ttl=KEEP),
+            DUE: Sorted({"d1": NOW + 5000}), PAY: Hash(payment(status="settling"), ttl=KEEP)}  # fmt: skip
+
+SETTLEMENT_BEGIN = [
+    Row("a free authorization is claimed; the intent, its payment, its job and the idempotency key recorded",
+        keys=BEGIN_KEYS, args=begin(job("settling")), returns="",
+        after={**RECORDED, JOB: Hash(job("settling"), ttl=KEEP), IDEM: Text("job_1 h", ttl=KEEP)}),
+    Row("a purchase records no job and no idempotency key",
+        keys=[NONCE, INTENT, DUE, PAY, "", ""], args=begin(None, kind="purchase", jobId=""), returns="",
+        after={**RECORDED, INTENT: Hash(intent(kind="purchase", jobId=""), ttl=KEEP)}),
+    Row("an idempotency key another job holds stays its",
+        before={IDEM: Text("job_0 h")}, keys=BEGIN_KEYS, args=begin(job("settling")), returns="",
+        after={**RECORDED, JOB: Hash(job("settling"), ttl=KEEP)}),
+    Row("an authorization claimed already: its holder, nothing written",
+        before={NONCE: Text("pay_0 d0")}, keys=BEGIN_KEYS, args=begin(job("settling")), returns="pay_0 d0"),
+]  # fmt: skip
+
+PAID_KEYS = [INTENT, DUE, NONCE, PAY, EXPIRY, LEDGER]
+PAID_ARGS = [dict(digest="d1", holder="pay_1 d1", at=AT, payment_ttl=90_000, expires=NOW + 60_000,
+                  release_due=NOW + 30_000, fields=["status", "paid", "paidAt", str(NOW)])]  # fmt: skip
+PROVEN = {PAY: Hash(payment(paidAt=NOW), ttl=90_000), EXPIRY: Sorted({"pay_1": NOW + 60_000}),
+          LEDGER: Events([entry("created", 3), entry("settled", 3)])}  # fmt: skip
+
+SETTLEMENT_PAID = [
+    Row("an inline payment proven: settling -> paid, due until its job is released, the nonce its payment's",
+        before={INTENT: Hash(intent()), DUE: Sorted({"d1": NOW}), NONCE: Text("settling d1"),
+                PAY: Hash(payment(status="settling"))},
+        keys=PAID_KEYS, args=PAID_ARGS, returns="settling",
+        after={**PROVEN, INTENT: Hash(intent(stage="paid")), DUE: Sorted({"d1": NOW + 30_000}),
+               NONCE: Text("pay_1 d1")}),
+    Row("a purchase proven is done at once; a nonce another payload holds is not rewritten",
+        before={INTENT: Hash(intent(kind="purchase")), DUE: Sorted({"d1": NOW}), NONCE: Text("settling d9"),
+                PAY: Hash(payment(status="settling"))},
+        keys=PAID_KEYS, args=PAID_ARGS, returns="settling",
+        after={**PROVEN, INTENT: Hash(intent(kind="purchase", stage="done")), DUE: None}),
+    Row("a late proof of an unconfirmed payment: paid, the intent done (its call a credit)",
+        before={INTENT: Hash(intent(stage="unconfirmed")), DUE: Sorted({"d1": NOW}), NONCE: Text("unconfirmed d1"),
+                PAY: Hash(payment(status="unconfirmed"))},
+        keys=PAID_KEYS, args=PAID_ARGS, returns="unconfirmed",
+        after={**PROVEN, INTENT: Hash(intent(stage="done")), DUE: None, NONCE: Text("pay_1 d1")}),
+    Row("an intent that has ended: its stage, nothing moves",
+        before={INTENT: Hash(intent(stage="done")), PAY: Hash(payment())}, keys=PAID_KEYS, args=PAID_ARGS,
+        returns="done"),
+    Row("no intent: missing", keys=PAID_KEYS, args=PAID_ARGS, returns="missing"),
+]  # fmt: skip
+
+ABANDON_KEYS = [INTENT, DUE, NONCE, PAY, JOB, IDEM, IDENTIFIER]
+ABANDON_ARGS = [NAMES, dict(digest="d1", holder="settling d1", idempotency="job_1 h", now=NOW, error=ERROR,
+                            retention=RETENTION, channel=K(CHANNEL))]  # fmt: skip
+BEGUN = {INTENT: Hash(intent()), DUE: Sorted({"d1": NOW}), PAY: Hash(payment(status="settling"))}
+BEGUN_GONE: dict[str, State | None] = dict.fromkeys(BEGUN)
+FAILED_HOOKED = {"webhook": URL, "events": "job.failed"}
+
+SETTLEMENT_ABANDON = [
+    Row("refused at once: what begin wrote goes, the waiting job fails (job.failed told), announced",
+        before={**BEGUN, NONCE: Text("settling d1"), JOB: Hash(job("settling", **FAILED_HOOKED)),
+                IDEM: Text("job_1 h"), IDENTIFIER: Text("d1")},
+        keys=ABANDON_KEYS, args=ABANDON_ARGS, returns=1,
+        after={**BEGUN_GONE, NONCE: None, IDEM: None, IDENTIFIER: None,
+               JOB: Hash(job("failed", finishedAt=NOW, error=ERROR, **FAILED_HOOKED), ttl=RETENTION),
+               **told("job_1", "job.failed")},
+        published=[(CHANNEL, "job_1")]),
+    Row("claims that are no longer this payload's stay",
+        before={**BEGUN, NONCE: Text("settling d0"), IDEM: Text("job_0 h"), IDENTIFIER: Text("d0")},
+        keys=[INTENT, DUE, NONCE, PAY, "", IDEM, IDENTIFIER], args=ABANDON_ARGS, returns=1, after=BEGUN_GONE),
+    Row("an intent that has ended: 0, nothing moves",
+        before={**BEGUN, INTENT: Hash(intent(stage="paid")), NONCE: Text("settling d1")},
+        keys=ABANDON_KEYS, args=ABANDON_ARGS, returns=0),
+]  # fmt: skip
+
+UNCERTAIN_KEYS = [INTENT, DUE, PAY, LEDGER, JOB]
+UNCERTAIN_ARGS = [NAMES, dict(digest="d1", due=NOW + 10_000, at=AT, reason="timeout", now=NOW, retention=RETENTION)]
+SETTLING_HOOKED = {"webhook": URL, "events": "job.settling"}
+
+SETTLEMENT_UNCERTAIN = [
+    Row("the first answer that says nothing: due again later, said once in the ledger and to the job's webhook",
+        before={**BEGUN, JOB: Hash(job("settling", **SETTLING_HOOKED))},
+        keys=UNCERTAIN_KEYS, args=UNCERTAIN_ARGS, returns=1,
+        after={INTENT: Hash(intent(attempts=1, lastError="timeout")), DUE: Sorted({"d1": NOW + 10_000}),
+               LEDGER: Events([entry("settling", 3, reason="timeout")]), **told("job_1", "job.settling")}),
+    Row("later ones are only counted; an intent no longer due is not made due",
+        before={INTENT: Hash(intent(attempts=1, lastError="dropped")), PAY: Hash(payment(status="settling")),
+                JOB: Hash(job("settling", **SETTLING_HOOKED))},
+        keys=UNCERTAIN_KEYS, args=UNCERTAIN_ARGS, returns=1,
+        after={INTENT: Hash(intent(attempts=2, lastError="timeout"))}),
+    Row("an intent not settling: 0, nothing moves",
+        before={**BEGUN, INTENT: Hash(intent(stage="paid"))}, keys=UNCERTAIN_KEYS, args=UNCERTAIN_ARGS, returns=0),
+]  # fmt: skip
+
+
+def failed_args(stage: str) -> list[Any]:
+    return [NAMES, dict(digest="d1", at=AT, reason="invalid", now=NOW, error=ERROR, retention=RETENTION,
+                        channel=K(CHANNEL), stage=stage)]  # fmt: skip
+
+
+FAILED_KEYS = [INTENT, DUE, PAY, LEDGER, NONCE, JOB]
+
+SETTLEMENT_FAILED = [
+    Row("never payable: the intent and its payment failed, the nonce marked, the waiting job failed, announced",
+        before={**BEGUN, NONCE: Text("settling d1"), JOB: Hash(job("settling"))},
+        keys=FAILED_KEYS, args=failed_args("failed"), returns=1,
+        after={INTENT: Hash(intent(stage="failed", lastError="invalid")), DUE: None,
+               PAY: Hash(payment(status="failed", failReason="invalid")), NONCE: Text("failed d1"),
+               LEDGER: Events([entry("settle_failed", 3, reason="invalid")]),
+               JOB: Hash(job("failed", finishedAt=NOW, error=ERROR), ttl=RETENTION)},
+        published=[(CHANNEL, "job_1")]),
+    Row("no proof either way: unconfirmed; a nonce no longer this intent's is kept",
+        before={**BEGUN, INTENT: Hash(intent(kind="purchase")), NONCE: Text("settling d0")},
+        keys=[INTENT, DUE, PAY, LEDGER, NONCE, ""], args=failed_args("unconfirmed"), returns=1,
+        after={INTENT: Hash(intent(kind="purchase", stage="unconfirmed", lastError="invalid")), DUE: None,
+               PAY: Hash(payment(status="unconfirmed", failReason="invalid")),
+               LEDGER: Events([entry("settle_unconfirmed", 3, reason="invalid")])}),
+    Row("an intent that has ended: 0, nothing moves",
+        before={**BEGUN, INTENT: Hash(intent(stage="done"))}, keys=FAILED_KEYS, args=failed_args("failed"),
+        returns=0),
+]  # fmt: skip
+
+IDENTIFIER_CLAIM = [
+    Row("an identifier naming nothing now names the digest: ''",
+        keys=[IDENTIFIER], args=["d1", 600], returns="", after={IDENTIFIER: Text("d1", ttl=600_000)}),
+    Row("an identifier naming a payload already: its digest",
+        before={IDENTIFIER: Text("d0")}, keys=[IDENTIFIER], args=["d1", 600], returns="d0"),
+]  # fmt: skip
+
+IDENTIFIER_RELEASE = [
+    Row("an identifier naming the digest names nothing",
+        before={IDENTIFIER: Text("d1")}, keys=[IDENTIFIER], args=["d1"], returns=0, after={IDENTIFIER: None}),
+    Row("an identifier naming another digest stays",
+        before={IDENTIFIER: Text("d0")}, keys=[IDENTIFIER], args=["d1"], returns=0),
+]  # fmt: skip
+
+SETTLEMENT_LEASE = [
+    Row("due intents, at most `limit`, are leased: due again once the lease ends",
+        before={DUE: Sorted({"d1": NOW - 10, "d2": NOW - 5, "d3": NOW + 100})},
+        keys=[DUE], args=[NOW, 30_000, 1], returns=["d1"],
+        after={DUE: Sorted({"d1": NOW + 30_000, "d2": NOW - 5, "d3": NOW + 100})}),
+    Row("none due: none taken",
+        before={DUE: Sorted({"d3": NOW + 100})}, keys=[DUE], args=[NOW, 30_000, 10], returns=[]),
+]  # fmt: skip
+
+# ---------------------------------------------------------------- workers: claiming jobs, webhook deliveries
+
+
+def claim(room: int) -> list[Any]:
+    return [NAMES, dict(now=NOW, lease=5000, mark=300_000, tool_prefix="job_", room=room, read=room + 16)]
+
+
+CLAIM_JOBS = [
+    Row("a due tool job is marked for one lease and moved to the lease's end: its id and score as read",
+        before={QUEUE: Sorted({"job_1": NOW - 100})}, keys=[QUEUE], args=claim(2),
+        returns=["job_1", str(NOW - 100)],
+        after={MARK: Text("1", ttl=5000), QUEUE: Sorted({"job_1": NOW + 5000})}),
+    Row("a job marked already (running elsewhere) is skipped; one of arq's crons gets arq's full mark",
+        before={QUEUE: Sorted({"job_1": NOW - 100, "cron:sweep": NOW - 50}), MARK: Text("1")}, keys=[QUEUE],
+        args=claim(2), returns=["cron:sweep", str(NOW - 50)],
+        after={keys.ARQ_IN_PROGRESS_PREFIX + "cron:sweep": Text("1", ttl=300_000)}),
+    Row("no more than the worker has room for, and none not yet due",
+        before={QUEUE: Sorted({"job_1": NOW - 100, "job_2": NOW - 50, "job_3": NOW + 1000})}, keys=[QUEUE],
+        args=claim(1), returns=["job_1", str(NOW - 100)],
+        after={MARK: Text("1", ttl=5000),
+               QUEUE: Sorted({"job_1": NOW + 5000, "job_2": NOW - 50, "job_3": NOW + 1000})}),
+]  # fmt: skip
+
+CLAIM_DELIVERIES = [
+    Row("due deliveries, at most `count`, are leased: due again once the lease ends",
+        before={keys.WEBHOOKS_DUE: Sorted({"m1": NOW - 10, "m2": NOW - 5, "m3": NOW + 100})},
+        keys=[keys.WEBHOOKS_DUE], args=[NOW, 30_000, 1], returns=["m1"],
+        after={keys.WEBHOOKS_DUE: Sorted({"m1": NOW + 30_000, "m2": NOW - 5, "m3": NOW + 100})}),
+    Row("none due: none taken",
+        before={keys.WEBHOOKS_DUE: Sorted({"m3": NOW + 100})}, keys=[keys.WEBHOOKS_DUE], args=[NOW, 30_000, 32],
+        returns=[]),
+]  # fmt: skip
+
+# ---------------------------------------------------------------- every script, its table
+
+TABLES: dict[str, list[Row] | Callable[[int], list[Row]]] = {
+    "create_payment": CREATE_PAYMENT,
+    "expire_payments": EXPIRE_PAYMENTS,
+    "enqueue_job": ENQUEUE_JOB,
+    "start_job": START_JOB,
+    "finish_job": FINISH_JOB,
+    "begin_call": BEGIN_CALL,
+    "requeue_job": REQUEUE_JOB,
+    "cancel_job": CANCEL_JOB,
+    "cancel_jobs": CANCEL_JOBS,
+    "create_batch": CREATE_BATCH,
+    "cancel_batch": CANCEL_BATCH,
+    "reserve_slot": reserve_slot,
+    "settlement_begin": SETTLEMENT_BEGIN,
+    "settlement_paid": SETTLEMENT_PAID,
+    "settlement_abandon": SETTLEMENT_ABANDON,
+    "settlement_uncertain": SETTLEMENT_UNCERTAIN,
+    "settlement_failed": SETTLEMENT_FAILED,
+    "settlement_lease": SETTLEMENT_LEASE,
+    "identifier_claim": IDENTIFIER_CLAIM,
+    "identifier_release": IDENTIFIER_RELEASE,
+    "claim_jobs": CLAIM_JOBS,
+    "claim_deliveries": CLAIM_DELIVERIES,
+}
+
+
+def cases() -> list[Any]:
+    found = []
+    for script, table in TABLES.items():
+        rows = table(0) if callable(table) else table
+        found += [pytest.param(script, index, id=f"{script}: {row.name}") for index, row in enumerate(rows)]
+    return found
+
+
+@pytest.mark.parametrize(("script", "index"), cases())
+async def test_script(redis: Redis, script: str, index: int) -> None:
+    table = TABLES[script]
+    if callable(table):
+        seconds, micros = await redis.time()
+        table = table(seconds * 1_000_000 + micros)
+    await check(redis, SCRIPTS[script], table[index])
+
+
+def test_every_script_has_a_table() -> None:
+    assert set(TABLES) == set(SCRIPTS)
+
+
+def test_no_script_spells_a_key() -> None:
+    """Keys come in as KEYS or are built from SCRIPT_NAMES: no script text names one of shared/keys.py's."""
+    for name, text in SCRIPTS.items():
+        assert f"{keys.PREFIX}:" not in text and keys.ARQ_JOB_PREFIX not in text, name
+
+
+def test_a_script_gets_each_part_it_uses_once_after_the_parts_that_part_uses() -> None:
+    parts = {"a": "-- a\n", "b": "--! uses: a\n-- b\n", "c": "--! uses: b, a\n-- c\n"}
+    assert assemble("--! uses: c, a\n-- main\n", parts) == (
+        "-- a\n" + "--! uses: a\n-- b\n" + "--! uses: b, a\n-- c\n" + "--! uses: c, a\n-- main\n"
+    )
+    assert assemble("-- uses nothing\n", parts) == "-- uses nothing\n"
+
+
+def test_parts_that_use_each_other_or_do_not_exist_are_refused() -> None:
+    with pytest.raises(ValueError, match="use each other"):
+        assemble("--! uses: a\n", {"a": "--! uses: b\n", "b": "--! uses: a\n"})
+    with pytest.raises(ValueError, match=r"no Lua part lib/missing\.lua"):
+        assemble("--! uses: missing\n", {})
