@@ -29,6 +29,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from shared import keys
+from shared.arq_seam import arq_payload
 from shared.config import Settings
 from shared.jobs import (
     CANCELED_BEFORE_RUN,
@@ -36,7 +37,6 @@ from shared.jobs import (
     JobError,
     JobRecord,
     JobStore,
-    arq_payload,
     iso,
     iso_ms,
     job_charge,

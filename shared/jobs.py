@@ -21,10 +21,10 @@ import time
 from typing import Any, Literal
 
 import msgspec
-from arq.jobs import serialize_job
 from redis.asyncio import Redis
 
 from shared import keys
+from shared.arq_seam import ARQ_JOB_PREFIX
 from shared.clock import utc_iso
 from shared.failures import Failure, Kind, ended_failure, failure, kind_of_code
 from shared.keys import SETTLING_DUE
@@ -35,26 +35,7 @@ JobStatus = Literal["settling", "queued", "running", "succeeded", "failed", "can
 TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "canceled", "expired"})
 ANONYMOUS = "anon"
 JOB_ID_PREFIX = "job_"
-RUN_TOOL = "run_tool"
 _json = msgspec.json.Encoder()
-_msgpack = msgspec.msgpack.Encoder()
-
-
-def arq_serialize(data: dict[str, Any]) -> bytes:
-    """arq job payloads as msgpack, not pickle (WorkerSettings.job_serializer)."""
-    return _msgpack.encode(data)
-
-
-def arq_deserialize(raw: bytes) -> dict[str, Any]:
-    data: dict[str, Any] = msgspec.msgpack.decode(raw)
-    return data
-
-
-def arq_payload(job_id: str, enqueue_ms: int, *, batch: bool = False) -> bytes:
-    """What `ArqRedis.enqueue_job("run_tool", job_id)` would store, written by our Lua with the job's record. A
-    batch item says so (`batch=True`): the worker limits how many of those run at once before it starts one."""
-    kwargs = {"batch": True} if batch else {}
-    return serialize_job(RUN_TOOL, (job_id,), kwargs, None, enqueue_ms, serializer=arq_serialize)
 
 
 # Queue order: arq takes the lowest scores first, and a score is normally the time a job may start. Single calls
@@ -311,7 +292,7 @@ class JobStore:
         outcome, value = await self._enqueue(
             keys=[
                 keys.job_key(record.id),
-                keys.ARQ_JOB_PREFIX + record.id,
+                ARQ_JOB_PREFIX + record.id,
                 keys.QUEUE_NAME,
                 idem_key,
                 record.payment_key(),

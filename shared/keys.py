@@ -37,16 +37,12 @@ import hashlib
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
-
+from shared.arq_seam import ARQ_IN_PROGRESS_PREFIX, ARQ_JOB_PREFIX, ARQ_RETRY_PREFIX
 from shared.lua import SCRIPTS, pack
 
 PREFIX = "s402"
 QUEUE_NAME = f"{PREFIX}:queue"
 QUEUE_WAKE = f"{QUEUE_NAME}:wake"  # the scripts that queue jobs publish here
-ARQ_JOB_PREFIX = job_key_prefix  # arq's keys of a job: its payload, retry counter and in-progress mark
-ARQ_RETRY_PREFIX = retry_key_prefix
-ARQ_IN_PROGRESS_PREFIX = in_progress_key_prefix
 JOBS_DONE_CHANNEL = f"{PREFIX}:jobs:done"
 RUNNING_JOBS = f"{PREFIX}:jobs:running"
 

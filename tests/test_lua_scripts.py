@@ -22,6 +22,7 @@ from redis.asyncio.client import PubSub
 
 from api.callcore import settlements
 from shared import keys
+from shared.arq_seam import ARQ_IN_PROGRESS_PREFIX, ARQ_JOB_PREFIX, ARQ_RETRY_PREFIX
 from shared.lua import SCRIPTS, assemble, pack
 from shared.quality import quality_key
 
@@ -243,8 +244,8 @@ PAYLOAD = b"\x95\x01\xa8run_tool\x91\xff\x00\xcf"  # arq's payload is msgpack: b
 CHANNEL = keys.JOBS_DONE_CHANNEL
 
 JOB, JOB2, JOB3 = keys.job_key("job_1"), keys.job_key("job_2"), keys.job_key("job_3")
-ARQ, ARQ2 = keys.ARQ_JOB_PREFIX + "job_1", keys.ARQ_JOB_PREFIX + "job_2"
-RETRY, MARK = keys.ARQ_RETRY_PREFIX + "job_1", keys.ARQ_IN_PROGRESS_PREFIX + "job_1"
+ARQ, ARQ2 = ARQ_JOB_PREFIX + "job_1", ARQ_JOB_PREFIX + "job_2"
+RETRY, MARK = ARQ_RETRY_PREFIX + "job_1", ARQ_IN_PROGRESS_PREFIX + "job_1"
 QUEUE, WAKE, LEDGER, RUNNING = keys.QUEUE_NAME, keys.QUEUE_WAKE, keys.LEDGER, keys.RUNNING_JOBS
 PAY, PAY2 = keys.payment_key("pay_1"), keys.payment_key("pay_2")
 QUALITY = quality_key("svc")
@@ -893,7 +894,7 @@ CLAIM_JOBS = [
     Row("a job marked already (running elsewhere) is skipped; one of arq's crons gets arq's full mark",
         before={QUEUE: Sorted({"job_1": NOW - 100, "cron:sweep": NOW - 50}), MARK: Text("1")}, keys=[QUEUE],
         args=claim(2), returns=["cron:sweep", str(NOW - 50)],
-        after={keys.ARQ_IN_PROGRESS_PREFIX + "cron:sweep": Text("1", ttl=300_000)}),
+        after={ARQ_IN_PROGRESS_PREFIX + "cron:sweep": Text("1", ttl=300_000)}),
     Row("no more than the worker has room for, and none not yet due",
         before={QUEUE: Sorted({"job_1": NOW - 100, "job_2": NOW - 50, "job_3": NOW + 1000})}, keys=[QUEUE],
         args=claim(1), returns=["job_1", str(NOW - 100)],
@@ -963,7 +964,7 @@ def test_every_script_has_a_table() -> None:
 def test_no_script_spells_a_key() -> None:
     """Keys come in as KEYS or are built from SCRIPT_NAMES: no script text names one of shared/keys.py's."""
     for name, text in SCRIPTS.items():
-        assert f"{keys.PREFIX}:" not in text and keys.ARQ_JOB_PREFIX not in text, name
+        assert f"{keys.PREFIX}:" not in text and ARQ_JOB_PREFIX not in text, name
 
 
 def test_a_script_gets_each_part_it_uses_once_after_the_parts_that_part_uses() -> None:

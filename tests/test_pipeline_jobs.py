@@ -8,6 +8,7 @@ import pytest
 from support import Pipeline
 
 from shared import keys
+from shared.arq_seam import ARQ_IN_PROGRESS_PREFIX, ARQ_JOB_PREFIX, ARQ_RETRY_PREFIX
 
 IMAGE = {"ImageURL": "https://example.com/jobs.jpg"}
 
@@ -57,7 +58,7 @@ async def test_an_ended_job_leaves_nothing_of_arqs_behind(pipeline: Pipeline) ->
     assert max(final["attempts"] for final in finals) == 2
     for job_id in jobs:
         assert await pipeline.redis.zscore(keys.QUEUE_NAME, job_id) is None
-        prefixes = (keys.ARQ_JOB_PREFIX, keys.ARQ_RETRY_PREFIX, keys.ARQ_IN_PROGRESS_PREFIX)
+        prefixes = (ARQ_JOB_PREFIX, ARQ_RETRY_PREFIX, ARQ_IN_PROGRESS_PREFIX)
         assert await pipeline.redis.exists(*(prefix + job_id for prefix in prefixes)) == 0
 
 

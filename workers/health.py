@@ -38,9 +38,9 @@ from arq import cron
 from arq.connections import RedisSettings
 from redis.asyncio import Redis
 
+from shared.arq_seam import arq_deserialize, arq_serialize
 from shared.catalog import Catalog
 from shared.config import Settings
-from shared.jobs import arq_deserialize, arq_serialize
 from shared.keys import PREFIX
 from shared.liveness import Heartbeat
 from shared.models import ToolSpec

@@ -13,8 +13,10 @@
    MIN_POLL_INTERVAL_S), and every FALLBACK_POLL_S anyway for retries coming due and lapsed leases. arq polls
    every 20 ms, which cost a call 10 ms on average.
 4. **A finished job costs arq no round trip.** The scripts that end a job delete arq's keys for it in the same step
-   (shared/lua/lib/state.lua `arq_done`); an attempt that ended its job says so in its context (ARQ_KEYS_DELETED) and
-   `finish_job` skips arq's own deletion.
+   (shared/lua/lib/state.lua `arq_done`); an attempt that ended its job reports it to the worker's EndedJobs
+   (`ctx["ended_jobs"].add(job_id)`, workers/tasks.py), and `finish_job` then skips arq's own deletion.
+
+The arq internals this relies on are listed, and checked against the pinned arq, in shared/arq_seam.py.
 
 A retry (arq's Retry) is queued `defer` after it was raised, as with arq (see `finish_job`).
 """
@@ -49,7 +51,7 @@ RESUBSCRIBE_S = 1.0
 # may be a cron job running elsewhere (not leased, so still due)
 MAX_CLAIM = 256
 READ_MARGIN = 16
-ARQ_KEYS_DELETED = "arq_keys_deleted"  # set True in a job's context by an attempt whose job has ended
+ENDED_JOBS = "ended_jobs"  # the worker context's EndedJobs (workers/tasks.py reports to it)
 
 log = structlog.get_logger("workers.queue")
 
@@ -97,6 +99,24 @@ class QueueWake:
             await asyncio.sleep(RESUBSCRIBE_S)
 
 
+class EndedJobs:
+    """The jobs whose attempt ended them with our own script (which deleted arq's keys too): the attempt adds its
+    job (workers/tasks.py), and finish_job, which arq calls next, takes it out and so leaves arq's keys alone."""
+
+    def __init__(self) -> None:
+        self._ids: set[str] = set()
+
+    def add(self, job_id: str) -> None:
+        self._ids.add(job_id)
+
+    def take(self, job_id: str) -> bool:
+        """Whether the job was reported ended (and forget it)."""
+        if job_id in self._ids:
+            self._ids.discard(job_id)
+            return True
+        return False
+
+
 class ServerWorker(Worker):
     """arq's Worker, claiming with CLAIM, leasing tool jobs and woken by QUEUE_WAKE (module docstring)."""
 
@@ -106,16 +126,8 @@ class ServerWorker(Worker):
         self._scores: dict[str, int] = {}  # a running job's score when claimed (see finish_job)
         self._claim: Any = None
         self._polled_at = 0.0
-        self._deleted: set[str] = set()  # jobs whose arq keys the attempt's own script deleted
-        hook = self.on_job_end
-
-        async def on_job_end(ctx: dict[str, Any]) -> None:  # arq calls it just before finish_job
-            if ctx.get(ARQ_KEYS_DELETED):
-                self._deleted.add(ctx["job_id"])
-            if hook is not None:
-                await hook(ctx)
-
-        self.on_job_end = on_job_end
+        self.ended = EndedJobs()  # what the attempts report; finish_job reads it
+        self.ctx[ENDED_JOBS] = self.ended
 
     def wake(self) -> None:
         """Poll now (also ends the wait of a worker told to stop: burst mode)."""
@@ -167,7 +179,7 @@ class ServerWorker(Worker):
 
     def _ended(self, job_id: str, _: object) -> None:
         self._scores.pop(job_id, None)
-        self._deleted.discard(job_id)
+        self.ended.take(job_id)
         full = self.job_counter >= self.max_jobs
         self._release_sem_dec_counter_on_complete()
         if full:  # room again: jobs may have waited for it
@@ -187,7 +199,7 @@ class ServerWorker(Worker):
         from the score it was claimed with (arq adds `incr_score` to the queue's score, which the lease moved):
         `defer` after the Retry, or its old place. A job whose attempt ended it needs nothing more (its script
         deleted arq's keys). Everything else is arq's."""
-        if finish and job_id in self._deleted:
+        if self.ended.take(job_id) and finish:
             return
         score = self._scores.get(job_id)
         if finish or score is None or not job_id.startswith(JOB_ID_PREFIX):

@@ -12,10 +12,11 @@ from arq.connections import RedisSettings
 from redis.asyncio import Redis
 
 from shared import keys
+from shared.arq_seam import RUN_TOOL, arq_deserialize, arq_serialize
 from shared.batches import BatchStore
 from shared.catalog import Catalog
 from shared.config import Settings
-from shared.jobs import RUN_TOOL, JobStore, arq_deserialize, arq_serialize
+from shared.jobs import JobStore
 from shared.liveness import Heartbeat
 from shared.metrics import WorkerMetrics
 from shared.payments import PaymentStore

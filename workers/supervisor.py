@@ -21,6 +21,7 @@ import redis.exceptions
 import structlog
 from arq.worker import Worker
 
+from shared.arq_seam import close_pool
 from shared.config import ConfigError, Settings
 from shared.logging import configure_logging
 
@@ -79,6 +80,4 @@ async def abandon(worker: Worker) -> None:
     if worker.on_shutdown is not None:
         with contextlib.suppress(*REDIS_LOST):
             await worker.on_shutdown(worker.ctx)
-    if worker._pool is not None:
-        await worker._pool.aclose(close_connection_pool=True)
-        worker._pool = None
+    await close_pool(worker)

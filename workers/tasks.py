@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import random
 import time
-from typing import Any, NotRequired, TypedDict
+from typing import Any, TypedDict
 
 import msgspec
 import structlog
@@ -32,7 +32,7 @@ from shared.metrics import JOBS_FINISHED, QUEUE_WAIT, WorkerMetrics
 from shared.payments import PaymentStore
 from shared.quality import EXECUTION_COUNT, quality_key, result_figure
 from workers import tenancy
-from workers.queue import LEASE_RENEW_S, renew_lease
+from workers.queue import LEASE_RENEW_S, EndedJobs, renew_lease
 from workers.ratelimit import CallCanceled, JobCall, RateLimiter, SlotTooFar
 from workers.upstream import Upstream, UpstreamError
 
@@ -90,7 +90,7 @@ class WorkerContext(TypedDict):
     batch_slots: BatchSlots
     namespaces: tenancy.Namespaces
     job_try: int
-    arq_keys_deleted: NotRequired[bool]  # workers.queue.ARQ_KEYS_DELETED: the job has ended, arq need not finish it
+    ended_jobs: EndedJobs  # ServerWorker's: an attempt that ended its job reports it (arq then leaves its keys)
 
 
 def backoff_s(attempt: int, settings: Settings) -> float:
@@ -110,12 +110,12 @@ async def run_tool(ctx: WorkerContext, job_id: str, *, batch: bool = False) -> N
     lease = asyncio.create_task(hold_lease(ctx["redis"], job_id))
     try:
         if not batch:
-            ctx["arq_keys_deleted"] = await _run_job(ctx, job_id)
+            ended = await _run_job(ctx, job_id)
         elif not await ctx["batch_slots"].acquire():  # still queued: this worker or another takes it again shortly
             raise Retry(defer=random.uniform(0.2, 1.0))
         else:
             try:
-                ctx["arq_keys_deleted"] = await _run_job(ctx, job_id)
+                ended = await _run_job(ctx, job_id)
             finally:
                 ctx["batch_slots"].release()
     except (RedisConnectionError, RedisTimeoutError) as exc:
@@ -124,6 +124,8 @@ async def run_tool(ctx: WorkerContext, job_id: str, *, batch: bool = False) -> N
     finally:
         lease.cancel()
         await asyncio.gather(lease, return_exceptions=True)
+    if ended:
+        ctx["ended_jobs"].add(job_id)
 
 
 async def hold_lease(redis: Redis, job_id: str) -> None:

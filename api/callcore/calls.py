@@ -24,8 +24,9 @@ from api.callcore.parties import buyer_of, tenant_of, token_owner
 from api.callcore.refusals import INVALID_TOKEN
 from api.callcore.settlements import intent_key
 from api.callcore.x402_payment import VerifiedPayment
+from shared.arq_seam import arq_payload
 from shared.config import Settings
-from shared.jobs import ANONYMOUS, JobRecord, JobStatus, JobStore, arq_payload, new_job_id, now_ms
+from shared.jobs import ANONYMOUS, JobRecord, JobStatus, JobStore, new_job_id, now_ms
 from shared.keys import idempotency_key
 from shared.metrics import ApiMetrics
 from shared.models import Service

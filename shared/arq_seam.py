@@ -1,0 +1,65 @@
+"""Everything server402 relies on of arq beyond its documented API, in one place. arq (0.28, pinned in
+requirements.lock) runs the workers; what is ours around it is listed in docs/architecture.md.
+
+What we take from arq as it is, and where it is used:
+    key prefixes             `arq:job:`, `arq:retry:`, `arq:in-progress:` (arq.constants): the Lua scripts write
+                             and delete these keys (shared/keys.py SCRIPT_NAMES passes them in)
+    job payload format       arq's `serialize_job` (function, args, kwargs, tries, enqueue time) with our msgpack
+                             serializer: the API writes payloads itself, inside ENQUEUE_JOB (`arq_payload`)
+    Worker internals         ServerWorker (workers/queue.py) overrides `_poll_iteration` and `finish_job`, and
+                             uses `sem`, `job_counter`, `_release_sem_dec_counter_on_complete`, `run_job`, `tasks`,
+                             `ctx`, `queue_name`, `in_progress_timeout_s`, `max_burst_jobs`, `_jobs_started`,
+                             `_cancel_aborted_jobs`, `heart_beat`; the supervisor (workers/supervisor.py) reads
+                             `job_tasks`, `tasks`, `on_shutdown` and closes `_pool` (`close_pool`)
+tests/test_arq_seam.py fails, naming the member, when an arq upgrade removes or reshapes any of these.
+
+Moving to another queue (saq, or our own) would cost: ServerWorker and the supervisor (a worker loop with leases,
+wake-ups and claims: ours already, about 300 lines), `arq_payload` and the prefixes here; the job hash, payments,
+waits, webhooks and the Lua that moves jobs do not depend on arq.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
+from arq.jobs import serialize_job
+from arq.worker import Worker
+
+ARQ_JOB_PREFIX = job_key_prefix  # a job's payload
+ARQ_RETRY_PREFIX = retry_key_prefix  # its try counter
+ARQ_IN_PROGRESS_PREFIX = in_progress_key_prefix  # its in-progress mark (our lease)
+RUN_TOOL = "run_tool"  # the arq function every tool job runs (workers/tasks.py)
+
+# The Worker members ServerWorker and the supervisor override or use that arq does not document.
+RELIED_ON: tuple[str, ...] = (
+    "_poll_iteration", "finish_job", "sem", "_release_sem_dec_counter_on_complete", "run_job", "_jobs_started",
+    "_cancel_aborted_jobs", "heart_beat", "_pool",
+)  # fmt: skip
+
+_msgpack = msgspec.msgpack.Encoder()
+
+
+def arq_serialize(data: dict[str, Any]) -> bytes:
+    """arq job payloads as msgpack, not pickle (WorkerSettings.job_serializer)."""
+    return _msgpack.encode(data)
+
+
+def arq_deserialize(raw: bytes) -> dict[str, Any]:
+    data: dict[str, Any] = msgspec.msgpack.decode(raw)
+    return data
+
+
+def arq_payload(job_id: str, enqueue_ms: int, *, batch: bool = False) -> bytes:
+    """What `ArqRedis.enqueue_job("run_tool", job_id)` would store, written by our Lua with the job's record. A
+    batch item says so (`batch=True`): the worker limits how many of those run at once before it starts one."""
+    kwargs = {"batch": True} if batch else {}
+    return serialize_job(RUN_TOOL, (job_id,), kwargs, None, enqueue_ms, serializer=arq_serialize)
+
+
+async def close_pool(worker: Worker) -> None:
+    """Close a worker's Redis connections (arq's Worker.close does so only for a worker that ran to its end)."""
+    if worker._pool is not None:
+        await worker._pool.aclose(close_connection_pool=True)
+        worker._pool = None
