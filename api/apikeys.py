@@ -24,11 +24,11 @@ import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import msgspec
 from redis.asyncio import Redis
 
+from shared.clock import iso_us
 from shared.keys import PREFIX
 from shared.models import Camel
 
@@ -148,7 +148,7 @@ class ApiKeyStore:
     async def create(self, name: str, services: Sequence[str] | None, rate: float, burst: int) -> tuple[ApiKey, str]:
         """Issue a key; returns its record and the key text, which is shown this once and never stored."""
         validate(name, services, rate, burst)
-        created_at = iso_now()
+        created_at = iso_us()
         while True:
             key_id = secrets.token_hex(6)
             plaintext = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
@@ -183,7 +183,7 @@ class ApiKeyStore:
         """Revoke a key (again: no change). None when there is no such key."""
         if not _KEY_ID.fullmatch(key_id):
             return None
-        if not await self._revoke(keys=[apikey_key(key_id), apikey_rate_key(key_id)], args=[iso_now()]):
+        if not await self._revoke(keys=[apikey_key(key_id), apikey_rate_key(key_id)], args=[iso_us()]):
             return None
         return await self.get(key_id)
 
@@ -229,10 +229,6 @@ def validate(name: str, services: Sequence[str] | None, rate: float, burst: int)
         raise ValueError(f"rate must be a number of requests per second, greater than 0 and at most {MAX_RATE:g}")
     if isinstance(burst, bool) or not isinstance(burst, int) or not 1 <= burst <= MAX_BURST:
         raise ValueError(f"burst must be a whole number from 1 to {MAX_BURST}")
-
-
-def iso_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _digest(plaintext: str) -> str:

@@ -45,7 +45,8 @@ from api import appkeys, errors
 from api.identity import job_readers
 from api.mcp_protocol import INVALID_PARAMS, MISSING_CLIENT_CAPABILITY, RpcError, ToolCall
 from api.mcp_results import describe, job_result
-from shared.jobs import ANONYMOUS, TERMINAL, JobRecord, iso, job_created_ms, now_ms
+from shared.clock import iso
+from shared.jobs import ANONYMOUS, TERMINAL, JobRecord, job_created_ms, now_ms
 
 TASKS_EXTENSION = "io.modelcontextprotocol/tasks"
 RELATED_TASK_META = "io.modelcontextprotocol/related-task"

@@ -30,19 +30,9 @@ from redis.asyncio import Redis
 
 from shared import keys
 from shared.arq_seam import arq_payload
+from shared.clock import iso, iso_ms
 from shared.config import Settings
-from shared.jobs import (
-    CANCELED_BEFORE_RUN,
-    JobCharge,
-    JobError,
-    JobRecord,
-    JobStore,
-    iso,
-    iso_ms,
-    job_charge,
-    new_job_id,
-    now_ms,
-)
+from shared.jobs import CANCELED_BEFORE_RUN, JobCharge, JobError, JobRecord, JobStore, job_charge, new_job_id, now_ms
 from shared.lua import pack
 
 BatchStatus = Literal["in_progress", "canceling", "completed", "canceled"]

@@ -1,8 +1,14 @@
-"""UTC timestamps to the second, as the seed writes them (`2026-06-03T13:57:31Z`): one formatter for every answer
-and record that shows one (payments, quality figures, worker heartbeats, catalog answers)."""
+"""Every timestamp server402 writes, in UTC, in one module:
+
+utc_iso   to the second, as the seed writes them (`2026-06-03T13:57:31Z`): payments, quality figures, worker
+          heartbeats, catalog answers, webhooks
+iso_ms    to the millisecond (`2026-06-03T13:57:31.042Z`): jobs, MCP tasks, the ledger and settlements
+iso_us    to the microsecond: API key records
+"""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 ISO_SECONDS = "%Y-%m-%dT%H:%M:%SZ"
@@ -15,3 +21,20 @@ def utc_iso(moment: datetime | float | None = None) -> str:
     elif not isinstance(moment, datetime):
         moment = datetime.fromtimestamp(moment / 1000, UTC)
     return moment.astimezone(UTC).strftime(ISO_SECONDS)
+
+
+def iso_ms(ms: int | None) -> str | None:
+    """Epoch milliseconds to the millisecond (None stays None)."""
+    if ms is None:
+        return None
+    seconds, millis = divmod(ms, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+
+
+def iso(ms: int) -> str:
+    return iso_ms(ms) or ""
+
+
+def iso_us() -> str:
+    """Now, to the microsecond."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

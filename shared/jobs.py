@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 
 from shared import keys
 from shared.arq_seam import ARQ_JOB_PREFIX
-from shared.clock import utc_iso
+from shared.clock import iso, iso_ms, utc_iso
 from shared.failures import Failure, Kind, ended_failure, failure, kind_of_code
 from shared.keys import SETTLING_DUE
 from shared.lua import pack
@@ -160,13 +160,6 @@ class JobView(msgspec.Struct, rename="camel", frozen=True, kw_only=True, omit_de
     links: dict[str, str] = {}
 
 
-def iso_ms(ms: int | None) -> str | None:
-    if ms is None:
-        return None
-    seconds, millis = divmod(ms, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
-
-
 KEPT_NOTE = "the call was charged: the upstream refused this input, which a retry with the same input cannot fix"
 
 
@@ -225,10 +218,6 @@ def answer_status(status: str, error: JobError | None) -> int:
     if status not in TERMINAL:
         return 202
     return ended_failure(status, error.kind if error is not None else None).status
-
-
-def iso(ms: int) -> str:
-    return iso_ms(ms) or ""
 
 
 def now_ms() -> int:

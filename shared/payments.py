@@ -31,9 +31,9 @@ import msgspec
 from redis.asyncio import Redis
 
 from shared import keys
-from shared.clock import utc_iso
+from shared.clock import iso, utc_iso
 from shared.config import Settings
-from shared.jobs import iso, now_ms
+from shared.jobs import now_ms
 from shared.models import Service
 
 PaymentStatus = Literal["pending", "settling", "paid", "failed", "unconfirmed", "expired"]

@@ -31,8 +31,8 @@ import msgspec
 from redis.asyncio import Redis
 
 from shared import keys
-from shared.clock import utc_iso
-from shared.jobs import iso_ms, now_ms
+from shared.clock import iso_ms, utc_iso
+from shared.jobs import now_ms
 from shared.lua import SCRIPTS
 from shared.netpolicy import ip_allowed
 from shared.urls import UrlRefused, caller_url

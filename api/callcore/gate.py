@@ -29,8 +29,9 @@ from api.callcore.settlements import Intent, SettlementStore
 from api.callcore.x402_gate import SETTLE_SLACK_S, FacilitatorUnavailable, X402Gate
 from api.callcore.x402_payment import PaymentRejected, VerifiedPayment
 from shared.catalog import Catalog
+from shared.clock import iso
 from shared.config import Settings
-from shared.jobs import ANONYMOUS, iso, now_ms
+from shared.jobs import ANONYMOUS, now_ms
 from shared.metrics import ApiMetrics
 from shared.models import Service
 from shared.payments import (

@@ -34,7 +34,8 @@ from api.callcore.gate import PaymentGate
 from api.callcore.settlements import SETTLING, Intent, SettlementStore
 from api.callcore.x402_gate import FacilitatorUnavailable, never_payable
 from api.callcore.x402_payment import PaymentRejected
-from shared.jobs import JobError, iso, now_ms
+from shared.clock import iso
+from shared.jobs import JobError, now_ms
 
 log = structlog.get_logger("api.reconciler")
 
