@@ -25,9 +25,9 @@ def main() -> int:
         print(f"server402 api: {exc}", file=sys.stderr)
         return 2
     structlog.get_logger("api").info(
-        "api listening", url=settings.public_url, catalog=f"{settings.public_url}/api/catalog"
+        "api listening", url=settings.server.public_url, catalog=f"{settings.server.public_url}/api/catalog"
     )
-    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+    web.run_app(app, host=settings.server.host, port=settings.server.port, print=None, access_log=None)
     return 0
 
 

@@ -39,15 +39,17 @@ REDIS_MAX_CONNECTIONS = 512
 def create_app(settings: Settings, catalog_: Catalog | None = None) -> web.Application:
     app = web.Application(
         middlewares=[request_context, origin_guard, client_rate_limit, body_read_deadline],
-        client_max_size=settings.max_body_bytes,
-        handler_args=handler_args(settings),  # the header read timeout, for run_app and test servers alike
+        client_max_size=settings.server.max_body_bytes,
+        handler_args=handler_args(settings.server),  # the header read timeout, for run_app and test servers alike
     )
     app[appkeys.SETTINGS] = settings
     app[GUARD] = guard_for(app)
     app[appkeys.CATALOG] = catalog_ if catalog_ is not None else Catalog.load(settings.operator_file)
     app[appkeys.SEARCH] = SearchIndex(app[appkeys.CATALOG].services)
     app[appkeys.OPENAPI] = msgspec.json.encode(build_openapi(app[appkeys.CATALOG], settings))
-    app[appkeys.VALIDATORS] = InputValidators(app[appkeys.CATALOG], allowed_networks=settings.image_allowed_networks)
+    app[appkeys.VALIDATORS] = InputValidators(
+        app[appkeys.CATALOG], allowed_networks=settings.upstream.image_allowed_networks
+    )
     app[appkeys.METRICS] = ApiMetrics()
     app.on_response_prepare.append(rate_limit_headers)  # RateLimit fields on errors and streams too
     app.cleanup_ctx.append(redis_ctx)
@@ -74,11 +76,11 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[appkeys.SETTINGS]
-    app[appkeys.JOBS] = JobStore(app[appkeys.REDIS], retention_s=settings.job_retention_s)
+    app[appkeys.JOBS] = JobStore(app[appkeys.REDIS], retention_s=settings.jobs.retention_s)
     app[appkeys.BATCHES] = BatchStore.from_settings(app[appkeys.REDIS], settings)
-    app[appkeys.PAYMENTS] = PaymentStore(app[appkeys.REDIS], app[appkeys.SETTINGS])
+    app[appkeys.PAYMENTS] = PaymentStore(app[appkeys.REDIS], settings.payments, settings.x402)
     app[appkeys.API_KEYS] = ApiKeyStore(app[appkeys.REDIS])
-    app[appkeys.X402] = X402Gate(app[appkeys.SETTINGS])
+    app[appkeys.X402] = X402Gate(settings.x402)
     app[appkeys.QUALITY] = QualityStore(app[appkeys.REDIS])
     app[appkeys.QUALITY].start()  # writes the 402s it counts every second
     settlements = SettlementStore(app[appkeys.REDIS])
@@ -90,7 +92,7 @@ async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
         settings, app[appkeys.GATE], app[appkeys.JOBS], app[appkeys.REDIS], app[appkeys.METRICS]
     )
     reconciler = Reconciler(
-        app[appkeys.CORE], app[appkeys.GATE], settlements, retention_ms=settings.job_retention_s * 1000
+        app[appkeys.CORE], app[appkeys.GATE], settlements, retention_ms=settings.jobs.retention_s * 1000
     )
     reconciler.start()  # ends every x402 payment left settling, in whichever API process gets to it first
     app[appkeys.WAITER] = JobWaiter(app[appkeys.REDIS], app[appkeys.JOBS])

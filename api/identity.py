@@ -38,7 +38,7 @@ async def call_context(request: web.Request) -> CallContext:
     return CallContext(
         caller=caller,
         request_id=request[appkeys.REQUEST_ID],
-        resource_url=request.app[appkeys.SETTINGS].public_url + request.path,
+        resource_url=request.app[appkeys.SETTINGS].server.public_url + request.path,
     )
 
 
@@ -57,7 +57,7 @@ def presented_tokens(request: web.Request) -> list[str]:
 
 def token_payments(request: web.Request) -> list[str]:
     """The payments of the genuine tokens the request presents (HMAC-checked, in the header's order)."""
-    secret = request.app[appkeys.SETTINGS].token_secret
+    secret = request.app[appkeys.SETTINGS].payments.token_secret
     return [payment_id for token in presented_tokens(request) if (payment_id := payment_id_of(secret, token))]
 
 

@@ -16,7 +16,7 @@ async def view_for(request: web.Request, record: JobRecord) -> JobView:
     position = await store.queue_position(record.id) if record.status == "queued" else None
     credit = None
     if record.refunded and record.paymentKind == "x402" and record.paymentId:
-        credit = token_for(request.app[appkeys.SETTINGS].token_secret, record.paymentId)
+        credit = token_for(request.app[appkeys.SETTINGS].payments.token_secret, record.paymentId)
     return job_view(record, retention_ms=store.retention_ms, queue_position=position, credit_token=credit)
 
 

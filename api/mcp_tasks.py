@@ -91,8 +91,8 @@ async def _index(request: web.Request, record: JobRecord) -> None:
     settings = request.app[appkeys.SETTINGS]
     # as long as the job can last: settling (the payment's window, then the reconciler's grace), its deadline
     # (from when it is queued), then its retention
-    longest_s = settings.x402_timeout_s + settings.x402_reconcile_grace_s + settings.job_deadline_s
-    kept_ms = int(settings.job_retention_s + longest_s + 60) * 1000
+    longest_s = settings.x402.timeout_s + settings.x402.reconcile_grace_s + settings.jobs.deadline_s
+    kept_ms = int(settings.jobs.retention_s + longest_s + 60) * 1000
     key = index_key(record.owner)
     async with request.app[appkeys.REDIS].pipeline(transaction=False) as pipe:
         pipe.zadd(key, {record.id: record.createdAt})
@@ -116,7 +116,7 @@ def task_status(record: JobRecord, *, modern: bool) -> str:
 
 async def task_view(call: ToolCall, record: JobRecord) -> dict[str, Any]:
     modern = call.envelope.modern
-    ttl_ms = call.request.app[appkeys.SETTINGS].job_retention_s * 1000  # kept at least this long after it was created
+    ttl_ms = call.request.app[appkeys.SETTINGS].jobs.retention_s * 1000  # kept at least this long after it was created
     updated = max(record.createdAt, record.startedAt or 0, record.finishedAt or 0)
     return {
         "taskId": record.id,
@@ -167,7 +167,7 @@ async def _until_done(call: ToolCall, record: JobRecord) -> JobRecord:
     """The job once it has ended; at most SERVER402_WAIT_MAX_S, and no longer than the client is there."""
     waiter, stream, request = call.request.app[appkeys.WAITER], call.stream, call.request
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + request.app[appkeys.SETTINGS].wait_max_s
+    deadline = loop.time() + request.app[appkeys.SETTINGS].jobs.wait_max_s
     reported: str | None = None
     while True:
         if stream is not None:

@@ -207,7 +207,9 @@ async def call_tool(call: ToolCall) -> dict[str, Any]:
     if wants_task(call):
         return await created(call, started.record, meta)
     settings = request.app[appkeys.SETTINGS]
-    wait = parse_prefer(request.headers.get("Prefer", ""), default_s=settings.wait_max_s, max_s=settings.wait_max_s)
+    wait = parse_prefer(
+        request.headers.get("Prefer", ""), default_s=settings.jobs.wait_max_s, max_s=settings.jobs.wait_max_s
+    )
     record = await follow(request, started.record, wait.wait_s, call.stream)
     structlog.contextvars.bind_contextvars(mcp_outcome=record.status)
     result = await job_result(request, record)

@@ -74,7 +74,7 @@ def build_openapi(catalog: Catalog, settings: Settings) -> dict[str, Any]:
             "summary": "Pay-per-call Alibaba Cloud Face & Body AI for agents, MCP clients and batch programs.",
             "description": "Call a tool without payment to receive HTTP 402 with payment terms, pay, then retry.",
         },
-        "servers": [{"url": settings.public_url}],
+        "servers": [{"url": settings.server.public_url}],
         "tags": [
             *({"name": name} for name in ("catalog", "payments", "jobs", "batches", "webhooks", "health")),
             *({"name": c} for c in _categories(catalog)),

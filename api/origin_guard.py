@@ -96,7 +96,11 @@ GUARD = web.AppKey("origin_guard", Guard)
 
 def guard_for(app: web.Application) -> Guard:
     settings = app[SETTINGS]
-    return Guard(host=settings.host, public_url=settings.public_url, allowed_origins=settings.allowed_origins)
+    return Guard(
+        host=settings.server.host,
+        public_url=settings.server.public_url,
+        allowed_origins=settings.server.allowed_origins,
+    )
 
 
 @web.middleware

@@ -32,7 +32,7 @@ def _missing(request: web.Request, job_id: str) -> errors.Server402Error:
     created = job_created_ms(job_id)
     settings = request.app[appkeys.SETTINGS]
     age_ms = now_ms() - created if created is not None else -1
-    if settings.job_retention_s * 1000 < age_ms <= PLAUSIBLE_JOB_AGE_MS:
+    if settings.jobs.retention_s * 1000 < age_ms <= PLAUSIBLE_JOB_AGE_MS:
         return errors.Gone("the job has expired and its result was deleted")
     return errors.JobNotFound("job not found")
 

@@ -41,7 +41,7 @@ from redis.exceptions import RedisError
 
 from api import appkeys, errors
 from api.apikeys import ApiKey, RateState, rate_interval_us
-from shared.config import Settings
+from shared.config import ServerSettings
 from shared.keys import PREFIX
 
 ANONYMOUS = "anon"
@@ -70,8 +70,8 @@ class Policy:
     burst: int
 
     @classmethod
-    def anonymous(cls, settings: Settings) -> Policy:
-        return cls(ANONYMOUS, rate_interval_us(settings.anon_rate), settings.anon_burst)
+    def anonymous(cls, server: ServerSettings) -> Policy:
+        return cls(ANONYMOUS, rate_interval_us(server.anon_rate), server.anon_burst)
 
     @classmethod
     def of_key(cls, api_key: ApiKey) -> Policy:
@@ -142,12 +142,12 @@ async def check_anonymous_rate(request: web.Request) -> None:
     """The per-address limit of a request without a valid API key, recorded for the headers. Raises
     TooManyRequests over the limit; lets the request go when Redis cannot answer in time."""
     settings = request.app[appkeys.SETTINGS]
-    policy = Policy.anonymous(settings)
+    policy = Policy.anonymous(settings.server)
     try:
         async with asyncio.timeout(STORE_TIMEOUT_S):
             if await _limited_by_key(request):
                 return
-            address = client_address(request, trusted_networks(settings.trusted_proxies))
+            address = client_address(request, trusted_networks(settings.server.trusted_proxies))
             rate_key = anonymous_rate_key(address)
             state = await request.app[appkeys.API_KEYS].gcra(rate_key, policy.interval_us, policy.burst)
     except (RedisError, OSError, TimeoutError) as exc:
@@ -157,7 +157,8 @@ async def check_anonymous_rate(request: web.Request) -> None:
     if state.wait_us > 0:
         structlog.contextvars.bind_contextvars(rate_limited=ANONYMOUS)
         raise errors.TooManyRequests(
-            f"rate limit exceeded for callers without an api key ({settings.anon_rate:g}/s, {policy.burst} at once)",
+            f"rate limit exceeded for callers without an api key "
+            f"({settings.server.anon_rate:g}/s, {policy.burst} at once)",
             retry_after=limit.retry_after_s,
         )
 

@@ -26,7 +26,7 @@ from aiohttp.typedefs import Handler
 
 from api import errors
 from api.appkeys import SETTINGS
-from shared.config import Settings
+from shared.config import ServerSettings
 
 
 class BodyReadTimedOut(errors.RequestTimeout, TimeoutError):
@@ -34,9 +34,9 @@ class BodyReadTimedOut(errors.RequestTimeout, TimeoutError):
     of the unread body meets it and closes the connection quietly (any other exception is logged as unhandled)."""
 
 
-def handler_args(settings: Settings) -> Mapping[str, Any]:
+def handler_args(server: ServerSettings) -> Mapping[str, Any]:
     """Keyword arguments of every connection's `RequestHandler` (`web.Application(handler_args=...)`)."""
-    return {"keepalive_timeout": settings.header_read_timeout_s}
+    return {"keepalive_timeout": server.header_read_timeout_s}
 
 
 @web.middleware
@@ -44,7 +44,7 @@ async def body_read_deadline(request: web.Request, handler: Handler) -> web.Stre
     body = request.content
     if body.is_eof():  # no body, or all of it is here already
         return await handler(request)
-    timeout_s = request.app[SETTINGS].body_read_timeout_s
+    timeout_s = request.app[SETTINGS].server.body_read_timeout_s
     timer = asyncio.get_running_loop().call_later(timeout_s, _expire, body, timeout_s)
     try:
         return await handler(request)

@@ -46,7 +46,7 @@ def wait_seconds(request: web.Request) -> float:
         raise errors.BadRequest("wait must be a number of seconds") from None
     if not math.isfinite(wait_s) or wait_s < 0:
         raise errors.BadRequest("wait must be a number of seconds")
-    return min(wait_s, request.app[appkeys.SETTINGS].wait_max_s)
+    return min(wait_s, request.app[appkeys.SETTINGS].jobs.wait_max_s)
 
 
 def call_webhook(request: web.Request) -> Webhook | None:
@@ -61,7 +61,7 @@ def checked_webhook(request: web.Request, url: object, raw_events: object) -> We
         webhook = requested(
             url,
             raw_events,
-            allowed_networks=request.app[appkeys.SETTINGS].webhook_allowed_networks,
+            allowed_networks=request.app[appkeys.SETTINGS].webhooks.allowed_networks,
             allowed=(*JOB_EVENTS, COMPLETED),
             default=(COMPLETED,),
         )

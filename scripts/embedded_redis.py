@@ -112,8 +112,8 @@ def main() -> None:
         settings = Settings.from_env()
     except ConfigError as exc:
         sys.exit(f"embedded redis: {exc}")
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    args = server_args(settings.redis_port, settings.data_dir)
+    settings.local.data_dir.mkdir(parents=True, exist_ok=True)
+    args = server_args(settings.local.redis_port, settings.local.data_dir)
     os.execv(args[0], args)
 
 

@@ -27,8 +27,8 @@ DEFAULT_TOOL = "face-attribute-recognition"
 
 async def pay_and_call(settings: Settings, tool: str) -> int:
     buyer = x402Client().register("eip155:*", ExactEvmClientScheme(EthAccountSigner(Account.from_key(DEMO_WALLET_KEY))))
-    image = f"{settings.sandbox_url}/_sandbox/images/face.jpg"
-    async with x402HttpxClient(buyer, base_url=settings.public_url, timeout=60, trust_env=False) as client:
+    image = f"{settings.local.sandbox_url}/_sandbox/images/face.jpg"
+    async with x402HttpxClient(buyer, base_url=settings.server.public_url, timeout=60, trust_env=False) as client:
         response = await client.post(f"/api/tools/{tool}", json={"ImageURL": image})
     print(f"POST /api/tools/{tool} -> {response.status_code}, paid by {DEMO_WALLET_ADDRESS}")
     if "PAYMENT-RESPONSE" in response.headers:

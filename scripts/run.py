@@ -56,9 +56,9 @@ def wait_ready(url: str, honcho: subprocess.Popen[bytes]) -> bool:
 
 
 def banner(settings: Settings, external_redis: bool) -> str:
-    url = settings.public_url
-    upstream = f"sandbox at {settings.sandbox_url}" if settings.upstream == "sandbox" else "Alibaba Cloud"
-    redis_where = "external (REDIS_URL)" if external_redis else f"embedded, data in {settings.data_dir}"
+    url = settings.server.public_url
+    upstream = f"sandbox at {settings.local.sandbox_url}" if settings.upstream.mode == "sandbox" else "Alibaba Cloud"
+    redis_where = "external (REDIS_URL)" if external_redis else f"embedded, data in {settings.local.data_dir}"
     return "\n".join(
         [
             "",
@@ -76,14 +76,14 @@ def banner(settings: Settings, external_redis: bool) -> str:
             "",
             "Call a tool end to end (face-detection is free in the demo terms):",
             f"  curl -s -X POST {url}/api/tools/face-detection -H 'Content-Type: application/json' \\",
-            f'       -d \'{{"ImageURL": "{settings.sandbox_url}/_sandbox/images/face.jpg"}}\'',
+            f'       -d \'{{"ImageURL": "{settings.local.sandbox_url}/_sandbox/images/face.jpg"}}\'',
             "",
             "Pay for a call with the demo wallet (the official x402 client, 0.20 test USDC on the sandbox ledger):",
             "  .venv/bin/python -m scripts.pay_demo face-attribute-recognition",
             "",
             "The command line (calls, batches with a progress bar, jobs; see docs/cli.md):",
             f"  .venv/bin/server402 --url {url} call face-detection \\",
-            f"      ImageURL={settings.sandbox_url}/_sandbox/images/face.jpg",
+            f"      ImageURL={settings.local.sandbox_url}/_sandbox/images/face.jpg",
             "",
         ]
     )
@@ -98,7 +98,7 @@ def main() -> int:
     external_redis = bool(os.environ.get("REDIS_URL"))
     procfile = PROJECT_ROOT / "Procfile"
     skipped = {"redis"} if external_redis else set()
-    if settings.upstream != "sandbox":
+    if settings.upstream.mode != "sandbox":
         skipped.add("sandbox")
     if os.environ.get("SERVER402_X402_FACILITATOR_URL"):
         skipped.add("facilitator")
@@ -106,10 +106,10 @@ def main() -> int:
     command = [sys.executable, "-m", "honcho", "-f", str(procfile), "-d", str(PROJECT_ROOT), "start", *names]
     honcho = subprocess.Popen(command, env=child_env(settings, external_redis))
     try:
-        if wait_ready(settings.public_url, honcho):
+        if wait_ready(settings.server.public_url, honcho):
             print(banner(settings, external_redis), flush=True)
         elif honcho.poll() is None:
-            print(f"make run: the API did not become ready at {settings.public_url}/readyz", file=sys.stderr)
+            print(f"make run: the API did not become ready at {settings.server.public_url}/readyz", file=sys.stderr)
         return honcho.wait()
     except KeyboardInterrupt:
         return honcho.wait()

@@ -186,9 +186,9 @@ class BatchStore:
     def from_settings(cls, redis: Redis, settings: Settings) -> BatchStore:
         return cls(
             redis,
-            retention_s=settings.job_retention_s,
-            deadline_s=settings.batch_deadline_s,
-            window=settings.batch_window,
+            retention_s=settings.jobs.retention_s,
+            deadline_s=settings.batches.deadline_s,
+            window=settings.batches.window,
         )
 
     async def create(

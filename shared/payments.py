@@ -32,7 +32,7 @@ from redis.asyncio import Redis
 
 from shared import keys
 from shared.clock import iso, utc_iso
-from shared.config import Settings
+from shared.config import PaymentSettings, X402Settings
 from shared.jobs import now_ms
 from shared.models import Service
 
@@ -244,9 +244,10 @@ class NonceClaim(msgspec.Struct, frozen=True):
 class PaymentStore:
     """Creates and reads payments. Consumption and refunds happen in the job scripts (shared/lua/lib/payment.lua)."""
 
-    def __init__(self, redis: Redis, settings: Settings) -> None:
+    def __init__(self, redis: Redis, settings: PaymentSettings, x402: X402Settings) -> None:
         self.redis = redis
         self.settings = settings
+        self.x402 = x402
         self._create = redis.register_script(keys.CREATE_PAYMENT)
         self._expire = redis.register_script(keys.EXPIRE_PAYMENTS)
 
@@ -274,7 +275,7 @@ class PaymentStore:
             serviceId=service.id,
             internalServiceId=service.internal_service_id,
             amountCents=cents,
-            amountAtomic=atomic_amount(cents, self.settings.x402_asset_decimals),
+            amountAtomic=atomic_amount(cents, self.x402.asset_decimals),
             currency=service.pricing.currency,
             billingMode=service.pricing.billing_mode,
             maxCalls=calls,
@@ -282,11 +283,11 @@ class PaymentStore:
             usedCalls=0,
             status="paid" if paid else "pending",
             kind=kind,
-            payTo=self.settings.x402_pay_to,
+            payTo=self.x402.pay_to,
             provider=service.payment.provider,
             providerId=service.payment.provider_id,
-            network=self.settings.x402_network,
-            asset=self.settings.x402_asset,
+            network=self.x402.network,
+            asset=self.x402.asset,
             clientId=client_id,
             createdAt=now,
             expiresAt=now + ttl_s * 1000,

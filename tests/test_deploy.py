@@ -20,7 +20,7 @@ from yamllint.config import YamlLintConfig
 
 from api.app import create_app
 from shared import keys
-from shared.config import SETTINGS, Secret, Settings
+from shared.config import SETTINGS, Settings, secret_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -40,9 +40,7 @@ NON_SETTINGS_ENV = {
     "PIP_NO_CACHE_DIR": "build stage only",
     "PIP_DISABLE_PIP_VERSION_CHECK": "build stage only",
 }
-SECRET_SETTINGS = {s.env for s in SETTINGS if Settings.__annotations__[s.field] in (Secret, "Secret")} | {
-    "ALIBABA_CLOUD_ACCESS_KEY_ID"
-}
+SECRET_SETTINGS = secret_settings() | {"ALIBABA_CLOUD_ACCESS_KEY_ID"}
 # Secrets a deployment may leave empty (a facilitator that wants no credentials): wired, but not demanded.
 OPTIONAL_SECRETS = {
     "SERVER402_X402_FACILITATOR_BEARER",

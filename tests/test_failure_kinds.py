@@ -56,7 +56,7 @@ def upstream(redis_server: EmbeddedRedis, endpoint: str, key_id: str = KEY_ID, s
                 "SERVER402_CLOUDAUTH_ENDPOINT": endpoint,
                 "SERVER402_UPSTREAM_READ_TIMEOUT_S": "0.3",
             }
-        )
+        ).upstream
     )
 
 

@@ -400,7 +400,7 @@ async def test_with_the_sandbox_default_its_own_loopback_image_runs(pipeline: Pi
 
 
 async def test_the_default_allows_the_sandboxs_loopback_images_and_nothing_for_aliyun() -> None:
-    assert Settings.from_env({}).image_allowed_networks == ("127.0.0.0/8",)
+    assert Settings.from_env({}).upstream.image_allowed_networks == ("127.0.0.0/8",)
     aliyun = {
         "SERVER402_UPSTREAM": "aliyun",
         "ALIBABA_CLOUD_ACCESS_KEY_ID": "id",
@@ -408,10 +408,10 @@ async def test_the_default_allows_the_sandboxs_loopback_images_and_nothing_for_a
         "SERVER402_X402_PAY_TO": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
         "SERVER402_TOKEN_SECRET": "t" * 32,
     }
-    assert Settings.from_env(aliyun).image_allowed_networks == ()
+    assert Settings.from_env(aliyun).upstream.image_allowed_networks == ()
     assert Settings.from_env(
         {**aliyun, "SERVER402_IMAGE_ALLOWED_NETWORKS": "10.0.0.0/8, fd00::/8"}
-    ).image_allowed_networks == (
+    ).upstream.image_allowed_networks == (
         "10.0.0.0/8",
         "fd00::/8",
     )

@@ -316,7 +316,7 @@ async def test_malformed_traffic_gets_json_rpc_errors(pipeline: Pipeline) -> Non
     for bad in ({"jsonrpc": "1.0", "id": 1, "method": "ping"}, {"jsonrpc": "2.0", "id": True, "method": "ping"}, 5):
         status, answer = await rpc(pipeline, bad)
         assert (status, answer["error"]["code"]) == (400, -32600), bad
-    padding = b"a" * pipeline.settings.max_body_bytes
+    padding = b"a" * pipeline.settings.server.max_body_bytes
     too_big = io.BytesIO(b'{"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"x": "' + padding + b'"}}')
     status, answer = await rpc(pipeline, too_big)
     assert (status, answer["error"]["code"]) == (413, -32600)

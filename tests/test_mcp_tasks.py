@@ -127,7 +127,7 @@ async def test_2025_11_25_a_task_answers_at_once_then_get_and_result_give_its_jo
     wire = Wire(pipeline.api, V1)
     created = await wire.call(FREE_TOOL, face(pipeline), task={"ttl": 5000})
     task = created["task"]
-    assert task["status"] == "working" and task["ttl"] == pipeline.settings.job_retention_s * 1000
+    assert task["status"] == "working" and task["ttl"] == pipeline.settings.jobs.retention_s * 1000
     assert task["pollInterval"] > 0 and task["createdAt"].endswith("Z") and task["lastUpdatedAt"]
     assert task["taskId"] in created["_meta"]["io.modelcontextprotocol/model-immediate-response"]
     got = await wire.result("tasks/get", {"taskId": task["taskId"]})
@@ -319,7 +319,12 @@ async def test_tasks_result_stops_at_the_longest_wait_and_says_the_task_goes_on(
 
     await pipeline.stop_worker()
     short = await aiohttp_client(
-        create_app(msgspec.structs.replace(pipeline.settings, wait_max_s=0.3), pipeline.catalog)
+        create_app(
+            msgspec.structs.replace(
+                pipeline.settings, jobs=msgspec.structs.replace(pipeline.settings.jobs, wait_max_s=0.3)
+            ),
+            pipeline.catalog,
+        )
     )
     wire = Wire(short, V1)
     task = await wire.task(FREE_TOOL, face(pipeline))

@@ -29,7 +29,7 @@ async def post_mcp(api: TestClient, body: Any, **headers: str) -> tuple[int, Any
 
 
 async def test_a_foreign_origin_is_refused_on_mcp_and_on_the_api(api: TestClient, settings: Settings) -> None:
-    for origin in ("http://evil.example.com", "null", settings.public_url + ".evil.example.com"):
+    for origin in ("http://evil.example.com", "null", settings.server.public_url + ".evil.example.com"):
         status, answer = await post_mcp(api, INITIALIZE, **{"Content-Type": "application/json", "Origin": origin})
         assert (status, answer["error"]["code"], answer["id"]) == (403, -32000, None), origin
         response = await api.post("/api/tools/face-detection", json={}, headers={"Origin": origin})
@@ -39,7 +39,7 @@ async def test_a_foreign_origin_is_refused_on_mcp_and_on_the_api(api: TestClient
 
 
 async def test_the_public_urls_origin_and_requests_without_one_are_served(api: TestClient, settings: Settings) -> None:
-    for headers in ({"Origin": settings.public_url}, {"Origin": settings.public_url.upper()}, {}):
+    for headers in ({"Origin": settings.server.public_url}, {"Origin": settings.server.public_url.upper()}, {}):
         status, answer = await post_mcp(api, INITIALIZE, **{"Content-Type": "application/json", **headers})
         assert status == 200 and answer["result"]["serverInfo"]["name"] == "server402", headers
 
@@ -65,9 +65,9 @@ def test_a_server_on_a_public_address_leaves_host_to_its_proxy() -> None:
 
 def test_allowed_origins_are_origins() -> None:
     settings = Settings.from_env({"SERVER402_PUBLIC_URL": "https://Gateway.example.com/base"})
-    assert settings.allowed_origins == ("https://gateway.example.com",)
+    assert settings.server.allowed_origins == ("https://gateway.example.com",)
     both = Settings.from_env({"SERVER402_ALLOWED_ORIGINS": "https://a.example, http://localhost:3000"})
-    assert both.allowed_origins == ("https://a.example", "http://localhost:3000")
+    assert both.server.allowed_origins == ("https://a.example", "http://localhost:3000")
     for bad in ("a.example", "https://a.example/path", "ftp://a.example"):
         with pytest.raises(ConfigError, match="SERVER402_ALLOWED_ORIGINS"):
             Settings.from_env({"SERVER402_ALLOWED_ORIGINS": bad})
@@ -103,13 +103,17 @@ async def test_an_empty_post_needs_no_content_type(api: TestClient) -> None:
 async def test_allowed_origins_setting_is_used(aiohttp_client: Any, settings: Settings, catalog: Catalog) -> None:
     import msgspec
 
-    custom = msgspec.structs.replace(settings, allowed_origins=("https://app.example.com",))
+    custom = msgspec.structs.replace(
+        settings, server=msgspec.structs.replace(settings.server, allowed_origins=("https://app.example.com",))
+    )
     api = await aiohttp_client(create_app(custom, catalog))
     status, _ = await post_mcp(
         api, INITIALIZE, **{"Content-Type": "application/json", "Origin": "https://app.example.com"}
     )
     assert status == 200
-    status, _ = await post_mcp(api, INITIALIZE, **{"Content-Type": "application/json", "Origin": settings.public_url})
+    status, _ = await post_mcp(
+        api, INITIALIZE, **{"Content-Type": "application/json", "Origin": settings.server.public_url}
+    )
     assert status == 403
 
 

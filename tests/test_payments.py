@@ -281,7 +281,7 @@ async def test_expired_tokens_are_refused_and_swept_into_the_ledger(pipeline: Pi
     await pipeline.redis.zadd(keys.PAYMENT_EXPIRY, {payment["paymentId"]: 1})
     status, body, _ = await pipeline.call("face-detection", face(pipeline), **{"X-Payment-Token": payment["token"]})
     assert (status, body["error"]) == (402, "payment token expired")
-    assert await PaymentStore(pipeline.redis, pipeline.settings).expire_due() == 1
+    assert await PaymentStore(pipeline.redis, pipeline.settings.payments, pipeline.settings.x402).expire_due() == 1
     expired = [entry for entry in await ledger(pipeline) if entry["event"] == "expired"]
     assert [(e["paymentId"], e["calls"], e["amountAtomic"]) for e in expired] == [
         (payment["paymentId"], "2", str(2 * PRICE_ATOMIC))
@@ -391,7 +391,7 @@ async def test_the_ledger_reconciles_with_the_facilitator_and_the_payments(
         used = sum(int(e["calls"]) for e in mine if e["event"] == "consumed") - sum(
             int(e["calls"]) for e in mine if e["event"] == "credited"
         )
-        view = await PaymentStore(pipeline.redis, pipeline.settings).get(payment_id)
+        view = await PaymentStore(pipeline.redis, pipeline.settings.payments, pipeline.settings.x402).get(payment_id)
         assert view is not None and used == view.usedCalls and view.usedCalls + view.remainingCalls == view.maxCalls
     assert msgspec.json.decode(msgspec.json.encode(entries))  # plain strings, exportable as they are
 

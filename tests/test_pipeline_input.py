@@ -91,7 +91,7 @@ async def test_malformed_json_is_400(pipeline: Pipeline, raw: bytes, message: st
 
 
 async def test_an_oversize_body_is_413(pipeline: Pipeline) -> None:
-    body = b'{"ImageURL": "https://example.com/a.jpg", "ImageData": "' + b"A" * pipeline.settings.max_body_bytes
+    body = b'{"ImageURL": "https://example.com/a.jpg", "ImageData": "' + b"A" * pipeline.settings.server.max_body_bytes
     response = await pipeline.api.post(
         "/api/tools/face-detection", data=io.BytesIO(body + b'"}'), headers={"Content-Type": "application/json"}
     )

@@ -74,7 +74,7 @@ async def gateway(redis_server: EmbeddedRedis, redis: Redis) -> AsyncIterator[Ga
                 "SERVER402_CLOUDAUTH_ENDPOINT": sandbox.endpoint,
             }
         )
-        yield Gateway(Upstream(settings), redis, sandbox, Namespaces(redis))
+        yield Gateway(Upstream(settings.upstream), redis, sandbox, Namespaces(redis))
 
 
 @pytest.fixture

@@ -266,7 +266,7 @@ async def test_webhooks_need_a_known_event_and_a_caller_to_sign_for(pipeline: Pi
 
 
 def test_private_targets_are_refused_by_default_and_names_are_checked_after_resolution(settings: Settings) -> None:
-    assert settings.webhook_allowed_networks == ()
+    assert settings.webhooks.allowed_networks == ()
     for url in ("http://127.0.0.1/x", "http://localhost:8080/x", "http://[::ffff:127.0.0.1]/x"):
         with pytest.raises(WebhookRefused):
             check_target(url, ())

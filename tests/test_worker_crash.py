@@ -23,8 +23,8 @@ async def test_a_job_of_a_killed_worker_runs_again_on_another(pipeline: Pipeline
         "REDIS_URL": pipeline.settings.redis_url,
         "ALIBABA_CLOUD_ACCESS_KEY_ID": PIPELINE_KEY_ID,
         "ALIBABA_CLOUD_ACCESS_KEY_SECRET": PIPELINE_SECRET,
-        "SERVER402_FACEBODY_ENDPOINT": pipeline.settings.facebody_endpoint,
-        "SERVER402_CLOUDAUTH_ENDPOINT": pipeline.settings.cloudauth_endpoint,
+        "SERVER402_FACEBODY_ENDPOINT": pipeline.settings.upstream.facebody_endpoint,
+        "SERVER402_CLOUDAUTH_ENDPOINT": pipeline.settings.upstream.cloudauth_endpoint,
         "SERVER402_OPERATOR_FILE": str(project_root / "deploy" / "operator.demo.toml"),  # face-detection free
         "SERVER402_LOG_LEVEL": "warning",
     }

@@ -135,8 +135,8 @@ def health_context(redis: Redis, settings: Settings, catalog: Catalog, *, spread
         redis=redis,
         settings=settings,
         catalog=catalog,
-        upstream=Upstream(settings),
-        limiter=RateLimiter(redis, str(settings.access_key_id), margin=settings.ratelimit_margin),
+        upstream=Upstream(settings.upstream),
+        limiter=RateLimiter(redis, str(settings.upstream.access_key_id), margin=settings.upstream.ratelimit_margin),
         quality=QualityStore(redis),
         spread_s=spread_s,
     )
@@ -162,7 +162,7 @@ def health_worker_options(
 ) -> dict[str, Any]:
     """Keyword arguments for `arq.Worker`; tests inject a short interval and spread."""
     catalog_ = catalog if catalog is not None else Catalog.load(settings.operator_file)
-    interval = interval_s if interval_s is not None else settings.health_interval_s
+    interval = interval_s if interval_s is not None else settings.jobs.health_interval_s
     spread = spread_s if spread_s is not None else min(DEFAULT_SPREAD_S, interval / 2)
 
     async def startup(ctx: dict[str, Any]) -> None:
@@ -176,7 +176,7 @@ def health_worker_options(
         if "heartbeat" in ctx:
             await ctx["heartbeat"].stop()
 
-    timeout_s = spread + PROBE_SLOT_WAIT_S + settings.upstream_connect_timeout_s + PROBE_TIMEOUT_S + 5
+    timeout_s = spread + PROBE_SLOT_WAIT_S + settings.upstream.connect_timeout_s + PROBE_TIMEOUT_S + 5
     return {
         "functions": [],
         "cron_jobs": [

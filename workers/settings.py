@@ -34,7 +34,7 @@ ARQ_MAX_TRIES = 1000  # a backstop only: the job's deadline bounds retries
 def attempt_timeout_s(settings: Settings) -> float:
     """One attempt: the longest slot wait plus one upstream call, plus a little (arq cancels an attempt that runs
     longer; a crashed worker's job runs again once its lease lapses, see workers/queue.py)."""
-    return MAX_SLOT_WAIT_S + settings.upstream_connect_timeout_s + settings.upstream_read_timeout_s + 2
+    return MAX_SLOT_WAIT_S + settings.upstream.connect_timeout_s + settings.upstream.read_timeout_s + 2
 
 
 def worker_options(settings: Settings, catalog: Catalog | None = None) -> dict[str, Any]:
@@ -45,23 +45,27 @@ def worker_options(settings: Settings, catalog: Catalog | None = None) -> dict[s
         redis: Redis = ctx["redis"]
         ctx["settings"] = settings
         ctx["catalog"] = catalog_
-        ctx["store"] = JobStore(redis, retention_s=settings.job_retention_s)
-        ctx["batch_slots"] = BatchSlots(max(1, min(settings.worker_batch_jobs, settings.worker_max_jobs // 2)))
+        ctx["store"] = JobStore(redis, retention_s=settings.jobs.retention_s)
+        ctx["batch_slots"] = BatchSlots(
+            max(1, min(settings.jobs.worker_batch_jobs, settings.jobs.worker_max_jobs // 2))
+        )
         ctx["batches"] = BatchStore.from_settings(redis, settings)
         ctx["metrics"] = WorkerMetrics(redis)  # flushed every second, and at shutdown
         ctx["metrics"].start(tied_to=asyncio.current_task())
-        ctx["upstream"] = Upstream(settings, ctx["metrics"])
+        ctx["upstream"] = Upstream(settings.upstream, ctx["metrics"])
         ctx["limiter"] = RateLimiter(
-            redis, str(settings.access_key_id), ctx["metrics"], margin=settings.ratelimit_margin
+            redis, str(settings.upstream.access_key_id), ctx["metrics"], margin=settings.upstream.ratelimit_margin
         )
-        ctx["payments"] = PaymentStore(redis, settings)
+        ctx["payments"] = PaymentStore(redis, settings.payments, settings.x402)
         ctx["namespaces"] = Namespaces(redis)  # face-database namespaces of tenants (workers/tenancy.py)
-        ctx["webhooks"] = WebhookSender(settings, ctx["store"], ctx["batches"], DeliveryStore(redis))
+        ctx["webhooks"] = WebhookSender(
+            settings.webhooks, settings.payments.token_secret, ctx["store"], ctx["batches"], DeliveryStore(redis)
+        )
         # signed deliveries of job and batch events (workers/webhooks.py), stopping with arq's main task
         ctx["webhooks"].start(tied_to=asyncio.current_task())
         ctx["heartbeat"] = Heartbeat(redis, "invocation")  # /readyz counts live invocation workers
         ctx["heartbeat"].start(tied_to=asyncio.current_task())  # arq's main task: stopping the worker stops it
-        structlog.get_logger("workers").info("worker ready", upstream=settings.upstream, queue=keys.QUEUE_NAME)
+        structlog.get_logger("workers").info("worker ready", upstream=settings.upstream.mode, queue=keys.QUEUE_NAME)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         if "heartbeat" in ctx:
@@ -88,7 +92,7 @@ def worker_options(settings: Settings, catalog: Catalog | None = None) -> dict[s
         "on_job_start": on_job_start,
         "job_serializer": arq_serialize,
         "job_deserializer": arq_deserialize,
-        "max_jobs": settings.worker_max_jobs,
+        "max_jobs": settings.jobs.worker_max_jobs,
         # ServerWorker waits for a wake-up (or its fallback poll) itself, and sets how many ids each poll reads
         "poll_delay": 0,
         "keep_result": 0,

@@ -25,7 +25,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.batches import BatchStore
 from shared.catalog import Catalog, envelope
-from shared.config import Settings
+from shared.config import JobSettings, Settings
 from shared.jobs import JobError, JobRecord, JobStore, now_ms
 from shared.keys import job_key
 from shared.metrics import JOBS_FINISHED, QUEUE_WAIT, WorkerMetrics
@@ -93,9 +93,9 @@ class WorkerContext(TypedDict):
     ended_jobs: EndedJobs  # ServerWorker's: an attempt that ended its job reports it (arq then leaves its keys)
 
 
-def backoff_s(attempt: int, settings: Settings) -> float:
+def backoff_s(attempt: int, jobs: JobSettings) -> float:
     """Full jitter: uniform(0, min(cap, base * 2^(attempt-1)))."""
-    ceiling = min(settings.retry_cap_s, settings.retry_base_s * 2 ** max(0, attempt - 1))
+    ceiling = min(jobs.retry_cap_s, jobs.retry_base_s * 2 ** max(0, attempt - 1))
     return random.uniform(0, ceiling)
 
 
@@ -251,7 +251,7 @@ async def _retry_or_fail(
     store = ctx["store"]
     if await _finished_if_canceled(store, record):
         return "canceled"
-    delay_s = max(floor_s, backoff_s(attempt, ctx["settings"]))
+    delay_s = max(floor_s, backoff_s(attempt, ctx["settings"].jobs))
     retry_at = now_ms() + int(delay_s * 1000)
     if retry_at + MIN_CALL_BUDGET_S * 1000 >= record.deadline:
         return await _give_up(ctx, record, attempt, error)

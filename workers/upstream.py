@@ -28,7 +28,7 @@ from alibabacloud_tea_util import models as tea_util_models
 from darabonba.runtime import RuntimeOptions as DaraRuntimeOptions
 from Tea.exceptions import TeaException, UnretryableException
 
-from shared.config import Settings
+from shared.config import UpstreamSettings
 from shared.failures import OPERATOR_CODES, THROTTLING, UpstreamKind, failure
 from shared.metrics import UPSTREAM_CALL, WorkerMetrics
 from shared.models import ToolSpec
@@ -79,28 +79,28 @@ _OUTCOMES: dict[UpstreamKind, str] = {
 class Upstream:
     """One SDK client per product, built once per worker process; a semaphore bounds calls in flight."""
 
-    def __init__(self, settings: Settings, metrics: WorkerMetrics | None = None) -> None:
+    def __init__(self, settings: UpstreamSettings, metrics: WorkerMetrics | None = None) -> None:
         self.metrics = metrics
         self.settings = settings
         self.access_key_id = str(settings.access_key_id)
         self._facebody = FacebodyClient(self._config(settings.facebody_endpoint))
         self._cloudauth = CloudauthClient(self._config(settings.cloudauth_endpoint))
-        self._slots = asyncio.Semaphore(settings.upstream_concurrency)
+        self._slots = asyncio.Semaphore(settings.concurrency)
 
     def _config(self, endpoint: str) -> openapi_models.Config:
         return openapi_models.Config(
             access_key_id=str(self.settings.access_key_id),
             access_key_secret=str(self.settings.access_key_secret),
             endpoint=endpoint,
-            protocol=self.settings.upstream_protocol,
+            protocol=self.settings.protocol,
             region_id=self.settings.region_id,
-            connect_timeout=int(self.settings.upstream_connect_timeout_s * 1000),
-            read_timeout=int(self.settings.upstream_read_timeout_s * 1000),
+            connect_timeout=int(self.settings.connect_timeout_s * 1000),
+            read_timeout=int(self.settings.read_timeout_s * 1000),
         )
 
     async def call(self, spec: ToolSpec, params: dict[str, Any], *, timeout_s: float) -> UpstreamResult:
-        timeout_ms = max(1, int(min(timeout_s, self.settings.upstream_read_timeout_s) * 1000))
-        connect_ms = min(timeout_ms, int(self.settings.upstream_connect_timeout_s * 1000))
+        timeout_ms = max(1, int(min(timeout_s, self.settings.read_timeout_s) * 1000))
+        connect_ms = min(timeout_ms, int(self.settings.connect_timeout_s * 1000))
         async with self._slots:
             started = time.perf_counter()
             outcome = "ok"

@@ -26,7 +26,7 @@ from aiohttp.resolver import ThreadedResolver
 
 from shared.batches import BatchStore, batch_view
 from shared.clock import utc_iso
-from shared.config import Settings
+from shared.config import Secret, WebhookSettings
 from shared.jobs import JobStore, job_view
 from shared.netpolicy import address_allowed
 from shared.webhooks import (
@@ -70,12 +70,19 @@ class GuardedResolver(ThreadedResolver):
 
 
 class WebhookSender:
-    def __init__(self, settings: Settings, jobs: JobStore, batches: BatchStore, deliveries: DeliveryStore) -> None:
+    def __init__(
+        self,
+        settings: WebhookSettings,
+        token_secret: Secret,
+        jobs: JobStore,
+        batches: BatchStore,
+        deliveries: DeliveryStore,
+    ) -> None:
         self.settings = settings
         self.jobs = jobs
         self.batches = batches
         self.deliveries = deliveries
-        self.secrets = WebhookSecrets(jobs.redis, str(settings.token_secret))
+        self.secrets = WebhookSecrets(jobs.redis, str(token_secret))
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
 
@@ -92,8 +99,8 @@ class WebhookSender:
                 await self._task
 
     async def _run(self) -> None:
-        connector = aiohttp.TCPConnector(resolver=GuardedResolver(self.settings.webhook_allowed_networks), limit=64)
-        timeout = aiohttp.ClientTimeout(total=self.settings.webhook_timeout_s)
+        connector = aiohttp.TCPConnector(resolver=GuardedResolver(self.settings.allowed_networks), limit=64)
+        timeout = aiohttp.ClientTimeout(total=self.settings.timeout_s)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout, headers={"User-Agent": USER_AGENT}) as s:
             self._session = s
             while True:
@@ -134,10 +141,10 @@ class WebhookSender:
         )
         delivered = status_code is not None and 200 <= status_code < 300
         refused = (error or "").startswith(REFUSED)
-        give_up = status_code == 410 or refused or attempt_no >= self.settings.webhook_max_attempts
+        give_up = status_code == 410 or refused or attempt_no >= self.settings.max_attempts
         retry_at = None
         if not delivered and not give_up:
-            delay_s = retry_delay_s(attempt_no, self.settings.webhook_retry_base_s)
+            delay_s = retry_delay_s(attempt_no, self.settings.retry_base_s)
             retry_at = time.time_ns() // 1_000_000 + int(delay_s * 1000)
         await self.deliveries.record(delivery, attempt, delivered=delivered, retry_at_ms=retry_at)
         log.info(
@@ -154,7 +161,7 @@ class WebhookSender:
     async def _post(self, delivery: Delivery, body: bytes) -> tuple[int | None, str | None]:
         assert self._session is not None, "start() the sender first"
         try:
-            url = check_target(delivery.url, self.settings.webhook_allowed_networks)
+            url = check_target(delivery.url, self.settings.allowed_networks)
         except WebhookRefused as exc:
             return None, f"{REFUSED}: {exc}"
         timestamp = int(time.time())

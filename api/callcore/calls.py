@@ -144,7 +144,7 @@ class CallCore:
         """Queue a `settling` job whose payment is now paid, consuming its call: once, whoever calls it first."""
         created_ms = now_ms()
         queued = msgspec.structs.replace(
-            job, status="queued", deadline=created_ms + int(self.settings.job_deadline_s * 1000)
+            job, status="queued", deadline=created_ms + int(self.settings.jobs.deadline_s * 1000)
         )
         outcome, reason = await self.jobs.create(
             queued, arq_payload(job.id, created_ms), caller_key=caller_key, settled_intent=intent_key(digest)
@@ -221,7 +221,7 @@ class CallCore:
             input=encoded_input.decode(),
             requestId=ctx.request_id,
             createdAt=created_ms,
-            deadline=created_ms + int(self.settings.job_deadline_s * 1000),
+            deadline=created_ms + int(self.settings.jobs.deadline_s * 1000),
             status=status,
             tenant=tenant,
             paymentId=payment[0] if payment else None,

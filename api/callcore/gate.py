@@ -120,7 +120,9 @@ class PaymentGate:
     ) -> None:
         self.settings = settings
         self.settlements = settlements
-        self.reconcile_after_ms = int((settings.facilitator_timeout_s + SETTLE_SLACK_S) * 1000) + RECONCILE_MARGIN_MS
+        self.reconcile_after_ms = (
+            int((settings.x402.facilitator_timeout_s + SETTLE_SLACK_S) * 1000) + RECONCILE_MARGIN_MS
+        )
         self.catalog = catalog
         self.payments = payments
         self.x402 = x402
@@ -171,7 +173,7 @@ class PaymentGate:
 
     def token_payment(self, token: str) -> str | None:
         """The payment a token spends (its HMAC checked), else None."""
-        return payment_id_of(self.settings.token_secret, token)
+        return payment_id_of(self.settings.payments.token_secret, token)
 
     def verified(
         self, service: Service, payment: PaymentPayload | PaymentRejected, ctx: CallContext, calls: int
@@ -329,7 +331,7 @@ class PaymentGate:
         )  # fmt: skip
         return await self.settlements.abandon(
             intent, idem, identifier=self._identifier_of(intent), now_ms=now_ms(), job_error=error,
-            retention_ms=self.settings.job_retention_s * 1000,
+            retention_ms=self.settings.jobs.retention_s * 1000,
         )  # fmt: skip
 
     @staticmethod
@@ -364,7 +366,7 @@ class PaymentGate:
         reason = getattr(exc, "code", type(exc).__name__)
         await self.settlements.uncertain(
             intent, due_ms=now_ms() + RECONCILE_FIRST_MS, now_iso=iso(now_ms()), reason=reason,
-            retention_ms=self.settings.job_retention_s * 1000,
+            retention_ms=self.settings.jobs.retention_s * 1000,
         )  # fmt: skip
         self.metrics.payments.labels(intent.kind, "settling").inc()
         log.warning("x402 settlement uncertain", payment_id=intent.paymentId, reason=reason)
@@ -396,7 +398,7 @@ class PaymentGate:
     async def _check_identifier(self, payment: VerifiedPayment) -> None:
         """x402 payment-identifier: required when the operator says so (400); one id names one payload (409)."""
         if payment.payment_identifier is None:
-            if self.settings.x402_require_payment_id:
+            if self.settings.x402.require_payment_id:
                 raise errors.BadRequest(
                     "this server requires the x402 payment-identifier extension: put a unique "
                     "extensions['payment-identifier'].info.id (16-128 characters) in the payment"

@@ -163,7 +163,7 @@ class Reconciler:
         await self.core.release(job, intent.digest, caller_key=caller_key)
 
     async def _later(self, intent: Intent, reason: str) -> None:
-        if time.time() > intent.validBefore + self.gate.settings.x402_reconcile_grace_s:
+        if time.time() > intent.validBefore + self.gate.settings.x402.reconcile_grace_s:
             await self._end(intent, UNCONFIRMED, reason)
             return
         delay_ms = min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** min(intent.attempts, 10))

@@ -35,7 +35,7 @@ from x402.schemas import PaymentPayload, PaymentRequired, PaymentRequirements, R
 
 from api.callcore.cdp_auth import CdpAuth
 from api.callcore.x402_payment import PaymentRejected, VerifiedPayment, verify
-from shared.config import Settings, facilitator_headers
+from shared.config import X402Settings, facilitator_headers
 from shared.keys import x402_nonce_key
 from shared.models import Service
 from shared.payments import Settlement, atomic_amount, price_cents
@@ -100,38 +100,40 @@ def compact_schema(schema: Any) -> Any:
     return schema
 
 
-def auth_for(settings: Settings) -> StaticAuth | CdpAuth:
+def auth_for(x402: X402Settings) -> StaticAuth | CdpAuth:
     """The facilitator's credentials: a CDP API key's per-request JWT, else a static bearer and headers."""
-    if settings.cdp_api_key_id:
-        return CdpAuth(settings.cdp_api_key_id, str(settings.cdp_api_key_secret), settings.facilitator_url)
-    return StaticAuth(settings)
+    if x402.cdp_api_key_id:
+        return CdpAuth(x402.cdp_api_key_id, str(x402.cdp_api_key_secret), x402.facilitator_url)
+    return StaticAuth(x402)
 
 
 class StaticAuth:
     """The operator's facilitator credentials (a bearer token, extra headers) on every facilitator request."""
 
-    def __init__(self, settings: Settings) -> None:
-        self._headers = facilitator_headers(settings)
+    def __init__(self, x402: X402Settings) -> None:
+        self._headers = facilitator_headers(x402)
 
     def get_auth_headers(self) -> AuthHeaders:
         return AuthHeaders(verify=self._headers, settle=self._headers, supported=self._headers, bazaar=self._headers)
 
 
 class X402Gate:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: X402Settings) -> None:
         self.settings = settings
         self._facilitator = HTTPFacilitatorClient(
             FacilitatorConfig(
-                url=settings.facilitator_url, timeout=settings.facilitator_timeout_s, auth_provider=auth_for(settings)
+                url=settings.facilitator_url,
+                timeout=settings.facilitator_timeout_s,
+                auth_provider=auth_for(settings),
             )
         )
         self._server = x402ResourceServer(self._facilitator)
-        self._server.register(settings.x402_network, ExactEvmServerScheme())  # type: ignore[no-untyped-call,arg-type]
+        self._server.register(settings.network, ExactEvmServerScheme())  # type: ignore[no-untyped-call,arg-type]
         # PAYMENT-REQUIRED headers already encoded: the same for every 402 of a (service, calls, url, error), and a
         # sixth of a 402's CPU to build (pydantic models, JSON, base64). Bounded: cleared when full.
         self._headers: dict[tuple[str, int, int, str, str], str] = {}
         # x402's idempotency extension: a client-chosen id per payment (required when the operator says so)
-        self._identifier_declaration = declare_payment_identifier_extension(required=settings.x402_require_payment_id)
+        self._identifier_declaration = declare_payment_identifier_extension(required=settings.require_payment_id)
         self._declared: dict[str, dict[str, Any]] = {}  # bazaar declarations, one per tool
 
     def _discovery(self, service: Service, resource_url: str) -> dict[str, Any]:
@@ -155,17 +157,17 @@ class X402Gate:
 
     def requirements(self, service: Service, calls: int) -> PaymentRequirements:
         settings = self.settings
-        amount = atomic_amount(price_cents(service, calls), settings.x402_asset_decimals)
+        amount = atomic_amount(price_cents(service, calls), settings.asset_decimals)
         return PaymentRequirements(
             scheme="exact",
-            network=settings.x402_network,
-            asset=settings.x402_asset,
+            network=settings.network,
+            asset=settings.asset,
             amount=str(amount),
-            pay_to=settings.x402_pay_to,
-            max_timeout_seconds=settings.x402_timeout_s,
+            pay_to=settings.pay_to,
+            max_timeout_seconds=settings.timeout_s,
             extra={
-                "name": settings.x402_asset_name,
-                "version": settings.x402_asset_version,
+                "name": settings.asset_name,
+                "version": settings.asset_version,
                 "paymentFlow": "upfront",
                 "serviceId": service.id,
                 "calls": calls,
@@ -222,13 +224,13 @@ class X402Gate:
         settlement = Settlement(
             payer=to_checksum_address(result.payer) if result.payer else payer,
             transaction=result.transaction or "",
-            network=result.network or self.settings.x402_network,
+            network=result.network or self.settings.network,
         )
         log.info("x402 settled", payer=settlement.payer, transaction=settlement.transaction)
         return Settled(settlement=settlement, response=result)
 
     def nonce_key(self, payment: VerifiedPayment) -> str:
-        return x402_nonce_key(self.settings.x402_network, payment.payer, payment.nonce)
+        return x402_nonce_key(self.settings.network, payment.payer, payment.nonce)
 
     async def aclose(self) -> None:
         await self._facilitator.aclose()

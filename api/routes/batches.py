@@ -90,7 +90,7 @@ class Webhook:
 async def create_batch(request: web.Request) -> web.Response:
     settings = request.app[appkeys.SETTINGS]
     check_json_type(request, "a batch (a JSON array, or JSON lines as application/x-ndjson)", also=tuple(JSONL_TYPES))
-    raw = await _read_body(request, settings.batch_max_bytes)
+    raw = await _read_body(request, settings.batches.max_bytes)
     caller = await identify(request)
     gate = request.app[appkeys.GATE]
     tokens = [gate.token_payment(token) for token in presented_tokens(request)]  # each HMAC checked once
@@ -141,7 +141,7 @@ async def create_batch(request: web.Request) -> web.Response:
         return await _existing(request, idempotency.made(value, BATCH))
     structlog.contextvars.bind_contextvars(batch_id=record.id, items=record.total)
     log.info("batch accepted", services=len(counts), paid_calls=sum(counts.values()))
-    view = batch_view(record, retention_ms=settings.job_retention_s * 1000)
+    view = batch_view(record, retention_ms=settings.jobs.retention_s * 1000)
     return json_response(view, status=201, headers={"Location": view.links["self"]})
 
 
@@ -162,17 +162,17 @@ def _check_bounds(request: web.Request, caller: Caller, checked: list[CheckedIte
     settings = request.app[appkeys.SETTINGS]
     if caller.api_key is None:
         free = sum(1 for item in checked if item.service.pricing.amount_cents == 0)
-        if free > settings.anon_batch_free_items:
+        if free > settings.batches.anon_free_items:
             raise errors.InvalidBatch(
-                f"without an API key a batch may hold at most {settings.anon_batch_free_items} items of free "
+                f"without an API key a batch may hold at most {settings.batches.anon_free_items} items of free "
                 f"services; this one has {free}"
             )
     if webhook is not None:
         job_events = len(webhook.job_events.split(",")) if webhook.job_events else 0
         deliveries = len(checked) * job_events + 1
-        if deliveries > settings.batch_max_deliveries:
+        if deliveries > settings.batches.max_deliveries:
             raise errors.BadRequest(
-                f"this batch's webhook would make {deliveries} deliveries; at most {settings.batch_max_deliveries} "
+                f"this batch's webhook would make {deliveries} deliveries; at most {settings.batches.max_deliveries} "
                 "are allowed per batch: ask for fewer job events (batch.completed alone is one delivery)"
             )
 
@@ -220,7 +220,7 @@ def _webhook(request: web.Request, options: dict[str, Any]) -> Webhook | None:
         webhook = requested(
             request.query.get("webhook", options.get("webhook")),
             request.query.get("webhookEvents", options.get("webhookEvents")),
-            allowed_networks=request.app[appkeys.SETTINGS].webhook_allowed_networks,
+            allowed_networks=request.app[appkeys.SETTINGS].webhooks.allowed_networks,
             allowed=(*BATCH_EVENTS, *JOB_EVENTS, COMPLETED),
             default=BATCH_EVENTS,
         )
@@ -403,7 +403,7 @@ async def _existing(request: web.Request, batch_id: str) -> web.Response:
     if record is None:
         raise errors.Gone("the batch for this Idempotency-Key has expired")
     structlog.contextvars.bind_contextvars(batch_id=batch_id, idempotent_replay=True)
-    view = batch_view(record, retention_ms=request.app[appkeys.SETTINGS].job_retention_s * 1000)
+    view = batch_view(record, retention_ms=request.app[appkeys.SETTINGS].jobs.retention_s * 1000)
     return json_response(view, status=200, headers={"Location": view.links["self"]})
 
 
@@ -419,7 +419,7 @@ async def get_batch(request: web.Request) -> web.Response:
             record.id, wait_s, request.app[appkeys.BATCHES].get, lambda batch: batch.done, current=record
         )
         record = waited or record
-    return json_response(batch_view(record, retention_ms=request.app[appkeys.SETTINGS].job_retention_s * 1000))
+    return json_response(batch_view(record, retention_ms=request.app[appkeys.SETTINGS].jobs.retention_s * 1000))
 
 
 @routes.get("/api/batches/{batch_id}/results")
@@ -455,4 +455,4 @@ async def cancel_batch(request: web.Request) -> web.Response:
     status = await store.cancel(record.id, request.app[appkeys.JOBS])
     log.info("batch canceled", status=status)
     current = await store.get(record.id) or record
-    return json_response(batch_view(current, retention_ms=request.app[appkeys.SETTINGS].job_retention_s * 1000))
+    return json_response(batch_view(current, retention_ms=request.app[appkeys.SETTINGS].jobs.retention_s * 1000))

@@ -212,5 +212,5 @@ async def _body(request: web.Request) -> bytes:
     try:
         return await request.read()
     except web.HTTPRequestEntityTooLarge:
-        limit = request.app[appkeys.SETTINGS].max_body_bytes
+        limit = request.app[appkeys.SETTINGS].server.max_body_bytes
         raise RpcError(INVALID_REQUEST, f"request body too large (limit {limit} bytes)", status=413) from None

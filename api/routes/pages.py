@@ -71,7 +71,7 @@ async def service_page(request: web.Request) -> web.Response:
         content = render("not_found", key=key[:100], query=quote(key[:100]))
         return page("Service not found", content, path=request.path, status=404)
     structlog.contextvars.bind_contextvars(service_id=service.id)
-    content = service_view.service_page(service, request.app[SETTINGS].public_url.rstrip("/"))
+    content = service_view.service_page(service, request.app[SETTINGS].server.public_url.rstrip("/"))
     return page(f"{service.name} · {service.name_zh}", content, path=request.path, script="service.js")
 
 

@@ -54,7 +54,9 @@ async def create_payment(request: web.Request) -> web.Response:
     record = bought.record
     structlog.contextvars.bind_contextvars(payment_id=record.paymentId, replayed=not bought.fresh)
     headers = {**settle_headers(bought.settled), "Location": f"/api/payments/{record.paymentId}"}
-    token = token_for(request.app[appkeys.SETTINGS].token_secret, record.paymentId) if bought.show_token else ""
+    token = (
+        token_for(request.app[appkeys.SETTINGS].payments.token_secret, record.paymentId) if bought.show_token else ""
+    )
     view: Any = payment_view(record, token=token) if bought.show_token else status_view(record)
     return web.Response(
         body=msgspec.json.encode(view),
@@ -77,7 +79,9 @@ async def get_payment(request: web.Request) -> web.Response:
     presented = next(iter(token_payments(request)), None)
     if not owns_payment(ctx.caller, presented, record.clientId, record.paymentId):
         return json_response(status_view(record))
-    return json_response(payment_view(record, token=token_for(request.app[appkeys.SETTINGS].token_secret, payment_id)))
+    return json_response(
+        payment_view(record, token=token_for(request.app[appkeys.SETTINGS].payments.token_secret, payment_id))
+    )
 
 
 def _purchase(request: web.Request, body: dict[str, Any]) -> tuple[Service, int]:

@@ -35,7 +35,7 @@ async def call_tool(request: web.Request) -> web.Response:
     params = request.app[appkeys.VALIDATORS].validate(service.id, params)
     settings = request.app[appkeys.SETTINGS]
     prefer_header = request.headers.get("Prefer", "")
-    prefer = parse_prefer(prefer_header, default_s=settings.wait_default_s, max_s=settings.wait_max_s)
+    prefer = parse_prefer(prefer_header, default_s=settings.jobs.wait_default_s, max_s=settings.jobs.wait_max_s)
     webhook = call_webhook(request)
     started = await start_call(request, service, params, payment, webhook=webhook)
     record, headers = started.record, settle_headers(started.settled)
@@ -50,7 +50,7 @@ async def call_tool(request: web.Request) -> web.Response:
         # The job exists and is paid for: Redis went away while we waited. Answering 503 would invite a retry that
         # pays again, so the caller gets its job (from memory) to poll once Redis is back.
         log.warning("redis lost after the job was accepted; answering 202", job_id=record.id)
-        view = job_view(record, retention_ms=settings.job_retention_s * 1000)
+        view = job_view(record, retention_ms=settings.jobs.retention_s * 1000)
         location = {"Location": view.links["self"], "Retry-After": "2"}
         return json_response(view, status=202, headers={**headers, **location})
 

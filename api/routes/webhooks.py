@@ -36,7 +36,7 @@ async def _owner(request: web.Request) -> str:
 
 
 def _secrets(request: web.Request) -> WebhookSecrets:
-    return WebhookSecrets(request.app[appkeys.REDIS], str(request.app[appkeys.SETTINGS].token_secret))
+    return WebhookSecrets(request.app[appkeys.REDIS], str(request.app[appkeys.SETTINGS].payments.token_secret))
 
 
 @routes.get("/api/webhooks/secret")
