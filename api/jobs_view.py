@@ -15,8 +15,8 @@ async def view_for(request: web.Request, record: JobRecord) -> JobView:
     store = request.app[appkeys.JOBS]
     position = await store.queue_position(record.id) if record.status == "queued" else None
     credit = None
-    if record.refunded and record.paymentKind == "x402" and record.paymentId:
-        credit = token_for(request.app[appkeys.SETTINGS].payments.token_secret, record.paymentId)
+    if record.refunded and record.payment_kind == "x402" and record.payment_id:
+        credit = token_for(request.app[appkeys.SETTINGS].payments.token_secret, record.payment_id)
     return job_view(record, retention_ms=store.retention_ms, queue_position=position, credit_token=credit)
 
 

@@ -28,7 +28,7 @@ async def describe(request: web.Request, record: JobRecord) -> str:
         return f"running (attempt {max(record.attempts, 1)})"
     if record.status == "settling":
         return "settling its x402 payment (the facilitator's answer is awaited)"
-    retrying = record.last_error()
+    retrying = record.last_job_error()
     if retrying is not None:
         return f"queued for a retry after {retrying.code}"
     position = await request.app[appkeys.JOBS].queue_position(record.id)

@@ -95,7 +95,7 @@ async def _index(request: web.Request, record: JobRecord) -> None:
     kept_ms = int(settings.jobs.retention_s + longest_s + 60) * 1000
     key = index_key(record.owner)
     async with request.app[appkeys.REDIS].pipeline(transaction=False) as pipe:
-        pipe.zadd(key, {record.id: record.createdAt})
+        pipe.zadd(key, {record.id: record.created_at})
         pipe.zremrangebyscore(key, "-inf", now_ms() - kept_ms)
         pipe.pexpire(key, kept_ms)
         await pipe.execute()
@@ -117,12 +117,12 @@ def task_status(record: JobRecord, *, modern: bool) -> str:
 async def task_view(call: ToolCall, record: JobRecord) -> dict[str, Any]:
     modern = call.envelope.modern
     ttl_ms = call.request.app[appkeys.SETTINGS].jobs.retention_s * 1000  # kept at least this long after it was created
-    updated = max(record.createdAt, record.startedAt or 0, record.finishedAt or 0)
+    updated = max(record.created_at, record.started_at or 0, record.finished_at or 0)
     return {
         "taskId": record.id,
         "status": task_status(record, modern=modern),
         "statusMessage": await _message(call.request, record),
-        "createdAt": iso(record.createdAt),
+        "createdAt": iso(record.created_at),
         "lastUpdatedAt": iso(updated),
         ("ttlMs" if modern else "ttl"): ttl_ms,
         ("pollIntervalMs" if modern else "pollInterval"): POLL_INTERVAL_MS,

@@ -55,18 +55,18 @@ class BatchItem(msgspec.Struct, array_like=True, frozen=True):
     input: msgspec.Raw
 
 
-class BatchRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """The hash as stored (field names are the hash's)."""
+class BatchRecord(msgspec.Struct, rename="camel", frozen=True, kw_only=True):
+    """The hash as stored: its field names are the attributes' in camelCase (`rename`)."""
 
     id: str
     owner: str
     total: int
     status: BatchStatus
-    createdAt: int
-    requestId: str
+    created_at: int
+    request_id: str
     window: int
-    deadlineMs: int
-    retentionMs: int
+    deadline_ms: int
+    retention_ms: int
     fanned: int = 0
     running: int = 0
     succeeded: int = 0
@@ -74,11 +74,11 @@ class BatchRecord(msgspec.Struct, frozen=True, kw_only=True):
     canceled: int = 0
     expired: int = 0
     finished: int = 0
-    completedAt: int | None = None
+    completed_at: int | None = None
     cancel: str | None = None
     webhook: str | None = None
     events: str | None = None  # the batch's own events (batch.completed)
-    jobEvents: str | None = None  # events its items' jobs send to the same webhook
+    job_events: str | None = None  # events its items' jobs send to the same webhook
 
     @property
     def done(self) -> bool:
@@ -149,16 +149,16 @@ def batch_view(record: BatchRecord, *, retention_ms: int) -> BatchView:
     )
     webhook = None
     if record.webhook:
-        events = [e for e in ((record.events or "") + "," + (record.jobEvents or "")).split(",") if e]
+        events = [e for e in ((record.events or "") + "," + (record.job_events or "")).split(",") if e]
         webhook = BatchWebhook(url=record.webhook, events=events)
     return BatchView(
         batch_id=record.id,
         status=record.status,
-        created_at=iso(record.createdAt),
+        created_at=iso(record.created_at),
         request_counts=counts,
         progress=round(terminal / record.total, 4) if record.total else 1.0,
-        completed_at=iso_ms(record.completedAt),
-        expires_at=iso_ms(record.completedAt + retention_ms) if record.completedAt else None,
+        completed_at=iso_ms(record.completed_at),
+        expires_at=iso_ms(record.completed_at + retention_ms) if record.completed_at else None,
         webhook=webhook,
         links={"self": f"/api/batches/{record.id}", "results": f"/api/batches/{record.id}/results"},
     )
@@ -203,14 +203,14 @@ class BatchStore:
         """Store and pay for a batch and queue its first window of jobs. `payments`: (payment id, service id,
         calls). Returns (1, idempotency value) when created, (0, stored value) for an existing batch of the same
         Idempotency-Key; raises BatchRefused when a payment cannot cover its items (then nothing changed)."""
-        fields = {k: v for k, v in msgspec.structs.asdict(record).items() if v is not None}
+        fields = {k: v for k, v in msgspec.to_builtins(record).items() if v is not None}
         # kept until every item can have finished (then the completed batch is kept for the retention time)
-        ttl_ms = record.deadlineMs * 2 + record.retentionMs
+        ttl_ms = record.deadline_ms * 2 + record.retention_ms
         idem_key, idem_value = idempotency if idempotency else ("", "")
         outcome, value, index = await self._create(
             keys=[keys.batch_key(record.id), keys.batch_key(record.id) + ":items", idem_key, keys.LEDGER],
             args=[keys.SCRIPT_NAMES, pack(
-                id=record.id, now=record.createdAt, at=iso(record.createdAt), ttl=ttl_ms, idempotency=idem_value,
+                id=record.id, now=record.created_at, at=iso(record.created_at), ttl=ttl_ms, idempotency=idem_value,
                 caller=caller_key, window=record.window,
                 payments=[(keys.payment_key(pid), service, calls) for pid, service, calls in payments],
                 fields=[item for pair in fields.items() for item in pair]),
@@ -223,23 +223,23 @@ class BatchStore:
     @staticmethod
     def _stored_item(batch: BatchRecord, item: BatchItem) -> bytes:
         """[job id, arq payload in hex, the job hash's fields but createdAt, deadline and status] (see fan_out)."""
-        job_id = new_job_id(batch.createdAt)
+        job_id = new_job_id(batch.created_at)
         fields: dict[str, str] = {
             "id": job_id,
             "service": item.service,
             "action": item.action,
             "owner": batch.owner,
             "input": bytes(item.input).decode(),
-            "requestId": batch.requestId,
+            "requestId": batch.request_id,
             "tenant": item.tenant,
             "batch": batch.id,
             "customId": item.custom_id,
         }
         if item.payment_id:
             fields |= {"paymentId": item.payment_id, "paymentKind": "token"}
-        if batch.webhook and batch.jobEvents:
-            fields |= {"webhook": batch.webhook, "events": batch.jobEvents}
-        payload = arq_payload(job_id, batch.createdAt, batch=True).hex()
+        if batch.webhook and batch.job_events:
+            fields |= {"webhook": batch.webhook, "events": batch.job_events}
+        payload = arq_payload(job_id, batch.created_at, batch=True).hex()
         return _json.encode([job_id, payload, *(x for pair in fields.items() for x in pair)])
 
     async def get(self, batch_id: str) -> BatchRecord | None:
@@ -307,12 +307,12 @@ def _result_line(job_id: bytes, row: list[bytes | None]) -> ResultLine | None:
         action="",
         owner="",
         input="",
-        requestId="",
-        createdAt=0,
+        request_id="",
+        created_at=0,
         deadline=0,
         status=status,  # type: ignore[arg-type]
-        paymentId=payment_id,
-        paymentKind=kind,
+        payment_id=payment_id,
+        payment_kind=kind,
         refunded=refunded,
     )
     return ResultLine(

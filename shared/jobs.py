@@ -82,46 +82,46 @@ EXPIRED = JobError.of("expired", "job_expired", "the job's deadline passed befor
 CANCELED_BEFORE_RUN = JobError.of("canceled", "canceled", "the job was canceled before it ran")
 
 
-class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """The hash as stored (field names are the hash's)."""
+class JobRecord(msgspec.Struct, rename="camel", frozen=True, kw_only=True):
+    """The hash as stored: its field names are the attributes' in camelCase (`rename`)."""
 
     id: str
     service: str
     action: str
     owner: str
     input: str
-    requestId: str
-    createdAt: int
+    request_id: str
+    created_at: int
     deadline: int
     status: JobStatus
     attempts: int = 0
-    startedAt: int | None = None
-    finishedAt: int | None = None
-    retryAt: int | None = None
+    started_at: int | None = None
+    finished_at: int | None = None
+    retry_at: int | None = None
     result: str | None = None
     error: str | None = None
-    lastError: str | None = None
+    last_error: str | None = None
     cancel: str | None = None
     tenant: str = ANONYMOUS
-    paymentId: str | None = None
-    paymentKind: str | None = None  # 'token' (X-Payment-Token) or 'x402' (paid inline with PAYMENT-SIGNATURE)
+    payment_id: str | None = None
+    payment_kind: str | None = None  # 'token' (X-Payment-Token) or 'x402' (paid inline with PAYMENT-SIGNATURE)
     refunded: str | None = None  # why the paid call was given back: failed upstream, expired, canceled
     batch: str | None = None  # the batch this job is an item of, and the item's customId
-    customId: str | None = None
+    custom_id: str | None = None
     webhook: str | None = None  # where its events go, and which (comma-separated event names: shared/webhooks.py)
     events: str | None = None
 
     def payment_key(self) -> str:
-        return keys.payment_key(self.paymentId) if self.paymentId else ""
+        return keys.payment_key(self.payment_id) if self.payment_id else ""
 
     def job_error(self) -> JobError | None:
         """The final error, or while a retry waits, the error it is retrying."""
         if self.error:
             return msgspec.json.decode(self.error, type=JobError)
-        return self.last_error() if self.status == "queued" else None
+        return self.last_job_error() if self.status == "queued" else None
 
-    def last_error(self) -> JobError | None:
-        return msgspec.json.decode(self.lastError, type=JobError) if self.lastError else None
+    def last_job_error(self) -> JobError | None:
+        return msgspec.json.decode(self.last_error, type=JobError) if self.last_error else None
 
 
 class JobCharge(msgspec.Struct, rename="camel", frozen=True, kw_only=True, omit_defaults=True):
@@ -164,23 +164,23 @@ KEPT_NOTE = "the call was charged: the upstream refused this input, which a retr
 
 
 def job_charge(record: JobRecord, credit_token: str | None = None) -> JobCharge | None:
-    if not record.paymentId:
+    if not record.payment_id:
         return None
     refunded = record.refunded is not None
     note = None
     if record.status == "failed" and not refunded:
         note = KEPT_NOTE
-    elif refunded and record.paymentKind == "x402":
+    elif refunded and record.payment_kind == "x402":
         note = "the paid call was given back as a credit: call this service again with X-Payment-Token: creditToken"
     elif refunded:
         note = "the paid call was given back to the payment token"
     return JobCharge(
-        payment_id=record.paymentId,
-        paid_with=record.paymentKind or "token",
+        payment_id=record.payment_id,
+        paid_with=record.payment_kind or "token",
         refunded=refunded,
         refund_reason=record.refunded,
         note=note,
-        credit_token=credit_token if refunded and record.paymentKind == "x402" else None,
+        credit_token=credit_token if refunded and record.payment_kind == "x402" else None,
     )
 
 
@@ -195,18 +195,18 @@ def job_view(
         status=record.status,
         http_status=answer_status(record.status, error),
         attempts=record.attempts,
-        created_at=iso_ms(record.createdAt) or "",
+        created_at=iso_ms(record.created_at) or "",
         deadline_at=iso_ms(record.deadline) or "",
-        started_at=iso_ms(record.startedAt),
-        finished_at=iso_ms(record.finishedAt),
-        expires_at=iso_ms(record.finishedAt + retention_ms) if finished and record.finishedAt else None,
-        next_attempt_at=iso_ms(record.retryAt) if record.status == "queued" else None,
+        started_at=iso_ms(record.started_at),
+        finished_at=iso_ms(record.finished_at),
+        expires_at=iso_ms(record.finished_at + retention_ms) if finished and record.finished_at else None,
+        next_attempt_at=iso_ms(record.retry_at) if record.status == "queued" else None,
         queue_position=queue_position if record.status == "queued" else None,
         result=msgspec.Raw(record.result.encode()) if record.result and record.status == "succeeded" else None,
         error=error,
         charge=job_charge(record, credit_token),
         batch_id=record.batch,
-        custom_id=record.customId,
+        custom_id=record.custom_id,
         links={"self": f"/api/jobs/{record.id}"},
     )
 
@@ -274,8 +274,8 @@ class JobStore:
         Idempotency-Key (nothing charged), (-1, reason) when the payment cannot pay for it (nothing changed):
         payment_required, token_expired, wrong_service, wrong_client, no_calls_left.
         """
-        ttl_ms = record.deadline - record.createdAt + self.retention_ms
-        fields = {k: v for k, v in msgspec.structs.asdict(record).items() if v is not None}
+        ttl_ms = record.deadline - record.created_at + self.retention_ms
+        fields = {k: v for k, v in msgspec.to_builtins(record).items() if v is not None}
         flat: list[Any] = [item for pair in fields.items() for item in pair]
         idem_key, idem_value = idempotency if idempotency else ("", "")
         outcome, value = await self._enqueue(
@@ -290,10 +290,10 @@ class JobStore:
                 *((settled_intent, SETTLING_DUE) if settled_intent else ()),
             ],
             args=[keys.SCRIPT_NAMES, pack(
-                id=record.id, payload=arq_payload, score=queue_score(record.createdAt, interactive=True), ttl=ttl_ms,
-                idempotency=idem_value, service=record.service, caller=caller_key, now=record.createdAt,
-                at=iso(record.createdAt), count_field=CALL_COUNT, time_field=LAST_CALL_AT,
-                time=utc_iso(record.createdAt), tenant=record.tenant if tenant_from_payment else "", fields=flat)],
+                id=record.id, payload=arq_payload, score=queue_score(record.created_at, interactive=True), ttl=ttl_ms,
+                idempotency=idem_value, service=record.service, caller=caller_key, now=record.created_at,
+                at=iso(record.created_at), count_field=CALL_COUNT, time_field=LAST_CALL_AT,
+                time=utc_iso(record.created_at), tenant=record.tenant if tenant_from_payment else "", fields=flat)],
         )  # fmt: skip
         return int(outcome), value.decode() if isinstance(value, bytes) else str(value)
 

@@ -46,36 +46,36 @@ KEEP_AFTER_EXPIRY_MS = 7 * 86_400_000
 SETTLING = "settling"
 
 
-class PaymentRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """The hash as stored (field names are the hash's)."""
+class PaymentRecord(msgspec.Struct, rename="camel", frozen=True, kw_only=True):
+    """The hash as stored: its field names are the attributes' in camelCase (`rename`)."""
 
-    paymentId: str
-    serviceId: str
-    internalServiceId: str
-    amountCents: int
-    amountAtomic: int
+    payment_id: str
+    service_id: str
+    internal_service_id: str
+    amount_cents: int
+    amount_atomic: int
     currency: str
-    billingMode: str
-    maxCalls: int
-    remainingCalls: int
-    usedCalls: int
+    billing_mode: str
+    max_calls: int
+    remaining_calls: int
+    used_calls: int
     status: PaymentStatus
     kind: PaymentKind
-    payTo: str
+    pay_to: str
     provider: str
-    providerId: str
+    provider_id: str
     network: str
     asset: str
-    clientId: str = ""
-    createdAt: int
-    expiresAt: int
-    paidAt: int | None = None
+    client_id: str = ""
+    created_at: int
+    expires_at: int
+    paid_at: int | None = None
     payer: str | None = None
     transaction: str | None = None
-    boundTo: str = ""  # bindClient: the only client this payment pays for ("key:<id>" or an EIP-55 address)
+    bound_to: str = ""  # bindClient: the only client this payment pays for ("key:<id>" or an EIP-55 address)
     digest: str = ""  # sha256 of the signed x402 payload that paid (a repeat of it is recognised by this)
-    idempotencyHash: str = ""  # sha256 of the purchase's Idempotency-Key: a repeat carrying it gets the token
-    failReason: str = ""  # a `failed` or `unconfirmed` payment's: why it was not proven paid
+    idempotency_hash: str = ""  # sha256 of the purchase's Idempotency-Key: a repeat carrying it gets the token
+    fail_reason: str = ""  # a `failed` or `unconfirmed` payment's: why it was not proven paid
 
 
 class Payment(msgspec.Struct, rename="camel", frozen=True, kw_only=True):
@@ -177,34 +177,34 @@ def atomic_amount(amount_cents: int, decimals: int) -> int:
 
 def payment_view(record: PaymentRecord, *, token: str) -> Payment:
     return Payment(
-        payment_id=record.paymentId,
-        service_id=record.serviceId,
-        internal_service_id=record.internalServiceId,
-        amount_cents=record.amountCents,
+        payment_id=record.payment_id,
+        service_id=record.service_id,
+        internal_service_id=record.internal_service_id,
+        amount_cents=record.amount_cents,
         currency=record.currency,
-        billing_mode=record.billingMode,
-        max_calls=record.maxCalls,
-        remaining_calls=record.remainingCalls,
-        used_calls=record.usedCalls,
+        billing_mode=record.billing_mode,
+        max_calls=record.max_calls,
+        remaining_calls=record.remaining_calls,
+        used_calls=record.used_calls,
         status=record.status,
         token=token,
-        pay_to=record.payTo,
+        pay_to=record.pay_to,
         provider=record.provider,
-        provider_id=record.providerId,
-        client_id=record.clientId,
-        expires_at=_iso_s(record.expiresAt),
-        paid_at=_iso_s(record.paidAt),
+        provider_id=record.provider_id,
+        client_id=record.client_id,
+        expires_at=_iso_s(record.expires_at),
+        paid_at=_iso_s(record.paid_at),
         network=record.network,
         asset=record.asset,
-        amount_atomic=str(record.amountAtomic),
+        amount_atomic=str(record.amount_atomic),
         payer=record.payer,
         transaction=record.transaction,
-        bound_to=record.boundTo or None,
+        bound_to=record.bound_to or None,
     )
 
 
 def status_view(record: PaymentRecord) -> PaymentStatusView:
-    return PaymentStatusView(payment_id=record.paymentId, service_id=record.serviceId, status=record.status)
+    return PaymentStatusView(payment_id=record.payment_id, service_id=record.service_id, status=record.status)
 
 
 def _iso_s(ms: int | None) -> str | None:
@@ -271,32 +271,32 @@ class PaymentStore:
             ttl_s = self.settings.credit_ttl_s if kind == "inline" else self.settings.token_ttl_s
         cents = price_cents(service, calls)
         return PaymentRecord(
-            paymentId=payment_id or new_payment_id(),
-            serviceId=service.id,
-            internalServiceId=service.internal_service_id,
-            amountCents=cents,
-            amountAtomic=atomic_amount(cents, self.x402.asset_decimals),
+            payment_id=payment_id or new_payment_id(),
+            service_id=service.id,
+            internal_service_id=service.internal_service_id,
+            amount_cents=cents,
+            amount_atomic=atomic_amount(cents, self.x402.asset_decimals),
             currency=service.pricing.currency,
-            billingMode=service.pricing.billing_mode,
-            maxCalls=calls,
-            remainingCalls=calls,
-            usedCalls=0,
+            billing_mode=service.pricing.billing_mode,
+            max_calls=calls,
+            remaining_calls=calls,
+            used_calls=0,
             status="paid" if paid else "pending",
             kind=kind,
-            payTo=self.x402.pay_to,
+            pay_to=self.x402.pay_to,
             provider=service.payment.provider,
-            providerId=service.payment.provider_id,
+            provider_id=service.payment.provider_id,
             network=self.x402.network,
             asset=self.x402.asset,
-            clientId=client_id,
-            createdAt=now,
-            expiresAt=now + ttl_s * 1000,
-            paidAt=now if paid else None,
+            client_id=client_id,
+            created_at=now,
+            expires_at=now + ttl_s * 1000,
+            paid_at=now if paid else None,
             payer=settlement.payer if settlement else None,
             transaction=settlement.transaction if settlement else None,
-            boundTo=bound_to,
+            bound_to=bound_to,
             digest=digest,
-            idempotencyHash=idempotency_hash,
+            idempotency_hash=idempotency_hash,
         )
 
     def offer(self, service: Service, *, calls: int, client_id: str = "") -> PaymentRecord:
@@ -304,7 +304,7 @@ class PaymentStore:
         expires_s = now_ms() // 1000 + self.settings.pending_payment_ttl_s
         payment_id = offer_id(self.settings.token_secret, service.id, calls, expires_s)
         record = self.new_record(service, calls=calls, kind="offer", client_id=client_id, payment_id=payment_id)
-        return msgspec.structs.replace(record, expiresAt=expires_s * 1000)
+        return msgspec.structs.replace(record, expires_at=expires_s * 1000)
 
     def offer_for(self, payment_id: str, resolve: Callable[[str], Service | None]) -> PaymentRecord | None:
         """An offer rebuilt from its id (None when the id is not a genuine offer of a known service)."""
@@ -317,16 +317,16 @@ class PaymentStore:
         expires_ms = expires_s * 1000
         created_ms = expires_ms - self.settings.pending_payment_ttl_s * 1000
         status: PaymentStatus = "expired" if expires_ms <= now_ms() else "pending"
-        return msgspec.structs.replace(record, expiresAt=expires_ms, createdAt=created_ms, status=status)
+        return msgspec.structs.replace(record, expires_at=expires_ms, created_at=created_ms, status=status)
 
     async def save(self, record: PaymentRecord, *, events: str) -> bool:
         """Store a new paid payment; `events` ('created,settled') go to the ledger in the same script."""
-        fields = {k: v for k, v in msgspec.structs.asdict(record).items() if v is not None}
+        fields = {k: v for k, v in msgspec.to_builtins(record).items() if v is not None}
         flat: list[Any] = [item for pair in fields.items() for item in pair]
-        ttl_ms = record.expiresAt - now_ms() + KEEP_AFTER_EXPIRY_MS
+        ttl_ms = record.expires_at - now_ms() + KEEP_AFTER_EXPIRY_MS
         stored = await self._create(
-            keys=[keys.payment_key(record.paymentId), keys.PAYMENT_EXPIRY, keys.LEDGER],
-            args=[record.paymentId, record.expiresAt, max(ttl_ms, 1000), events, iso(now_ms()), *flat],
+            keys=[keys.payment_key(record.payment_id), keys.PAYMENT_EXPIRY, keys.LEDGER],
+            args=[record.payment_id, record.expires_at, max(ttl_ms, 1000), events, iso(now_ms()), *flat],
         )
         return bool(stored)
 
@@ -337,7 +337,7 @@ class PaymentStore:
         if not raw:
             return None
         record = msgspec.convert({k.decode(): v.decode() for k, v in raw.items()}, PaymentRecord, strict=False)
-        if record.status != "expired" and record.expiresAt <= now_ms():
+        if record.status != "expired" and record.expires_at <= now_ms():
             return msgspec.structs.replace(record, status="expired")  # the sweep has not reached it yet
         return record
 

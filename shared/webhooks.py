@@ -180,20 +180,20 @@ def signature_header(secrets_: list[str], msg_id: str, timestamp: int, body: byt
 # ---------------------------------------------------------------- deliveries
 
 
-class Delivery(msgspec.Struct, frozen=True, kw_only=True):
-    """The delivery hash as stored."""
+class Delivery(msgspec.Struct, rename="camel", frozen=True, kw_only=True):
+    """The delivery hash as stored: its field names are the attributes' in camelCase (`rename`)."""
 
     id: str
     url: str
     owner: str
     event: str
     subject: str
-    createdAt: int
+    created_at: int
     attempts: int = 0
     status: str = "pending"  # pending | delivered | failed
     body: str | None = None
-    nextAttemptAt: int | None = None
-    deliveredAt: int | None = None
+    next_attempt_at: int | None = None
+    delivered_at: int | None = None
 
 
 class Attempt(msgspec.Struct, rename="camel", frozen=True, kw_only=True, omit_defaults=True):
@@ -288,9 +288,9 @@ class DeliveryStore:
                     url=delivery.url,
                     status=delivery.status,
                     attempts=delivery.attempts,
-                    created_at=iso_ms(delivery.createdAt) or "",
-                    next_attempt_at=iso_ms(delivery.nextAttemptAt) if delivery.status == "pending" else None,
-                    delivered_at=iso_ms(delivery.deliveredAt),
+                    created_at=iso_ms(delivery.created_at) or "",
+                    next_attempt_at=iso_ms(delivery.next_attempt_at) if delivery.status == "pending" else None,
+                    delivered_at=iso_ms(delivery.delivered_at),
                     log=[msgspec.json.decode(entry, type=Attempt) for entry in raw_log],
                 )
             )

@@ -392,7 +392,7 @@ async def test_the_ledger_reconciles_with_the_facilitator_and_the_payments(
             int(e["calls"]) for e in mine if e["event"] == "credited"
         )
         view = await PaymentStore(pipeline.redis, pipeline.settings.payments, pipeline.settings.x402).get(payment_id)
-        assert view is not None and used == view.usedCalls and view.usedCalls + view.remainingCalls == view.maxCalls
+        assert view is not None and used == view.used_calls and view.used_calls + view.remaining_calls == view.max_calls
     assert msgspec.json.decode(msgspec.json.encode(entries))  # plain strings, exportable as they are
 
 

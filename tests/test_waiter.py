@@ -14,7 +14,7 @@ from shared.jobs import JobRecord, JobStore, new_job_id, now_ms
 
 
 def stored(record: JobRecord) -> dict[str, str]:
-    return {k: str(v) for k, v in msgspec.structs.asdict(record).items() if v is not None}
+    return {k: str(v) for k, v in msgspec.to_builtins(record).items() if v is not None}
 
 
 async def test_a_wait_given_the_callers_copy_answers_with_the_finished_job(redis: Redis) -> None:
@@ -23,7 +23,7 @@ async def test_a_wait_given_the_callers_copy_answers_with_the_finished_job(redis
     await waiter.start()
     job_id = new_job_id()
     created = other = JobRecord(id=job_id, service="face-detection", action="DetectFace", owner="anon", input="{}",
-                        requestId="r", createdAt=now_ms(), deadline=now_ms() + 60_000, status="queued")  # fmt: skip
+                        request_id="r", created_at=now_ms(), deadline=now_ms() + 60_000, status="queued")  # fmt: skip
     try:
         await asyncio.wait_for(waiter.subscribed.wait(), 5)
         # the job finished (and was announced) before the caller began to wait with its copy

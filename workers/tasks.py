@@ -150,11 +150,11 @@ async def _run_job(ctx: WorkerContext, job_id: str) -> bool:
         _count_finished(ctx, record, await _not_started(store, record, status))
         return True
     if status == "out_of_time":  # a retry that waited in the queue too long
-        last = record.last_error() or DEADLINE_PASSED
+        last = record.last_job_error() or DEADLINE_PASSED
         _count_finished(ctx, record, await _give_up(ctx, record, attempt, last))
         return True
     if attempt == 1:
-        ctx["metrics"].observe(QUEUE_WAIT, (record.service,), max(0, now_ms() - record.createdAt) / 1000)
+        ctx["metrics"].observe(QUEUE_WAIT, (record.service,), max(0, now_ms() - record.created_at) / 1000)
     structlog.contextvars.bind_contextvars(service_id=record.service, attempt=attempt)
     started = time.perf_counter()
     outcome = await _attempt(ctx, record, attempt)

@@ -191,7 +191,7 @@ class WebhookSender:
         else:
             job = await self.jobs.get(delivery.subject)
             data = job_view(job, retention_ms=self.jobs.retention_ms) if job else None
-        payload = {"type": delivery.event, "timestamp": utc_iso(delivery.createdAt), "data": data}
+        payload = {"type": delivery.event, "timestamp": utc_iso(delivery.created_at), "data": data}
         body = _json.encode(payload)
         if not await self.deliveries.set_body(delivery.id, body):  # another sender made it first: use theirs
             stored = await self.deliveries.get(delivery.id)

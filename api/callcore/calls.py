@@ -130,10 +130,10 @@ class CallCore:
             payment=(payment_id, "x402"),
         )  # fmt: skip
         idem = (idempotency.redis_key, idempotency.value_for(job.id)) if idempotency else None
-        fields = {k: v for k, v in msgspec.structs.asdict(job).items() if v is not None}
+        fields = {k: v for k, v in msgspec.to_builtins(job).items() if v is not None}
         outcome = await self.gate.settle_inline(ctx, service, verified, payment_id=payment_id, job=fields, idem=idem)
         if outcome.joined_job:  # the same identified payment again: the job it paid for, as it is now
-            structlog.contextvars.bind_contextvars(job_id=outcome.joined_job, payment_id=outcome.record.paymentId)
+            structlog.contextvars.bind_contextvars(job_id=outcome.joined_job, payment_id=outcome.record.payment_id)
             return Started(await self.jobs.get(outcome.joined_job) or job, receipt(outcome.record))
         structlog.contextvars.bind_contextvars(job_id=job.id, payment_id=payment_id)
         if not outcome.certain:
@@ -187,7 +187,7 @@ class CallCore:
         stored_value = (idempotency.redis_key, idempotency.value_for(record.id)) if idempotency else None
         outcome, stored = await self.jobs.create(
             record,
-            arq_payload(record.id, record.createdAt),
+            arq_payload(record.id, record.created_at),
             idempotency=stored_value,
             caller_key=charge.caller_key,
             tenant_from_payment=charge.tenant_from_payment,
@@ -219,13 +219,13 @@ class CallCore:
             action=service.upstream.action,
             owner=owner,
             input=encoded_input.decode(),
-            requestId=ctx.request_id,
-            createdAt=created_ms,
+            request_id=ctx.request_id,
+            created_at=created_ms,
             deadline=created_ms + int(self.settings.jobs.deadline_s * 1000),
             status=status,
             tenant=tenant,
-            paymentId=payment[0] if payment else None,
-            paymentKind=payment[1] if payment else None,
+            payment_id=payment[0] if payment else None,
+            payment_kind=payment[1] if payment else None,
             webhook=webhook.url if webhook else None,
             events=webhook.events if webhook else None,
         )

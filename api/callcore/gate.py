@@ -224,9 +224,9 @@ class PaymentGate:
             self.metrics.payments.labels("inline", "replayed").inc()
             if payment.payment_identifier and not settlement.other:  # the first request's answer, to its sender
                 intent = await self.settlements.get(payment.digest)
-                record = await self.payments.get(intent.paymentId) if intent else None
+                record = await self.payments.get(intent.payment_id) if intent else None
                 if intent is not None and record is not None:
-                    return PaymentOutcome(record, None, certain=False, joined_job=intent.jobId)
+                    return PaymentOutcome(record, None, certain=False, joined_job=intent.job_id)
             if settlement.settling:
                 raise errors.SettlementInProgress("this signed payment is being settled by another request")
             message = (
@@ -254,8 +254,8 @@ class PaymentGate:
         if (
             earlier is None
             or earlier.kind != "purchase"
-            or earlier.serviceId != service.id
-            or earlier.maxCalls != calls
+            or earlier.service_id != service.id
+            or earlier.max_calls != calls
         ):
             if settlement.settling:
                 raise errors.SettlementInProgress("this signed payment is being settled by another request")
@@ -263,13 +263,13 @@ class PaymentGate:
                 service, ctx.resource_url, calls=calls, code="payment_replayed",
                 message="this payment authorization was already used",
             )  # fmt: skip
-        by_key = bool(ctx.caller.key_client_id) and ctx.caller.key_client_id == earlier.clientId
-        by_secret = bool(proof) and proof == earlier.idempotencyHash
+        by_key = bool(ctx.caller.key_client_id) and ctx.caller.key_client_id == earlier.client_id
+        by_secret = bool(proof) and proof == earlier.idempotency_hash
         return Purchase(earlier, fresh=False, show_token=by_key or by_secret or identified, settled=None)
 
     async def _settling_payment(self, payment: VerifiedPayment) -> str:
         intent = await self.settlements.get(payment.digest)
-        return intent.paymentId if intent is not None else ""
+        return intent.payment_id if intent is not None else ""
 
     async def _settle(
         self,
@@ -296,7 +296,7 @@ class PaymentGate:
         intent = self._intent(payment, record, kind, str(job["id"]) if job else "")
         held = await self.settlements.begin(
             intent, claim_ttl_s=self._claim_ttl_s(payment), due_ms=now_ms() + self.reconcile_after_ms,
-            keep_ms=self._keep_ms(payment), payment=msgspec.structs.asdict(record), job=dict(job) if job else None,
+            keep_ms=self._keep_ms(payment), payment=msgspec.to_builtins(record), job=dict(job) if job else None,
             idempotency=idem,
         )  # fmt: skip
         if held:
@@ -339,7 +339,7 @@ class PaymentGate:
         return extract_payment_identifier(PaymentPayload.model_validate_json(intent.payload))
 
     async def _as_it_stands(self, intent: Intent) -> PaymentOutcome:
-        current = await self.payments.get(intent.paymentId)
+        current = await self.payments.get(intent.payment_id)
         if current is None:
             raise errors.ServiceUnavailable("the payment's record is gone; retry the same payment", retry_after=1)
         return PaymentOutcome(current, None, certain=False)
@@ -369,30 +369,30 @@ class PaymentGate:
             retention_ms=self.settings.jobs.retention_s * 1000,
         )  # fmt: skip
         self.metrics.payments.labels(intent.kind, "settling").inc()
-        log.warning("x402 settlement uncertain", payment_id=intent.paymentId, reason=reason)
-        current = record or await self.payments.get(intent.paymentId)
+        log.warning("x402 settlement uncertain", payment_id=intent.payment_id, reason=reason)
+        current = record or await self.payments.get(intent.payment_id)
         assert current is not None  # begin stored it
         return PaymentOutcome(current, None, certain=False)
 
     async def mark_paid(self, intent: Intent, record: PaymentRecord, settlement: X402Settlement) -> PaymentRecord:
         """settling -> paid, once (whoever proves it first: this request or the reconciler)."""
         paid = self.payments.new_record(
-            self._service(record.serviceId), calls=record.maxCalls, kind=record.kind,
-            client_id=record.clientId, payment_id=record.paymentId, settlement=settlement, bound_to=record.boundTo,
-            digest=record.digest, idempotency_hash=record.idempotencyHash,
+            self._service(record.service_id), calls=record.max_calls, kind=record.kind,
+            client_id=record.client_id, payment_id=record.payment_id, settlement=settlement, bound_to=record.bound_to,
+            digest=record.digest, idempotency_hash=record.idempotency_hash,
         )  # fmt: skip
-        paid = msgspec.structs.replace(paid, createdAt=record.createdAt)
-        ttl_ms = paid.expiresAt - now_ms() + KEEP_AFTER_EXPIRY_MS
-        fields = {"status": "paid", "paidAt": paid.paidAt, "payer": paid.payer, "transaction": paid.transaction,
-                  "network": paid.network, "expiresAt": paid.expiresAt}  # fmt: skip
+        paid = msgspec.structs.replace(paid, created_at=record.created_at)
+        ttl_ms = paid.expires_at - now_ms() + KEEP_AFTER_EXPIRY_MS
+        fields = {"status": "paid", "paidAt": paid.paid_at, "payer": paid.payer, "transaction": paid.transaction,
+                  "network": paid.network, "expiresAt": paid.expires_at}  # fmt: skip
         found = await self.settlements.paid(
-            intent, now_iso=iso(now_ms()), payment_ttl_ms=ttl_ms, expires_ms=paid.expiresAt,
+            intent, now_iso=iso(now_ms()), payment_ttl_ms=ttl_ms, expires_ms=paid.expires_at,
             release_due_ms=now_ms() + self.reconcile_after_ms, fields=fields,
         )  # fmt: skip
         if found not in ("settling", "unconfirmed", "paid", "done"):  # 'failed': proven unpayable, yet a proof came
-            log.error("a payment proven unpayable was settled", payment_id=record.paymentId, stage=found)
+            log.error("a payment proven unpayable was settled", payment_id=record.payment_id, stage=found)
         if found == "unconfirmed":
-            log.warning("an unconfirmed payment proved paid late: its call is a credit", payment_id=record.paymentId)
+            log.warning("an unconfirmed payment proved paid late: its call is a credit", payment_id=record.payment_id)
         return paid
 
     async def _check_identifier(self, payment: VerifiedPayment) -> None:
@@ -418,11 +418,11 @@ class PaymentGate:
 
     def _intent(self, payment: VerifiedPayment, record: PaymentRecord, kind: str, job_id: str) -> Intent:
         return Intent(
-            digest=payment.digest, kind=kind, paymentId=record.paymentId, jobId=job_id,
-            nonceKey=self.x402.nonce_key(payment), payer=payment.payer,
+            digest=payment.digest, kind=kind, payment_id=record.payment_id, job_id=job_id,
+            nonce_key=self.x402.nonce_key(payment), payer=payment.payer,
             payload=payment.payload.model_dump_json(by_alias=True),
-            requirements=payment.requirements.model_dump_json(by_alias=True), validBefore=payment.valid_before,
-            stage="settling", createdAt=now_ms(),
+            requirements=payment.requirements.model_dump_json(by_alias=True), valid_before=payment.valid_before,
+            stage="settling", created_at=now_ms(),
         )  # fmt: skip
 
     @staticmethod

@@ -122,7 +122,7 @@ class Reconciler:
         if intent is None:  # expired: nothing is left to end
             await self.settlements.forget(digest)
             return
-        if intent.stage == "paid" and intent.jobId:  # paid, but the process died before its job was queued
+        if intent.stage == "paid" and intent.job_id:  # paid, but the process died before its job was queued
             await self._release(intent)
             return
         if intent.stage != SETTLING:
@@ -142,28 +142,28 @@ class Reconciler:
         except FacilitatorUnavailable as exc:
             await self._later(intent, "facilitator_unavailable" if not exc.sent else "no_answer")
             return
-        record = await self.gate.payments.get(intent.paymentId)
+        record = await self.gate.payments.get(intent.payment_id)
         if record is None:
             return
         await self.gate.mark_paid(intent, record, settled.settlement)
-        log.info("x402 settlement reconciled", payment_id=intent.paymentId, transaction=settled.settlement.transaction)
-        if intent.jobId:
+        log.info("x402 settlement reconciled", payment_id=intent.payment_id, transaction=settled.settlement.transaction)
+        if intent.job_id:
             await self._release(intent)
 
     async def _payer(self, intent: Intent) -> str:
-        record = await self.gate.payments.get(intent.paymentId)
+        record = await self.gate.payments.get(intent.payment_id)
         return record.payer or "" if record is not None else ""
 
     async def _release(self, intent: Intent) -> None:
-        job = await self.core.jobs.get(intent.jobId)
-        record = await self.gate.payments.get(intent.paymentId)
+        job = await self.core.jobs.get(intent.job_id)
+        record = await self.gate.payments.get(intent.payment_id)
         if job is None or record is None or job.status != SETTLING:
             return
-        caller_key = record.clientId if record.clientId.startswith("key:") else ""
+        caller_key = record.client_id if record.client_id.startswith("key:") else ""
         await self.core.release(job, intent.digest, caller_key=caller_key)
 
     async def _later(self, intent: Intent, reason: str) -> None:
-        if time.time() > intent.validBefore + self.gate.settings.x402.reconcile_grace_s:
+        if time.time() > intent.valid_before + self.gate.settings.x402.reconcile_grace_s:
             await self._end(intent, UNCONFIRMED, reason)
             return
         delay_ms = min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** min(intent.attempts, 10))
@@ -178,10 +178,10 @@ class Reconciler:
             now_ms=now_ms(),
             now_iso=iso(now_ms()),
             reason=reason,
-            job_error=ending_error(stage, reason, intent.paymentId),
+            job_error=ending_error(stage, reason, intent.payment_id),
             retention_ms=self.retention_ms,
         )
         if ended and stage == UNCONFIRMED:
-            log.error("x402 settlement unconfirmed: check the chain", payment_id=intent.paymentId, reason=reason)
+            log.error("x402 settlement unconfirmed: check the chain", payment_id=intent.payment_id, reason=reason)
         elif ended:
-            log.warning("x402 settlement failed", payment_id=intent.paymentId, reason=reason)
+            log.warning("x402 settlement failed", payment_id=intent.payment_id, reason=reason)

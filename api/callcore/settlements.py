@@ -49,22 +49,22 @@ def identifier_key(identifier: str, payer: str) -> str:
     return IDENTIFIER_PREFIX + hashlib.sha256(f"{payer}|{identifier}".encode()).hexdigest()
 
 
-class Intent(msgspec.Struct, frozen=True, kw_only=True):
-    """The hash as stored."""
+class Intent(msgspec.Struct, rename="camel", frozen=True, kw_only=True):
+    """The hash as stored: its field names are the attributes' in camelCase (`rename`)."""
 
     digest: str
     kind: str  # 'inline' | 'purchase'
-    paymentId: str
-    jobId: str = ""
-    nonceKey: str
+    payment_id: str
+    job_id: str = ""
+    nonce_key: str
     payer: str = ""  # EIP-55, as verified
     payload: str  # the PaymentPayload, JSON
     requirements: str  # the PaymentRequirements it was verified against, JSON
-    validBefore: int
+    valid_before: int
     stage: str
     attempts: int = 0
-    createdAt: int
-    lastError: str = ""
+    created_at: int
+    last_error: str = ""
 
 
 # The scripts that move intents, each in shared/lua/<file>.lua (its KEYS and ARGV at its top).
@@ -114,10 +114,10 @@ class SettlementStore:
         """Claim the nonce and record everything; "" when claimed, else the value holding the claim."""
         idem_key, idem_value = idempotency or ("", "")
         held = await self._begin(
-            keys=[intent.nonceKey, intent_key(intent.digest), SETTLING_DUE, keys.payment_key(intent.paymentId),
-                  keys.job_key(intent.jobId) if job is not None else "", idem_key],
+            keys=[intent.nonce_key, intent_key(intent.digest), SETTLING_DUE, keys.payment_key(intent.payment_id),
+                  keys.job_key(intent.job_id) if job is not None else "", idem_key],
             args=[pack(holder=f"{SETTLING} {intent.digest}", claim_ttl=claim_ttl_s, due=due_ms, keep=keep_ms,
-                       idempotency=idem_value, intent=pairs(msgspec.structs.asdict(intent)), payment=pairs(payment),
+                       idempotency=idem_value, intent=pairs(msgspec.to_builtins(intent)), payment=pairs(payment),
                        job=pairs(job) if job is not None else [])],
         )  # fmt: skip
         return held.decode() if isinstance(held, bytes) else str(held)
@@ -134,9 +134,9 @@ class SettlementStore:
     ) -> str:
         """settling | unconfirmed -> paid; returns the stage found (another means another process ended it)."""
         found = await self._paid(
-            keys=[intent_key(intent.digest), SETTLING_DUE, intent.nonceKey, keys.payment_key(intent.paymentId),
+            keys=[intent_key(intent.digest), SETTLING_DUE, intent.nonce_key, keys.payment_key(intent.payment_id),
                   keys.PAYMENT_EXPIRY, keys.LEDGER],
-            args=[pack(digest=intent.digest, holder=f"{intent.paymentId} {intent.digest}", at=now_iso,
+            args=[pack(digest=intent.digest, holder=f"{intent.payment_id} {intent.digest}", at=now_iso,
                        payment_ttl=payment_ttl_ms, expires=expires_ms, release_due=release_due_ms,
                        fields=pairs(fields))],
         )  # fmt: skip
@@ -155,8 +155,8 @@ class SettlementStore:
         """Undo a refused intent; False when it had already ended (a reconciler got there first)."""
         idem_key, idem_value = idempotency or ("", "")
         undone = await self._abandon(
-            keys=[intent_key(intent.digest), SETTLING_DUE, intent.nonceKey, keys.payment_key(intent.paymentId),
-                  keys.job_key(intent.jobId) if intent.jobId else "", idem_key,
+            keys=[intent_key(intent.digest), SETTLING_DUE, intent.nonce_key, keys.payment_key(intent.payment_id),
+                  keys.job_key(intent.job_id) if intent.job_id else "", idem_key,
                   identifier_key(identifier, intent.payer) if identifier else ""],
             args=[SCRIPT_NAMES, pack(digest=intent.digest, holder=f"{SETTLING} {intent.digest}", idempotency=idem_value,
                                      now=now_ms, error=job_error, retention=retention_ms,
@@ -172,8 +172,8 @@ class SettlementStore:
         self, intent: Intent, *, due_ms: int, now_iso: str, reason: str, retention_ms: int = 86_400_000
     ) -> None:
         await self._uncertain(
-            keys=[intent_key(intent.digest), SETTLING_DUE, keys.payment_key(intent.paymentId), keys.LEDGER,
-                  keys.job_key(intent.jobId) if intent.jobId else ""],
+            keys=[intent_key(intent.digest), SETTLING_DUE, keys.payment_key(intent.payment_id), keys.LEDGER,
+                  keys.job_key(intent.job_id) if intent.job_id else ""],
             args=[SCRIPT_NAMES, pack(digest=intent.digest, due=due_ms, at=now_iso, reason=reason[:200],
                                      now=int(time.time() * 1000), retention=retention_ms)],
         )  # fmt: skip
@@ -191,8 +191,8 @@ class SettlementStore:
     ) -> bool:
         """settling -> failed | unconfirmed (see FAILED); False when it had already ended."""
         ended = await self._failed(
-            keys=[intent_key(intent.digest), SETTLING_DUE, keys.payment_key(intent.paymentId), keys.LEDGER,
-                  intent.nonceKey, keys.job_key(intent.jobId) if intent.jobId else ""],
+            keys=[intent_key(intent.digest), SETTLING_DUE, keys.payment_key(intent.payment_id), keys.LEDGER,
+                  intent.nonce_key, keys.job_key(intent.job_id) if intent.job_id else ""],
             args=[SCRIPT_NAMES, pack(digest=intent.digest, at=now_iso, reason=reason[:200], now=now_ms, error=job_error,
                                      retention=retention_ms, channel=keys.JOBS_DONE_CHANNEL, stage=stage)],
         )  # fmt: skip

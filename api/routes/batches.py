@@ -105,7 +105,7 @@ async def create_batch(request: web.Request) -> web.Response:
     checked = await _check_items(request, caller, items, parse_errors)
     _check_bounds(request, caller, checked, webhook)
     payments = await _payments_for(request, checked, tokens)
-    owner = batch_owner(caller, [payment.paymentId for payment, _ in payments])
+    owner = batch_owner(caller, [payment.payment_id for payment, _ in payments])
     if webhook is not None and owner == ANONYMOUS:
         raise errors.BadRequest(
             "a webhook needs an API key, or a payment token that pays for items of this batch (its secret signs "
@@ -117,19 +117,19 @@ async def create_batch(request: web.Request) -> web.Response:
         owner=owner,
         total=len(checked),
         status="in_progress",
-        createdAt=created,
-        requestId=request[appkeys.REQUEST_ID],
+        created_at=created,
+        request_id=request[appkeys.REQUEST_ID],
         window=request.app[appkeys.BATCHES].window,
-        deadlineMs=request.app[appkeys.BATCHES].deadline_ms,
-        retentionMs=request.app[appkeys.BATCHES].retention_ms,
+        deadline_ms=request.app[appkeys.BATCHES].deadline_ms,
+        retention_ms=request.app[appkeys.BATCHES].retention_ms,
         webhook=webhook.url if webhook else None,
         events=webhook.events if webhook else None,
-        jobEvents=webhook.job_events if webhook and webhook.job_events else None,
+        job_events=webhook.job_events if webhook and webhook.job_events else None,
     )
-    by_service = {payment.serviceId: payment for payment, _ in payments}
+    by_service = {payment.service_id: payment for payment, _ in payments}
     stored_items = [_stored(item, caller, by_service.get(item.service.id), owner) for item in checked]
     counts = _paid_counts(checked)
-    plan = [(p.paymentId, p.serviceId, counts[p.serviceId]) for p, _ in payments]
+    plan = [(p.payment_id, p.service_id, counts[p.service_id]) for p, _ in payments]
     stored_value = (idempotency.redis_key, idempotency.value_for(record.id)) if idempotency else None
     try:
         outcome, value = await request.app[appkeys.BATCHES].create(
@@ -323,11 +323,11 @@ async def _payments_for(
         record = await store.get(payment_id) if payment_id else None
         if record is None:
             raise _payment_required(request, counts, "invalid_token", INVALID_TOKEN)
-        if record.serviceId in found:
-            raise errors.BadRequest(f"send one payment token per service ({record.serviceId} has two)")
-        if record.serviceId not in counts:  # every token must pay: the first one owns the batch
-            raise errors.BadRequest(f"a payment token for {record.serviceId} pays for no item of this batch")
-        found[record.serviceId] = (record, record.paymentId)
+        if record.service_id in found:
+            raise errors.BadRequest(f"send one payment token per service ({record.service_id} has two)")
+        if record.service_id not in counts:  # every token must pay: the first one owns the batch
+            raise errors.BadRequest(f"a payment token for {record.service_id} pays for no item of this batch")
+        found[record.service_id] = (record, record.payment_id)
     missing = {service: calls for service, calls in counts.items() if service not in found}
     if missing:
         names = ", ".join(f"{calls} call(s) of {service}" for service, calls in missing.items())
@@ -363,19 +363,19 @@ def _refusal(
     if found.status == 403:
         return errors.Forbidden(error, code=code)
     if refused.reason == "no_calls_left":
-        needs = counts[payment.serviceId]
-        message = f"the token for {payment.serviceId} has fewer calls left than this batch's {needs}"
-    return _payment_required(request, {payment.serviceId: counts[payment.serviceId]}, code, message, error)
+        needs = counts[payment.service_id]
+        message = f"the token for {payment.service_id} has fewer calls left than this batch's {needs}"
+    return _payment_required(request, {payment.service_id: counts[payment.service_id]}, code, message, error)
 
 
 def _stored(item: CheckedItem, caller: Caller, payment: PaymentRecord | None, owner: str) -> BatchItem:
     paid = item.service.pricing.amount_cents > 0 and payment is not None
-    tenant = tenant_of(caller, payment.clientId or token_owner(payment.paymentId) if payment else None, ANONYMOUS)
+    tenant = tenant_of(caller, payment.client_id or token_owner(payment.payment_id) if payment else None, ANONYMOUS)
     return BatchItem(
         custom_id=item.custom_id,
         service=item.service.id,
         action=item.service.upstream.action,
-        payment_id=payment.paymentId if paid and payment else "",
+        payment_id=payment.payment_id if paid and payment else "",
         tenant=tenant,
         input=encode_input(item.params),
     )

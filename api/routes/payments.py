@@ -52,10 +52,10 @@ async def create_payment(request: web.Request) -> web.Response:
     verified = gate.verified(service, offered, ctx, calls)
     bought = await gate.purchase(ctx, service, verified, calls, idempotency_key)
     record = bought.record
-    structlog.contextvars.bind_contextvars(payment_id=record.paymentId, replayed=not bought.fresh)
-    headers = {**settle_headers(bought.settled), "Location": f"/api/payments/{record.paymentId}"}
+    structlog.contextvars.bind_contextvars(payment_id=record.payment_id, replayed=not bought.fresh)
+    headers = {**settle_headers(bought.settled), "Location": f"/api/payments/{record.payment_id}"}
     token = (
-        token_for(request.app[appkeys.SETTINGS].payments.token_secret, record.paymentId) if bought.show_token else ""
+        token_for(request.app[appkeys.SETTINGS].payments.token_secret, record.payment_id) if bought.show_token else ""
     )
     view: Any = payment_view(record, token=token) if bought.show_token else status_view(record)
     return web.Response(
@@ -77,7 +77,7 @@ async def get_payment(request: web.Request) -> web.Response:
         return json_response(payment_view(record, token=""))
     ctx = await call_context(request)
     presented = next(iter(token_payments(request)), None)
-    if not owns_payment(ctx.caller, presented, record.clientId, record.paymentId):
+    if not owns_payment(ctx.caller, presented, record.client_id, record.payment_id):
         return json_response(status_view(record))
     return json_response(
         payment_view(record, token=token_for(request.app[appkeys.SETTINGS].payments.token_secret, payment_id))
