@@ -49,8 +49,9 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.throughput
 	$(BIN)/python -m bench.rate_limit
 	$(BIN)/python -m bench.redis_cost
-	$(BIN)/python -m bench.batch_isolation --items 5000
+	$(BIN)/python -m bench.batch_isolation --items 10000
 	$(BIN)/python -m bench.search_cost
+	$(BIN)/python -m bench.summary
 
 # Regenerate shared/data/tools.json from the pinned SDK (a test fails when it is stale).
 catalog: $(STAMP)

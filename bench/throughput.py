@@ -22,12 +22,14 @@ from typing import Any
 import aiohttp
 from alibabacloud_facebody20191230 import models
 from alibabacloud_tea_util.models import RuntimeOptions
+from redis.asyncio import Redis
 
 from bench import plain_arq, report
 from bench.added_latency import sdk_client
 from bench.measure import CpuMeter, summary, windowed
 from bench.stack import Stack, start, stop
 from bench.wallet import PRICED_TERMS, buy_tokens
+from shared import keys
 
 TOOL = "face-detection"
 SLOW_MS = 1200
@@ -44,6 +46,7 @@ STEPS: list[tuple[str, int, int, int]] = [
     ("gateway", SLOW_MS, 1, 128),
     ("gateway", SLOW_MS, 1, 256),
     ("gateway", SLOW_MS, 1, 512),
+    ("gateway", SLOW_MS, 1, 1024),
     ("gateway", SLOW_MS, 2, 512),
     ("gateway", SLOW_MS, 4, 512),
 ]
@@ -64,8 +67,10 @@ class Runner:
                 await self._arq_ready()
             meter = CpuMeter(self._pids(what, arq_worker))
             metered = asyncio.create_task(self._meter(meter))
+            peak = asyncio.create_task(self._running_peak()) if what == "gateway" else None
             samples, rate = await self._run(what, callers)
             cpu = await metered
+            running_peak = await peak if peak is not None else None
         finally:
             if arq_worker is not None:
                 await asyncio.to_thread(stop, [arq_worker])
@@ -75,7 +80,7 @@ class Runner:
         }
         return {"what": what, "latency_ms": latency_ms, "workers": workers, "callers": callers,
                 "calls_per_s": round(rate, 1), **summary(samples), "cpu_ms_per_call": per_call,
-                "machine_busy": cpu["machine_busy"]}  # fmt: skip
+                "machine_busy": cpu["machine_busy"], "running_peak": running_peak}  # fmt: skip
 
     def _pids(self, what: str, arq_worker: subprocess.Popen[bytes] | None) -> dict[str, list[int]]:
         """The processes that work for this step (idle ones left out): the gateway's, or the baseline's."""
@@ -92,6 +97,20 @@ class Runner:
         meter.start()
         await asyncio.sleep(self.seconds)
         return meter.stop()
+
+    async def _running_peak(self) -> int:
+        """The most jobs running at once during the counted window, as the server402_jobs_running gauge reads it
+        (the size of the running set, sampled every 50 ms)."""
+        redis = Redis.from_url(self.stack.redis.url)
+        try:
+            await asyncio.sleep(self.warmup_s)
+            peak, ends = 0, asyncio.get_running_loop().time() + self.seconds
+            while asyncio.get_running_loop().time() < ends:
+                peak = max(peak, int(await redis.scard(keys.RUNNING_JOBS)))
+                await asyncio.sleep(0.05)
+            return peak
+        finally:
+            await redis.aclose()
 
     async def _run(self, what: str, callers: int) -> tuple[list[float], float]:
         if what == "gateway":
@@ -183,7 +202,7 @@ def main() -> None:
                           if value >= 0.05 and name != "sandbox.facilitator")  # fmt: skip
         busy = f"{round(r['machine_busy'] * 100)}%" if r["machine_busy"] is not None else "-"
         rows.append([r["what"], r["latency_ms"], r["workers"] or "-", r["callers"], r["calls_per_s"],
-                     f"{r['p50_ms']} / {r['p99_ms']}", where, busy])  # fmt: skip
+                     f"{r['p50_ms']} / {r['p99_ms']}", where, r.get("running_peak") or "-", busy])  # fmt: skip
     body = report.table(
         [
             "what",
@@ -193,6 +212,7 @@ def main() -> None:
             "calls/s",
             "p50 / p99 ms",
             "CPU ms per call",
+            "running at most",
             "machine busy",
         ],
         rows,
