@@ -4,14 +4,8 @@ A key reads `s402k_<keyId>_<secret>`: keyId is 12 lowercase hex characters (publ
 and logs), secret is `secrets.token_urlsafe(32)`. Only sha256 of the whole key text is stored; the plaintext is
 returned once, by `ApiKeyStore.create`, and cannot be recovered.
 
-s402:apikey:{keyId}      hash   id, name, hash (sha256 hex of the key), services (JSON list of canonical service
-                                ids, or "*" for all), rate (requests/s), burst, createdAt (ISO 8601 UTC),
-                                revokedAt (ISO 8601 UTC, empty while the key is active)
-s402:apikeys             set    every key id, revoked ones included (revoked keys stay listed)
-s402:apikey:rl:{keyId}   string GCRA theoretical arrival time (microseconds, Redis clock) of the key's rate limit
-
 The same GCRA script (`CHECK_RATE`, `ApiKeyStore.gcra`) also limits callers without a key, per client address
-(`api/ratelimits.py`, which owns those keys).
+(`api/ratelimits.py`). The keys' Redis keys: docs/architecture.md, "Redis".
 """
 
 from __future__ import annotations

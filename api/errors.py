@@ -1,37 +1,8 @@
 """The API's errors. Each knows its HTTP status and its machine-readable code.
 
-A raised one becomes `{"error": message, "code": code, "requestId": ...}` in `api/middlewares.py`. Other answers
-decide their status elsewhere, each in one place: a failed job's HTTP status comes from its error
-(`api/jobs_view.py`), MCP turns these errors into tool results or JSON-RPC errors (`api/mcp_results.py`,
-`api/routes/mcp.py`), and `/mcp`'s refused Origin is a JSON-RPC 403 (`api/origin_guard.py`). Workers record
-`shared.jobs.JobError` on the job, not these.
-
-    Server402Error                    500 internal_error
-    ├── BadRequest                    400 bad_request
-    │   ├── InvalidJSON               400 invalid_json
-    │   ├── ValidationFailed          400 validation_failed   (carries per-field details)
-    │   └── UnknownService            400 unknown_service
-    ├── Unauthorized                  401 api_key_required | invalid_api_key
-    ├── PaymentRequired               402 payment_required    (body: the seed's {error, payment}; the error text
-    │                                     is one of the seed's failures, `code` and `message` say exactly why)
-    ├── Forbidden                     403 api_key_not_allowed | token_bound_to_other_client | origin_not_allowed
-    ├── NotFound                      404 not_found
-    │   ├── ServiceNotFound           404 service_not_found
-    │   └── JobNotFound               404 job_not_found
-    ├── MethodNotAllowed              405 method_not_allowed
-    ├── RequestTimeout                408 request_timeout     (the body did not arrive in time; Connection: close)
-    ├── Conflict                      409 conflict
-    │   ├── SettlementInProgress      409 settlement_in_progress (Retry-After: the same payment is settling)
-    │   └── PaymentIdentifierReused   409 payment_identifier_reused (one x402 payment id, two payments)
-    ├── Gone                          410 gone                (a job whose result has expired)
-    ├── PayloadTooLarge               413 payload_too_large
-    ├── UnsupportedMediaType          415 unsupported_media_type
-    ├── IdempotencyMismatch           422 idempotency_key_reused
-    ├── InvalidBatch                  422 invalid_batch       (carries itemErrors: every invalid item, first 100)
-    ├── TooManyRequests               429 rate_limited        (carries retry_after seconds)
-    ├── JobFailed                     4xx/5xx by the job's error (carries the job)
-    └── ServiceUnavailable            503 service_unavailable (carries retry_after seconds)
-        └── StoreUnavailable          503 store_unavailable   (Redis unreachable)
+A raised one becomes `{"error": message, "code": code, "requestId": ...}` in `api/middlewares.py`. The tree, and
+the modules that decide the statuses of other answers (a failed job, a refused payment token, JSON-RPC on /mcp):
+docs/architecture.md, "Errors and HTTP statuses".
 """
 
 from __future__ import annotations

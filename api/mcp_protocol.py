@@ -1,20 +1,7 @@
 """MCP over streamable HTTP: the JSON-RPC envelope, the two protocol eras, and how answers are framed.
 
-Two eras share the one `POST /mcp` endpoint:
-
-    2025-11-25 (and 2025-06-18, 2025-03-26)   initialize handshake, ping, MCP-Protocol-Version header after it
-    2026-07-28                                stateless: every request carries `params._meta` with the protocol
-                                              version and client capabilities, mirrored in the MCP-Protocol-Version,
-                                              Mcp-Method and Mcp-Name headers; `server/discover`; `resultType`
-
-A request belongs to 2026-07-28 when its MCP-Protocol-Version header names no handshake version, or when its
-body carries the per-request protocol-version envelope; otherwise to the handshake era. Nothing is kept between
-requests: the Mcp-Session-Id that `initialize` hands out is never checked.
-
-Errors: -32700 unparseable JSON, -32600 not one JSON-RPC 2.0 request (batches, posted responses, bad ids),
--32601 unknown method (for the request's era), -32602 bad params, unknown tool or task, -32020 headers that
-disagree with the body, -32021 a tasks method from a client that did not declare the tasks extension (2026-07-28),
--32022 an unsupported protocol version, -32603 our own failure.
+Two eras share the one `POST /mcp` endpoint, and nothing is kept between requests. How a request's era is told,
+and the JSON-RPC error codes: docs/architecture.md, "MCP"; their HTTP statuses: "Errors and HTTP statuses".
 """
 
 from __future__ import annotations

@@ -1,34 +1,8 @@
 """MCP tasks: a long tool call as a durable, pollable, cancellable task. A task is its job: the task id is the job
-id, its state is the job's (in Redis, so it outlives any API process), only the job's owner sees it, and
-cancelling it is cancelling the job. Paying is as for any `tools/call`; a call refused before a job exists
-(payment required, bad arguments, refused access) is answered with that error result, not a task.
+id, its state is the job's, only the job's owner sees it, and cancelling it is cancelling the job.
 
-    job              2025-11-25 task status            2026-07-28 task status
-    settling, queued, running   working                working
-    succeeded        completed                         completed
-    failed, expired  failed (the result has isError)   completed (the result has isError: `failed` is for
-                                                       protocol errors, which a call here does not end with)
-    canceled         cancelled                         cancelled
-
-2025-11-25 (experimental tasks): the `tasks` capability; tools declare `execution.taskSupport: "optional"`; a
-`tools/call` with `params.task` is answered `{task}` at once; `tasks/get`, `tasks/result` (blocks until the task
-ends, then the call's result; over SSE with `notifications/tasks/status` at each change; after
-SERVER402_WAIT_MAX_S, or once the client has gone, it stops with error -32001 "still working": ask again),
-`tasks/list` (the tasks of the caller's API key and presented payment tokens, oldest first, 50 a page),
-`tasks/cancel`.
-
-2026-07-28 (the `io.modelcontextprotocol/tasks` extension): a `tools/call` whose `_meta` client capabilities
-declare the extension is answered `resultType: "task"` at once; `tasks/get` inlines the `result`; `tasks/cancel`
-acknowledges (the outcome shows in the next `tasks/get`); `tasks/update` acknowledges (no task here asks for
-input). Without the extension declared, those methods answer -32021.
-
-Cancel follows the job's rules: a queued job is canceled and its paid call given back; a running one is asked to
-stop (its upstream call may already be made: the task then stays `working` with a message saying so, rather than
-claiming `cancelled` for a call that may still finish and be charged); a job still settling its x402 payment
-cannot be canceled yet (an error in both versions). Tasks of no one in particular (a free or x402-paid call
-without an API key) are reached by their id (128 random bits) and are not listed.
-
-s402:mcp:tasks:{owner}   sorted set   the owner's tasks (job ids, scored by creation ms), for tasks/list
+The task statuses of both protocol versions, their methods, the cancel rules and the task index's key:
+docs/architecture.md, "MCP" and "Redis".
 """
 
 from __future__ import annotations

@@ -1,10 +1,13 @@
-"""The one middleware: request id, canonical log line, and every error turned into a JSON answer.
+"""The outermost middleware (`request_context`; api/app.py adds three inside it): request id, canonical log line,
+and every error that reaches it turned into a JSON answer.
 
 Each request gets an id (the caller's `X-Request-ID` when it is sane, else a new one), echoed in the response
 and bound to the log context. Exactly one log line per request is written here, after the answer is known.
 Domain errors (`api.errors`), aiohttp's own HTTP errors (unknown route, wrong method, body too large) and
 Redis outages all leave as `{"error", "code", "requestId"}` with the right status; anything unexpected is
-logged with its traceback and answered with a bare 500 that reveals nothing.
+logged with its traceback and answered with a bare 500 that reveals nothing. Which module chose a status (a
+failed job's, a refused payment's), and the JSON-RPC answers of /mcp that never come here: docs/architecture.md,
+"Errors and HTTP statuses".
 """
 
 from __future__ import annotations

@@ -1,18 +1,7 @@
 """DNS-rebinding and cross-site protection, before any handler runs (the streamable HTTP transport's rules, applied
-to every route):
+to every route): an `Origin` must be allowed, and on a loopback listener the `Host` must name us.
 
-- A request with an `Origin` header is served only when that origin is one of SERVER402_ALLOWED_ORIGINS (default:
-  the public URL's origin). Browsers send `Origin` on every cross-site request and on every POST, so a page on
-  another site (or on a rebound name) gets 403 before its request reaches a handler. `null` is never allowed.
-- When the API listens on loopback, the `Host` header must name the public URL's host or a loopback name
-  (`localhost` or any loopback address), whatever the port: a DNS-rebinding page reaches a loopback server under its
-  own name (`evil.example.com`), and that is refused with 403. A server on another address is reached by its public
-  names, which a proxy may rewrite, so its Host is not checked.
-- JSON content types are checked where bodies are read (api/request_body.py, api/routes/mcp.py): a body sent as
-  `text/plain`, a form, or with no Content-Type is 415, so a cross-site "simple" request, which needs no preflight,
-  never reaches a handler with a body it can act on.
-
-On /mcp the refusal is a JSON-RPC error (code -32000, id null); elsewhere the usual JSON error body.
+The rules, and how /mcp is answered: docs/architecture.md, "Before any handler".
 """
 
 from __future__ import annotations

@@ -1,28 +1,8 @@
 """Request rate limits per caller, and the IETF RateLimit headers that tell callers where they stand.
 
-- Callers with a valid API key are limited by their key (`check_key_rate`, called where the key is authenticated).
-- Every other request to `/api/*` or `/mcp` (no key, or a key that does not authenticate) is limited per client
-  address: `SERVER402_ANON_RATE` requests per second, `SERVER402_ANON_BURST` at once. Health, readiness, metrics,
-  the OpenAPI document and the web pages are not limited. Over the limit: 429 `rate_limited` with Retry-After.
-  Both use the API keys' GCRA script on Redis's clock (api/apikeys.py). When Redis cannot answer within
-  STORE_TIMEOUT_S the request goes on unlimited (what it needs from Redis fails on its own; the catalog does not).
-
-The client address is the TCP peer, unless the peer is in SERVER402_TRUSTED_PROXIES: then X-Forwarded-For is walked
-from the right, past trusted proxies, to the first address that is not one. An entry that is not an IP address
-stops the walk at the trusted hop that wrote it: what lies further left is whatever that hop's client sent. At most
-MAX_FORWARDED_HOPS entries are read. IPv4-mapped IPv6 addresses count as IPv4; other IPv6 addresses are grouped by
-/64 (one subscriber's usual allocation: a client cannot escape its limit by changing its interface id).
-
-Limited answers carry the fields of draft-ietf-httpapi-ratelimit-headers, errors and 429s included:
-    RateLimit-Policy: "anon";q=40;w=2   the quota (the burst) and the seconds it takes to refill from empty
-    RateLimit: "anon";r=39;t=1          requests left now, and the seconds until the whole quota is back (with
-                                        none left: until the next request may go, Retry-After on a 429)
-The policy is "anon" (per address) or "key" (the key's rate and burst). The checks record their state on the
-request; `rate_limit_headers` (an on_response_prepare hook) writes the fields, so they reach answers built by
-api/middlewares.py from errors and streams prepared by their handlers alike.
-
-s402:anon:rl:{digest}   string GCRA theoretical arrival time (microseconds, Redis clock) of one client address;
-                               digest: the first 32 hex characters of sha256 of the canonical address
+A caller with an API key is limited by its key (`check_key_rate`); every other `/api/*` or `/mcp` request by its
+client address (`client_rate_limit`); `rate_limit_headers` writes the fields. Who is limited, how the client
+address is found behind trusted proxies, the headers and the key: docs/architecture.md, "Before any handler".
 """
 
 from __future__ import annotations
@@ -200,7 +180,7 @@ def presented_key(request: web.Request) -> str | None:
 
 
 def client_address(request: web.Request, trusted: tuple[Network, ...]) -> str:
-    """The canonical address the request's limit is kept for (see the module docstring)."""
+    """The canonical address the request's limit is kept for (docs/architecture.md, "Before any handler")."""
     remote = request.remote or ""
     peer = parse_address(remote)
     if peer is None:

@@ -1,18 +1,7 @@
 """Read timeouts: a client gets a bounded time to send its request's headers, then its body (no slowloris).
 
-Headers (`SERVER402_HEADER_READ_TIMEOUT_S`): aiohttp's keep-alive timer is that timeout, so it is set to it. In the
-aiohttp we run (3.14.5; aio-libs/aiohttp#13681) the timer is armed when a connection is made and again when each
-response has been written; when it fires while the connection still waits for its next request (no complete request
-line and headers parsed yet: idle, or headers trickling in) the connection is closed. It does nothing while a request
-is being handled. `handler_args` carries it to every server of the app: `run_app` in `python -m api` (its own
-`keepalive_timeout` argument is overridden) and the test servers. An idle keep-alive connection is closed after the
-same time: by the definition above it has not delivered its next request within that time either.
-
-Bodies (`SERVER402_BODY_READ_TIMEOUT_S`): `body_read_deadline`, a middleware inside `request_context`, arms a timer
-when a request whose body has not fully arrived reaches it. If the body is still incomplete when the timer fires, the
-request's stream is failed with `BodyReadTimedOut`: the handler's `request.read()` or `request.content.iter_chunked()`
-raises it, whichever route it is, and `request_context` answers 408 `request_timeout` with `Connection: close`. The
-routes that read a body (tools, payments, batches, mcp) read all of it before they store or charge anything.
+Headers: aiohttp's keep-alive timer, set by `handler_args`; bodies: the `body_read_deadline` middleware (408).
+How each works in the aiohttp we run: docs/architecture.md, "Before any handler".
 """
 
 from __future__ import annotations

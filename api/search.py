@@ -1,31 +1,7 @@
 """Catalog search: field-weighted, bilingual, typo-tolerant ranking of services for a free-text query.
 
-`SearchIndex(services)` builds everything once; `search()` only reads it.
-
-    normalize  see api.search_terms (words lower-cased and singular, Chinese runs whole)
-    index      term -> {service: weight of the best field it occurs in}: key (id, legacy id, tool name, action)
-               8 > name / nameZh 6 > keywords / aliases 4 > category / tags 2.5 > descriptions / use cases 1.5.
-               Chinese runs are indexed as character bigrams plus every dictionary term inside them (dictionary:
-               the Chinese synonyms and the services' Chinese names, keywords and aliases); synonym phrases as
-               phrases. idf = ln(1 + (N - df + 0.5) / (df + 0.5)), so "face" (in every service) weighs ~0.
-    query      concepts: each word (Chinese: greedy longest dictionary match, leftovers as bigrams) and each
-               synonym group a word or phrase of the query belongs to. A concept's terms: the word (x1), its
-               synonyms (x0.7), and for an unknown word of 5-16 letters the vocabulary words within edit
-               distance 1 (5-7 letters) or 2 (8+) (x0.6).
-    bounds     a query's work is bounded whatever it holds, to the order of an HTTP 402 answer: the search reads
-               its first 256 characters, then at most 32 words, 256 characters and 48 Chinese characters of them
-               once normalized (NFKC can lengthen text); a repeated word counts once. Typo expansion runs for at
-               most 3 words of at most 16 letters, looking up at most 256 deletion variants and computing at most
-               24 edit distances per query, the candidates in a fixed order (nearest length, then alphabetical) so
-               a cut is the same on every run. Scoring reads at most 256 (term, service) postings: when the
-               concepts hold more, the most generic ones are left out (the most specific is always scored).
-               `SearchResult.work` counts what was done.
-    score      per concept the best term's field weight x idf x factor (+0.15 x the other matching terms), summed;
-               + the whole query as a phrase in a field; + 1000 when the query is a service's id, legacy id,
-               tool name or action (compared without case or separators), 900 its nameZh, 800 its name.
-    threshold  a service counts when it matches a specific term (df <= 30% of the catalog) if the query has one,
-               covers >= 40% of the idf mass the best-covering service covers (per concept, the idf x factor
-               of its best matching term) and scores >= 15% of the best; exact matches always count.
+`SearchIndex(services)` builds everything once; `search()` only reads it. The field weights, the query's concepts,
+the bounds on a query's work, the score and the threshold: docs/architecture.md, "Catalog search".
 """
 
 from __future__ import annotations

@@ -1,22 +1,6 @@
 """Tool input validation: one jsonschema validator per tool, built once, with the seed's error texts.
 
-    missing required URL field         "ImageURL is required"
-    missing other required fields      "required parameters are missing"
-    URL that is not http(s)://host     "ImageURL must be a valid http or https URL"
-    URL in a form parsers disagree on  "ImageURL must be a valid http or https URL: it carries credentials (user:pass@)"
-    URL on a non-public address        "ImageURL must be a public http or https URL: 10.0.0.7 is a private, loopback
-                                        or link-local address"
-
-Image and video URLs (every `format: uri` parameter) are parsed strictly (shared/urls.py: forms URL parsers read
-differently are refused, with the reason after the seed's text) and must name a public host: an IP literal (or
-`localhost`) in a private, loopback, link-local or otherwise non-public network is refused unless the operator
-allows that network (SERVER402_IMAGE_ALLOWED_NETWORKS; the sandbox's loopback by default in sandbox mode). Such a
-URL cannot be fetched by the upstream, and a call refused upstream for its input would still be charged. The
-upstream gets each URL normalised, so it reads the host that was checked.
-
-Everything else gets a short sentence naming the field ("MaxFaceNumber must be an integer"). Every problem is
-listed in `details`; the first one is the error's message. Array parameters also accept a JSON string (the seed
-forwards those as-is): it is decoded before validation, so the upstream always gets real arrays.
+The texts, and how image and video URLs are checked and forwarded: docs/architecture.md, "Tool input and callers' URLs".
 """
 
 from __future__ import annotations

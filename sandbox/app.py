@@ -1,10 +1,11 @@
 """create_app(config): the sandbox application. No I/O at import; the catalog, the HTTP client for loopback
 image fetches and the sample images are made in cleanup contexts at startup.
 
-The middleware is the one place that turns errors into answers: a SandboxError becomes Alibaba's JSON error body
-with its status, an aiohttp HTTP error (unknown path, wrong method, body too large) a JSON error too, anything
-unexpected a 500 InternalError (logged with its traceback, never sent). It also feeds the per-action stats and
-writes one log line per request (action, access key id cut to 4 characters, status, code, ms).
+The middleware turns every raised error into an answer (an injected non-JSON fault answers for itself,
+sandbox/rpc.py): a SandboxError becomes Alibaba's JSON error body with its status, an aiohttp HTTP error (unknown
+path, wrong method, body too large) a JSON error too, anything unexpected a 500 InternalError (logged with its
+traceback, never sent). It also feeds the per-action stats and writes one log line per request (action, access
+key id cut to 4 characters, status, code, ms).
 """
 
 from __future__ import annotations

@@ -38,8 +38,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -49,6 +47,7 @@ from typing import Any
 import yaml  # type: ignore[import-untyped]  # PyYAML, installed without stubs
 
 from scripts.embedded_redis import free_port, ping, server_args
+from scripts.readiness import NotReady, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE_DIR = ROOT / "tests" / "conformance"
@@ -197,19 +196,14 @@ class Stack:
         raise Failed(f"the embedded Redis did not start:\n{self.tail(['redis'])}")
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            dead = [name for name, process in self.processes.items() if process.poll() is not None]
-            if dead:
-                raise Failed(f"{', '.join(dead)} exited at start (logs in {self.logs}):\n{self.tail(dead)}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/readyz", timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.2)
-        raise Failed(f"{self.url}/readyz was not ready in {READY_TIMEOUT_S:.0f} s:\n{self.tail(list(self.processes))}")
+        try:
+            wait_ready(f"{self.url}/readyz", self.processes, timeout_s=READY_TIMEOUT_S, interval_s=0.2)
+        except NotReady as exc:
+            if exc.exited:
+                why = f"{', '.join(exc.exited)} exited at start (logs in {self.logs})"
+            else:
+                why = f"{exc.url} was not ready in {READY_TIMEOUT_S:.0f} s"
+            raise Failed(f"{why}:\n{self.tail(exc.exited or list(self.processes))}") from None
 
     def tail(self, names: list[str], chars: int = 3000) -> str:
         return "\n".join(f"--- {n}.log\n{(self.logs / f'{n}.log').read_text(errors='replace')[-chars:]}" for n in names)

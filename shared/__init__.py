@@ -4,7 +4,7 @@ keys and scripts. Nothing here serves HTTP or calls Alibaba.
     config.py       Settings, the only reader of the environment;  logging.py, metrics.py  for every process
     catalog.py      the services (tools.json + operator terms);  models.py  their msgspec Structs
     operator.py     the operator's terms file;  payment_docs.py  the payment instructions every service carries
-    keys.py         every Redis key and the names of the Lua scripts;  lua/  the scripts, a file each, and their loader
+    keys.py         Redis key builders, the Lua scripts' names;  lua/  the scripts, a file each, and their loader
     arq_seam.py     all we rely on of arq beyond its documented API (tests/test_arq_seam.py checks it)
     jobs.py         a job's record, its states and the store;  batches.py  batches;  payments.py  payments, tokens
     quality.py      live quality figures;  liveness.py  worker heartbeats;  webhooks.py  signed deliveries

@@ -1,21 +1,7 @@
 """Everything server402 relies on of arq beyond its documented API, in one place. arq (0.28, pinned in
-requirements.lock) runs the workers; what is ours around it is listed in docs/architecture.md.
-
-What we take from arq as it is, and where it is used:
-    key prefixes             `arq:job:`, `arq:retry:`, `arq:in-progress:` (arq.constants): the Lua scripts write
-                             and delete these keys (shared/keys.py SCRIPT_NAMES passes them in)
-    job payload format       arq's `serialize_job` (function, args, kwargs, tries, enqueue time) with our msgpack
-                             serializer: the API writes payloads itself, inside ENQUEUE_JOB (`arq_payload`)
-    Worker internals         ServerWorker (workers/queue.py) overrides `_poll_iteration` and `finish_job`, and
-                             uses `sem`, `job_counter`, `_release_sem_dec_counter_on_complete`, `run_job`, `tasks`,
-                             `ctx`, `queue_name`, `in_progress_timeout_s`, `max_burst_jobs`, `_jobs_started`,
-                             `_cancel_aborted_jobs`, `heart_beat`; the supervisor (workers/supervisor.py) reads
-                             `job_tasks`, `tasks`, `on_shutdown` and closes `_pool` (`close_pool`)
-tests/test_arq_seam.py fails, naming the member, when an arq upgrade removes or reshapes any of these.
-
-Moving to another queue (saq, or our own) would cost: ServerWorker and the supervisor (a worker loop with leases,
-wake-ups and claims: ours already, about 300 lines), `arq_payload` and the prefixes here; the job hash, payments,
-waits, webhooks and the Lua that moves jobs do not depend on arq.
+requirements.lock) runs the workers. What we take from it (key prefixes, the job payload format, the Worker
+internals ServerWorker and the supervisor use) and what moving to another queue would cost: docs/architecture.md,
+"Workers and arq". tests/test_arq_seam.py fails, naming the member, when an arq upgrade removes or reshapes one.
 """
 
 from __future__ import annotations

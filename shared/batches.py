@@ -1,21 +1,7 @@
 """Batches: many tool calls submitted, paid and followed as one.
 
-A batch is accepted whole or not at all: the API validates every item first, then one Lua script (CREATE_BATCH)
-consumes the calls of every payment it uses, stores the items and queues the first `window` of them as ordinary
-jobs. From then on every finished item queues the next one in the same Lua step that finishes it
-(shared/lua/lib/state.lua `fan_out`, `batch_moved`): no process has to drive the batch, so no crash can stall or
-double it, and a batch never has more than its window queued or running. Single calls, queued ahead of batch items
-anyway (shared/jobs.py `queue_score`), and their retries therefore wait behind at most a window of batch items.
-The batch's counters move with every transition of its jobs, so its counts and its completion are exact at every
-moment.
-
-    s402:batch:{id}        hash   id, owner, total, fanned, running, succeeded, failed, canceled, expired,
-                                  finished, status (in_progress | canceling | completed | canceled), cancel,
-                                  window, deadlineMs, retentionMs, createdAt, completedAt, requestId, webhook,
-                                  events, jobEvents
-    s402:batch:{id}:items  list   items not yet queued: [job id, arq payload (hex), job field/value pairs...]
-    s402:batch:{id}:jobs   list   job ids in item order
-    s402:batch:{id}:done   list   job ids in the order they finished (the results stream reads it)
+A batch is accepted whole (CREATE_BATCH), then fanned out a window at a time by the scripts that finish its jobs:
+docs/architecture.md, "Batches"; its keys under "Redis".
 """
 
 from __future__ import annotations

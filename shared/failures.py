@@ -1,23 +1,8 @@
 """Failure kinds: what went wrong with a call, decided once, and what each kind means for its answer.
 
-The worker's upstream boundary (`workers/upstream.py` `kind_of`) gives every upstream failure a kind, and the
-worker's own job errors name theirs; the kind is stored on the job's error (`shared.jobs.JobError.kind`). The
-worker's retry decision, the health worker's verdict, the API's answer and the job view's `httpStatus` (which
-the client reads) all come from the kind, through `failure` below.
-
-    kind         what failed                                                   HTTP  retryable
-    throttled    a rate limit, the upstream's or our own: not now              503   yes  (Retry-After: 1)
-    unavailable  no verdict: a timeout, a refused connection, a garbage answer 504   yes
-    server       the upstream failed (5xx, InternalError, ServiceUnavailable,  502   yes
-                 Timeout*), or the worker outlived the job's deadline
-    operator     our credentials, signature or subscription were refused       502   no   (the call is given back)
-    input        the caller's input (or payment) was refused                   422   no   (the call is charged)
-    canceled     the caller canceled the job                                   409   no
-    expired      the job's deadline passed before it could run                 504   yes
-    unpaid       its x402 payment can never be settled: nothing was charged    402   yes
-
-`retryable` says whether the same call may succeed later; for the first three kinds the worker retries it
-itself while the job's deadline allows.
+The worker's upstream boundary (`workers/upstream.py` `kind_of`) gives every upstream failure a kind, stored on the
+job's error (`shared.jobs.JobError.kind`); the retry decision, the health verdict, the API's answer and the job
+view's `httpStatus` all come from it, through `failure`. The kinds: docs/architecture.md, "Errors and HTTP statuses".
 """
 
 from __future__ import annotations

@@ -1,16 +1,7 @@
 """Jobs: the record of one tool call, its state machine, and the store both the API and the workers use.
 
-    settling -> queued | failed       (paid inline with x402 while the settlement's outcome is not known)
-    queued -> running -> succeeded | failed
-       |         |  \\-> queued (a retryable failure waits for its retry)
-       |         \\-> canceled (cancel requested while running)
-       \\-> canceled | expired (deadline passed before it ran)
-    A settling job is queued once its payment proves paid, failed (nothing charged) once it proves not to be
-    (api/callcore/settlements.py).
-
-A job lives in one Redis hash (`shared.keys.job_key`); every transition is one Lua script, so a cancel and a
-start can never both win. Finished jobs are kept for the retention time, then the hash expires: the job id
-carries its creation time, so the API can tell an expired job (410) from one that never existed (404).
+A job lives in one Redis hash (`shared.keys.job_key`); every transition is one Lua script, so a cancel and a start
+can never both win. The states, retention, and 410 versus 404: docs/architecture.md, "State machines".
 """
 
 from __future__ import annotations

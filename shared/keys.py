@@ -1,34 +1,7 @@
-"""Every Redis key server402 writes, and the names of the Lua scripts that change them atomically (the scripts
-themselves are files in shared/lua/). Nothing else names keys, except modules that own theirs and list them in
-their docstrings: API keys (`api/apikeys.py`), face-database tenancy (`workers/tenancy.py`), MCP task lists
-(`api/mcp_tasks.py`), quality figures (`shared/quality.py`), worker heartbeats (`shared/liveness.py`) and worker
-metrics (`shared/metrics.py`). A script never spells a key's name: it gets its keys as KEYS, or builds them from
-SCRIPT_NAMES.
-
-s402:job:{jobId}              hash   one job (see shared/jobs.py for the fields)
-s402:idem:{owner}:{keyHash}   string "jobId bodyHash" for Idempotency-Key, kept as long as the job
-s402:rl:{accessKey}:{action}  string GCRA theoretical arrival time (microseconds) of the upstream limiter
-s402:jobs:done                channel a finished job's id is published on (blocking waits listen here)
-s402:jobs:running             set    ids of running jobs (for metrics: jobs in flight)
-s402:queue, arq:job:{jobId}   arq's queue (zset) and job payloads, written by arq and by ENQUEUE_JOB
-s402:queue:wake               channel published on when jobs are queued (workers poll at once: workers/queue.py)
-s402:pay:{paymentId}          hash   one payment (see shared/payments.py for the fields); tokens are not stored
-s402:pay:expiry               zset   payment ids by expiry time (ms), swept by the worker's cron (ledger 'expired')
-s402:x402:nonce:{digest}      string who holds an x402 authorization: "settling <payload digest>",
-                                     "<paymentId> <digest>", "failed|unconfirmed <digest>" (api/callcore/settlements.py)
-s402:x402:intent:{digest}     hash   a settlement intent; s402:x402:settling zset: those not ended, by when to look
-s402:x402:pid:{digest}        string the payload an x402 payment-identifier names (per payer)
-s402:anon:rl:{addressHash}    string GCRA state of a client address without an API key (api/ratelimits.py)
-s402:tenant:ns:{tenantHash}   string a tenant's face-database namespace id; s402:tenant:nsid:{id} its owner
-s402:ledger                   stream every payment event: settling, created, settled, settle_failed, settle_unconfirmed,
-                                     consumed, credited, expired
-s402:batch:{batchId}          hash   one batch: owner, totals, counters by status, cancel flag (shared/batches.py)
-s402:batch:{batchId}:items    list   the batch's items not yet made into jobs (deleted once all are)
-s402:batch:{batchId}:jobs     list   its job ids in item order        s402:batch:{batchId}:done  list  in finish order
-s402:wh:{deliveryId}          hash   one webhook delivery: target, event, body, attempts (shared/webhooks.py)
-s402:wh:{deliveryId}:log      list   its attempts, JSON each
-s402:wh:due                   zset   delivery ids by next attempt time (ms)
-s402:wh:secret:{owner}        hash   the webhook signing secret's version and rotation time (secrets are derived)
+"""Redis key builders, and the names of the Lua scripts that change the keys atomically (the scripts themselves are
+files in shared/lua/). A script never spells a key's name: it gets its keys as KEYS, or builds them from
+SCRIPT_NAMES. Every key, these and those of the modules that build their own, is listed in docs/architecture.md,
+"Redis".
 """
 
 from __future__ import annotations

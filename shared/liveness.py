@@ -1,13 +1,7 @@
 """Workers' heartbeats: which worker processes are alive, for `/readyz` and `GET /api/status`.
 
-s402:workers:{kind}   zset   worker id -> time of its last heartbeat (ms, Redis's clock); kind is `invocation`
-                             or `health`. A worker beats every HEARTBEAT_INTERVAL_S; each beat drops members
-                             silent for longer than HEARTBEAT_TTL_S and renews the key's TTL, so the set holds
-                             about as many members as there are live workers and disappears when none is left.
-
-One sorted set per kind rather than one key per worker: counting the live workers is then one ZRANGE of a few
-members, where keys per worker would need a SCAN over the whole keyspace (every job) on each readiness check.
-Both sides use Redis's clock, so clock skew between machines cannot make a worker look dead or alive.
+One sorted set per kind of worker (`invocation`, `health`), beaten every HEARTBEAT_INTERVAL_S on Redis's clock:
+docs/architecture.md, "Processes" (why a set, not a key per worker) and "Redis".
 """
 
 from __future__ import annotations

@@ -1,14 +1,8 @@
-"""Prometheus metrics from every process, scraped at one place: `GET /metrics` on the API.
+"""Prometheus metrics from every process, scraped in one place: `GET /metrics` on the API.
 
-The API keeps its own metrics in prometheus-client (per app, `ApiMetrics`). Workers are many processes on many
-machines, so they add theirs to Redis and the API reads them back as metric families when it is scraped. A worker
-adds up its observations in memory and writes them every FLUSH_INTERVAL_S in one round trip (`WorkerMetrics`),
-not one round trip per observation (four per paid call before). Every label has a small, fixed set of values:
-routes, actions, service ids, outcomes; never a job id, client id or payment id.
-
-Redis layout (prefix `s402:metrics:`):
-    s402:metrics:{name}   hash   "{label values joined by |}|{bucket le}" -> count (histograms, non-cumulative),
-                                 "{labels}|sum" and "{labels}|count"; counters: "{labels}" -> count
+The API keeps its own in prometheus-client (`ApiMetrics`); workers add theirs up in memory and write them to Redis
+every FLUSH_INTERVAL_S in one round trip (`WorkerMetrics`), and the API reads them back when scraped. Every label
+has a small, fixed set of values. More, and the Redis layout: docs/architecture.md, "Processes" and "Redis".
 """
 
 from __future__ import annotations

@@ -1,19 +1,8 @@
 """Which network addresses a URL given by a caller may point at: public ones, plus the operator's allowed networks.
 
-Used for webhook targets (shared/webhooks.py, workers/webhooks.py: SERVER402_WEBHOOK_ALLOWED_NETWORKS) and for
-image and video URLs of tool calls (api/validation.py: SERVER402_IMAGE_ALLOWED_NETWORKS). Private, loopback,
-link-local, shared (100.64/10, where Alibaba's metadata service lives), multicast and otherwise non-public
-addresses are refused unless a listed network holds them. The URLs themselves are parsed by shared/urls.py.
-
-    host_address("10.0.0.1")        10.0.0.1          an IP literal
-    host_address("[::1]")           ::1               brackets and zone ids (%eth0) dropped
-    host_address("2130706433")      127.0.0.1         the numeric IPv4 forms URL parsers accept (WHATWG):
-    host_address("0x7f.1")          127.0.0.1             decimal, 0x hex or 0-octal, 1 to 4 parts
-    host_address("localhost")       127.0.0.1         localhost and *.localhost are loopback by definition
-    host_address("example.com")     None              a name: only its resolution can tell
-
-An IPv6 address that carries an IPv4 one (embedded_ipv4s: IPv4-mapped, IPv4-compatible, NAT64, 6to4, Teredo) is
-judged by the IPv4 address it carries, since a translator or relay delivers it there.
+Used for webhook targets and for image and video URLs (the URLs themselves are parsed by shared/urls.py). What
+`host_address` reads without DNS, and how an IPv6 address carrying an IPv4 one is judged: docs/architecture.md,
+"Tool input and callers' URLs".
 """
 
 from __future__ import annotations
@@ -77,7 +66,7 @@ def _rfc6052_ipv4(ip: ipaddress.IPv6Address, prefix_len: int) -> ipaddress.IPv4A
 
 
 def host_address(host: str) -> IPAddress | None:
-    """The address a URL's host names without any DNS lookup, or None for a name (see the module docstring)."""
+    """The address a URL's host names without any DNS lookup, or None for a name (docs/architecture.md)."""
     host = host.strip("[]").split("%", 1)[0].rstrip(".").lower()
     if host == "localhost" or host.endswith(".localhost"):
         return LOOPBACK

@@ -1,21 +1,7 @@
 """Payments: what a caller bought, the token that spends it, and the store both the API and the workers use.
 
-A paid payment is one Redis hash (`shared.keys.payment_key`): `paid` with `remainingCalls` calls for one service,
-until it expires (`expired`). One call is consumed by ENQUEUE_JOB together with the job it pays for, and given
-back by the job scripts when the job fails through no fault of the caller. Every change appends to the ledger
-stream in the same script.
-
-Tokens are never stored: a token is the payment id and an HMAC of it under `SERVER402_TOKEN_SECRET`, so a copy
-of Redis does not hold a usable token, and the owner can be shown theirs again.
-
-    offer (pending, not stored: its id carries its terms)
-      --(x402 payment checked, intent recorded)--> settling --(settled)--> paid --(expiry sweep)--> expired
-                                                             `--(never payable)--> failed (nothing taken)
-                                                             `--(no proof in time)--> unconfirmed (checked on chain)
-    (a payment bought inline with a tool call is spent by its job once paid; api/callcore/settlements.py)
-
-Unpaid requests store nothing: the pending payment a 402 offers has an HMAC-signed id that carries its service,
-calls and expiry, so `GET /api/payments/{id}` can show it, and a flood of unpaid calls costs no memory.
+How calls are consumed and given back, why neither tokens nor unpaid offers are stored, and a payment's states:
+docs/architecture.md, "Paying" and "State machines".
 """
 
 from __future__ import annotations

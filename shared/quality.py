@@ -1,32 +1,7 @@
 """Live quality figures per service: what the catalog's `quality` and `GET /api/status` show.
 
-The API counts calls and 402s, the invocation worker counts upstream attempts and finished jobs' outcomes, the
-health worker records probes (workers/health.py). The worker's counts are made inside the scripts that move the
-job (an attempt in the rate limit's booking script, RESERVE_SLOT, or in BEGIN_CALL after a wait for the slot;
-an outcome in FINISH_JOB, by shared/lua/lib/quality.lua), so they cost no round trip of their own; every other
-update is one atomic round trip. `snapshot` and `figures` read every service in one pipeline.
-
-s402:quality:{serviceId}          hash  callCount (jobs created: HTTP or MCP calls accepted, replays excluded),
-                                        paymentRequireds (402s answered for the service), executionCount
-                                        (upstream attempts), successCount, errorCount (finished jobs, see below),
-                                        lastCallAt (ISO 8601 UTC), latencyMs (exponentially weighted mean of
-                                        successful upstream calls, alpha LATENCY_ALPHA), lastLatencyMs,
-                                        healthStatus, healthCheckedAt, healthLatencyMs (the last probe)
-s402:quality:{serviceId}:probes   list  the last HISTORY_LENGTH probes, newest first, each JSON {at, status,
-                                        latencyMs}; trimmed on every push
-Neither expires: the counters are lifetime figures, a hash has a fixed set of fields and the list is capped, so
-nothing grows without bound (at most two keys per service of the catalog).
-
-Outcomes (workers/tasks.py): success = the upstream answered; error = the service did not work for the caller:
-5xx, timeouts and throttling past the job's deadline, or our own credentials refused. A call refused for its input
-(4xx such as InvalidImage.Download, a tenant error) is neither: it says nothing about the service.
-successRate = successCount / (successCount + errorCount), None before the first finished job.
-
-qualityScore (0..5, one decimal) = round(5 * sum(w * c) / sum(w), 1) over the components that are known:
-    health   w=2  healthy 1, degraded 0.5, unhealthy 0 (unknown before the first probe: left out)
-    success  w=2  successRate (left out before the first finished job)
-    latency  w=1  latencyMs, else the last probe's latency: 1 at <= 1000 ms, falling linearly to 0 at 10000 ms
-An unhealthy service scores at most 1.0 whatever its history; with nothing known the score is 0.0.
+Who counts what (the API, the job scripts, the health worker), which outcomes count, the score's formula and the
+two keys per service: docs/architecture.md, "Quality and health" and "Redis".
 """
 
 from __future__ import annotations
@@ -87,7 +62,7 @@ class ResultFigure(NamedTuple):
 
 
 def result_figure(service_id: str, ok: bool, latency_ms: float | None) -> ResultFigure:
-    """`ok`: the service worked, else it failed the caller (see the module docstring)."""
+    """`ok`: the service worked, else it failed the caller (docs/architecture.md, "Quality and health")."""
     field = "successCount" if ok else "errorCount"
     latency = f"{latency_ms:.1f}" if ok and latency_ms is not None else ""
     return ResultFigure(quality_key(service_id), field, latency, LATENCY_ALPHA)
@@ -229,7 +204,7 @@ def _figures(raw: dict[bytes, bytes], history: Sequence[bytes] = (), *, unwritte
 
 
 def quality_score(health: str, success_rate: float | None, latency_ms: float | None) -> float:
-    """The documented formula (module docstring)."""
+    """The documented formula (docs/architecture.md, "Quality and health")."""
     parts: list[tuple[float, float]] = []
     if health in HEALTH_VALUE:
         parts.append((HEALTH_WEIGHT, HEALTH_VALUE[health]))

@@ -1,28 +1,8 @@
 """Callers' URLs (image and video URLs of tool calls, webhook targets), parsed strictly and normalised.
 
-The host we judge (shared/netpolicy.py) must be the host the reader connects to: the upstream's image fetcher, or
-our webhook sender. URL parsers disagree on odd forms (urllib reads `http://10.0.0.1\\@example.com/` as
-example.com, a WHATWG parser as 10.0.0.1), so `caller_url` refuses those forms, normalises the rest, and callers
-store and forward its `url`, which every parser reads alike.
-
-    refused                                   reason given
-    not http(s)://host, http:x, http:/x       none (the seed's "must be a valid http or https URL")
-    control, format or whitespace characters  none
-    http://10.0.0.1\\@example.com/             a backslash before the query (WHATWG parsers read it as /)
-    http://user:pass@example.com/             credentials
-    http://%31%30.0.0.1/                      a percent-encoded host
-    http://ex!ample.com/, http://a..b/        a host name other than a-z 0-9 - _ labels (after NFKC and IDNA)
-    http://example.123/                       a host ending in a number that is not an IPv4 address
-    http://[fe80::1%25eth0]/                  a malformed IPv6 literal (zone ids included)
-    http://example.com:0/                     a port outside 1-65535
-
-    normalised                                to
-    HTTP://Example.COM:80/a                   http://example.com/a        lowercase; default port dropped
-    http://１２７。０。０。１/                 http://127.0.0.1/           NFKC; ideographic full stops are dots
-    http://bücher.example/                    http://xn--bcher-kva.example/   IDNA (UTS 46, as yarl and browsers)
-    http://2130706433/, http://0x7f.1/        http://127.0.0.1/           numeric IPv4 forms, as WHATWG reads them
-    http://[::FFFF:10.0.0.1]/                 http://[::ffff:a00:1]/
-    http://example.com/bücher                 http://example.com/b%C3%BCcher   non-ASCII percent-encoded (UTF-8)
+`caller_url` refuses the forms URL parsers disagree on and normalises the rest, so the host we judge
+(shared/netpolicy.py) is the host the reader connects to. What is refused and what is normalised to what:
+docs/architecture.md, "Tool input and callers' URLs".
 """
 
 from __future__ import annotations
@@ -70,7 +50,7 @@ class CallerUrl:
 
 
 def caller_url(raw: str) -> CallerUrl:
-    """`raw` parsed strictly and normalised (see the module docstring); raises UrlRefused."""
+    """`raw` parsed strictly and normalised (docs/architecture.md has the table); raises UrlRefused."""
     if len(raw) > MAX_URL:
         raise UrlRefused(f"it is longer than {MAX_URL} characters")
     if not raw.isprintable() or " " in raw:

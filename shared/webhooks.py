@@ -1,22 +1,7 @@
 """Webhooks: signed deliveries of job and batch events (Standard Webhooks, https://www.standardwebhooks.com).
 
-A tool call or batch names a `webhook` URL and the events it wants. The Lua script that makes the event happen
-(a job finishing, a batch completing) also writes its delivery (shared/lua/lib/state.lua `webhook_event`), so an
-event is never lost to a crash between the two, and never made twice. Invocation workers send due deliveries
-(workers/webhooks.py), retrying failures with growing waits; every attempt is logged on the delivery, and the
-deliveries of a job or batch are listed by `GET /api/jobs/{id}/deliveries` / `GET /api/batches/{id}/deliveries`.
-
-Each delivery is a POST of `{"type", "timestamp", "data"}` with the headers `webhook-id` (the same on every
-attempt of one delivery: receivers deduplicate on it), `webhook-timestamp` (Unix seconds of this attempt) and
-`webhook-signature`: `v1,` + base64 HMAC-SHA256 over `id.timestamp.body`, keyed with the caller's secret.
-Secrets are per client (API key, else payment token), never stored: derived from SERVER402_TOKEN_SECRET, the
-client and a version number that rotation increments. For a day after a rotation deliveries carry two
-signatures (new and previous, space-separated), so receivers can switch secrets without missing one.
-
-    s402:wh:{deliveryId}        hash  id, url, owner, event, subject, createdAt, attempts, status, body, ...
-    s402:wh:{deliveryId}:log    list  one JSON object per attempt
-    s402:wh:due                 zset  delivery ids by next attempt time (ms)
-    s402:wh:secret:{owner}      hash  version, rotatedAt
+How a delivery is made with its event, sent, retried and signed, how secrets rotate, and the keys:
+docs/architecture.md, "Webhooks" and "Redis".
 """
 
 from __future__ import annotations

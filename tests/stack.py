@@ -11,13 +11,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from scripts.embedded_redis import free_port
+from scripts.readiness import NotReady, wait_ready
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 30.0
@@ -71,19 +69,15 @@ class Stack:
             )
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            dead = [name for name, process in self.processes.items() if process.poll() is not None]
-            if dead:
-                raise AssertionError(f"{', '.join(dead)} exited at start:\n{self.logs()[-4000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/readyz", timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"the stack was not ready in {START_TIMEOUT_S} s:\n{self.logs()[-4000:]}")
+        try:
+            wait_ready(f"{self.url}/readyz", self.processes, timeout_s=START_TIMEOUT_S)
+        except NotReady as exc:
+            why = (
+                f"{', '.join(exc.exited)} exited at start"
+                if exc.exited
+                else f"the stack was not ready in {START_TIMEOUT_S} s"
+            )
+            raise AssertionError(f"{why}:\n{self.logs()[-4000:]}") from None
 
     def stop(self) -> None:
         for process in self.processes.values():

@@ -9,7 +9,9 @@ import json
 from typing import Any
 
 import pytest
+import ts_harness
 from support import Pipeline
+from ts_harness import FREE_TOOL, PAID_TOOL, PRICE_ATOMIC
 from x402 import PaymentPayload, PaymentRequired
 from x402_support import buyer, httpx_buyer
 
@@ -23,22 +25,9 @@ V1 = "2025-11-25"
 V2 = "2026-07-28"
 TASKS = "io.modelcontextprotocol/tasks"
 RELATED = "io.modelcontextprotocol/related-task"
-FREE_TOOL = "facial_expression_recognition"
-PAID_TOOL = "face_detection"
-PRICE_ATOMIC = 200_000
 
-
-@pytest.fixture
-def operator_terms() -> dict[str, Any]:
-    return {
-        "defaults": {"amountCents": 20, "qps": 1000},
-        "services": {"facial-expression-recognition": {"amountCents": 0}},
-    }
-
-
-@pytest.fixture
-def pipeline_env(facilitator: RunningFacilitator) -> dict[str, str]:
-    return {"SERVER402_X402_FACILITATOR_URL": facilitator.url}
+operator_terms = ts_harness.operator_terms  # calls cost 20 cents, FREE_TOOL is free
+pipeline_env = ts_harness.pipeline_env  # x402 through the sandbox facilitator
 
 
 def face(pipeline: Pipeline, image: str = "face.jpg") -> dict[str, str]:

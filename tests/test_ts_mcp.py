@@ -6,45 +6,31 @@ experimental tasks (`client.experimental.tasks`: callToolStream with a task, tas
 tasks/cancel).
 
 The SDK 1.32.2 client speaks the initialize handshake only (LATEST_PROTOCOL_VERSION 2025-11-25; no 2026-07-28).
-The client is tests/js/mcp.mjs, run with Node as a process started with asyncio, so the test's loop keeps serving
-the in-process API; `npm ci` is tests/test_ts_x402.py's session fixture.
+The client is tests/js/mcp.mjs, run with Node through tests/ts_harness.py (its `npm ci` fixture, its pipeline:
+calls cost 20 cents, FREE_TOOL is free, x402 through the sandbox facilitator).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-import test_ts_x402
+import ts_harness
 from support import Pipeline
+from ts_harness import FREE_TOOL, PAID_TOOL, PRICE_ATOMIC, run_node
 
 from api.apikeys import ApiKeyStore
 from sandbox.facilitator.config import DEMO_PAY_TO, DEMO_WALLET_ADDRESS, DEMO_WALLET_KEY
 from sandbox.facilitator.testing import RunningFacilitator
 
-ts_client = test_ts_x402.ts_client  # the session fixture: tests/js installed from its lock (npm ci), once
+ts_client = ts_harness.ts_client  # the session fixture: tests/js installed from its lock (npm ci), once
+operator_terms = ts_harness.operator_terms
+pipeline_env = ts_harness.pipeline_env
 
-PRICE_ATOMIC = 200_000  # 20 cents of USDC
-PAID_TOOL = "face_detection"  # service face-detection
-FREE_TOOL = "facial_expression_recognition"
 NODE_TIMEOUT_S = 30
 TASK_CAPABILITY = {"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}}
-
-
-@pytest.fixture
-def operator_terms() -> dict[str, Any]:
-    return {
-        "defaults": {"amountCents": 20, "qps": 1000},
-        "services": {"facial-expression-recognition": {"amountCents": 0}},
-    }
-
-
-@pytest.fixture
-def pipeline_env(facilitator: RunningFacilitator) -> dict[str, str]:
-    return {"SERVER402_X402_FACILITATOR_URL": facilitator.url}
 
 
 @pytest.fixture
@@ -66,19 +52,7 @@ async def mcp(
         "privateKey": DEMO_WALLET_KEY,
         "steps": steps,
     }
-    process = await asyncio.create_subprocess_exec(
-        "node", str(script), json.dumps(request), cwd=script.parent, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        async with asyncio.timeout(NODE_TIMEOUT_S):
-            out, err = await process.communicate()
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode == 0, f"mcp.mjs exited {process.returncode}:\n{out.decode()}\n{err.decode()}"
-    lines = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
+    lines = await run_node(script, request, timeout_s=NODE_TIMEOUT_S)
     assert [line["step"] for line in lines] == [step["op"] for step in steps], lines
     return lines
 

@@ -1,55 +1,26 @@
 """The official x402 TypeScript client (@x402/fetch, @x402/evm, @x402/extensions; pinned by tests/js/package-lock.json)
 pays the gateway: an inline tool call, a bundle, and x402's payment-identifier extension as that client adds it.
 
-The client is tests/js/pay.mjs, run with the machine's Node as a process started with asyncio, so the test's loop
-keeps serving the in-process API. `npm ci` runs once per session, and not at all while node_modules matches the lock.
+The client is tests/js/pay.mjs, run with the machine's Node through tests/ts_harness.py (`npm ci` once per session,
+and not at all while node_modules matches the lock).
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import json
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+import ts_harness
 from support import Pipeline
+from ts_harness import PRICE_ATOMIC, run_node
 
 from api.callcore.settlements import identifier_key
 from sandbox.facilitator.config import DEMO_WALLET_ADDRESS, DEMO_WALLET_KEY
 from sandbox.facilitator.testing import RunningFacilitator
 
-JS_DIR = Path(__file__).resolve().parent / "js"
-LOCK = JS_DIR / "package-lock.json"
-STAMP = JS_DIR / "node_modules" / ".server402-lock.sha256"  # the lock node_modules was installed from
-PRICE_ATOMIC = 200_000  # USD 0.20 in USDC's 6 decimals
+ts_client = ts_harness.ts_client  # the session fixture: tests/js installed from its lock (npm ci), once
 NODE_TIMEOUT_S = 60
-NPM_TIMEOUT_S = 100  # under the per-test timeout (120 s), so a slow install fails with npm's own output
-
-
-@pytest.fixture(scope="session")
-def ts_client() -> Path:
-    """tests/js installed from its lock (npm ci), unless node_modules was already installed from this lock."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.skip("node and npm are needed to run the official x402 TypeScript client")
-    lock_hash = hashlib.sha256(LOCK.read_bytes()).hexdigest()
-    if not (STAMP.is_file() and STAMP.read_text().strip() == lock_hash):
-        ran = subprocess.run(  # before any event loop of a test: nothing to block
-            [npm, "ci", "--no-audit", "--no-fund"],
-            cwd=JS_DIR,
-            capture_output=True,
-            text=True,
-            timeout=NPM_TIMEOUT_S,
-            check=False,
-        )
-        if ran.returncode != 0:  # an unreachable registry is a failure here, not a reason to skip
-            pytest.fail(f"npm ci in {JS_DIR} failed ({ran.returncode}):\n{ran.stdout}\n{ran.stderr}", pytrace=False)
-        STAMP.write_text(lock_hash)
-    return JS_DIR / "pay.mjs"
 
 
 @pytest.fixture
@@ -79,19 +50,7 @@ async def pay(script: Path, pipeline: Pipeline, path: str, body: Any, **options:
         "privateKey": DEMO_WALLET_KEY,
         **options,
     }
-    process = await asyncio.create_subprocess_exec(
-        "node", str(script), json.dumps(request), cwd=JS_DIR, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        async with asyncio.timeout(NODE_TIMEOUT_S):
-            out, err = await process.communicate()
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode == 0, f"pay.mjs exited {process.returncode}:\n{out.decode()}\n{err.decode()}"
-    return [json.loads(line) for line in out.decode().splitlines() if line.strip()]
+    return await run_node(script, request, timeout_s=NODE_TIMEOUT_S)
 
 
 def assert_settled(answer: dict[str, Any]) -> None:

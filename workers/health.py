@@ -1,28 +1,7 @@
 """The health worker (`python -m workers.health`): probes every service's upstream action without spending money.
 
-A probe is one signed call through the real SDK (`Upstream`) with a deliberately invalid request: no parameters,
-which the upstream refuses with `Missing<Param>` (400), or, for the few actions whose parameters are all
-optional, an out-of-range value (PROBE_PARAMS, refused with `InvalidParameter` / `IllegalUrlParameter`). Such a
-refusal comes after the signature and the subscription are checked and before any billable work, so it proves the
-endpoint is reachable and our credentials are good, at no cost.
-
-    the upstream's answer, by its kind (workers/upstream.py)        status
-    input: a 4xx about the request (Missing*, InvalidParameter, ...) healthy; degraded when slower than DEGRADED_MS
-    throttled (Throttling*)                                          degraded
-    operator: our credentials or subscription refused                unhealthy
-      (InvalidAccessKeyId*, SignatureDoesNotMatch, InvalidApi.NotPurchase, ...)
-    server (5xx), unavailable (timeout, refused connection, garbage) unhealthy
-    200: the upstream accepted the invalid request                   healthy or degraded (as input), logged as a
-                                                                     warning: that call may have been billed
-
-Runs: an arq cron on its own queue (`s402:health`) every `interval_s` (default: the setting
-`SERVER402_HEALTH_INTERVAL_S` once it exists, else 60 s), and once when the worker starts. A run probes every
-service of the catalog, their starts spread evenly over `spread_s` (at most half the interval) so the upstream
-never sees them at once; each probe first books a slot of its action's distributed rate limit
-(workers/ratelimit.py) like any call, so probes never push the upstream over its QPS. A probe whose slot is more
-than PROBE_SLOT_WAIT_S away (the action is busy with paying calls, whose outcomes speak for it) is skipped.
-Results go to `QualityStore.record_probe` (status, latency, the capped history behind `GET /api/status`). The
-worker beats a heartbeat of kind `health` (shared/liveness.py).
+What a probe sends, the status each answer gives (`probe_status`), and how runs are scheduled, spread and kept
+within the upstream's rate limit: docs/architecture.md, "Quality and health".
 """
 
 from __future__ import annotations
@@ -81,7 +60,7 @@ def probe_params(spec: ToolSpec) -> dict[str, Any]:
 
 
 def probe_status(error: UpstreamError | None, latency_ms: float) -> HealthStatus:
-    """The table of the module docstring."""
+    """The status table of docs/architecture.md, "Quality and health"."""
     if error is not None:
         if error.kind == "throttled":
             return DEGRADED

@@ -1,24 +1,9 @@
-"""How invocation workers take jobs off arq's queue: `ServerWorker` is arq's Worker with four changes.
+"""How invocation workers take jobs off arq's queue: `ServerWorker` is arq's Worker with four changes: a poll is
+one script (CLAIM), leases keep running jobs out of polls, workers are woken (QUEUE_WAKE), and a finished job costs
+arq no round trip (EndedJobs).
 
-1. **A poll is one round trip.** arq reads the due ids, then checks each with WATCH, EXISTS, ZSCORE and
-   MULTI/PSETEX/EXEC (four round trips per id); CLAIM reads and takes as many due, unclaimed ids as the worker has
-   room for in one script.
-2. **Leases keep running jobs out of every poll.** arq leaves a running job's id on the queue until it ends, and
-   every worker's every poll read it again only to skip it (at 1.2 s upstream latency, most of a core per worker).
-   A claimed tool job's in-progress mark lasts one lease (LEASE_S) and its score moves to the lease's end; the
-   attempt renews both every LEASE_RENEW_S (`renew_lease`). Polls then read only jobs that can start, and when a
-   worker dies, its jobs come due again, and free to take, as their leases lapse.
-3. **Workers are woken, not only polled.** The scripts that queue a job publish on QUEUE_WAKE; a worker polls as
-   soon as it hears one (wakes that arrive during a poll make one more poll; at most one poll per
-   MIN_POLL_INTERVAL_S), and every FALLBACK_POLL_S anyway for retries coming due and lapsed leases. arq polls
-   every 20 ms, which cost a call 10 ms on average.
-4. **A finished job costs arq no round trip.** The scripts that end a job delete arq's keys for it in the same step
-   (shared/lua/lib/state.lua `arq_done`); an attempt that ended its job reports it to the worker's EndedJobs
-   (`ctx["ended_jobs"].add(job_id)`, workers/tasks.py), and `finish_job` then skips arq's own deletion.
-
-The arq internals this relies on are listed, and checked against the pinned arq, in shared/arq_seam.py.
-
-A retry (arq's Retry) is queued `defer` after it was raised, as with arq (see `finish_job`).
+Each change and why: docs/architecture.md, "Workers and arq". The arq internals this relies on are named in
+shared/arq_seam.py and checked against the pinned arq by tests/test_arq_seam.py.
 """
 
 from __future__ import annotations
@@ -118,7 +103,7 @@ class EndedJobs:
 
 
 class ServerWorker(Worker):
-    """arq's Worker, claiming with CLAIM, leasing tool jobs and woken by QUEUE_WAKE (module docstring)."""
+    """arq's Worker, claiming with CLAIM, leasing tool jobs and woken by QUEUE_WAKE (docs/architecture.md)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

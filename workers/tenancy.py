@@ -1,32 +1,9 @@
 """Tenant isolation for the stateful facebody actions: the gateway has one Alibaba access key, many customers.
 
 The worker wraps each upstream call: `scope_request` -> `Upstream.call` -> `scope_result` (and
-`scope_error_message` on an upstream error). `SCOPES` is the one table saying, per action, where face-database
-names and template ids sit in the parameters and in the result; actions not in it pass through unchanged.
-
-Face databases. The upstream sees `<prefix><name>`, prefix = "t" + the tenant's namespace id + "_" (12
-characters). A namespace id is 10 random lowercase letters and digits, drawn for a tenant on its first use and
-claimed in Redis in one step with its reverse entry (`CLAIM_NAMESPACE`), so two tenants never share one by
-construction, whatever their names (`Namespaces`). Tenants are canonical (api/callcore/parties.py).
-Upstream names are 1-64 letters, digits or underscores
-(sandbox/state.py `NAME`), so a caller's name may have at most 52: a longer name, or one with other characters,
-is refused with `InvalidParameter` before any call (never truncated). Every name in the parameters gets the
-prefix (DbName; Name of Create/DeleteFaceDb; each entry of SearchFace's comma-separated DbNames), so a tenant can
-only ever name its own databases, even when it knows another tenant's prefix. Names in results lose the prefix,
-and list items naming another namespace are dropped. ListFaceDbs asks the upstream for every database in one
-page (`DB_FETCH_ALL`, 1000; the sandbox's quota is 100 per account) and applies the caller's Offset/Limit to the
-tenant's own databases.
-
-Templates. Their ids are chosen by the upstream, so ownership is recorded in Redis when AddFaceImageTemplate
-succeeds (see `owner_key`, `tenant_templates_key`) and forgotten when DeleteFaceImageTemplate succeeds. A
-TemplateId the tenant does not own fails as `InvalidTemplate.NotFound`, exactly as an unknown id does upstream,
-without calling the upstream. QueryFaceImageTemplate without a TemplateId asks for the largest upstream page
-(`TEMPLATE_FETCH_ALL`), keeps the tenant's templates and pages them with the caller's PageNo/PageSize; Total
-counts the tenant's templates. Limitation: templates past the account's first 100 are not listed (they are
-still reachable by id).
-
-Errors: `TenantError` (400, non-retryable) with the upstream's own codes, `InvalidParameter` and
-`InvalidTemplate.NotFound`.
+`scope_error_message` on an upstream error); `SCOPES` is the one table of where face-database names and template
+ids sit. How names are prefixed, templates owned and lists paged, and the keys: docs/architecture.md, "Tenants'
+face databases".
 """
 
 from __future__ import annotations

@@ -1,22 +1,7 @@
 """The reconciler: every x402 payment left `settling` is ended exactly once, by asking the facilitator again.
 
-Each API process runs one. A pass leases the due intents (api/callcore/settlements.py `LEASE`: one process at a
-time looks at one) and, for each, sends `/settle` again with the very payload it recorded:
-
-- an answer with a transaction (facilitators with a settlement cache, the sandbox's among them, answer a repeat
-  of one payload with its first result) proves the payment reached our `payTo`: it is paid, and its job is
-  queued or its token usable;
-- a refusal that holds whatever the chain's state (a bad signature, recipient, amount, network: `never_payable`)
-  proves the payload never paid us: it fails, nothing was taken;
-- any other refusal ("nonce already used", authorization expired, no balance: what the first, lost settlement
-  may itself have left behind; or the payer spent the nonce elsewhere) and no answer prove nothing: looked at
-  again later (backing off to RETRY_CAP_MS) until the authorization is SERVER402_X402_RECONCILE_GRACE_S past its
-  `validBefore`;
-  then it ends `unconfirmed`: its call does not run, the payer is told it could not be confirmed (never that
-  nothing was charged), the ledger says `settle_unconfirmed` for the operator to check on chain, and a proof
-  that still comes turns it paid (the call then stays as a credit).
-
-Ending is the scripts' (each checks the intent is still settling), so two processes can never both end one.
+Each API process runs one. What each answer proves, and when an intent ends `unconfirmed`: docs/architecture.md,
+"Paying".
 """
 
 from __future__ import annotations

@@ -1,24 +1,8 @@
 """Settlement intents: an x402 payment is recorded before it is settled, so no answer the facilitator loses can
 lose the money.
 
-    begin (claim the nonce + record the intent, one script) --/settle--> paid       (the payment is `paid`)
-                                                            \\--------> abandoned  (refused: nothing moved, all
-                                                             \\                     of it deleted, 402)
-                                                              \\-------> uncertain  (timeout, dropped, 5xx, killed:
-                                                                                   the payment stays `settling`)
-    uncertain --reconciler re-settles the same payload--> paid | failed (not proven paid: nothing to the payer)
-
-An intent is a hash keyed by the payload's digest holding the whole signed payload and the requirements it was
-checked against; its payment hash (status `settling`) and, for an inline call, its job (status `settling`)
-are written in the same step. The reconciler (api/callcore/reconciler.py) takes due intents from a zset with a
-lease, so one process at a time asks the facilitator again; every ending script checks the intent is still
-`settling`, so each intent ends exactly once.
-
-s402:x402:intent:{digest}  hash  digest, kind, paymentId, jobId, nonceKey, payload, requirements, validBefore,
-                                 stage (settling | paid | done | failed | unconfirmed), attempts, createdAt,
-                                 lastError
-s402:x402:settling         zset  digests of intents not ended, by when the reconciler should look (ms)
-s402:x402:pid:{sha256}     string the digest an x402 payment-identifier names, per payer (as long as the claim)
+The intent's paths (begin, paid, abandoned, uncertain, then the reconciler), why each ends exactly once, and the
+keys: docs/architecture.md, "Paying" and "Redis".
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ false and the SDK's reason code (HTTPFacilitatorClient raises on any other statu
 not served gets the spec's "unsupported_scheme" / "invalid_network" (checked here: the SDK routes every eip155 network
 to a scheme registered for one).
 A body that is not JSON, not an x402 v2 payment or not an EIP-3009 authorization (Permit2 is not served) is a 400
-{"error": "bad_request", "message": ...}; the middleware is the one place that turns errors into answers.
+{"error": "bad_request", "message": ...}; the middleware turns every raised error into an answer (injected faults
+answer for themselves: sandbox/facilitator/faults.py).
 
 Admin endpoints, for tests and `make run` (amounts in atomic units: 1 USDC = 1_000_000):
 
