@@ -3,7 +3,7 @@ requirements.lock) runs the workers; what is ours around it is listed in docs/ar
 
 What we take from arq as it is, and where it is used:
     key prefixes             `arq:job:`, `arq:retry:`, `arq:in-progress:` (arq.constants): the Lua scripts write
-                             and delete these keys (shared/keys.py SCRIPT_NAMES passes them in)
+                             and delete these keys (shared/keys.py SCRIPT_NAME_TABLE writes them in)
     job payload format       arq's `serialize_job` (function, args, kwargs, tries, enqueue time) with our msgpack
                              serializer: the API writes payloads itself, inside ENQUEUE_JOB (`arq_payload`)
     Worker internals         ServerWorker (workers/queue.py) overrides `_poll_iteration` and `finish_job`, and

@@ -3,7 +3,7 @@ themselves are files in shared/lua/). Nothing else names keys, except modules th
 their docstrings: API keys (`api/apikeys.py`), face-database tenancy (`workers/tenancy.py`), MCP task lists
 (`api/mcp_tasks.py`), quality figures (`shared/quality.py`), worker heartbeats (`shared/liveness.py`) and worker
 metrics (`shared/metrics.py`). A script never spells a key's name: it gets its keys as KEYS, or builds them from
-SCRIPT_NAMES.
+the names SCRIPT_NAME_TABLE writes into it when it is loaded (NAMES: shared/lua/__init__.py).
 
 s402:job:{jobId}              hash   one job (see shared/jobs.py for the fields)
 s402:idem:{owner}:{keyHash}   string "jobId bodyHash" for Idempotency-Key, kept as long as the job
@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from shared.arq_seam import ARQ_IN_PROGRESS_PREFIX, ARQ_JOB_PREFIX, ARQ_RETRY_PREFIX
-from shared.lua import SCRIPTS, pack
+from shared.lua import load
 
 PREFIX = "s402"
 QUEUE_NAME = f"{PREFIX}:queue"
@@ -100,7 +100,7 @@ def rate_limit_key(access_key_id: str, action: str) -> str:
     return f"{PREFIX}:rl:{fingerprint}:{action}"
 
 
-# The names and prefixes the scripts build keys from (shared/lua/lib/names.lua), given to them as one ARGV.
+# The names and prefixes the scripts build keys from (the Lua table NAMES), written into them when they are loaded.
 SCRIPT_NAME_TABLE: Mapping[str, str] = MappingProxyType(
     {
         "job": JOB_KEY_PREFIX,
@@ -115,9 +115,10 @@ SCRIPT_NAME_TABLE: Mapping[str, str] = MappingProxyType(
         "arq_in_progress": ARQ_IN_PROGRESS_PREFIX,
     }
 )
-SCRIPT_NAMES = pack(**SCRIPT_NAME_TABLE)
 
-# The scripts that change these keys together, each in shared/lua/<name>.lua (its KEYS and ARGV at its top).
+# Every script by its file name, these names written in (shared.lua.SCRIPTS is this mapping). The scripts that
+# change these keys together, each in shared/lua/<name>.lua (its KEYS and ARGV at its top):
+SCRIPTS = load(SCRIPT_NAME_TABLE)
 CREATE_PAYMENT = SCRIPTS["create_payment"]  # a new paid payment and its ledger events
 EXPIRE_PAYMENTS = SCRIPTS["expire_payments"]  # the expiry sweep
 ENQUEUE_JOB = SCRIPTS["enqueue_job"]  # a job created, queued and paid for

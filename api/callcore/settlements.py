@@ -31,7 +31,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from shared import keys
-from shared.keys import PREFIX, SCRIPT_NAMES, SETTLING_DUE
+from shared.keys import PREFIX, SETTLING_DUE
 from shared.lua import SCRIPTS, pack
 
 INTENT_PREFIX = f"{PREFIX}:x402:intent:"
@@ -158,9 +158,8 @@ class SettlementStore:
             keys=[intent_key(intent.digest), SETTLING_DUE, intent.nonceKey, keys.payment_key(intent.paymentId),
                   keys.job_key(intent.jobId) if intent.jobId else "", idem_key,
                   identifier_key(identifier, intent.payer) if identifier else ""],
-            args=[SCRIPT_NAMES, pack(digest=intent.digest, holder=f"{SETTLING} {intent.digest}", idempotency=idem_value,
-                                     now=now_ms, error=job_error, retention=retention_ms,
-                                     channel=keys.JOBS_DONE_CHANNEL)],
+            args=[pack(digest=intent.digest, holder=f"{SETTLING} {intent.digest}", idempotency=idem_value,
+                       now=now_ms, error=job_error, retention=retention_ms, channel=keys.JOBS_DONE_CHANNEL)],
         )  # fmt: skip
         return bool(undone)
 
@@ -174,8 +173,8 @@ class SettlementStore:
         await self._uncertain(
             keys=[intent_key(intent.digest), SETTLING_DUE, keys.payment_key(intent.paymentId), keys.LEDGER,
                   keys.job_key(intent.jobId) if intent.jobId else ""],
-            args=[SCRIPT_NAMES, pack(digest=intent.digest, due=due_ms, at=now_iso, reason=reason[:200],
-                                     now=int(time.time() * 1000), retention=retention_ms)],
+            args=[pack(digest=intent.digest, due=due_ms, at=now_iso, reason=reason[:200],
+                       now=int(time.time() * 1000), retention=retention_ms)],
         )  # fmt: skip
 
     async def failed(
@@ -193,8 +192,8 @@ class SettlementStore:
         ended = await self._failed(
             keys=[intent_key(intent.digest), SETTLING_DUE, keys.payment_key(intent.paymentId), keys.LEDGER,
                   intent.nonceKey, keys.job_key(intent.jobId) if intent.jobId else ""],
-            args=[SCRIPT_NAMES, pack(digest=intent.digest, at=now_iso, reason=reason[:200], now=now_ms, error=job_error,
-                                     retention=retention_ms, channel=keys.JOBS_DONE_CHANNEL, stage=stage)],
+            args=[pack(digest=intent.digest, at=now_iso, reason=reason[:200], now=now_ms, error=job_error,
+                       retention=retention_ms, channel=keys.JOBS_DONE_CHANNEL, stage=stage)],
         )  # fmt: skip
         return bool(ended)
 
