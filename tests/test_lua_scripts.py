@@ -25,11 +25,14 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
+from api import apikeys
 from api.callcore import settlements
 from shared import keys
 from shared.arq_seam import ARQ_IN_PROGRESS_PREFIX, ARQ_JOB_PREFIX, ARQ_RETRY_PREFIX
+from shared.liveness import workers_key
 from shared.lua import SCRIPTS, assemble, load, lua_literal, lua_table, pack
 from shared.quality import quality_key
+from workers.tenancy import NAMESPACE_OWNER_PREFIX, namespace_key
 
 # ---------------------------------------------------------------- states, rows and how a row is checked
 
@@ -49,6 +52,7 @@ class Text:
 @dataclass(frozen=True)
 class Sorted:
     members: Mapping[str, float]
+    ttl: int | None = None
 
 
 @dataclass(frozen=True)
@@ -112,7 +116,7 @@ class Near:
         self.target, self.slack = target, slack
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, int | str) and abs(int(other) - self.target) <= self.slack
+        return isinstance(other, int | float | str) and abs(float(other) - self.target) <= self.slack
 
     def __repr__(self) -> str:
         return f"Near({self.target}, {self.slack})"
@@ -166,7 +170,7 @@ async def read(redis: Redis, key: str, state: State) -> Any:
             raw = await redis.get(key)
             return Text(raw if isinstance(value, bytes) or raw is None else raw.decode(), state.ttl)
         case Sorted():
-            return Sorted({m.decode(): s for m, s in await redis.zrange(key, 0, -1, withscores=True)})
+            return Sorted({m.decode(): s for m, s in await redis.zrange(key, 0, -1, withscores=True)}, state.ttl)
         case Items():
             return Items(decoded(await redis.lrange(key, 0, -1)), state.ttl)
         case Members():
@@ -918,6 +922,86 @@ CLAIM_DELIVERIES = [
 ]  # fmt: skip
 
 
+# ---------------------------------------------------------------- API keys and their rate limit (api/apikeys.py)
+
+API_KEY, API_KEYS, API_RATE = apikeys.apikey_key("k1"), apikeys.KEYS_SET, apikeys.apikey_rate_key("k1")
+KEY_FIELDS = {"id": "k1", "name": "ci", "hash": "ab12", "services": "*", "rate": "5.0", "burst": "10",
+              "createdAt": "2023-11-14T22:13:20.000000Z", "revokedAt": ""}  # fmt: skip
+REVOKED_AT = "2023-11-15T08:00:00.000000Z"
+
+APIKEY_CREATE = [
+    Row("a new key is stored and listed",
+        keys=[API_KEY, API_KEYS], args=["k1", *flat(KEY_FIELDS)], returns=1,
+        after={API_KEY: Hash(KEY_FIELDS), API_KEYS: Members(frozenset({"k1"}))}),
+    Row("an id taken already: 0, nothing changes (the caller draws another)",
+        before={API_KEY: Hash({**KEY_FIELDS, "name": "old"}), API_KEYS: Members(frozenset({"k1"}))},
+        keys=[API_KEY, API_KEYS], args=["k1", *flat(KEY_FIELDS)], returns=0),
+]  # fmt: skip
+
+APIKEY_REVOKE = [
+    Row("an active key is revoked now; its rate-limit state goes",
+        before={API_KEY: Hash(KEY_FIELDS), API_RATE: Text("1700000000000000")},
+        keys=[API_KEY, API_RATE], args=[REVOKED_AT], returns=1,
+        after={API_KEY: Hash({**KEY_FIELDS, "revokedAt": REVOKED_AT}), API_RATE: None}),
+    Row("a key revoked already keeps its first revocation time",
+        before={API_KEY: Hash({**KEY_FIELDS, "revokedAt": AT}), API_RATE: Text("1700000000000000")},
+        keys=[API_KEY, API_RATE], args=[REVOKED_AT], returns=1, after={API_RATE: None}),
+    Row("an unknown key: 0, nothing changes",
+        before={API_RATE: Text("1700000000000000")}, keys=[API_KEY, API_RATE], args=[REVOKED_AT], returns=0),
+]  # fmt: skip
+
+RATE = 10_000_000  # us between requests (one each 10 s: the state outlives the row's checks), burst 3
+
+
+def rate_check(now_us: int) -> list[Row]:
+    return [
+        Row("a fresh limit lets a request go: counted, two of the burst left, all back in one interval",
+            keys=[API_RATE], args=[RATE, 3], returns=[0, 2, Near(RATE, 1_000_000)],
+            after={API_RATE: Text(Near(now_us + RATE, 1_000_000), ttl=RATE // 1000)}),
+        Row("within the burst: counted, one fewer left",
+            before={API_RATE: Text(str(now_us + RATE))}, keys=[API_RATE], args=[RATE, 3],
+            returns=[0, 1, Near(2 * RATE, 1_000_000)],
+            after={API_RATE: Text(str(now_us + 2 * RATE), ttl=2 * RATE // 1000)}),
+        Row("the burst spent: refused with the wait, nothing changes",
+            before={API_RATE: Text(str(now_us + 3 * RATE))}, keys=[API_RATE], args=[RATE, 3],
+            returns=[Near(RATE, 1_000_000), 0, Near(3 * RATE, 1_000_000)]),
+    ]  # fmt: skip
+
+
+# ---------------------------------------------------------------- tenants' namespaces (workers/tenancy.py)
+
+NAMESPACE = namespace_key("key:k1")
+OWNER_A, OWNER_B = NAMESPACE_OWNER_PREFIX + "aaaa", NAMESPACE_OWNER_PREFIX + "bbbb"
+CLAIM_ARGS = [K(NAMESPACE_OWNER_PREFIX), "key:k1", "aaaa", "bbbb"]
+
+NAMESPACE_CLAIM = [
+    Row("a tenant without one gets the first candidate nobody holds, its owner recorded",
+        before={OWNER_A: Text("key:k2")}, keys=[NAMESPACE], args=CLAIM_ARGS, returns="bbbb",
+        after={NAMESPACE: Text("bbbb"), OWNER_B: Text("key:k1")}),
+    Row("a tenant keeps the id it has: nothing claimed",
+        before={NAMESPACE: Text("zzzz")}, keys=[NAMESPACE], args=CLAIM_ARGS, returns="zzzz"),
+    Row("every candidate taken: '', nothing written (the caller draws more)",
+        before={OWNER_A: Text("key:k2"), OWNER_B: Text("key:k3")}, keys=[NAMESPACE], args=CLAIM_ARGS, returns=""),
+]  # fmt: skip
+
+# ---------------------------------------------------------------- workers' heartbeats (shared/liveness.py)
+
+WORKERS = workers_key("invocation")
+
+
+def worker_heartbeat(now_us: int) -> list[Row]:
+    now = now_us // 1000
+    return [
+        Row("the first beat makes the set: the worker at the server's time (returned), the key kept for the ttl",
+            keys=[WORKERS], args=["w1", 15_000], returns=Near(now, 1000),
+            after={WORKERS: Sorted({"w1": Near(now, 1000)}, ttl=15_000)}),
+        Row("a beat moves its worker to now and drops the workers silent for longer than the ttl",
+            before={WORKERS: Sorted({"w0": now - 60_000, "w1": now - 5000, "w2": now - 1000})},
+            keys=[WORKERS], args=["w1", 15_000], returns=Near(now, 1000),
+            after={WORKERS: Sorted({"w1": Near(now, 1000), "w2": now - 1000}, ttl=15_000)}),
+    ]  # fmt: skip
+
+
 # ---------------------------------------------------------------- every script, its table
 
 TABLES: dict[str, list[Row] | Callable[[int], list[Row]]] = {
@@ -943,6 +1027,11 @@ TABLES: dict[str, list[Row] | Callable[[int], list[Row]]] = {
     "identifier_release": IDENTIFIER_RELEASE,
     "claim_jobs": CLAIM_JOBS,
     "claim_deliveries": CLAIM_DELIVERIES,
+    "apikey_create": APIKEY_CREATE,
+    "apikey_revoke": APIKEY_REVOKE,
+    "rate_check": rate_check,
+    "namespace_claim": NAMESPACE_CLAIM,
+    "worker_heartbeat": worker_heartbeat,
 }
 
 
