@@ -23,7 +23,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from shared.clock import iso_us
-from shared.keys import PREFIX
+from shared.keys import PREFIX, SCRIPTS
 from shared.models import Camel
 
 KEY_PREFIX = "s402k_"
@@ -49,43 +49,10 @@ def apikey_rate_key(key_id: str) -> str:
     return f"{PREFIX}:apikey:rl:{key_id}"
 
 
-# Store a new key unless its id is taken (a 48-bit collision: the caller draws another id).
-# KEYS: key hash, key set   ARGV: key id, then field/value pairs of the hash   Returns 1 stored, 0 id taken.
-CREATE_KEY = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-redis.call('SADD', KEYS[2], ARGV[1])
-return 1
-"""
-
-# Revoke once: the first revocation time stays; the rate-limit state goes. Returns 0 for an unknown key.
-# KEYS: key hash, rate-limit key   ARGV: now (ISO 8601)
-REVOKE_KEY = """
-local revoked = redis.call('HGET', KEYS[1], 'revokedAt')
-if not revoked then return 0 end
-if revoked == '' then redis.call('HSET', KEYS[1], 'revokedAt', ARGV[1]) end
-redis.call('DEL', KEYS[2])
-return 1
-"""
-
-# GCRA: `burst` requests at once, then one per interval. A refused request changes nothing. Uses Redis's clock.
-# KEYS: rate-limit key   ARGV: interval us, burst
-# Returns {wait, remaining, reset}: wait is 0 (go, and counted) or the microseconds until a request may go;
-# remaining the requests that could still go at once after this one; reset the microseconds until the whole burst
-# is available again.
-CHECK_RATE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
-local allow_at = tat + interval - interval * burst
-if allow_at > now then return {allow_at - now, 0, tat - now} end
-local next_tat = tat + interval
-local ttl_ms = math.ceil((next_tat - now) / 1000)
-redis.call('SET', KEYS[1], string.format('%.0f', next_tat), 'PX', string.format('%.0f', ttl_ms))
-return {0, math.floor((interval * burst - (next_tat - now)) / interval), next_tat - now}
-"""
+# The scripts that change the keys above, each in shared/lua/<name>.lua (its KEYS and ARGV at its top).
+CREATE_KEY = SCRIPTS["apikey_create"]  # a new key stored unless its id is taken
+REVOKE_KEY = SCRIPTS["apikey_revoke"]  # revoked once; its rate-limit state goes
+CHECK_RATE = SCRIPTS["rate_check"]  # GCRA on Redis's clock (api/ratelimits.py uses it too, through gcra)
 
 
 @dataclass(frozen=True)

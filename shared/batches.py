@@ -195,7 +195,7 @@ class BatchStore:
         idem_key, idem_value = idempotency if idempotency else ("", "")
         outcome, value, index = await self._create(
             keys=[keys.batch_key(record.id), keys.batch_key(record.id) + ":items", idem_key, keys.LEDGER],
-            args=[keys.SCRIPT_NAMES, pack(
+            args=[pack(
                 id=record.id, now=record.created_at, at=iso(record.created_at), ttl=ttl_ms, idempotency=idem_value,
                 caller=caller_key, window=record.window,
                 payments=[(keys.payment_key(pid), service, calls) for pid, service, calls in payments],
@@ -243,7 +243,7 @@ class BatchStore:
             now = now_ms()
             status, left = await self._cancel(
                 keys=[key, keys.QUEUE_NAME, keys.LEDGER],
-                args=[keys.SCRIPT_NAMES, CANCEL_CHUNK, now, iso(now), keys.JOBS_DONE_CHANNEL, error],
+                args=[CANCEL_CHUNK, now, iso(now), keys.JOBS_DONE_CHANNEL, error],
             )
             status = status.decode() if isinstance(status, bytes) else str(status)
             if status == "missing" or int(left) == 0:

@@ -280,7 +280,7 @@ class JobStore:
                 quality_key(record.service),
                 *((settled_intent, SETTLING_DUE) if settled_intent else ()),
             ],
-            args=[keys.SCRIPT_NAMES, pack(
+            args=[pack(
                 id=record.id, payload=arq_payload, score=queue_score(record.created_at, interactive=True), ttl=ttl_ms,
                 idempotency=idem_value, service=record.service, caller=caller_key, now=record.created_at,
                 at=iso(record.created_at), count_field=CALL_COUNT, time_field=LAST_CALL_AT,
@@ -312,7 +312,7 @@ class JobStore:
         now = now_ms()
         status, attempts, flat = await self._start(
             keys=[keys.job_key(job_id), keys.LEDGER, keys.RUNNING_JOBS],
-            args=[keys.SCRIPT_NAMES, pack(
+            args=[pack(
                 now=now, channel=keys.JOBS_DONE_CHANNEL, retention=self.retention_ms, expired=_json.encode(EXPIRED),
                 min_budget=min_budget_ms, at=iso(now))],
         )  # fmt: skip
@@ -342,7 +342,7 @@ class JobStore:
         quality = figure if figure is not None else ResultFigure("", "", "", 0)
         done = await self._finish(
             keys=[keys.job_key(record.id), record.payment_key(), keys.LEDGER, keys.RUNNING_JOBS, quality.key],
-            args=[keys.SCRIPT_NAMES, pack(
+            args=[pack(
                 id=record.id, status=status, now=now, field=field, payload=payload, retention=self.retention_ms,
                 channel=keys.JOBS_DONE_CHANNEL, refund=refund, at=iso(now), quality_field=quality.field,
                 latency=quality.latency, alpha=quality.alpha)],
@@ -351,7 +351,7 @@ class JobStore:
 
     async def requeue(self, job_id: str, retry_at_ms: int, error: JobError) -> bool:
         requeued = await self._requeue(
-            keys=[keys.job_key(job_id), keys.RUNNING_JOBS], args=[keys.SCRIPT_NAMES, retry_at_ms, _json.encode(error)]
+            keys=[keys.job_key(job_id), keys.RUNNING_JOBS], args=[retry_at_ms, _json.encode(error)]
         )
         return bool(requeued)
 
@@ -359,8 +359,7 @@ class JobStore:
         now = now_ms()
         result = await self._cancel(
             keys=[keys.job_key(record.id), keys.QUEUE_NAME, keys.LEDGER],
-            args=[keys.SCRIPT_NAMES, now, _json.encode(CANCELED_BEFORE_RUN), self.retention_ms, keys.JOBS_DONE_CHANNEL,
-                  iso(now)],
+            args=[now, _json.encode(CANCELED_BEFORE_RUN), self.retention_ms, keys.JOBS_DONE_CHANNEL, iso(now)],
         )  # fmt: skip
         return result.decode() if isinstance(result, bytes) else str(result)
 
@@ -372,7 +371,7 @@ class JobStore:
         error = _json.encode(CANCELED_BEFORE_RUN)
         canceled, asked = await self._cancel_many(
             keys=[keys.QUEUE_NAME, keys.LEDGER],
-            args=[keys.SCRIPT_NAMES, now, error, self.retention_ms, keys.JOBS_DONE_CHANNEL, iso(now), *job_ids],
+            args=[now, error, self.retention_ms, keys.JOBS_DONE_CHANNEL, iso(now), *job_ids],
         )
         return int(canceled), int(asked)
 

@@ -1,7 +1,7 @@
 """Redis key builders, and the names of the Lua scripts that change the keys atomically (the scripts themselves are
-files in shared/lua/). A script never spells a key's name: it gets its keys as KEYS, or builds them from
-SCRIPT_NAMES. Every key, these and those of the modules that build their own, is listed in docs/architecture.md,
-"Redis".
+files in shared/lua/). A script never spells a key's name: it gets its keys as KEYS, or builds them from the names
+SCRIPT_NAME_TABLE writes into it when it is loaded (NAMES: shared/lua/__init__.py). Every key, these and those of
+the modules that build their own, is listed in docs/architecture.md, "Redis".
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from shared.arq_seam import ARQ_IN_PROGRESS_PREFIX, ARQ_JOB_PREFIX, ARQ_RETRY_PREFIX
-from shared.lua import SCRIPTS, pack
+from shared.lua import load
 
 PREFIX = "s402"
 QUEUE_NAME = f"{PREFIX}:queue"
@@ -73,7 +73,7 @@ def rate_limit_key(access_key_id: str, action: str) -> str:
     return f"{PREFIX}:rl:{fingerprint}:{action}"
 
 
-# The names and prefixes the scripts build keys from (shared/lua/lib/names.lua), given to them as one ARGV.
+# The names and prefixes the scripts build keys from (the Lua table NAMES), written into them when they are loaded.
 SCRIPT_NAME_TABLE: Mapping[str, str] = MappingProxyType(
     {
         "job": JOB_KEY_PREFIX,
@@ -88,9 +88,10 @@ SCRIPT_NAME_TABLE: Mapping[str, str] = MappingProxyType(
         "arq_in_progress": ARQ_IN_PROGRESS_PREFIX,
     }
 )
-SCRIPT_NAMES = pack(**SCRIPT_NAME_TABLE)
 
-# The scripts that change these keys together, each in shared/lua/<name>.lua (its KEYS and ARGV at its top).
+# Every script by its file name, these names written in (every module that runs a script takes it from here).
+# The scripts that change these keys together, each in shared/lua/<name>.lua (its KEYS and ARGV at its top):
+SCRIPTS = load(SCRIPT_NAME_TABLE)
 CREATE_PAYMENT = SCRIPTS["create_payment"]  # a new paid payment and its ledger events
 EXPIRE_PAYMENTS = SCRIPTS["expire_payments"]  # the expiry sweep
 ENQUEUE_JOB = SCRIPTS["enqueue_job"]  # a job created, queued and paid for

@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared.clock import utc_iso
-from shared.keys import PREFIX
+from shared.keys import PREFIX, SCRIPTS
 from shared.models import Camel
 
 WorkerKind = Literal["invocation", "health"]
@@ -34,15 +34,7 @@ def workers_key(kind: str) -> str:
     return f"{PREFIX}:workers:{kind}"
 
 
-# KEYS: the kind's zset   ARGV: worker id, ttl ms   Returns Redis's time (ms).
-BEAT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[1], now, ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return now
-"""
+BEAT = SCRIPTS["worker_heartbeat"]  # one beat (shared/lua/worker_heartbeat.lua)
 
 
 class WorkerLiveness(Camel, frozen=True):

@@ -329,7 +329,5 @@ class PaymentStore:
 
     async def expire_due(self, *, batch: int = 500) -> int:
         now = now_ms()
-        swept = await self._expire(
-            keys=[keys.PAYMENT_EXPIRY, keys.LEDGER], args=[keys.SCRIPT_NAMES, now, iso(now), batch]
-        )
+        swept = await self._expire(keys=[keys.PAYMENT_EXPIRY, keys.LEDGER], args=[now, iso(now), batch])
         return int(swept)

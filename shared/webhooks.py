@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from shared import keys
 from shared.clock import iso_ms, utc_iso
 from shared.jobs import now_ms
-from shared.lua import SCRIPTS
+from shared.keys import SCRIPTS
 from shared.netpolicy import ip_allowed
 from shared.urls import UrlRefused, caller_url
 

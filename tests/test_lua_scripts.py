@@ -1,16 +1,21 @@
 """Every Lua script (shared/lua/), row by row: the state in Redis before, the call, the state after, what it returns
 and what it publishes.
 
-Each row runs on keys of its own: every key the row names, and every name the scripts build keys from (the
-SCRIPT_NAMES a script takes as ARGV[1]), gets a fresh prefix, so rows never see each other or the rest of the
-suite. The state after is exact: `after` lists what changed (None: gone), every other key of `before` must be as
-it was, and no other key may exist. The end-to-end tests (test_pipeline_*, test_batches, test_payments, ...) cover
-the Python that calls these scripts.
+Each row runs on keys of its own: every key the row names, and every name the scripts build keys from
+(shared/keys.py SCRIPT_NAME_TABLE, written into a script when it is loaded: the row's script is loaded with its
+own), gets a fresh prefix, so rows never see each other or the rest of the suite. The state after is exact:
+`after` lists what changed (None: gone), every other key of `before` must be as it was, and no other key may
+exist. The end-to-end tests (test_pipeline_*, test_batches, test_payments, ...) cover the Python that calls these
+scripts.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,11 +25,15 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
+from api import apikeys
 from api.callcore import settlements
 from shared import keys
 from shared.arq_seam import ARQ_IN_PROGRESS_PREFIX, ARQ_JOB_PREFIX, ARQ_RETRY_PREFIX
-from shared.lua import SCRIPTS, assemble, pack
+from shared.keys import SCRIPTS
+from shared.liveness import workers_key
+from shared.lua import assemble, load, lua_literal, lua_table, pack
 from shared.quality import quality_key
+from workers.tenancy import NAMESPACE_OWNER_PREFIX, namespace_key
 
 # ---------------------------------------------------------------- states, rows and how a row is checked
 
@@ -44,6 +53,7 @@ class Text:
 @dataclass(frozen=True)
 class Sorted:
     members: Mapping[str, float]
+    ttl: int | None = None
 
 
 @dataclass(frozen=True)
@@ -72,9 +82,6 @@ class K:
     """A key inside a script's arguments: it gets the row's prefix like the row's KEYS."""
 
     name: str
-
-
-NAMES = object()  # the row's SCRIPT_NAMES (shared/keys.py), under its prefix
 
 
 @dataclass(frozen=True)
@@ -110,7 +117,7 @@ class Near:
         self.target, self.slack = target, slack
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, int | str) and abs(int(other) - self.target) <= self.slack
+        return isinstance(other, int | float | str) and abs(float(other) - self.target) <= self.slack
 
     def __repr__(self) -> str:
         return f"Near({self.target}, {self.slack})"
@@ -119,8 +126,6 @@ class Near:
 
 
 def resolve(value: Any, prefix: str) -> Any:
-    if value is NAMES:
-        return pack(**{name: prefix + key for name, key in keys.SCRIPT_NAME_TABLE.items()})
     if isinstance(value, K):
         return prefix + value.name
     if isinstance(value, dict):
@@ -166,7 +171,7 @@ async def read(redis: Redis, key: str, state: State) -> Any:
             raw = await redis.get(key)
             return Text(raw if isinstance(value, bytes) or raw is None else raw.decode(), state.ttl)
         case Sorted():
-            return Sorted({m.decode(): s for m, s in await redis.zrange(key, 0, -1, withscores=True)})
+            return Sorted({m.decode(): s for m, s in await redis.zrange(key, 0, -1, withscores=True)}, state.ttl)
         case Items():
             return Items(decoded(await redis.lrange(key, 0, -1)), state.ttl)
         case Members():
@@ -194,6 +199,11 @@ async def published_until(redis: Redis, pubsub: PubSub, prefix: str, marker: str
     raise AssertionError("the end marker never arrived")
 
 
+def loaded(script: str, prefix: str) -> str:
+    """The script as shared/keys.py loads it, its names under `prefix`."""
+    return load({name: prefix + key for name, key in keys.SCRIPT_NAME_TABLE.items()})[script]
+
+
 async def check(redis: Redis, script: str, row: Row) -> None:
     prefix = f"lua-test:{uuid.uuid4().hex[:12]}:"
     pubsub = redis.pubsub()
@@ -203,7 +213,7 @@ async def check(redis: Redis, script: str, row: Row) -> None:
         await pubsub.psubscribe(prefix + "*")
         while (message := await pubsub.get_message(timeout=1.0)) is None or message["type"] != "psubscribe":
             pass
-        run = redis.register_script(script)
+        run = redis.register_script(loaded(script, prefix))
         args = [pack(**resolve(a, prefix)) if isinstance(a, dict) else resolve(a, prefix) for a in row.args]
         result = await run(keys=[prefix + k if k else "" for k in row.keys], args=args)
         published = await published_until(redis, pubsub, prefix, "end-of-row")
@@ -347,17 +357,17 @@ EXPIRE_PAYMENTS = [
     Row("a paid payment past its expiry forfeits its unused calls",
         before={PAY: Hash(payment(expiresAt=NOW - 1, remainingCalls=2, usedCalls=1)),
                 EXPIRY: Sorted({"pay_1": NOW - 1})},
-        keys=[EXPIRY, LEDGER], args=[NAMES, NOW, AT, 500], returns=1,
+        keys=[EXPIRY, LEDGER], args=[NOW, AT, 500], returns=1,
         after={PAY: Hash(payment(expiresAt=NOW - 1, remainingCalls=2, usedCalls=1, status="expired")),
                EXPIRY: None, LEDGER: Events([entry("expired", 2, reason="paid")])}),
     Row("entries of payments not paid, gone or extended are only dropped",
         before={PAY: Hash(payment(status="failed", expiresAt=NOW - 1)),
                 PAY2: Hash(payment(paymentId="pay_2", expiresAt=NOW + 1000)),
                 EXPIRY: Sorted({"pay_1": NOW - 1, "pay_2": NOW - 1, "pay_3": NOW - 1})},
-        keys=[EXPIRY, LEDGER], args=[NAMES, NOW, AT, 500], returns=3, after={EXPIRY: None}),
+        keys=[EXPIRY, LEDGER], args=[NOW, AT, 500], returns=3, after={EXPIRY: None}),
     Row("at most `batch` at once, and none not yet due",
         before={EXPIRY: Sorted({"pay_1": NOW - 2, "pay_2": NOW - 1, "pay_3": NOW + 5})},
-        keys=[EXPIRY, LEDGER], args=[NAMES, NOW, AT, 1], returns=1,
+        keys=[EXPIRY, LEDGER], args=[NOW, AT, 1], returns=1,
         after={EXPIRY: Sorted({"pay_2": NOW - 1, "pay_3": NOW + 5})}),
 ]  # fmt: skip
 
@@ -376,9 +386,9 @@ def enqueue_keys(idem: str = "", pay: str = "", counter: str = "", *intent_keys:
 
 
 def enqueue(*, idempotency: str = "", caller: str = "", tenant: str = "") -> list[Any]:
-    return [NAMES, dict(id="job_1", payload=PAYLOAD, score=SCORE, ttl=TTL, idempotency=idempotency, service="svc",
-                        caller=caller, now=NOW, at=AT, count_field="callCount", time_field="lastCallAt", time=TIME,
-                        tenant=tenant, fields=flat(CREATED))]  # fmt: skip
+    return [dict(id="job_1", payload=PAYLOAD, score=SCORE, ttl=TTL, idempotency=idempotency, service="svc",
+                 caller=caller, now=NOW, at=AT, count_field="callCount", time_field="lastCallAt", time=TIME,
+                 tenant=tenant, fields=flat(CREATED))]  # fmt: skip
 
 
 REFUSALS = [
@@ -439,7 +449,7 @@ ENQUEUE_JOB = [
 ]  # fmt: skip
 
 HOOKED = {"webhook": URL, "events": "job.started,job.succeeded"}
-START = [NAMES, dict(now=NOW, channel=K(CHANNEL), retention=RETENTION, expired=EXPIRED, min_budget=1000, at=AT)]
+START = [dict(now=NOW, channel=K(CHANNEL), retention=RETENTION, expired=EXPIRED, min_budget=1000, at=AT)]
 STARTED = job("running", attempts=1, startedAt=NOW, **HOOKED)
 RESTARTED = job("running", attempts=2, startedAt=NOW - 500, **HOOKED)
 EXPIRED_JOB = job("expired", deadline=NOW, paymentId="pay_1", finishedAt=NOW, error=EXPIRED, refunded="expired")
@@ -491,9 +501,9 @@ def finish(
     latency: str = "",
     alpha: float = 0,
 ) -> list[Any]:
-    return [NAMES, dict(id="job_1", status=status, now=NOW, field=field, payload=payload, retention=RETENTION,
-                        channel=K(CHANNEL), refund=refund, at=AT, quality_field=quality_field, latency=latency,
-                        alpha=alpha)]  # fmt: skip
+    return [dict(id="job_1", status=status, now=NOW, field=field, payload=payload, retention=RETENTION,
+                 channel=K(CHANNEL), refund=refund, at=AT, quality_field=quality_field, latency=latency,
+                 alpha=alpha)]  # fmt: skip
 
 
 SUCCEEDED = job("succeeded", attempts=1, finishedAt=NOW, result='{"ok":true}')
@@ -576,18 +586,18 @@ BEGIN_CALL = [
 
 REQUEUE_JOB = [
     Row("running -> queued until its retry time, its last error kept",
-        before=RUNS, keys=[JOB, RUNNING], args=[NAMES, NOW + 500, ERROR], returns=1,
+        before=RUNS, keys=[JOB, RUNNING], args=[NOW + 500, ERROR], returns=1,
         after={JOB: Hash(job(attempts=1, retryAt=NOW + 500, lastError=ERROR)), RUNNING: None}),
     Row("a job not running is left alone: 0",
-        before={JOB: Hash(job("canceled"))}, keys=[JOB, RUNNING], args=[NAMES, NOW + 500, ERROR], returns=0),
+        before={JOB: Hash(job("canceled"))}, keys=[JOB, RUNNING], args=[NOW + 500, ERROR], returns=0),
     Row("a batch's job waiting for its retry no longer counts as running in its batch",
-        before={**BATCH_RUN, BATCH: Hash(batch(running=1))}, keys=[JOB, RUNNING], args=[NAMES, NOW + 500, ERROR],
+        before={**BATCH_RUN, BATCH: Hash(batch(running=1))}, keys=[JOB, RUNNING], args=[NOW + 500, ERROR],
         returns=1,
         after={JOB: Hash(job(attempts=1, batch="bat_1", retryAt=NOW + 500, lastError=ERROR)), RUNNING: None,
                BATCH: Hash(batch())}),
 ]  # fmt: skip
 
-CANCEL = [NAMES, NOW, ERROR, RETENTION, K(CHANNEL), AT]
+CANCEL = [NOW, ERROR, RETENTION, K(CHANNEL), AT]
 CANCELED_JOB = job("canceled", paymentId="pay_1", lastError="e", finishedAt=NOW, error=ERROR, refunded="canceled")
 
 CANCEL_JOB = [
@@ -634,9 +644,9 @@ BATCH_TTL = 2 * DEADLINE + RETENTION
 
 
 def create_batch(*payments: tuple[str, str, int], idempotency: str = "", window: int = 1) -> list[Any]:
-    return [NAMES, dict(id="bat_1", now=NOW, at=AT, ttl=BATCH_TTL, idempotency=idempotency, caller="key:k1",
-                        window=window, payments=[(K(key), service, calls) for key, service, calls in payments],
-                        fields=flat(BATCH_FIELDS)), item("job_1"), item("job_2")]  # fmt: skip
+    return [dict(id="bat_1", now=NOW, at=AT, ttl=BATCH_TTL, idempotency=idempotency, caller="key:k1",
+                 window=window, payments=[(K(key), service, calls) for key, service, calls in payments],
+                 fields=flat(BATCH_FIELDS)), item("job_1"), item("job_2")]  # fmt: skip
 
 
 PAYMENT2 = {"paymentId": "pay_2", "serviceId": "svc2"}
@@ -673,7 +683,7 @@ CREATE_BATCH = [
         returns=[-1, "no_calls_left", 1]),
 ]  # fmt: skip
 
-CANCEL_BATCH_ARGS = [NAMES, 1, NOW, AT, K(CHANNEL), ERROR]
+CANCEL_BATCH_ARGS = [1, NOW, AT, K(CHANNEL), ERROR]
 CANCELED_ITEM = item_job("job_2", "canceled", NOW, paymentId="pay_1", paymentKind="token", finishedAt=NOW, error=ERROR,
                          refunded="canceled")  # fmt: skip
 
@@ -693,7 +703,7 @@ CANCEL_BATCH = [
     Row("the last items canceled end the batch: canceled, kept for the retention time, announced",
         before={BATCH: Hash(batch(status="canceling", cancel=1, canceled=1, finished=1)),
                 ITEMS: Items([item("job_2")]), BATCH_JOBS: Items(["job_1"]), DONE: Items(["job_1"])},
-        keys=[BATCH, QUEUE, LEDGER], args=[NAMES, 500, NOW, AT, K(CHANNEL), ERROR], returns=["canceled", 0],
+        keys=[BATCH, QUEUE, LEDGER], args=[500, NOW, AT, K(CHANNEL), ERROR], returns=["canceled", 0],
         after={BATCH: Hash(batch(fanned=2, status="canceled", cancel=1, canceled=2, finished=2, completedAt=NOW),
                            ttl=RETENTION),
                ITEMS: None, BATCH_JOBS: Items(["job_1", "job_2"], ttl=RETENTION),
@@ -786,8 +796,8 @@ SETTLEMENT_PAID = [
 ]  # fmt: skip
 
 ABANDON_KEYS = [INTENT, DUE, NONCE, PAY, JOB, IDEM, IDENTIFIER]
-ABANDON_ARGS = [NAMES, dict(digest="d1", holder="settling d1", idempotency="job_1 h", now=NOW, error=ERROR,
-                            retention=RETENTION, channel=K(CHANNEL))]  # fmt: skip
+ABANDON_ARGS = [dict(digest="d1", holder="settling d1", idempotency="job_1 h", now=NOW, error=ERROR,
+                     retention=RETENTION, channel=K(CHANNEL))]  # fmt: skip
 BEGUN = {INTENT: Hash(intent()), DUE: Sorted({"d1": NOW}), PAY: Hash(payment(status="settling"))}
 BEGUN_GONE: dict[str, State | None] = dict.fromkeys(BEGUN)
 FAILED_HOOKED = {"webhook": URL, "events": "job.failed"}
@@ -810,7 +820,7 @@ SETTLEMENT_ABANDON = [
 ]  # fmt: skip
 
 UNCERTAIN_KEYS = [INTENT, DUE, PAY, LEDGER, JOB]
-UNCERTAIN_ARGS = [NAMES, dict(digest="d1", due=NOW + 10_000, at=AT, reason="timeout", now=NOW, retention=RETENTION)]
+UNCERTAIN_ARGS = [dict(digest="d1", due=NOW + 10_000, at=AT, reason="timeout", now=NOW, retention=RETENTION)]
 SETTLING_HOOKED = {"webhook": URL, "events": "job.settling"}
 
 SETTLEMENT_UNCERTAIN = [
@@ -830,8 +840,8 @@ SETTLEMENT_UNCERTAIN = [
 
 
 def failed_args(stage: str) -> list[Any]:
-    return [NAMES, dict(digest="d1", at=AT, reason="invalid", now=NOW, error=ERROR, retention=RETENTION,
-                        channel=K(CHANNEL), stage=stage)]  # fmt: skip
+    return [dict(digest="d1", at=AT, reason="invalid", now=NOW, error=ERROR, retention=RETENTION,
+                 channel=K(CHANNEL), stage=stage)]  # fmt: skip
 
 
 FAILED_KEYS = [INTENT, DUE, PAY, LEDGER, NONCE, JOB]
@@ -883,7 +893,7 @@ SETTLEMENT_LEASE = [
 
 
 def claim(room: int) -> list[Any]:
-    return [NAMES, dict(now=NOW, lease=5000, mark=300_000, tool_prefix="job_", room=room, read=room + 16)]
+    return [dict(now=NOW, lease=5000, mark=300_000, tool_prefix="job_", room=room, read=room + 16)]
 
 
 CLAIM_JOBS = [
@@ -912,6 +922,87 @@ CLAIM_DELIVERIES = [
         returns=[]),
 ]  # fmt: skip
 
+
+# ---------------------------------------------------------------- API keys and their rate limit (api/apikeys.py)
+
+API_KEY, API_KEYS, API_RATE = apikeys.apikey_key("k1"), apikeys.KEYS_SET, apikeys.apikey_rate_key("k1")
+KEY_FIELDS = {"id": "k1", "name": "ci", "hash": "ab12", "services": "*", "rate": "5.0", "burst": "10",
+              "createdAt": "2023-11-14T22:13:20.000000Z", "revokedAt": ""}  # fmt: skip
+REVOKED_AT = "2023-11-15T08:00:00.000000Z"
+
+APIKEY_CREATE = [
+    Row("a new key is stored and listed",
+        keys=[API_KEY, API_KEYS], args=["k1", *flat(KEY_FIELDS)], returns=1,
+        after={API_KEY: Hash(KEY_FIELDS), API_KEYS: Members(frozenset({"k1"}))}),
+    Row("an id taken already: 0, nothing changes (the caller draws another)",
+        before={API_KEY: Hash({**KEY_FIELDS, "name": "old"}), API_KEYS: Members(frozenset({"k1"}))},
+        keys=[API_KEY, API_KEYS], args=["k1", *flat(KEY_FIELDS)], returns=0),
+]  # fmt: skip
+
+APIKEY_REVOKE = [
+    Row("an active key is revoked now; its rate-limit state goes",
+        before={API_KEY: Hash(KEY_FIELDS), API_RATE: Text("1700000000000000")},
+        keys=[API_KEY, API_RATE], args=[REVOKED_AT], returns=1,
+        after={API_KEY: Hash({**KEY_FIELDS, "revokedAt": REVOKED_AT}), API_RATE: None}),
+    Row("a key revoked already keeps its first revocation time",
+        before={API_KEY: Hash({**KEY_FIELDS, "revokedAt": AT}), API_RATE: Text("1700000000000000")},
+        keys=[API_KEY, API_RATE], args=[REVOKED_AT], returns=1, after={API_RATE: None}),
+    Row("an unknown key: 0, nothing changes",
+        before={API_RATE: Text("1700000000000000")}, keys=[API_KEY, API_RATE], args=[REVOKED_AT], returns=0),
+]  # fmt: skip
+
+RATE = 10_000_000  # us between requests (one each 10 s: the state outlives the row's checks), burst 3
+
+
+def rate_check(now_us: int) -> list[Row]:
+    return [
+        Row("a fresh limit lets a request go: counted, two of the burst left, all back in one interval",
+            keys=[API_RATE], args=[RATE, 3], returns=[0, 2, Near(RATE, 1_000_000)],
+            after={API_RATE: Text(Near(now_us + RATE, 1_000_000), ttl=RATE // 1000)}),
+        Row("within the burst: counted, one fewer left",
+            before={API_RATE: Text(str(now_us + RATE))}, keys=[API_RATE], args=[RATE, 3],
+            returns=[0, 1, Near(2 * RATE, 1_000_000)],
+            after={API_RATE: Text(str(now_us + 2 * RATE), ttl=2 * RATE // 1000)}),
+        Row("the burst spent: refused with the wait, nothing changes",
+            before={API_RATE: Text(str(now_us + 3 * RATE))}, keys=[API_RATE], args=[RATE, 3],
+            returns=[Near(RATE, 1_000_000), 0, Near(3 * RATE, 1_000_000)]),
+    ]  # fmt: skip
+
+
+# ---------------------------------------------------------------- tenants' namespaces (workers/tenancy.py)
+
+NAMESPACE = namespace_key("key:k1")
+OWNER_A, OWNER_B = NAMESPACE_OWNER_PREFIX + "aaaa", NAMESPACE_OWNER_PREFIX + "bbbb"
+CLAIM_ARGS = [K(NAMESPACE_OWNER_PREFIX), "key:k1", "aaaa", "bbbb"]
+
+NAMESPACE_CLAIM = [
+    Row("a tenant without one gets the first candidate nobody holds, its owner recorded",
+        before={OWNER_A: Text("key:k2")}, keys=[NAMESPACE], args=CLAIM_ARGS, returns="bbbb",
+        after={NAMESPACE: Text("bbbb"), OWNER_B: Text("key:k1")}),
+    Row("a tenant keeps the id it has: nothing claimed",
+        before={NAMESPACE: Text("zzzz")}, keys=[NAMESPACE], args=CLAIM_ARGS, returns="zzzz"),
+    Row("every candidate taken: '', nothing written (the caller draws more)",
+        before={OWNER_A: Text("key:k2"), OWNER_B: Text("key:k3")}, keys=[NAMESPACE], args=CLAIM_ARGS, returns=""),
+]  # fmt: skip
+
+# ---------------------------------------------------------------- workers' heartbeats (shared/liveness.py)
+
+WORKERS = workers_key("invocation")
+
+
+def worker_heartbeat(now_us: int) -> list[Row]:
+    now = now_us // 1000
+    return [
+        Row("the first beat makes the set: the worker at the server's time (returned), the key kept for the ttl",
+            keys=[WORKERS], args=["w1", 15_000], returns=Near(now, 1000),
+            after={WORKERS: Sorted({"w1": Near(now, 1000)}, ttl=15_000)}),
+        Row("a beat moves its worker to now and drops the workers silent for longer than the ttl",
+            before={WORKERS: Sorted({"w0": now - 60_000, "w1": now - 5000, "w2": now - 1000})},
+            keys=[WORKERS], args=["w1", 15_000], returns=Near(now, 1000),
+            after={WORKERS: Sorted({"w1": Near(now, 1000), "w2": now - 1000}, ttl=15_000)}),
+    ]  # fmt: skip
+
+
 # ---------------------------------------------------------------- every script, its table
 
 TABLES: dict[str, list[Row] | Callable[[int], list[Row]]] = {
@@ -937,6 +1028,11 @@ TABLES: dict[str, list[Row] | Callable[[int], list[Row]]] = {
     "identifier_release": IDENTIFIER_RELEASE,
     "claim_jobs": CLAIM_JOBS,
     "claim_deliveries": CLAIM_DELIVERIES,
+    "apikey_create": APIKEY_CREATE,
+    "apikey_revoke": APIKEY_REVOKE,
+    "rate_check": rate_check,
+    "namespace_claim": NAMESPACE_CLAIM,
+    "worker_heartbeat": worker_heartbeat,
 }
 
 
@@ -954,7 +1050,7 @@ async def test_script(redis: Redis, script: str, index: int) -> None:
     if callable(table):
         seconds, micros = await redis.time()
         table = table(seconds * 1_000_000 + micros)
-    await check(redis, SCRIPTS[script], table[index])
+    await check(redis, script, table[index])
 
 
 def test_every_script_has_a_table() -> None:
@@ -962,9 +1058,71 @@ def test_every_script_has_a_table() -> None:
 
 
 def test_no_script_spells_a_key() -> None:
-    """Keys come in as KEYS or are built from SCRIPT_NAMES: no script text names one of shared/keys.py's."""
+    """Keys come in as KEYS or are built from NAMES, which only SCRIPT_NAME_TABLE (shared/keys.py) writes: loaded
+    with empty names, no script text names one of shared/keys.py's or arq's."""
+    for name, text in load(dict.fromkeys(keys.SCRIPT_NAME_TABLE, "")).items():
+        for prefix in (f"{keys.PREFIX}:", ARQ_JOB_PREFIX, ARQ_RETRY_PREFIX, ARQ_IN_PROGRESS_PREFIX):
+            assert prefix not in text, name
+
+
+def test_the_scripts_hold_shared_keys_names_and_no_call_sends_them() -> None:
+    """SCRIPTS (shared.lua's, shared/keys.py's) are loaded with SCRIPT_NAME_TABLE: a script that reads NAMES holds
+    the table once, before its code; the others do not hold it; none reads names from an ARGV."""
+    assert SCRIPTS is keys.SCRIPTS
+    assert dict(SCRIPTS) == dict(load(keys.SCRIPT_NAME_TABLE))
+    table = "local NAMES = " + lua_table(keys.SCRIPT_NAME_TABLE) + "\n"
+    readers = {name for name, text in SCRIPTS.items() if "NAMES." in text}
+    assert {"enqueue_job", "finish_job", "claim_jobs", "expire_payments", "settlement_abandon"} <= readers
     for name, text in SCRIPTS.items():
-        assert f"{keys.PREFIX}:" not in text and ARQ_JOB_PREFIX not in text, name
+        assert text.count(table) == (name in readers), name
+        assert name not in readers or text.index(table) < text.index("NAMES."), name
+        assert "cmsgpack.unpack(ARGV[2])" not in text, name
+
+
+def test_every_script_is_the_same_text_on_every_run() -> None:
+    """Two interpreters (other hash seeds, so other set and dict orders where any were left) load the same text."""
+    here = hashlib.sha256(repr(sorted(SCRIPTS.items())).encode()).hexdigest()
+    code = "import hashlib; from shared.keys import SCRIPTS; "
+    code += "print(hashlib.sha256(repr(sorted(SCRIPTS.items())).encode()).hexdigest())"
+    for seed in ("1", "2"):
+        run = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": seed},
+                             capture_output=True, text=True, check=True)  # fmt: skip
+        assert run.stdout.strip() == here
+
+
+def test_a_lua_table_names_its_fields_and_escapes_its_strings() -> None:
+    assert lua_table({"job": "s402:job:", "a-b": "x", "end": "y", "_1": ""}) == (
+        '{_1 = "", ["a-b"] = "x", ["end"] = "y", job = "s402:job:"}'
+    )
+    assert lua_literal('a"b\\c') == '"a\\034b\\092c"'
+    assert lua_literal("\n\0é") == '"\\010\\000\\195\\169"'
+    assert lua_literal("\x012") == '"\\0012"'  # always three digits: the 2 after the escape stays a 2
+    assert lua_table({}) == "{}"
+
+
+class Text_(str):
+    """A str subclass: not a str to lua_table."""
+
+
+@pytest.mark.parametrize("value", [b"s402:", 1, 1.5, None, True, Text_("x"), ["x"]])
+def test_a_lua_table_holds_str_values_only(value: Any) -> None:
+    with pytest.raises(TypeError):
+        lua_table({"name": value})
+
+
+@pytest.mark.parametrize("name", [1, b"job", None, Text_("job")])
+def test_a_lua_table_names_fields_with_str_only(name: Any) -> None:
+    with pytest.raises(TypeError):
+        lua_table({name: "x"})
+
+
+async def test_a_lua_table_reads_back_as_the_same_bytes(redis: Redis) -> None:
+    values = {"plain": "s402:job:", "quote": 'say "hi"', "backslash": "a\\b", "lines": "a\nb\r\n", "nul": "a\0b",
+              "digits": "\x01" + "23", "utf8": "é✓ 💸", "brackets": "]]==]", "long": "x" * 300, "empty": "",
+              "a-b": "dash", "end": "a keyword"}  # fmt: skip
+    script = f"local T = {lua_table(values)}\nlocal out = {{}}\nfor i, n in ipairs(ARGV) do out[i] = T[n] end\n"
+    script += "return out"
+    assert await redis.eval(script, 0, *values) == [value.encode() for value in values.values()]  # type: ignore[misc]
 
 
 def test_a_script_gets_each_part_it_uses_once_after_the_parts_that_part_uses() -> None:

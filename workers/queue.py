@@ -21,8 +21,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared.jobs import JOB_ID_PREFIX
-from shared.keys import QUEUE_NAME, QUEUE_WAKE, SCRIPT_NAMES
-from shared.lua import SCRIPTS, pack
+from shared.keys import QUEUE_NAME, QUEUE_WAKE, SCRIPTS
+from shared.lua import pack
 
 LEASE_S = 5.0
 LEASE_RENEW_S = 1.0
@@ -150,7 +150,7 @@ class ServerWorker(Worker):
             self._claim = self.pool.register_script(CLAIM)
         options = pack(now=timestamp_ms(), lease=int(LEASE_S * 1000), mark=int(self.in_progress_timeout_s * 1000),
                        tool_prefix=JOB_ID_PREFIX, room=room, read=room + READ_MARGIN)  # fmt: skip
-        claimed: list[bytes] = await self._claim(keys=[self.queue_name], args=[SCRIPT_NAMES, options])
+        claimed: list[bytes] = await self._claim(keys=[self.queue_name], args=[options])
         if len(claimed) >= 2 * room:  # there may be more: poll again at once
             self.wake()
         for raw_id, raw_score in zip(claimed[::2], claimed[1::2], strict=True):

@@ -19,7 +19,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from shared.keys import PREFIX
+from shared.keys import PREFIX, SCRIPTS
 
 UPSTREAM_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 UPSTREAM_NAME_MAX = 64
@@ -127,20 +127,8 @@ NAMESPACE_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 NAMESPACE_CANDIDATES = 4  # ids offered per claim; a 36**10 space makes even a second one all but unused
 MAX_CACHED_NAMESPACES = 100_000
 
-# A tenant's namespace id: the one it has, else the first candidate no tenant holds, claimed with its reverse
-# entry in the same step. KEYS: tenant's key   ARGV: reverse-key prefix, tenant, candidates...
-# Returns the id ('' when every candidate was taken: the caller draws more).
-CLAIM_NAMESPACE = """
-local held = redis.call('GET', KEYS[1])
-if held then return held end
-for i = 3, #ARGV do
-  if redis.call('SET', ARGV[1] .. ARGV[i], ARGV[2], 'NX') then
-    redis.call('SET', KEYS[1], ARGV[i])
-    return ARGV[i]
-  end
-end
-return ''
-"""
+# A tenant's namespace id, claimed with its reverse entry (shared/lua/namespace_claim.lua).
+CLAIM_NAMESPACE = SCRIPTS["namespace_claim"]
 
 
 def namespace_key(tenant: str) -> str:

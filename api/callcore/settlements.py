@@ -15,8 +15,8 @@ import msgspec
 from redis.asyncio import Redis
 
 from shared import keys
-from shared.keys import PREFIX, SCRIPT_NAMES, SETTLING_DUE
-from shared.lua import SCRIPTS, pack
+from shared.keys import PREFIX, SCRIPTS, SETTLING_DUE
+from shared.lua import pack
 
 INTENT_PREFIX = f"{PREFIX}:x402:intent:"
 IDENTIFIER_PREFIX = f"{PREFIX}:x402:pid:"
@@ -142,9 +142,8 @@ class SettlementStore:
             keys=[intent_key(intent.digest), SETTLING_DUE, intent.nonce_key, keys.payment_key(intent.payment_id),
                   keys.job_key(intent.job_id) if intent.job_id else "", idem_key,
                   identifier_key(identifier, intent.payer) if identifier else ""],
-            args=[SCRIPT_NAMES, pack(digest=intent.digest, holder=f"{SETTLING} {intent.digest}", idempotency=idem_value,
-                                     now=now_ms, error=job_error, retention=retention_ms,
-                                     channel=keys.JOBS_DONE_CHANNEL)],
+            args=[pack(digest=intent.digest, holder=f"{SETTLING} {intent.digest}", idempotency=idem_value,
+                       now=now_ms, error=job_error, retention=retention_ms, channel=keys.JOBS_DONE_CHANNEL)],
         )  # fmt: skip
         return bool(undone)
 
@@ -158,8 +157,8 @@ class SettlementStore:
         await self._uncertain(
             keys=[intent_key(intent.digest), SETTLING_DUE, keys.payment_key(intent.payment_id), keys.LEDGER,
                   keys.job_key(intent.job_id) if intent.job_id else ""],
-            args=[SCRIPT_NAMES, pack(digest=intent.digest, due=due_ms, at=now_iso, reason=reason[:200],
-                                     now=int(time.time() * 1000), retention=retention_ms)],
+            args=[pack(digest=intent.digest, due=due_ms, at=now_iso, reason=reason[:200],
+                       now=int(time.time() * 1000), retention=retention_ms)],
         )  # fmt: skip
 
     async def failed(
@@ -177,8 +176,8 @@ class SettlementStore:
         ended = await self._failed(
             keys=[intent_key(intent.digest), SETTLING_DUE, keys.payment_key(intent.payment_id), keys.LEDGER,
                   intent.nonce_key, keys.job_key(intent.job_id) if intent.job_id else ""],
-            args=[SCRIPT_NAMES, pack(digest=intent.digest, at=now_iso, reason=reason[:200], now=now_ms, error=job_error,
-                                     retention=retention_ms, channel=keys.JOBS_DONE_CHANNEL, stage=stage)],
+            args=[pack(digest=intent.digest, at=now_iso, reason=reason[:200], now=now_ms, error=job_error,
+                       retention=retention_ms, channel=keys.JOBS_DONE_CHANNEL, stage=stage)],
         )  # fmt: skip
         return bool(ended)
 

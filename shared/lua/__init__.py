@@ -1,13 +1,21 @@
 """The Lua scripts: one file per script (`<name>.lua` here) and the library parts they share (`lib/<part>.lua`).
 
 A file whose first line is `--! uses: a, b` calls functions of the parts `a` and `b`; a part may use others the
-same way. `SCRIPTS[name]` is `<name>.lua` preceded by every part it uses, each once and after the parts it uses
-itself (a Lua local must be defined before the code that calls it). They are assembled once, at import; nothing
-else joins or rewrites script text.
+same way. A script is `<name>.lua` preceded by every part it uses, each once and after the parts it uses itself
+(a Lua local must be defined before the code that calls it). Nothing else joins or rewrites script text.
 
-How they are called (each file's header says its KEYS and ARGV): keys come in as KEYS, or are built from the
-names a script that uses `names` takes as ARGV[1] (shared/keys.py SCRIPT_NAMES); a script with more than five
-options takes them as one table, `pack`ed here and read with `cmsgpack.unpack`.
+Key names are given when the scripts are loaded, not per call. `load(names)` assembles every script, `names`
+(shared/keys.py SCRIPT_NAME_TABLE: job, batch, payment, queue, arq's prefixes, ...) written in as the part `names`,
+which is no file but one generated comment and line, `local NAMES = {arq_in_progress = "arq:in-progress:", ...}`
+(`lua_table`: names in sorted order, each value a `lua_literal`, every byte but printable ASCII escaped; str
+values only). A script that uses `names`, itself or through a part (`state` does), reads `NAMES.job` and so on:
+its text, and so its SHA, holds the names, and no call sends them. shared/keys.py makes
+`SCRIPTS = load(SCRIPT_NAME_TABLE)` (every name written once, in Python), and the modules that run scripts take
+them from there. The files are read once, at import, and names are written in sorted order: each script's text is
+the same on every run.
+
+How they are called (each file's header says its KEYS and ARGV): keys come in as KEYS, or are built from NAMES;
+a script with more than five options takes them as one table, `pack`ed here and read with `cmsgpack.unpack`.
 """
 
 from __future__ import annotations
@@ -54,13 +62,53 @@ def assemble(text: str, parts: Mapping[str, str]) -> str:
     return "".join([*(parts[name] for name in order), text])
 
 
-def _load() -> Mapping[str, str]:
-    here = resources.files(__name__)
-    parts = _texts(here / "lib")
-    return MappingProxyType({name: assemble(text, parts) for name, text in sorted(_texts(here).items())})
+NAMES_PART = "names"  # the part `load` writes from its names (there is no lib/names.lua)
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_LUA_KEYWORDS = frozenset({
+    "and", "break", "do", "else", "elseif", "end", "false", "for", "function", "if", "in", "local", "nil", "not", "or",
+    "repeat", "return", "then", "true", "until", "while",
+})  # fmt: skip
+_PLAIN = frozenset(range(0x20, 0x7F)) - {ord('"'), ord("\\")}
 
 
-SCRIPTS = _load()
+def lua_literal(text: str) -> str:
+    """`text` as a Lua string literal: its UTF-8 bytes, each but printable ASCII (and `"`, `\\`) as a three-digit
+    decimal escape, so the literal is one line and reads back as exactly those bytes. Only a str."""
+    if type(text) is not str:
+        raise TypeError(f"a Lua string literal is made of a str, not {type(text).__name__}")
+    return '"' + "".join(chr(byte) if byte in _PLAIN else f"\\{byte:03d}" for byte in text.encode()) + '"'
+
+
+def lua_table(values: Mapping[str, str]) -> str:
+    """A Lua table constructor of str names to str values, in sorted order: `{job = "s402:job:", ["a-b"] = "x"}`.
+    Anything else (bytes, a number, None, a str subclass) is refused: say what you mean."""
+    for name in values:
+        if type(name) is not str:
+            raise TypeError(f"a Lua table's name is a str, not {type(name).__name__}")
+    fields = []
+    for name in sorted(values):
+        plain = _IDENTIFIER.fullmatch(name) and name not in _LUA_KEYWORDS
+        fields.append(f"{name if plain else f'[{lua_literal(name)}]'} = {lua_literal(values[name])}")
+    return "{" + ", ".join(fields) + "}"
+
+
+def names_part(names: Mapping[str, str]) -> str:
+    """The part `names`: the key names and prefixes a script builds keys from, as the local NAMES."""
+    header = "-- NAMES: shared/keys.py SCRIPT_NAME_TABLE, written in when loaded (shared/lua/__init__.py `load`)"
+    return f"{header}\nlocal NAMES = {lua_table(names)}\n"
+
+
+_HERE = resources.files(__name__)
+_FILES = _texts(_HERE)
+_PARTS = _texts(_HERE / "lib")
+if NAMES_PART in _PARTS:
+    raise ValueError(f"lib/{NAMES_PART}.lua: the part `{NAMES_PART}` is written by load(), from its names")
+
+
+def load(names: Mapping[str, str]) -> Mapping[str, str]:
+    """Every script by its file name, assembled with `names` written in (the part `names`)."""
+    parts = {**_PARTS, NAMES_PART: names_part(names)}
+    return MappingProxyType({name: assemble(text, parts) for name, text in sorted(_FILES.items())})
 
 
 def _lua_string(data: bytes) -> msgspec.Raw:

@@ -1,10 +1,10 @@
 --! uses: names
 -- CLAIM (workers/queue.py): take up to `room` due ids nobody runs, in queue order: set the in-progress mark (a
 -- lease for tool jobs, arq's full time for its crons) and move a tool job's score to its lease's end.
--- KEYS: queue   ARGV: names (see names.lua: arq's in-progress prefix), then one msgpack table: now ms, lease ms,
--- mark (other jobs' in-progress time, ms), tool_prefix (the tool jobs' id prefix), room, read (ids to read).
+-- KEYS: queue   ARGV: one msgpack table: now ms, lease ms, mark (other jobs' in-progress time, ms), tool_prefix
+-- (the tool jobs' id prefix), room, read (ids to read). The in-progress marks' prefix is NAMES.arq_in_progress.
 -- Returns {id, score as read, id, score, ...} for the ids taken.
-local o = cmsgpack.unpack(ARGV[2])
+local o = cmsgpack.unpack(ARGV[1])
 local now, lease, room = tonumber(o.now), tonumber(o.lease), tonumber(o.room)
 local marks, tool = NAMES.arq_in_progress, o.tool_prefix
 local claimed = {}

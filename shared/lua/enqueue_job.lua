@@ -8,12 +8,11 @@
 -- KEYS: job, arq job payload, arq queue, idempotency key or "", payment or "", ledger, counter hash or "",
 -- [the settlement intent the job waited for and the intents' due zset (api/callcore/settlements.py): then the job
 -- must still be `settling`, and the intent is done once its call is consumed]
--- ARGV: names (see names.lua), then one msgpack table: id, payload (arq's), score ms, ttl ms, idempotency
--- (its value), service (id), caller (the caller's key client id or ""), now ms, at (ISO now), count_field,
--- time_field, time, tenant (a fallback or "": set, the job acts for the payment's client, else for this),
--- fields (the job hash's field/value pairs).
+-- ARGV: one msgpack table: id, payload (arq's), score ms, ttl ms, idempotency (its value), service (id), caller
+-- (the caller's key client id or ""), now ms, at (ISO now), count_field, time_field, time, tenant (a fallback or
+-- "": set, the job acts for the payment's client, else for this), fields (the job hash's field/value pairs).
 -- Returns {1, idempotency value} created, {0, stored value} an existing job, {-1, failure} nothing happened.
-local o = cmsgpack.unpack(ARGV[2])
+local o = cmsgpack.unpack(ARGV[1])
 local intent = KEYS[8] or ''
 if intent ~= '' and redis.call('HGET', KEYS[1], 'status') ~= 'settling' then  -- released once only
   return {0, o.idempotency}

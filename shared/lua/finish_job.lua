@@ -4,10 +4,9 @@
 -- quality figure for the outcome is counted in the same step (quality_result), so a caller holding the answer sees
 -- it counted. The job's arq keys are deleted (arq_done) whether or not this step ended it: it has ended.
 -- KEYS: job, its payment or "", ledger, running set, quality hash or ""
--- ARGV: names (see names.lua), then one msgpack table: id (the job's), status, now ms, field ('result' or
--- 'error'), payload (its JSON), retention ms, channel, refund (reason or ""), at (ISO now), quality_field,
--- latency (ms or ""), alpha
-local o = cmsgpack.unpack(ARGV[2])
+-- ARGV: one msgpack table: id (the job's), status, now ms, field ('result' or 'error'), payload (its JSON),
+-- retention ms, channel, refund (reason or ""), at (ISO now), quality_field, latency (ms or ""), alpha
+local o = cmsgpack.unpack(ARGV[1])
 arq_done(o.id)
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'running' and status ~= 'queued' then return 0 end

@@ -3,10 +3,10 @@
 -- (the nonce may be used again, the payment-identifier names nothing); a job a repeat may have been shown fails,
 -- nothing charged (job.failed).
 -- KEYS: intent, due zset, nonce, payment, job or "", idempotency key or "", identifier key or ""
--- ARGV: names (see names.lua), then one msgpack table: digest, holder, idempotency (its value), now ms, error (the
--- job's, JSON), retention ms, channel.
+-- ARGV: one msgpack table: digest, holder, idempotency (its value), now ms, error (the job's, JSON), retention ms,
+-- channel.
 -- Returns 1, or 0 when the intent had ended already (nothing changes).
-local o = cmsgpack.unpack(ARGV[2])
+local o = cmsgpack.unpack(ARGV[1])
 if redis.call('HGET', KEYS[1], 'stage') ~= 'settling' then return 0 end
 redis.call('DEL', KEYS[1], KEYS[4])
 redis.call('ZREM', KEYS[2], o.digest)

@@ -4,10 +4,10 @@
 -- the payer may have been debited; the operator resolves it, and a late proof still turns it paid). Its job fails;
 -- a repeat is refused.
 -- KEYS: intent, due zset, payment, ledger, nonce, job or ""
--- ARGV: names (see names.lua), then one msgpack table: digest, at (ISO now), reason, now ms, error (the job's,
--- JSON), retention ms, channel, stage ('failed' or 'unconfirmed').
+-- ARGV: one msgpack table: digest, at (ISO now), reason, now ms, error (the job's, JSON), retention ms, channel,
+-- stage ('failed' or 'unconfirmed').
 -- Returns 1, or 0 when the intent had ended already (nothing changes).
-local o = cmsgpack.unpack(ARGV[2])
+local o = cmsgpack.unpack(ARGV[1])
 if redis.call('HGET', KEYS[1], 'stage') ~= 'settling' then return 0 end
 redis.call('HSET', KEYS[1], 'stage', o.stage, 'lastError', o.reason)
 redis.call('ZREM', KEYS[2], o.digest)

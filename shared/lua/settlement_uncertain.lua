@@ -4,9 +4,9 @@
 -- reconciler holding it now, a second settle of the payload may go out: a caching facilitator answers it with the
 -- first result, any other's refusal proves nothing; the intent still ends once.)
 -- KEYS: intent, due zset, payment, ledger, job or ""
--- ARGV: names (see names.lua), then one msgpack table: digest, due ms, at (ISO now), reason, now ms, retention ms.
+-- ARGV: one msgpack table: digest, due ms, at (ISO now), reason, now ms, retention ms.
 -- Returns 1, or 0 when the intent is not settling (nothing changes).
-local o = cmsgpack.unpack(ARGV[2])
+local o = cmsgpack.unpack(ARGV[1])
 if redis.call('HGET', KEYS[1], 'stage') ~= 'settling' then return 0 end
 redis.call('ZADD', KEYS[2], 'XX', o.due, o.digest)
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)

@@ -1,14 +1,14 @@
 --! uses: state
 -- START_JOB: a worker takes a job: queued (or running, when a crashed worker's job comes back) -> running.
 -- KEYS: job, ledger, running set
--- ARGV: names (see names.lua), then one msgpack table: now ms, channel, retention ms, expired (the error JSON),
--- min_budget (the smallest useful budget, ms), at (ISO now)
+-- ARGV: one msgpack table: now ms, channel, retention ms, expired (the error JSON), min_budget (the smallest
+-- useful budget, ms), at (ISO now)
 -- Returns {status, attempts, the job hash after the step as field/value pairs (empty when missing)}: 'running'
 -- means go; 'out_of_time' means a retry waited too long for another call (the worker ends the job with its last
 -- error); anything else means do nothing. A job found ended (or ended here) has arq's keys deleted (arq_done).
 -- A job that expires here (it never ran, or waited too long to retry an upstream failure: never the caller's
 -- fault) gives its paid call back.
-local o = cmsgpack.unpack(ARGV[2])
+local o = cmsgpack.unpack(ARGV[1])
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'missing', 0, {}} end
 if status ~= 'queued' and status ~= 'running' then

@@ -1,6 +1,6 @@
 --! uses: names, payment
--- Helpers for every job transition. Keys they touch are built from the job's own fields and the names in ARGV[1]
--- (one Redis, not a cluster), so every caller gets them without passing them.
+-- Helpers for every job transition. Keys they touch are built from the job's own fields and NAMES (written in
+-- when the script is loaded; one Redis, not a cluster), so every caller gets them without passing them.
 -- webhook_event(): a subject (job or batch hash) with a `webhook` whose `events` include `event` gets one
 --   delivery, due now (`msg_<subject id>.<event>`: the same event is never delivered twice).
 -- fan_out(): queue a batch's next items as jobs. A batch keeps at most `window` of its items queued or running:
