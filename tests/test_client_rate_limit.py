@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from aiohttp import ClientResponse, web
@@ -37,9 +37,11 @@ async def limited(
     redis_server: EmbeddedRedis,
     catalog: Catalog,
     redis: Redis,
-) -> AppFactory:
-    """An app with a small anonymous limit (more settings as keyword arguments), every address's limit fresh."""
-    await redis.delete(*(anonymous_rate_key(address) for address in (LOOPBACK, *CLIENTS)))
+) -> AsyncIterator[AppFactory]:
+    """An app with a small anonymous limit (more settings as keyword arguments), every address's limit fresh
+    before and after (the suite's other apps share 127.0.0.1's limit key, with a generous limit)."""
+    addresses = [anonymous_rate_key(address) for address in (LOOPBACK, *CLIENTS)]
+    await redis.delete(*addresses)
 
     async def make(burst: int = BURST, **env: str) -> TestClient:
         settings = Settings.from_env(
@@ -47,7 +49,8 @@ async def limited(
         )
         return await aiohttp_client(create_app(settings, catalog))  # type: ignore[no-any-return]
 
-    return make
+    yield make
+    await redis.delete(*addresses)
 
 
 def fields(response: ClientResponse) -> tuple[str, str]:
