@@ -10,6 +10,7 @@ The same GCRA script (`CHECK_RATE`, `ApiKeyStore.gcra`) also limits callers with
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import hashlib
 import hmac
@@ -20,7 +21,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import msgspec
+import redis.exceptions
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 
 from shared.clock import iso_us
 from shared.keys import PREFIX, SCRIPTS
@@ -70,6 +73,59 @@ class RateState:
         return self.wait_us / 1_000_000
 
 
+class RateChecks:
+    """GCRA checks that arrive together (the requests that reach their check in one turn of the event loop) go to
+    Redis as one CHECK_RATE call, in the order they came: the same answers as one call each, for the price of one
+    round trip and one script call (about 60 µs of the API's CPU each, with redis-py) per turn instead of per
+    request. A check that waits longer than `timeout_s` for Redis fails with redis's TimeoutError."""
+
+    MAX_BATCH = 256
+
+    def __init__(self, script: AsyncScript, timeout_s: float = 0.5) -> None:
+        self._script = script
+        self._timeout_s = timeout_s
+        self._pending: list[tuple[str, int, int, asyncio.Future[RateState]]] = []
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def check(self, rate_key: str, interval_us: int, burst: int) -> RateState:
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[RateState] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._flush)
+        self._pending.append((rate_key, interval_us, burst, answer))
+        return await answer
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        for start in range(0, len(pending), self.MAX_BATCH):
+            task = asyncio.ensure_future(self._run(pending[start : start + self.MAX_BATCH]))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _run(self, batch: list[tuple[str, int, int, asyncio.Future[RateState]]]) -> None:
+        args: list[int] = []
+        for _, interval_us, burst, _ in batch:
+            args += (interval_us, burst)
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                answers = await self._script(keys=[key for key, *_ in batch], args=args)
+        except TimeoutError:
+            self._fail(batch, redis.exceptions.TimeoutError("rate-limit check timed out"))
+            return
+        except Exception as exc:  # noqa: BLE001 - each waiting check gets the failure
+            self._fail(batch, exc)
+            return
+        for (*_, answer), (wait_us, remaining, reset_us) in zip(batch, answers, strict=True):
+            if not answer.done():
+                answer.set_result(RateState(wait_us=int(wait_us), remaining=int(remaining), reset_us=int(reset_us)))
+
+    @staticmethod
+    def _fail(batch: list[tuple[str, int, int, asyncio.Future[RateState]]], exc: BaseException) -> None:
+        for *_, answer in batch:
+            if not answer.done():
+                answer.set_exception(exc)
+
+
 def rate_interval_us(rate: float) -> int:
     """The GCRA interval of `rate` requests per second, in whole microseconds (at least 1, at most a year)."""
     return max(1, min(MAX_INTERVAL_US, math.ceil(1_000_000 / rate)))
@@ -104,7 +160,7 @@ class ApiKeyStore:
         self._redis = redis
         self._create = redis.register_script(CREATE_KEY)
         self._revoke = redis.register_script(REVOKE_KEY)
-        self._check_rate = redis.register_script(CHECK_RATE)
+        self._rate_checks = RateChecks(redis.register_script(CHECK_RATE))
 
     async def create(self, name: str, services: Sequence[str] | None, rate: float, burst: int) -> tuple[ApiKey, str]:
         """Issue a key; returns its record and the key text, which is shown this once and never stored."""
@@ -168,9 +224,9 @@ class ApiKeyStore:
         return await self.gcra(apikey_rate_key(key.id), key.interval_us, key.burst)
 
     async def gcra(self, rate_key: str, interval_us: int, burst: int) -> RateState:
-        """One check of the GCRA limit kept at `rate_key`: `burst` requests at once, then one per interval."""
-        wait_us, remaining, reset_us = await self._check_rate(keys=[rate_key], args=[interval_us, burst])
-        return RateState(wait_us=int(wait_us), remaining=int(remaining), reset_us=int(reset_us))
+        """One check of the GCRA limit kept at `rate_key`: `burst` requests at once, then one per interval. Checks
+        that arrive together go to Redis as one call (`RateChecks`)."""
+        return await self._rate_checks.check(rate_key, interval_us, burst)
 
     async def _record(self, key_id: str) -> tuple[ApiKey, str] | None:
         if not _KEY_ID.fullmatch(key_id):

@@ -124,12 +124,14 @@ async def check_anonymous_rate(request: web.Request) -> None:
     settings = request.app[appkeys.SETTINGS]
     policy = Policy.anonymous(settings.server)
     try:
-        async with asyncio.timeout(STORE_TIMEOUT_S):
-            if await _limited_by_key(request):
-                return
-            address = client_address(request, trusted_networks(settings.server.trusted_proxies))
-            rate_key = anonymous_rate_key(address)
-            state = await request.app[appkeys.API_KEYS].gcra(rate_key, policy.interval_us, policy.burst)
+        if presented_key(request) is not None:
+            async with asyncio.timeout(STORE_TIMEOUT_S):
+                if await _limited_by_key(request):
+                    return
+        address = client_address(request, trusted_networks(settings.server.trusted_proxies))
+        rate_key = anonymous_rate_key(address)
+        # (the check gives up on Redis after RateChecks' timeout)
+        state = await request.app[appkeys.API_KEYS].gcra(rate_key, policy.interval_us, policy.burst)
     except (RedisError, OSError, TimeoutError) as exc:
         log.warning("client rate limit unavailable; request not limited", error=type(exc).__name__)
         return

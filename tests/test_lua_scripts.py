@@ -955,17 +955,26 @@ RATE = 10_000_000  # us between requests (one each 10 s: the state outlives the 
 
 
 def rate_check(now_us: int) -> list[Row]:
+    other = f"{keys.PREFIX}:anon:rl:{'0' * 32}"
     return [
         Row("a fresh limit lets a request go: counted, two of the burst left, all back in one interval",
-            keys=[API_RATE], args=[RATE, 3], returns=[0, 2, Near(RATE, 1_000_000)],
+            keys=[API_RATE], args=[RATE, 3], returns=[[0, 2, Near(RATE, 1_000_000)]],
             after={API_RATE: Text(Near(now_us + RATE, 1_000_000), ttl=RATE // 1000)}),
         Row("within the burst: counted, one fewer left",
             before={API_RATE: Text(str(now_us + RATE))}, keys=[API_RATE], args=[RATE, 3],
-            returns=[0, 1, Near(2 * RATE, 1_000_000)],
+            returns=[[0, 1, Near(2 * RATE, 1_000_000)]],
             after={API_RATE: Text(str(now_us + 2 * RATE), ttl=2 * RATE // 1000)}),
         Row("the burst spent: refused with the wait, nothing changes",
             before={API_RATE: Text(str(now_us + 3 * RATE))}, keys=[API_RATE], args=[RATE, 3],
-            returns=[Near(RATE, 1_000_000), 0, Near(3 * RATE, 1_000_000)]),
+            returns=[[Near(RATE, 1_000_000), 0, Near(3 * RATE, 1_000_000)]]),
+        Row("checks gathered into one call, in order: the same key twice counts twice, the second refused at its "
+            "burst; another key on its own",
+            before={API_RATE: Text(str(now_us + RATE))}, keys=[API_RATE, other, API_RATE],
+            args=[RATE, 2, RATE, 3, RATE, 2],
+            returns=[[0, 0, Near(2 * RATE, 1_000_000)], [0, 2, Near(RATE, 1_000_000)],
+                     [Near(RATE, 1_000_000), 0, Near(2 * RATE, 1_000_000)]],
+            after={API_RATE: Text(str(now_us + 2 * RATE), ttl=2 * RATE // 1000),
+                   other: Text(Near(now_us + RATE, 1_000_000), ttl=RATE // 1000)}),
     ]  # fmt: skip
 
 

@@ -1,0 +1,62 @@
+"""Two ways the limits stay cheap and fair, on the suite's real Redis: rate-limit checks that arrive together are one
+script call with the answers of one call each (api/apikeys.py `RateChecks`), and batch items never book a backlog
+of upstream slots that a single call would wait behind (workers/ratelimit.py, BATCH_HORIZON_S)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from redis.asyncio import Redis
+
+from api.apikeys import ApiKeyStore
+from shared import keys
+from workers.ratelimit import BATCH_HORIZON_S, RateLimiter
+
+QPS = 100.0  # one slot each 10 ms: the batch's 20 items span 200 ms of slots
+
+
+async def evalsha_calls(redis: Redis) -> int:
+    stats = await redis.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+async def test_checks_that_arrive_together_are_one_call_with_the_answers_of_one_each(redis: Redis) -> None:
+    store = ApiKeyStore(redis)
+    rate_key = f"{keys.PREFIX}:anon:rl:gathered"
+    await redis.delete(rate_key)
+    await store.gcra(rate_key, 1_000_000, 5)  # the script loaded (and one of the burst spent)
+    before = await evalsha_calls(redis)
+    states = await asyncio.gather(*(store.gcra(rate_key, 1_000_000, 5) for _ in range(8)))
+    assert await evalsha_calls(redis) - before == 1
+    assert [s.remaining for s in states if s.wait_us == 0] == [3, 2, 1, 0]  # in the order they came
+    assert all(s.wait_us > 0 and s.remaining == 0 for s in states[4:])
+
+
+async def backlog_while(redis: Redis, rate_key: str, work: asyncio.Future[object]) -> int:
+    """The furthest the limiter's booked slots ran ahead of Redis's clock while `work` ran (µs)."""
+    furthest = 0
+    while not work.done():
+        tat, (seconds, micros) = await redis.get(rate_key), await redis.time()
+        if tat is not None:
+            furthest = max(furthest, int(tat) - (seconds * 1_000_000 + micros))
+        await asyncio.sleep(0.002)
+    return furthest
+
+
+async def book(redis: Redis, *, batch: bool) -> int:
+    limiter = RateLimiter(redis, f"lanes-{batch}", margin=1.0)
+    rate_key = keys.rate_limit_key(f"lanes-{batch}", "DetectFace")
+    await redis.delete(rate_key)
+    items = asyncio.gather(*(limiter.acquire("DetectFace", QPS, max_wait_s=5, batch=batch) for _ in range(20)))
+    furthest = await backlog_while(redis, rate_key, items)
+    await items  # every item got its slot in the end
+    return furthest
+
+
+async def test_batch_items_book_no_backlog_a_single_call_would_wait_behind(redis: Redis) -> None:
+    interval_us = int(1_000_000 / QPS)
+    horizon_us = max(interval_us, int(BATCH_HORIZON_S * 1_000_000))
+    as_single_calls = await book(redis, batch=False)
+    as_batch_items = await book(redis, batch=True)
+    assert as_single_calls > 10 * interval_us  # single calls book ahead: the measure sees a backlog when there is one
+    assert as_batch_items <= horizon_us + interval_us
