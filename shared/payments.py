@@ -29,6 +29,7 @@ PAYMENT_ID_PREFIX = "pay_"
 MAX_CALLS_PER_PAYMENT = 10_000
 # A payment's hash outlives its expiry by this much, so GET still says "expired" (and refunds still land).
 KEEP_AFTER_EXPIRY_MS = 7 * 86_400_000
+MAX_CACHED_OFFERS = 4096
 SETTLING = "settling"
 
 
@@ -234,6 +235,7 @@ class PaymentStore:
         self.redis = redis
         self.settings = settings
         self.x402 = x402
+        self._offers: dict[tuple[str, int, str], PaymentRecord] = {}  # this second's offers (`offer`)
         self._create = redis.register_script(keys.CREATE_PAYMENT)
         self._expire = redis.register_script(keys.EXPIRE_PAYMENTS)
 
@@ -286,11 +288,20 @@ class PaymentStore:
         )
 
     def offer(self, service: Service, *, calls: int, client_id: str = "") -> PaymentRecord:
-        """The pending payment a 402 offers. Not stored: its id carries its terms (see `offer_id`)."""
+        """The pending payment a 402 offers. Not stored: its id carries its terms (see `offer_id`). The same for
+        every 402 of one second (service, calls, client): built once a second and kept (a small, bounded cache)."""
         expires_s = now_ms() // 1000 + self.settings.pending_payment_ttl_s
+        key = (service.id, calls, client_id)
+        cached = self._offers.get(key)
+        if cached is not None and cached.expires_at == expires_s * 1000:
+            return cached
         payment_id = offer_id(self.settings.token_secret, service.id, calls, expires_s)
         record = self.new_record(service, calls=calls, kind="offer", client_id=client_id, payment_id=payment_id)
-        return msgspec.structs.replace(record, expires_at=expires_s * 1000)
+        record = msgspec.structs.replace(record, expires_at=expires_s * 1000)
+        if len(self._offers) >= MAX_CACHED_OFFERS:
+            self._offers.clear()
+        self._offers[key] = record
+        return record
 
     def offer_for(self, payment_id: str, resolve: Callable[[str], Service | None]) -> PaymentRecord | None:
         """An offer rebuilt from its id (None when the id is not a genuine offer of a known service)."""

@@ -36,6 +36,7 @@ from shared.metrics import ApiMetrics
 from shared.models import Service
 from shared.payments import (
     KEEP_AFTER_EXPIRY_MS,
+    MAX_CACHED_OFFERS,
     NonceClaim,
     PaymentKind,
     PaymentRecord,
@@ -128,6 +129,7 @@ class PaymentGate:
         self.x402 = x402
         self.metrics = metrics
         self.quality = quality
+        self._offer_bodies: dict[tuple[str, str], dict[str, Any]] = {}  # each 402's payment, built once
 
     # ------------------------------------------------------------ access and refusals
 
@@ -151,10 +153,15 @@ class PaymentGate:
     ) -> errors.PaymentRequired:
         """A 402 whose body offers a pending payment for the call and whose header carries the x402 terms."""
         offer = self.payments.offer(service, calls=calls, client_id=client_id)
+        body = self._offer_bodies.get((offer.payment_id, client_id))
+        if body is None:  # an offer's body, built once (the offer is the same all its second)
+            if len(self._offer_bodies) >= MAX_CACHED_OFFERS:
+                self._offer_bodies.clear()
+            body = self._offer_bodies[offer.payment_id, client_id] = offer_body(offer)
         header = self.x402.payment_required_header(service, calls, resource_url, message or error)
         self.quality.record_payment_required(service.id)  # the service's paymentRequireds
         return errors.PaymentRequired(
-            offer_body(offer), headers={"PAYMENT-REQUIRED": header}, error=error, code=code, message=message
+            body, headers={"PAYMENT-REQUIRED": header}, error=error, code=code, message=message
         )
 
     def refused(self, service: Service, reason: str, resource_url: str) -> errors.Server402Error:
