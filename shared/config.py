@@ -658,8 +658,9 @@ UPSTREAM = Group(
             "SERVER402_UPSTREAM_CONCURRENCY",
             "concurrency",
             _positive_int,
-            "256",
-            "Upstream calls in flight per worker process.",
+            "1024",
+            "Upstream calls in flight per worker process (each holds a socket; the worker raises its open-file "
+            "limit to what the system allows).",
         ),
         Setting(
             "SERVER402_RATELIMIT_MARGIN",
@@ -687,7 +688,12 @@ JOBS = Group(
     "Jobs (the workers, the API's waits, the health worker)",
     (
         Setting(
-            "SERVER402_WORKER_MAX_JOBS", "worker_max_jobs", _positive_int, "512", "Jobs in flight per worker process."
+            "SERVER402_WORKER_MAX_JOBS",
+            "worker_max_jobs",
+            _positive_int,
+            "1024",
+            "Jobs in flight per worker process: the cap on calls one worker holds at once (a job waiting for its "
+            "upstream answer costs a task and a socket, not a thread).",
         ),
         Setting(
             "SERVER402_WORKER_BATCH_JOBS",

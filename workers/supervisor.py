@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import resource
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -40,8 +41,21 @@ def run_worker(label: str, options: Callable[[Settings], dict[str, Any]], worker
         print(f"server402 {label}: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
+    open_files_limit()
     asyncio.run(supervise(lambda: worker_class(**options(settings))))
     return 0
+
+
+def open_files_limit() -> int:
+    """Raise this process's open-file limit to what the system allows it: each upstream call in flight holds a
+    socket (SERVER402_UPSTREAM_CONCURRENCY of them, 1,024 by default), and many systems start processes at 1,024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 65_536)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+    return soft
 
 
 async def supervise(new_worker: Callable[[], Worker], *, restart_delay_s: float = RESTART_DELAY_S) -> None:
