@@ -8,6 +8,7 @@ margin for network jitter), so all workers together stay under the limit and the
 from __future__ import annotations
 
 import asyncio
+import random
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -20,6 +21,9 @@ from shared.metrics import RATE_LIMIT_WAIT, WorkerMetrics
 # one-second window sees more than QPS calls. A machine whose processes starve each other for longer needs more.
 LATE_S = 0.02  # a call woken later than this after its slot books another (see acquire)
 MAX_REBOOKINGS = 5
+# A batch item books only a slot at most this far ahead (or one interval, when that is longer), else it waits and
+# asks again: batch items never queue up a backlog of booked slots that a single call would wait behind.
+BATCH_HORIZON_S = 0.005
 CANCELED = -2  # RESERVE_SLOT's answer for a job whose cancel was asked for
 
 
@@ -49,7 +53,9 @@ class RateLimiter:
         self._access_key_id = access_key_id
         self._metrics = metrics
 
-    async def acquire(self, action: str, qps: float, *, max_wait_s: float, job: JobCall | None = None) -> bool:
+    async def acquire(
+        self, action: str, qps: float, *, max_wait_s: float, job: JobCall | None = None, batch: bool = False
+    ) -> bool:
         """Wait for this call's slot. Raises SlotTooFar past `max_wait_s`, and for a `job` whose cancel was asked
         for, CallCanceled. Returns True when the booking script let the job's call through itself (its slot was
         free at once: cancel flag checked, attempt counted); False when it waited, so the caller checks and
@@ -57,25 +63,33 @@ class RateLimiter:
 
         A call that wakes up well after its slot (a busy event loop) does not go out late: arriving late next to
         an on-time call would put QPS + 1 calls into one of the upstream's one-second windows. It books the next
-        free slot instead (the missed one stays unused)."""
+        free slot instead (the missed one stays unused).
+
+        A `batch` item books only a slot within BATCH_HORIZON_S (or one interval), and otherwise waits about that
+        long and asks again: the slots booked ahead are never more than that, so a single call of the same action
+        waits at most that long behind a batch (isolation by design; the batch still gets every free slot)."""
         loop = asyncio.get_running_loop()
         interval_us = int(1_000_000 / qps * self._margin)
+        horizon_us = max(interval_us, int(BATCH_HORIZON_S * 1_000_000)) if batch else None
         started = loop.time()
         job_keys = (job.job_key, job.counter_key) if job is not None else ("", "")
         booking = [keys.rate_limit_key(self._access_key_id, action), *job_keys]
         counted = False
-        for _ in range(MAX_REBOOKINGS):
-            remaining_s = max_wait_s - (loop.time() - started)
+        rebookings = 0
+        while rebookings < MAX_REBOOKINGS:
+            remaining_us = max(0, int((max_wait_s - (loop.time() - started)) * 1_000_000))
+            may_wait_us = min(remaining_us, horizon_us) if horizon_us is not None else remaining_us
             wait_us = int(
-                await self._reserve(
-                    keys=booking,
-                    args=[interval_us, max(0, int(remaining_s * 1_000_000)), job.counter_field if job else ""],
-                )
+                await self._reserve(keys=booking, args=[interval_us, may_wait_us, job.counter_field if job else ""])
             )
             if wait_us == CANCELED:
                 raise CallCanceled(action)
+            if wait_us < 0 and horizon_us is not None and remaining_us > horizon_us:
+                await asyncio.sleep(random.uniform(0.5, 1.5) * horizon_us / 1_000_000)  # a batch item asks again
+                continue
             if wait_us < 0:
                 raise SlotTooFar(action)
+            rebookings += 1
             counted = wait_us == 0 and job is not None
             slot = loop.time() + wait_us / 1_000_000
             if wait_us:

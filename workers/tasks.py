@@ -191,7 +191,7 @@ async def _attempt(ctx: WorkerContext, record: JobRecord, attempt: int) -> str:
     job = JobCall(job_key(record.id), *counter)
     try:  # the booking script checks the cancel flag and counts the attempt when the slot is free at once
         max_wait_s = min(MAX_SLOT_WAIT_S, remaining_s - MIN_CALL_BUDGET_S)
-        go = await ctx["limiter"].acquire(spec.action, qps, max_wait_s=max_wait_s, job=job)
+        go = await ctx["limiter"].acquire(spec.action, qps, max_wait_s=max_wait_s, job=job, batch=bool(record.batch))
     except SlotTooFar:
         return await _retry_or_fail(ctx, record, attempt, _rate_limited_error(), floor_s=MAX_SLOT_WAIT_S / 2)
     except CallCanceled:
