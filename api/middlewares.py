@@ -59,7 +59,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     response.headers[REQUEST_ID_HEADER] = rid
     elapsed = time.perf_counter() - started
     route = _route_name(request)
-    request.app[METRICS].requests.labels(route, _method(request), str(response.status)).observe(elapsed)
+    request.app[METRICS].observe_request(route, _method(request), response.status, elapsed)
     log.info(
         "request",
         method=request.method,

@@ -152,6 +152,7 @@ def is_limited(request: web.Request) -> bool:
     return path.startswith(LIMITED_PREFIX) or path in LIMITED_PATHS
 
 
+@functools.lru_cache(maxsize=4096)  # a few thousand callers' keys kept (a sha256 each)
 def anonymous_rate_key(address: str) -> str:
     digest = hashlib.sha256(address.encode("utf-8", "surrogateescape")).hexdigest()[:32]
     return f"{PREFIX}:anon:rl:{digest}"
@@ -184,9 +185,11 @@ def presented_key(request: web.Request) -> str | None:
 def client_address(request: web.Request, trusted: tuple[Network, ...]) -> str:
     """The canonical address the request's limit is kept for (docs/architecture.md, "Before any handler")."""
     remote = request.remote or ""
-    peer = parse_address(remote)
+    peer, peer_canonical = _peer(remote)
     if peer is None:
         return remote or "unknown"  # not an IP socket: one limit for all of its callers
+    if not trusted:
+        return peer_canonical
     address = peer
     if _is_trusted(peer, trusted):
         for hop in reversed(forwarded_hops(request)):
@@ -197,6 +200,12 @@ def client_address(request: web.Request, trusted: tuple[Network, ...]) -> str:
             if not _is_trusted(forwarded, trusted):
                 break
     return canonical(address)
+
+
+@functools.lru_cache(maxsize=4096)  # the TCP peers of the last few thousand connections, each parsed once
+def _peer(remote: str) -> tuple[IPAddress | None, str]:
+    peer = parse_address(remote)
+    return peer, canonical(peer) if peer is not None else ""
 
 
 def forwarded_hops(request: web.Request) -> list[str]:

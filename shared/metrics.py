@@ -12,7 +12,7 @@ import bisect
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -177,6 +177,7 @@ class ApiMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self._request_children: dict[tuple[str, str, int], Any] = {}  # (route, method, status): few, fixed
         self.payments = Counter(
             "server402_payments",
             "Payment attempts by kind (inline, purchase, token) and outcome (settled, consumed, refused, "
@@ -184,6 +185,13 @@ class ApiMetrics:
             ("kind", "outcome"),
             registry=self.registry,
         )
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """One request in the duration histogram (its labelled child looked up once per route, method, status)."""
+        child = self._request_children.get((route, method, status))
+        if child is None:
+            child = self._request_children[route, method, status] = self.requests.labels(route, method, str(status))
+        child.observe(seconds)
 
 
 class Snapshot(Collector):
