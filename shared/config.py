@@ -666,9 +666,10 @@ UPSTREAM = Group(
             "SERVER402_RATELIMIT_MARGIN",
             "ratelimit_margin",
             _margin,
-            "1.08",
-            "Upstream calls are spaced this much wider than 1/qps: 1.08 absorbs 80 ms of jitter between a call's "
-            "slot and its arrival upstream.",
+            "1.02",
+            "Upstream calls are spaced this much wider than 1/qps (1/margin of the limit is used): 1.02 absorbs 20 ms "
+            "of difference between two calls' delays from their slot to their arrival upstream (a late wake-up: "
+            "half of it). Raise it on a machine whose processes starve each other for longer.",
         ),
         Setting(
             "SERVER402_IMAGE_ALLOWED_NETWORKS",

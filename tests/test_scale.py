@@ -75,7 +75,7 @@ async def cluster(
         "SERVER402_SANDBOX_LOG_LEVEL": "warning",
         "SERVER402_JOB_DEADLINE_S": "120",
         # 9 busy processes on 2 cores: a call can reach the sandbox 100-200 ms after its slot, more than the default
-        # 8 % margin absorbs (at 1.08, 1 to 9 of the 2,500 DetectFace calls at 200 QPS were throttled, and retried)
+        # 2 % margin absorbs (even at 1.08, 1 to 9 of the 2,500 DetectFace calls at 200 QPS were throttled, and retried)
         "SERVER402_RATELIMIT_MARGIN": "1.25",
     }
     api_ports = [free_port(), free_port()]

@@ -16,10 +16,12 @@ from redis.asyncio import Redis
 from shared import keys
 from shared.metrics import RATE_LIMIT_WAIT, WorkerMetrics
 
-# Slots spaced `margin` (SERVER402_RATELIMIT_MARGIN, 1.08) times 1/QPS: 8 % absorbs up to 80 ms of jitter between
-# a slot and the request being counted by the upstream (a busy event loop on either side, the network), so no
-# one-second window sees more than QPS calls. A machine whose processes starve each other for longer needs more.
-LATE_S = 0.02  # a call woken later than this after its slot books another (see acquire)
+# Slots spaced `margin` (SERVER402_RATELIMIT_MARGIN, 1.02) times 1/QPS: the calls QPS apart are then `margin`
+# seconds apart, so the upstream's one-second windows never see QPS + 1 calls as long as two calls' delays between
+# their slot and their arrival upstream differ by less than margin - 1 seconds (20 ms). Half of that is for a late
+# wake-up (a busy event loop): a call woken later than that after its slot books another (see acquire); the other
+# half is for the way to the upstream (building, signing and sending the request). A machine whose processes starve
+# each other for longer needs a wider margin (and leaves more of the limit unused: 1/margin of it is used).
 MAX_REBOOKINGS = 5
 # A batch item books only a slot at most this far ahead (or one interval, when that is longer), else it waits and
 # asks again: batch items never queue up a backlog of booked slots that a single call would wait behind.
@@ -50,6 +52,7 @@ class RateLimiter:
     ) -> None:
         self._reserve = redis.register_script(keys.RESERVE_SLOT)
         self._margin = margin
+        self._late_s = (margin - 1) / 2  # how late after its slot a call may still go (the comment above)
         self._access_key_id = access_key_id
         self._metrics = metrics
 
@@ -94,7 +97,7 @@ class RateLimiter:
             slot = loop.time() + wait_us / 1_000_000
             if wait_us:
                 await asyncio.sleep(wait_us / 1_000_000)
-            if loop.time() - slot <= LATE_S:
+            if loop.time() - slot <= self._late_s:
                 break
         if self._metrics is not None:
             self._metrics.observe(RATE_LIMIT_WAIT, (action,), loop.time() - started)
