@@ -7,6 +7,7 @@ Used for webhook targets and for image and video URLs (the URLs themselves are p
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -65,6 +66,7 @@ def _rfc6052_ipv4(ip: ipaddress.IPv6Address, prefix_len: int) -> ipaddress.IPv4A
     return ipaddress.IPv4Address((without_u >> (88 - prefix_len)) & _LOW_32)
 
 
+@functools.lru_cache(maxsize=4096)  # the same few image hosts, call after call: each parsed once (bounded)
 def host_address(host: str) -> IPAddress | None:
     """The address a URL's host names without any DNS lookup, or None for a name (docs/architecture.md)."""
     host = host.strip("[]").split("%", 1)[0].rstrip(".").lower()
