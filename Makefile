@@ -42,7 +42,8 @@ pytest: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Benchmarks, not tests (they assert no timings): each starts its own processes on free loopback ports, prints its
-# tables and writes bench/results/<name>.json and .md. About 5 minutes on 2 cores; quiet cores give steadier figures.
+# tables and writes bench/results/<name>.json and .md; bench.summary ends with the table of the performance goals.
+# About 8 minutes on 2 cores; quiet cores give steadier figures.
 bench: $(STAMP)
 	$(BIN)/python -m bench.request_rate
 	$(BIN)/python -m bench.added_latency
