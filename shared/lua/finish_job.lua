@@ -11,11 +11,11 @@ arq_done(o.id)
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'running' and status ~= 'queued' then return 0 end
 quality_result(KEYS[5], o.quality_field, o.latency, o.alpha)
-redis.call('SREM', KEYS[4], redis.call('HGET', KEYS[1], 'id'))
+redis.call('SREM', KEYS[4], o.id)
 redis.call('HSET', KEYS[1], 'status', o.status, 'finishedAt', o.now, o.field, o.payload)
 redis.call('HDEL', KEYS[1], 'retryAt')
 give_back(KEYS[1], KEYS[2], KEYS[3], o.at, o.refund)
 redis.call('PEXPIRE', KEYS[1], o.retention)
 job_moved(KEYS[1], status, o.status, o.now, o.channel, o.retention)
-redis.call('PUBLISH', o.channel, redis.call('HGET', KEYS[1], 'id'))
+redis.call('PUBLISH', o.channel, o.id)
 return 1

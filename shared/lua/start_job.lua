@@ -9,34 +9,35 @@
 -- A job that expires here (it never ran, or waited too long to retry an upstream failure: never the caller's
 -- fault) gives its paid call back.
 local o = cmsgpack.unpack(ARGV[1])
-local status = redis.call('HGET', KEYS[1], 'status')
+-- the fields this step decides on, read at once (none of them is written before it is read)
+local f = redis.call('HMGET', KEYS[1], 'status', 'id', 'deadline', 'paymentId', 'cancel', 'attempts')
+local status, id, deadline, pid = f[1], f[2], f[3], f[4]
 if not status then return {'missing', 0, {}} end
 if status ~= 'queued' and status ~= 'running' then
-  arq_done(redis.call('HGET', KEYS[1], 'id'))
+  arq_done(id)
   return {status, 0, redis.call('HGETALL', KEYS[1])}
 end
 local now = tonumber(o.now)
-if now >= tonumber(redis.call('HGET', KEYS[1], 'deadline')) then
+if now >= tonumber(deadline) then
   redis.call('HSET', KEYS[1], 'status', 'expired', 'finishedAt', o.now, 'error', o.expired)
-  local pid = redis.call('HGET', KEYS[1], 'paymentId')  -- never ran, or was waiting to retry an upstream failure
-  if pid then give_back(KEYS[1], PAY_PREFIX .. pid, KEYS[2], o.at, 'expired') end
+  if pid then give_back(KEYS[1], PAY_PREFIX .. pid, KEYS[2], o.at, 'expired') end  -- never ran, or waited to retry
   redis.call('PEXPIRE', KEYS[1], o.retention)
-  redis.call('SREM', KEYS[3], redis.call('HGET', KEYS[1], 'id'))
+  redis.call('SREM', KEYS[3], id)
   job_moved(KEYS[1], status, 'expired', o.now, o.channel, o.retention)
-  arq_done(redis.call('HGET', KEYS[1], 'id'))
-  redis.call('PUBLISH', o.channel, redis.call('HGET', KEYS[1], 'id'))
+  arq_done(id)
+  redis.call('PUBLISH', o.channel, id)
   return {'expired', 0, redis.call('HGETALL', KEYS[1])}
 end
-if redis.call('HGET', KEYS[1], 'cancel') == '1' then
+if f[5] == '1' then
   return {'cancel_requested', 0, redis.call('HGETALL', KEYS[1])}
 end
-local attempts = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0')
-if attempts > 0 and now + tonumber(o.min_budget) >= tonumber(redis.call('HGET', KEYS[1], 'deadline')) then
+local attempts = tonumber(f[6] or '0')
+if attempts > 0 and now + tonumber(o.min_budget) >= tonumber(deadline) then
   return {'out_of_time', attempts, redis.call('HGETALL', KEYS[1])}
 end
 redis.call('HSET', KEYS[1], 'status', 'running')
 redis.call('HSETNX', KEYS[1], 'startedAt', o.now)
-redis.call('SADD', KEYS[3], redis.call('HGET', KEYS[1], 'id'))
+redis.call('SADD', KEYS[3], id)
 local attempt = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 job_moved(KEYS[1], status, 'running', o.now, o.channel, o.retention)
 return {'running', attempt, redis.call('HGETALL', KEYS[1])}
