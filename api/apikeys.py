@@ -85,18 +85,21 @@ class RateChecks:
         self._script = script
         self._timeout_s = timeout_s
         self._pending: list[tuple[str, int, int, asyncio.Future[RateState]]] = []
+        self._flushing_on: asyncio.AbstractEventLoop | None = None  # the loop a flush is scheduled on
         self._running: set[asyncio.Task[None]] = set()
 
     async def check(self, rate_key: str, interval_us: int, burst: int) -> RateState:
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[RateState] = loop.create_future()
-        if not self._pending:
+        if self._flushing_on is not loop:  # none scheduled (or on a loop that has gone): one on this loop
+            self._pending = [entry for entry in self._pending if entry[3].get_loop() is loop]
+            self._flushing_on = loop
             loop.call_soon(self._flush)
         self._pending.append((rate_key, interval_us, burst, answer))
         return await answer
 
     def _flush(self) -> None:
-        pending, self._pending = self._pending, []
+        pending, self._pending, self._flushing_on = self._pending, [], None
         for start in range(0, len(pending), self.MAX_BATCH):
             task = asyncio.ensure_future(self._run(pending[start : start + self.MAX_BATCH]))
             self._running.add(task)
@@ -106,24 +109,22 @@ class RateChecks:
         args: list[int] = []
         for _, interval_us, burst, _ in batch:
             args += (interval_us, burst)
+        kind: type[redis.exceptions.RedisError] = redis.exceptions.ConnectionError
+        reason: tuple[object, ...] = ("rate-limit check failed",)
         try:
             async with asyncio.timeout(self._timeout_s):
                 answers = await self._script(keys=[key for key, *_ in batch], args=args)
+            for (*_, answer), (wait_us, remaining, reset_us) in zip(batch, answers, strict=True):
+                if not answer.done():
+                    answer.set_result(RateState(wait_us=int(wait_us), remaining=int(remaining), reset_us=int(reset_us)))
         except TimeoutError:
-            self._fail(batch, redis.exceptions.TimeoutError("rate-limit check timed out"))
-            return
-        except Exception as exc:  # noqa: BLE001 - each waiting check gets the failure
-            self._fail(batch, exc)
-            return
-        for (*_, answer), (wait_us, remaining, reset_us) in zip(batch, answers, strict=True):
-            if not answer.done():
-                answer.set_result(RateState(wait_us=int(wait_us), remaining=int(remaining), reset_us=int(reset_us)))
-
-    @staticmethod
-    def _fail(batch: list[tuple[str, int, int, asyncio.Future[RateState]]], exc: BaseException) -> None:
-        for *_, answer in batch:
-            if not answer.done():
-                answer.set_exception(exc)
+            kind, reason = redis.exceptions.TimeoutError, ("rate-limit check timed out",)
+        except redis.exceptions.RedisError as exc:
+            kind, reason = type(exc), exc.args
+        finally:  # whatever ended this call, no check waits for ever; each waiter gets its own exception
+            for *_, answer in batch:
+                if not answer.done():
+                    answer.set_exception(kind(*reason))
 
 
 def rate_interval_us(rate: float) -> int:

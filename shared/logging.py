@@ -57,26 +57,40 @@ def _json_dumps(obj: Any, **_: Any) -> str:
 
 class _QuickInfoLogger:
     """The standard-library logger of one name, except that its debug and info lines (a request line per request,
-    a job line per job) skip the standard library's record, handler and lock: they are rendered by the same
-    formatter processors and written to the same stream as every other line, about 20 µs sooner each. Warnings
-    and errors still go through the standard library (its handlers, `caplog` in tests)."""
+    a job line per job) skip the standard library's record, handler and lock while our handler is the only one:
+    they are rendered by the same formatter processors and written to the handler's stream, about 15 µs sooner
+    each. Anything else (warnings and errors, other handlers such as `caplog` in tests, a line that cannot be
+    rendered or written) goes through the standard library, which reports its own failures and never raises."""
 
-    def __init__(self, name: str, formatter: structlog.stdlib.ProcessorFormatter, stream: Any) -> None:
+    def __init__(self, name: str, handler: logging.StreamHandler[Any]) -> None:
         self._stdlib = logging.getLogger(name)
-        self._processors = formatter.processors
-        self._stream = stream
+        self._handler = handler
+        formatter = handler.formatter
+        self._processors = formatter.processors if isinstance(formatter, structlog.stdlib.ProcessorFormatter) else ()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stdlib, name)
 
-    def _write(self, event_dict: Any, **_: Any) -> None:
-        ed: Any = {**event_dict, "_record": None, "_from_structlog": True}  # as ProcessorFormatter.format has it
-        for processor in self._processors:
-            ed = processor(self._stdlib, "info", ed)
-        self._stream.write(ed + "\n")
-        self._stream.flush()
+    def _quick(self, method: str, event_dict: Any, **kw: Any) -> None:
+        quick = self._processors and not self._stdlib.handlers and self._stdlib.propagate
+        if quick and logging.root.handlers == [self._handler]:
+            try:
+                ed: Any = {**event_dict, "_record": None, "_from_structlog": True}  # as ProcessorFormatter has it
+                for processor in self._processors:
+                    ed = processor(self._stdlib, method, ed)
+                stream = self._handler.stream
+                stream.write(ed + "\n")
+                stream.flush()
+                return
+            except Exception:  # noqa: BLE001 - the standard library writes it, or says why it cannot
+                pass
+        getattr(self._stdlib, method)(event_dict, **kw)
 
-    info = debug = _write
+    def info(self, event_dict: Any, **kw: Any) -> None:
+        self._quick("info", event_dict, **kw)
+
+    def debug(self, event_dict: Any, **kw: Any) -> None:
+        self._quick("debug", event_dict, **kw)
 
 
 def configure_logging(level: str = "info", fmt: str = "auto") -> None:
@@ -105,7 +119,7 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     handler.setFormatter(formatter)
 
     def logger_factory(*args: Any) -> _QuickInfoLogger:
-        return _QuickInfoLogger(args[0] if args else "", formatter, handler.stream)
+        return _QuickInfoLogger(args[0] if args else "", handler)
 
     structlog.configure(
         # lines below the level are dropped before any processor runs (the stdlib handler would drop them last)

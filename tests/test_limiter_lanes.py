@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from api.apikeys import ApiKeyStore
+from scripts.embedded_redis import free_port
 from shared import keys
 from workers.ratelimit import BATCH_HORIZON_S, RateLimiter
 
@@ -60,3 +62,24 @@ async def test_batch_items_book_no_backlog_a_single_call_would_wait_behind(redis
     as_batch_items = await book(redis, batch=True)
     assert as_single_calls > 10 * interval_us  # single calls book ahead: the measure sees a backlog when there is one
     assert as_batch_items <= horizon_us + interval_us
+
+
+async def test_when_redis_cannot_answer_every_gathered_check_fails_on_its_own() -> None:
+    dead = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.2)
+    store = ApiKeyStore(dead)
+    try:
+        outcomes = await asyncio.gather(*(store.gcra("k", 1000, 5) for _ in range(3)), return_exceptions=True)
+    finally:
+        await dead.aclose()
+    assert all(isinstance(outcome, RedisError) for outcome in outcomes), outcomes
+    assert len({id(outcome) for outcome in outcomes}) == 3  # each waiter its own exception
+
+
+async def test_a_free_slot_is_taken_once_even_at_a_margin_of_one(redis: Redis) -> None:
+    """At margin 1.0 a call on a free slot is never 'late' (it would book five slots and use one)."""
+    limiter = RateLimiter(redis, "margin-one", margin=1.0)
+    rate_key = keys.rate_limit_key("margin-one", "DetectFace")
+    await redis.delete(rate_key)
+    await limiter.acquire("DetectFace", 1.0, max_wait_s=5)  # one slot a second
+    tat, (seconds, micros) = int(await redis.get(rate_key)), await redis.time()
+    assert tat - (seconds * 1_000_000 + micros) <= 1_000_000  # one slot booked, not five

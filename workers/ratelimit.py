@@ -23,6 +23,7 @@ from shared.metrics import RATE_LIMIT_WAIT, WorkerMetrics
 # half is for the way to the upstream (building, signing and sending the request). A machine whose processes starve
 # each other for longer needs a wider margin (and leaves more of the limit unused: 1/margin of it is used).
 MAX_REBOOKINGS = 5
+MIN_LATE_S = 0.002  # (at a margin of 1.0 a call would otherwise always be "late")
 # A batch item books only a slot at most this far ahead (or one interval, when that is longer), else it waits and
 # asks again: batch items never queue up a backlog of booked slots that a single call would wait behind.
 BATCH_HORIZON_S = 0.005
@@ -52,7 +53,7 @@ class RateLimiter:
     ) -> None:
         self._reserve = redis.register_script(keys.RESERVE_SLOT)
         self._margin = margin
-        self._late_s = (margin - 1) / 2  # how late after its slot a call may still go (the comment above)
+        self._late_s = max((margin - 1) / 2, MIN_LATE_S)  # how late after its slot a call may go (comment above)
         self._access_key_id = access_key_id
         self._metrics = metrics
 
@@ -88,15 +89,17 @@ class RateLimiter:
             if wait_us == CANCELED:
                 raise CallCanceled(action)
             if wait_us < 0 and horizon_us is not None and remaining_us > horizon_us:
-                await asyncio.sleep(random.uniform(0.5, 1.5) * horizon_us / 1_000_000)  # a batch item asks again
+                pause_us = min(random.uniform(0.5, 1.5) * horizon_us, remaining_us - horizon_us)  # within max_wait
+                await asyncio.sleep(pause_us / 1_000_000)  # a batch item asks again
                 continue
             if wait_us < 0:
                 raise SlotTooFar(action)
             rebookings += 1
             counted = wait_us == 0 and job is not None
             slot = loop.time() + wait_us / 1_000_000
-            if wait_us:
-                await asyncio.sleep(wait_us / 1_000_000)
+            if not wait_us:
+                break  # a free slot, taken at once: not late
+            await asyncio.sleep(wait_us / 1_000_000)
             if loop.time() - slot <= self._late_s:
                 break
         if self._metrics is not None:

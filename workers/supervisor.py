@@ -27,6 +27,7 @@ from shared.config import ConfigError, Settings
 from shared.logging import configure_logging
 
 RESTART_DELAY_S = 1.0
+MAX_OPEN_FILES = 65_536  # what a worker asks for (never less than it has)
 ABANDON_GRACE_S = 2.0
 # redis-py reports a connection lost during arq's WATCH (when it starts a job) as a WatchError
 REDIS_LOST = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.WatchError)
@@ -50,8 +51,10 @@ def open_files_limit() -> int:
     """Raise this process's open-file limit to what the system allows it: each upstream call in flight holds a
     socket (SERVER402_UPSTREAM_CONCURRENCY of them, 1,024 by default), and many systems start processes at 1,024."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
-        wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 65_536)
+    if soft == resource.RLIM_INFINITY:
+        return soft
+    wanted = MAX_OPEN_FILES if hard == resource.RLIM_INFINITY else min(hard, MAX_OPEN_FILES)
+    if wanted > soft:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
             soft = wanted
