@@ -13,8 +13,7 @@ local JOB_PREFIX, BATCH_PREFIX, WH_PREFIX, WH_DUE, PAY_PREFIX =
 local QUEUE, QUEUE_WAKE = NAMES.queue, NAMES.queue_wake
 local ARQ_JOB, ARQ_RETRY, ARQ_IN_PROGRESS = NAMES.arq_job, NAMES.arq_retry, NAMES.arq_in_progress
 local WEBHOOK_KEEP_MS = 86400000
-local function webhook_event(subject, event, now, retention)
-  local f = redis.call('HMGET', subject, 'webhook', 'events', 'id', 'owner')
+local function webhook_from(f, event, now, retention)  -- f: the subject's webhook, events, id, owner
   if not f[1] or f[1] == '' or not f[2] then return end
   if not string.find(',' .. f[2] .. ',', ',' .. event .. ',', 1, true) then return end
   local id = 'msg_' .. f[3] .. '.' .. event
@@ -24,6 +23,9 @@ local function webhook_event(subject, event, now, retention)
     'createdAt', now, 'attempts', 0, 'status', 'pending')
   redis.call('PEXPIRE', key, tonumber(retention) + WEBHOOK_KEEP_MS)
   redis.call('ZADD', WH_DUE, now, id)
+end
+local function webhook_event(subject, event, now, retention)
+  webhook_from(redis.call('HMGET', subject, 'webhook', 'events', 'id', 'owner'), event, now, retention)
 end
 -- Queue the next `count` items of a batch as jobs (its window refills as jobs finish). Items are JSON arrays
 -- made at submission: job id, arq payload (hex), then the job hash's field/value pairs; popped from the head.
@@ -51,8 +53,8 @@ local function fan_out(bkey, count, now)
   end
   return made
 end
-local function batch_moved(job, from, to, now, channel, retention)
-  local b = redis.call('HGET', job, 'batch')
+local function batch_moved(job, from, to, now, channel, retention, b, id)  -- b, id: the job's, when read already
+  if b == nil then b = redis.call('HGET', job, 'batch') end
   if not b then return end
   local bkey = BATCH_PREFIX .. b
   if redis.call('EXISTS', bkey) == 0 then return end
@@ -63,7 +65,7 @@ local function batch_moved(job, from, to, now, channel, retention)
   end
   if to == 'queued' then return end
   redis.call('HINCRBY', bkey, to, 1)
-  redis.call('RPUSH', bkey .. ':done', redis.call('HGET', job, 'id'))
+  redis.call('RPUSH', bkey .. ':done', id or redis.call('HGET', job, 'id'))
   local finished = redis.call('HINCRBY', bkey, 'finished', 1)
   if finished < tonumber(redis.call('HGET', bkey, 'total')) then
     fan_out(bkey, 1, now)  -- one out, one in: the batch keeps its window of jobs queued or running
@@ -83,13 +85,15 @@ local function arq_done(id)
   redis.call('ZREM', QUEUE, id)
 end
 local function job_moved(job, from, to, now, channel, retention)
-  batch_moved(job, from, to, now, channel, retention)
+  local f = redis.call('HMGET', job, 'batch', 'attempts', 'webhook', 'events', 'id', 'owner')  -- read once
+  batch_moved(job, from, to, now, channel, retention, f[1], f[5])
+  local hook = {f[3], f[4], f[5], f[6]}
   if to == 'running' then
-    if from ~= 'running' and redis.call('HGET', job, 'attempts') == '1' then
-      webhook_event(job, 'job.started', now, retention)
+    if from ~= 'running' and f[2] == '1' then
+      webhook_from(hook, 'job.started', now, retention)
     end
   elseif to ~= 'queued' then
-    webhook_event(job, 'job.' .. to, now, retention)
+    webhook_from(hook, 'job.' .. to, now, retention)
   end
 end
 -- A queued job is canceled: off arq's queue, its paid call given back, announced.
