@@ -479,7 +479,7 @@ LOCAL = Group(
 
 COMMON = Group(
     "",
-    None,
+    Settings,  # its own fields, beside the groups
     "Every process",
     (
         Setting(
@@ -962,8 +962,7 @@ def _check_declaration() -> None:
     or read and undeclared)."""
     for group in GROUPS:
         declared = [s.field for s in group.settings]
-        struct = Settings if group.struct is None else group.struct
-        fields = [f for f in struct.__struct_fields__ if f not in _GROUPS_BY_NAME]
+        fields = [f for f in group.struct.__struct_fields__ if f not in _GROUPS_BY_NAME]
         if sorted(declared) != sorted(fields):
             raise AssertionError(f"settings group {group.name or 'common'!r}: declared {declared}, struct {fields}")
 
@@ -977,7 +976,7 @@ def secret_settings() -> set[str]:
         s.env
         for group in GROUPS
         for s in group.settings
-        if (Settings if group.struct is None else group.struct).__annotations__.get(s.field) in (Secret, "Secret")
+        if group.struct.__annotations__.get(s.field) in (Secret, "Secret")
     }
 
 
