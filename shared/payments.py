@@ -235,7 +235,7 @@ class PaymentStore:
         self.redis = redis
         self.settings = settings
         self.x402 = x402
-        self._offers: dict[tuple[str, int, str], PaymentRecord] = {}  # this second's offers (`offer`)
+        self._offers: dict[tuple[str, int, str], tuple[int, dict[str, Any]]] = {}  # this second's (`offer`)
         self._create = redis.register_script(keys.CREATE_PAYMENT)
         self._expire = redis.register_script(keys.EXPIRE_PAYMENTS)
 
@@ -287,21 +287,23 @@ class PaymentStore:
             idempotency_hash=idempotency_hash,
         )
 
-    def offer(self, service: Service, *, calls: int, client_id: str = "") -> PaymentRecord:
-        """The pending payment a 402 offers. Not stored: its id carries its terms (see `offer_id`). The same for
-        every 402 of one second (service, calls, client): built once a second and kept (a small, bounded cache)."""
+    def offer(self, service: Service, *, calls: int, client_id: str = "") -> dict[str, Any]:
+        """The pending payment a 402 offers, as its JSON body. Not stored: its id carries its terms (see
+        `offer_id`). The same for every 402 of one second (service, calls, client): built once a second and kept
+        (a small, bounded cache; the body is shared, never changed)."""
         expires_s = now_ms() // 1000 + self.settings.pending_payment_ttl_s
         key = (service.id, calls, client_id)
         cached = self._offers.get(key)
-        if cached is not None and cached.expires_at == expires_s * 1000:
-            return cached
+        if cached is not None and cached[0] == expires_s:
+            return cached[1]
         payment_id = offer_id(self.settings.token_secret, service.id, calls, expires_s)
         record = self.new_record(service, calls=calls, kind="offer", client_id=client_id, payment_id=payment_id)
         record = msgspec.structs.replace(record, expires_at=expires_s * 1000)
+        body: dict[str, Any] = msgspec.to_builtins(payment_view(record, token=""))
         if len(self._offers) >= MAX_CACHED_OFFERS:
             self._offers.clear()
-        self._offers[key] = record
-        return record
+        self._offers[key] = (expires_s, body)
+        return body
 
     def offer_for(self, payment_id: str, resolve: Callable[[str], Service | None]) -> PaymentRecord | None:
         """An offer rebuilt from its id (None when the id is not a genuine offer of a known service)."""

@@ -36,13 +36,11 @@ from shared.metrics import ApiMetrics
 from shared.models import Service
 from shared.payments import (
     KEEP_AFTER_EXPIRY_MS,
-    MAX_CACHED_OFFERS,
     NonceClaim,
     PaymentKind,
     PaymentRecord,
     PaymentStore,
     payment_id_of,
-    payment_view,
 )
 from shared.payments import Settlement as X402Settlement
 from shared.quality import QualityStore
@@ -129,7 +127,6 @@ class PaymentGate:
         self.x402 = x402
         self.metrics = metrics
         self.quality = quality
-        self._offer_bodies: dict[tuple[str, str], dict[str, Any]] = {}  # each 402's payment, built once
 
     # ------------------------------------------------------------ access and refusals
 
@@ -152,12 +149,7 @@ class PaymentGate:
         client_id: str = "",
     ) -> errors.PaymentRequired:
         """A 402 whose body offers a pending payment for the call and whose header carries the x402 terms."""
-        offer = self.payments.offer(service, calls=calls, client_id=client_id)
-        body = self._offer_bodies.get((offer.payment_id, client_id))
-        if body is None:  # an offer's body, built once (the offer is the same all its second)
-            if len(self._offer_bodies) >= MAX_CACHED_OFFERS:
-                self._offer_bodies.clear()
-            body = self._offer_bodies[offer.payment_id, client_id] = offer_body(offer)
+        body = self.payments.offer(service, calls=calls, client_id=client_id)
         header = self.x402.payment_required_header(service, calls, resource_url, message or error)
         self.quality.record_payment_required(service.id)  # the service's paymentRequireds
         return errors.PaymentRequired(
@@ -440,8 +432,3 @@ class PaymentGate:
     def _keep_ms(payment: VerifiedPayment) -> int:
         """How long an intent and what it made stay: past the authorization's end, the reconciler's bound."""
         return (min(payment.valid_before - int(time.time()), 7 * 86_400) + 86_400) * 1000
-
-
-def offer_body(record: PaymentRecord) -> dict[str, Any]:
-    body: dict[str, Any] = msgspec.to_builtins(payment_view(record, token=""))
-    return body

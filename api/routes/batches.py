@@ -21,7 +21,6 @@ import structlog
 from aiohttp import web
 
 from api import appkeys, errors
-from api.callcore.gate import offer_body
 from api.callcore.idempotency import Idempotency, checked_key
 from api.callcore.parties import Caller, batch_owner, tenant_of, token_owner
 from api.callcore.refusals import INVALID_TOKEN, refusal
@@ -349,7 +348,7 @@ def _payment_required(
     for service_id, calls in counts.items():
         service = catalog.resolve(service_id)
         assert service is not None  # counted from resolved items
-        offer = offer_body(store.offer(service, calls=calls))
+        offer = store.offer(service, calls=calls)
         needed.append({"serviceId": service_id, "calls": calls, "payment": offer})
     return errors.BatchPaymentRequired(needed, error=error, code=code, message=message)
 
