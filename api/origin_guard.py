@@ -6,6 +6,7 @@ The rules, and how /mcp is answered: docs/architecture.md, "Before any handler".
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from urllib.parse import urlsplit
 
@@ -18,7 +19,6 @@ from api.appkeys import SETTINGS
 from api.mcp_protocol import RpcError, error_response
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
-MAX_REMEMBERED_HOSTS = 256
 ORIGIN_REFUSED = -32000  # the code the official TypeScript SDK answers a refused Origin or Host with
 
 
@@ -29,7 +29,6 @@ class Guard:
         self.origins = frozenset(filter(None, (origin_of(origin) for origin in allowed_origins)))
         public_host = (urlsplit(public_url).hostname or "").lower()
         self.hosts: frozenset[str] | None = LOOPBACK_NAMES | {public_host} if _is_loopback(host) else None
-        self._host_answers: dict[str, bool] = {}  # Host header -> allowed: the few a server sees, parsed once
 
     def refusal(self, request: web.Request) -> str | None:
         """Why the request is refused, or None."""
@@ -39,20 +38,12 @@ class Guard:
         if origins and origin_of(origins[0].strip()) not in self.origins:
             return "origin not allowed"
         host = request.headers.get("Host")
-        if self.hosts is not None and host is not None and not self._host_ok(host, self.hosts):
+        if self.hosts is not None and host is not None and not _host_allowed(host, self.hosts):
             return "host not allowed"
         return None
 
-    def _host_ok(self, host: str, hosts: frozenset[str]) -> bool:
-        allowed = self._host_answers.get(host)
-        if allowed is None:
-            allowed = _host_allowed(host, hosts)
-            if len(self._host_answers) >= MAX_REMEMBERED_HOSTS:  # anyone may send any Host: bounded
-                self._host_answers.clear()
-            self._host_answers[host] = allowed
-        return allowed
 
-
+@functools.lru_cache(maxsize=256)  # the few Host headers a server sees, each parsed once (anyone may send any: bounded)
 def _host_allowed(host: str, hosts: frozenset[str]) -> bool:
     name = _hostname(host)
     if name is None or "@" in host:  # userinfo: no browser sends it, and it hides the name that was asked for
