@@ -23,21 +23,23 @@ if KEYS[4] ~= '' then
 end
 local client = ''
 if KEYS[5] ~= '' then
-  local refused = payment_refusal(KEYS[5], o.service, o.caller, o.now, 1)
+  local refused, p = payment_refusal(KEYS[5], o.service, o.caller, o.now, 1)
   if refused then return {-1, refused} end
-  consume(KEYS[5], 1, KEYS[6], o.at, {'jobId', o.id})
-  client = redis.call('HGET', KEYS[5], 'clientId') or ''
+  consume(KEYS[5], 1, KEYS[6], o.at, {'jobId', o.id}, p)
+  client = p[3] or ''
 end
 if intent ~= '' then  -- the x402 payment this job waited for is spent on it: its intent is done
   redis.call('HSET', intent, 'stage', 'done')
   redis.call('ZREM', KEYS[9], redis.call('HGET', intent, 'digest'))
 end
 if KEYS[4] ~= '' then redis.call('SET', KEYS[4], o.idempotency, 'PX', o.ttl) end
-redis.call('HSET', KEYS[1], unpack(o.fields))
+local fields = o.fields
 if o.tenant ~= '' then
   if client == '' then client = o.tenant end
-  redis.call('HSET', KEYS[1], 'tenant', client)
+  fields[#fields + 1] = 'tenant'
+  fields[#fields + 1] = client
 end
+redis.call('HSET', KEYS[1], unpack(fields))
 redis.call('PEXPIRE', KEYS[1], o.ttl)
 redis.call('PSETEX', KEYS[2], o.ttl, o.payload)
 redis.call('ZADD', KEYS[3], o.score, o.id)

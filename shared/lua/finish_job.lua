@@ -8,14 +8,16 @@
 -- retention ms, channel, refund (reason or ""), at (ISO now), quality_field, latency (ms or ""), alpha
 local o = cmsgpack.unpack(ARGV[1])
 arq_done(o.id)
-local status = redis.call('HGET', KEYS[1], 'status')
+-- every field this step reads of the job, at once (it writes none of JOB_MOVED_FIELDS)
+local f = redis.call('HMGET', KEYS[1], 'status', 'retryAt', unpack(JOB_MOVED_FIELDS))
+local status = f[1]
 if status ~= 'running' and status ~= 'queued' then return 0 end
 quality_result(KEYS[5], o.quality_field, o.latency, o.alpha)
 redis.call('SREM', KEYS[4], o.id)
 redis.call('HSET', KEYS[1], 'status', o.status, 'finishedAt', o.now, o.field, o.payload)
-redis.call('HDEL', KEYS[1], 'retryAt')
+if f[2] then redis.call('HDEL', KEYS[1], 'retryAt') end
 give_back(KEYS[1], KEYS[2], KEYS[3], o.at, o.refund)
 redis.call('PEXPIRE', KEYS[1], o.retention)
-job_moved(KEYS[1], status, o.status, o.now, o.channel, o.retention)
+job_moved(KEYS[1], status, o.status, o.now, o.channel, o.retention, {f[3], f[4], f[5], f[6], f[7], f[8]})
 redis.call('PUBLISH', o.channel, o.id)
 return 1

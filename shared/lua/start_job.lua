@@ -9,13 +9,18 @@
 -- A job that expires here (it never ran, or waited too long to retry an upstream failure: never the caller's
 -- fault) gives its paid call back.
 local o = cmsgpack.unpack(ARGV[1])
--- the fields this step decides on, read at once (none of them is written before it is read)
-local f = redis.call('HMGET', KEYS[1], 'status', 'id', 'deadline', 'paymentId', 'cancel', 'attempts')
-local status, id, deadline, pid = f[1], f[2], f[3], f[4]
+-- the whole job, read once: this step decides on it and returns it (as the step leaves it)
+local all = redis.call('HGETALL', KEYS[1])
+local f, at = {}, {}  -- field -> value, field -> its value's place in `all`
+for i = 1, #all, 2 do
+  f[all[i]] = all[i + 1]
+  at[all[i]] = i + 1
+end
+local status, id, deadline, pid = f.status, f.id, f.deadline, f.paymentId
 if not status then return {'missing', 0, {}} end
 if status ~= 'queued' and status ~= 'running' then
   arq_done(id)
-  return {status, 0, redis.call('HGETALL', KEYS[1])}
+  return {status, 0, all}
 end
 local now = tonumber(o.now)
 if now >= tonumber(deadline) then
@@ -28,16 +33,22 @@ if now >= tonumber(deadline) then
   redis.call('PUBLISH', o.channel, id)
   return {'expired', 0, redis.call('HGETALL', KEYS[1])}
 end
-if f[5] == '1' then
-  return {'cancel_requested', 0, redis.call('HGETALL', KEYS[1])}
+if f.cancel == '1' then
+  return {'cancel_requested', 0, all}
 end
-local attempts = tonumber(f[6] or '0')
+local attempts = tonumber(f.attempts or '0')
 if attempts > 0 and now + tonumber(o.min_budget) >= tonumber(deadline) then
-  return {'out_of_time', attempts, redis.call('HGETALL', KEYS[1])}
+  return {'out_of_time', attempts, all}
 end
-redis.call('HSET', KEYS[1], 'status', 'running')
-redis.call('HSETNX', KEYS[1], 'startedAt', o.now)
+local attempt = attempts + 1
+local started = f.startedAt or string.format('%.0f', now)  -- the first attempt's
+local changed = {status = 'running', attempts = string.format('%d', attempt), startedAt = started}
+redis.call('HSET', KEYS[1], 'status', changed.status, 'attempts', changed.attempts, 'startedAt', changed.startedAt)
 redis.call('SADD', KEYS[3], id)
-local attempt = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-job_moved(KEYS[1], status, 'running', o.now, o.channel, o.retention)
-return {'running', attempt, redis.call('HGETALL', KEYS[1])}
+for field, value in pairs(changed) do
+  if at[field] then all[at[field]] = value else all[#all + 1] = field; all[#all + 1] = value end
+end
+local moved = {}
+for i, field in ipairs(JOB_MOVED_FIELDS) do moved[i] = changed[field] or f[field] or false end
+job_moved(KEYS[1], status, 'running', o.now, o.channel, o.retention, moved)
+return {'running', attempt, all}

@@ -2,18 +2,23 @@
 -- A payment's calls: checked (payment_refusal), spent (consume) and given back (give_back), for the job and batch
 -- scripts alike.
 --
--- Why a payment cannot pay for `calls` calls of `service` presented with `caller_key` ('' for no API key), or nil.
--- A payment bound to its buyer (boundTo) pays only for it: a key's only with that key, a wallet's only without
--- any key. Payments stored before boundTo existed are bound when a key bought them.
-local function payment_refusal(pkey, service, caller_key, now, calls)
-  local p = redis.call('HMGET', pkey, 'status', 'serviceId', 'clientId', 'remainingCalls', 'expiresAt', 'boundTo')
-  if not p[1] then return 'payment_required' end
-  if p[1] == 'settling' then return 'payment_settling' end
-  if p[1] == 'failed' then return 'payment_failed' end
-  if p[1] == 'expired' or tonumber(p[5]) <= tonumber(now) then return 'token_expired' end
-  if p[1] ~= 'paid' then return 'payment_required' end
+-- payment_refusal() reads the payment once (PAYMENT_READ: LEDGER_FIELDS, then status, remainingCalls, expiresAt,
+-- boundTo, usedCalls) and returns the refusal and what it read (for consume).
+local PAYMENT_READ = {unpack(LEDGER_FIELDS)}
+for _, field in ipairs({'status', 'remainingCalls', 'expiresAt', 'boundTo', 'usedCalls'}) do
+  PAYMENT_READ[#PAYMENT_READ + 1] = field
+end
+-- refusal_of(): why a payment (`p`, as read) cannot pay for `calls` calls of `service` presented with `caller_key`
+-- ('' for no API key), or nil. A payment bound to its buyer (boundTo) pays only for it: a key's only with that key,
+-- a wallet's only without any key. Payments stored before boundTo existed are bound when a key bought them.
+local function refusal_of(p, service, caller_key, now, calls)
+  if not p[11] then return 'payment_required' end
+  if p[11] == 'settling' then return 'payment_settling' end
+  if p[11] == 'failed' then return 'payment_failed' end
+  if p[11] == 'expired' or tonumber(p[13]) <= tonumber(now) then return 'token_expired' end
+  if p[11] ~= 'paid' then return 'payment_required' end
   if p[2] ~= service then return 'wrong_service' end
-  local bound = p[6]
+  local bound = p[14]
   if not bound then
     bound = ''
     if p[3] and string.sub(p[3], 1, 4) == 'key:' then bound = p[3] end
@@ -23,14 +28,20 @@ local function payment_refusal(pkey, service, caller_key, now, calls)
     if string.sub(bound, 1, 4) == 'key:' then presenter = bound end
     if presenter ~= caller_key then return 'wrong_client' end
   end
-  if tonumber(p[4]) < calls then return 'no_calls_left' end
+  if tonumber(p[12]) < calls then return 'no_calls_left' end
   return nil
 end
+local function payment_refusal(pkey, service, caller_key, now, calls)
+  local p = redis.call('HMGET', pkey, unpack(PAYMENT_READ))
+  return refusal_of(p, service, caller_key, now, calls), p
+end
 -- Spend `calls` calls of a payment payment_refusal accepted: one 'consumed' event, `extra` naming what they paid for.
-local function consume(pkey, calls, stream, at, extra)
-  redis.call('HINCRBY', pkey, 'remainingCalls', -calls)
-  redis.call('HINCRBY', pkey, 'usedCalls', calls)
-  ledger(stream, 'consumed', at, pkey, calls, extra)
+-- `p`: what payment_refusal read, when nothing has written the payment since (one write, no read); nil: read now.
+local function consume(pkey, calls, stream, at, extra, p)
+  if p == nil then p = redis.call('HMGET', pkey, unpack(PAYMENT_READ)) end
+  redis.call('HSET', pkey, 'remainingCalls', string.format('%d', tonumber(p[12]) - calls),
+    'usedCalls', string.format('%d', tonumber(p[15] or '0') + calls))
+  ledger_of(stream, 'consumed', at, p, calls, extra)
 end
 -- A paid call that did not run through no fault of the caller is restored, exactly once per job.
 local function give_back(job, pkey, stream, at, reason)

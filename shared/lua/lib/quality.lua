@@ -2,11 +2,14 @@
 -- the script that finishes the job: counting costs no round trip.
 local function quality_result(key, field, latency, alpha)
   if key == '' then return end
-  redis.call('HINCRBY', key, field, 1)
-  if latency ~= '' then
-    local sample = tonumber(latency)
-    local mean = tonumber(redis.call('HGET', key, 'latencyMs') or '')
-    if mean then mean = mean + tonumber(alpha) * (sample - mean) else mean = sample end
-    redis.call('HSET', key, 'latencyMs', string.format('%.1f', mean), 'lastLatencyMs', string.format('%.1f', sample))
+  if latency == '' then
+    redis.call('HINCRBY', key, field, 1)
+    return
   end
+  local q = redis.call('HMGET', key, field, 'latencyMs')
+  local sample = tonumber(latency)
+  local mean = tonumber(q[2] or '')
+  if mean then mean = mean + tonumber(alpha) * (sample - mean) else mean = sample end
+  redis.call('HSET', key, field, string.format('%d', tonumber(q[1] or '0') + 1),
+    'latencyMs', string.format('%.1f', mean), 'lastLatencyMs', string.format('%.1f', sample))
 end

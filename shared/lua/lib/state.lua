@@ -84,8 +84,11 @@ local function arq_done(id)
   redis.call('DEL', ARQ_JOB .. id, ARQ_RETRY .. id, ARQ_IN_PROGRESS .. id)
   redis.call('ZREM', QUEUE, id)
 end
-local function job_moved(job, from, to, now, channel, retention)
-  local f = redis.call('HMGET', job, 'batch', 'attempts', 'webhook', 'events', 'id', 'owner')  -- read once
+-- A job moved from one status to another: its batch follows, its webhook is told. `f`: the job's JOB_MOVED_FIELDS
+-- as the step leaves them (false for a missing one), when the script has read them already; nil: read here.
+local JOB_MOVED_FIELDS = {'batch', 'attempts', 'webhook', 'events', 'id', 'owner'}
+local function job_moved(job, from, to, now, channel, retention, f)
+  if f == nil then f = redis.call('HMGET', job, unpack(JOB_MOVED_FIELDS)) end
   batch_moved(job, from, to, now, channel, retention, f[1], f[5])
   local hook = {f[3], f[4], f[5], f[6]}
   if to == 'running' then
