@@ -21,7 +21,8 @@ RUN_TOOL = "run_tool"  # the arq function every tool job runs (workers/tasks.py)
 # The Worker members ServerWorker and the supervisor override or use that arq does not document.
 RELIED_ON: tuple[str, ...] = (
     "_poll_iteration", "finish_job", "sem", "_release_sem_dec_counter_on_complete", "run_job", "_jobs_started",
-    "_cancel_aborted_jobs", "heart_beat", "_pool",
+    "_cancel_aborted_jobs", "heart_beat", "_pool", "functions", "job_tasks", "job_timeout_s", "job_deserializer",
+    "on_job_start", "jobs_complete", "jobs_retried", "jobs_failed",
 )  # fmt: skip
 
 _msgpack = msgspec.msgpack.Encoder()

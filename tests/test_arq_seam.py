@@ -32,7 +32,7 @@ async def test_every_worker_member_relied_on_is_there() -> None:
 
 
 def test_the_overridden_methods_keep_their_signatures() -> None:
-    for name in ("_poll_iteration", "finish_job"):
+    for name in ("_poll_iteration", "finish_job", "run_job"):
         ours, arqs = inspect.signature(getattr(ServerWorker, name)), inspect.signature(getattr(Worker, name))
         assert list(ours.parameters) == list(arqs.parameters), f"arq's Worker.{name} changed: {arqs}"
         assert inspect.iscoroutinefunction(getattr(Worker, name)), name

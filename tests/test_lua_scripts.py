@@ -136,8 +136,12 @@ def resolve(value: Any, prefix: str) -> Any:
 
 
 def decoded(value: Any) -> Any:
+    """Replies as text; bytes that are not UTF-8 (arq's payloads) stay bytes."""
     if isinstance(value, bytes):
-        return value.decode()
+        try:
+            return value.decode()
+        except UnicodeDecodeError:
+            return value
     if isinstance(value, list):
         return [decoded(item) for item in value]
     return value
@@ -897,19 +901,22 @@ def claim(room: int) -> list[Any]:
 
 
 CLAIM_JOBS = [
-    Row("a due tool job is marked for one lease and moved to the lease's end: its id and score as read",
+    Row("a due tool job is leased: moved to the lease's end (no mark); its id, score as read and arq payload",
+        before={QUEUE: Sorted({"job_1": NOW - 100}), ARQ: Text(PAYLOAD)}, keys=[QUEUE], args=claim(2),
+        returns=["job_1", str(NOW - 100), PAYLOAD],
+        after={MARK: None, QUEUE: Sorted({"job_1": NOW + 5000}), ARQ: Text(PAYLOAD)}),
+    Row("a tool job whose payload is gone is leased with an empty one (the worker lets arq fail it)",
         before={QUEUE: Sorted({"job_1": NOW - 100})}, keys=[QUEUE], args=claim(2),
-        returns=["job_1", str(NOW - 100)],
-        after={MARK: Text("1", ttl=5000), QUEUE: Sorted({"job_1": NOW + 5000})}),
-    Row("a job marked already (running elsewhere) is skipped; one of arq's crons gets arq's full mark",
-        before={QUEUE: Sorted({"job_1": NOW - 100, "cron:sweep": NOW - 50}), MARK: Text("1")}, keys=[QUEUE],
-        args=claim(2), returns=["cron:sweep", str(NOW - 50)],
-        after={ARQ_IN_PROGRESS_PREFIX + "cron:sweep": Text("1", ttl=300_000)}),
+        returns=["job_1", str(NOW - 100), ""], after={QUEUE: Sorted({"job_1": NOW + 5000})}),
+    Row("a cron marked already (running elsewhere) is skipped; another of arq's crons gets arq's full mark",
+        before={QUEUE: Sorted({"cron:a": NOW - 100, "cron:sweep": NOW - 50}), ARQ_IN_PROGRESS_PREFIX + "cron:a":
+                Text("1")}, keys=[QUEUE], args=claim(2), returns=["cron:sweep", str(NOW - 50), ""],
+        after={ARQ_IN_PROGRESS_PREFIX + "cron:sweep": Text("1", ttl=300_000),
+               QUEUE: Sorted({"cron:a": NOW - 100, "cron:sweep": NOW - 50})}),
     Row("no more than the worker has room for, and none not yet due",
-        before={QUEUE: Sorted({"job_1": NOW - 100, "job_2": NOW - 50, "job_3": NOW + 1000})}, keys=[QUEUE],
-        args=claim(1), returns=["job_1", str(NOW - 100)],
-        after={MARK: Text("1", ttl=5000),
-               QUEUE: Sorted({"job_1": NOW + 5000, "job_2": NOW - 50, "job_3": NOW + 1000})}),
+        before={QUEUE: Sorted({"job_1": NOW - 100, "job_2": NOW - 50, "job_3": NOW + 1000}), ARQ: Text(PAYLOAD)},
+        keys=[QUEUE], args=claim(1), returns=["job_1", str(NOW - 100), PAYLOAD],
+        after={QUEUE: Sorted({"job_1": NOW + 5000, "job_2": NOW - 50, "job_3": NOW + 1000})}),
 ]  # fmt: skip
 
 CLAIM_DELIVERIES = [

@@ -77,7 +77,7 @@ def worker_options(settings: Settings, catalog: Catalog | None = None) -> dict[s
 
     async def on_job_start(ctx: dict[str, Any]) -> None:
         structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(job_id=ctx["job_id"], job_try=ctx["job_try"])
+        structlog.contextvars.bind_contextvars(job_id=ctx["job_id"])  # a tool job's attempt binds its number
 
     return {
         "functions": [

@@ -89,7 +89,6 @@ class WorkerContext(TypedDict):
     batches: BatchStore
     batch_slots: BatchSlots
     namespaces: tenancy.Namespaces
-    job_try: int
     ended_jobs: EndedJobs  # ServerWorker's: an attempt that ended its job reports it (arq then leaves its keys)
 
 
