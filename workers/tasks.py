@@ -4,8 +4,9 @@ One run of `run_tool` is one attempt: take the job (Lua, so a cancel cannot race
 call the upstream once. Failures of a retryable kind (shared/failures.py: throttled, server, unavailable) go back
 on the queue with full-jitter exponential backoff while the job's deadline allows; everything else, and anything
 past the deadline, ends the job with a clean error (START_JOB counts attempts; arq keeps no try counter for tool
-jobs, workers/queue.py). Each upstream attempt and each finished job's outcome feed the service's live quality figures (shared/quality.py says what counts); an
-outcome is counted just before the job is finished, so a caller holding its answer already sees it counted.
+jobs, workers/queue.py). Each upstream attempt and each finished job's outcome feed the service's live quality
+figures (shared/quality.py says what counts); an outcome is counted just before the job is finished, so a caller
+holding its answer already sees it counted.
 """
 
 from __future__ import annotations
