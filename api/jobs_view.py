@@ -13,7 +13,7 @@ from shared.payments import token_for
 
 async def view_for(request: web.Request, record: JobRecord) -> JobView:
     store = request.app[appkeys.JOBS]
-    position = await store.queue_position(record.id) if record.status == "queued" else None
+    position = await store.queue_position(record) if record.status == "queued" else None
     credit = None
     if record.refunded and record.payment_kind == "x402" and record.payment_id:
         credit = token_for(request.app[appkeys.SETTINGS].payments.token_secret, record.payment_id)

@@ -31,7 +31,7 @@ async def describe(request: web.Request, record: JobRecord) -> str:
     retrying = record.last_job_error()
     if retrying is not None:
         return f"queued for a retry after {retrying.code}"
-    position = await request.app[appkeys.JOBS].queue_position(record.id)
+    position = await request.app[appkeys.JOBS].queue_position(record)
     return f"queued (position {position + 1})" if position is not None else "queued"
 
 

@@ -88,6 +88,7 @@ class JobSettings(msgspec.Struct, frozen=True, kw_only=True):
 
     worker_max_jobs: int
     worker_batch_jobs: int
+    batch_nice: int
     deadline_s: float
     retention_s: int
     retry_base_s: float
@@ -244,6 +245,13 @@ def _positive_int(raw: str) -> int:
     value = _int(raw)
     if value <= 0:
         raise ValueError("must be greater than 0")
+    return value
+
+
+def _niceness(raw: str) -> int:
+    value = _int(raw)
+    if not 0 <= value <= 19:
+        raise ValueError("must be a niceness between 0 and 19")
     return value
 
 
@@ -701,8 +709,16 @@ JOBS = Group(
             "worker_batch_jobs",
             _positive_int,
             "64",
-            "Of those, at most this many batch items (single calls always find room; add workers for more batch "
-            "throughput).",
+            "Batch items a batch-lane worker runs at once (batch items have their own queue and worker "
+            "process; add workers for more batch throughput).",
+        ),
+        Setting(
+            "SERVER402_BATCH_NICE",
+            "batch_nice",
+            _niceness,
+            "10",
+            "CPU priority the batch lane's worker process gives up (its niceness, 0-19): a single call's work "
+            "runs first when both want the CPU, a batch takes what is left.",
         ),
         Setting(
             "SERVER402_JOB_DEADLINE_S",

@@ -303,8 +303,10 @@ class JobStore:
         go: int = await self._begin_call(keys=[keys.job_key(job_id), key], args=[field])
         return go == 1
 
-    async def queue_position(self, job_id: str) -> int | None:
-        rank: int | None = await self.redis.zrank(keys.QUEUE_NAME, job_id)
+    async def queue_position(self, record: JobRecord) -> int | None:
+        """The job's place on its queue (a batch item's is the batch lane's), None when it is not on one."""
+        queue = keys.BATCH_QUEUE_NAME if record.batch else keys.QUEUE_NAME
+        rank: int | None = await self.redis.zrank(queue, record.id)
         return rank
 
     async def start(self, job_id: str, *, min_budget_ms: int) -> tuple[str, int, JobRecord | None]:

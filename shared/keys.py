@@ -16,6 +16,11 @@ from shared.lua import load
 PREFIX = "s402"
 QUEUE_NAME = f"{PREFIX}:queue"
 QUEUE_WAKE = f"{QUEUE_NAME}:wake"  # the scripts that queue jobs publish here
+# The batch lane: batch items have their own arq queue and wake-ups, taken by batch-lane workers only
+# (workers/lanes.py), so single calls never queue, or wait for CPU, behind a batch.
+BATCH_QUEUE_NAME = f"{PREFIX}:queue:batch"
+BATCH_QUEUE_WAKE = f"{BATCH_QUEUE_NAME}:wake"
+WAKE_OF: Mapping[str, str] = MappingProxyType({QUEUE_NAME: QUEUE_WAKE, BATCH_QUEUE_NAME: BATCH_QUEUE_WAKE})
 JOBS_DONE_CHANNEL = f"{PREFIX}:jobs:done"
 RUNNING_JOBS = f"{PREFIX}:jobs:running"
 
@@ -83,6 +88,8 @@ SCRIPT_NAME_TABLE: Mapping[str, str] = MappingProxyType(
         "webhooks_due": WEBHOOKS_DUE,
         "queue": QUEUE_NAME,
         "queue_wake": QUEUE_WAKE,
+        "batch_queue": BATCH_QUEUE_NAME,
+        "batch_queue_wake": BATCH_QUEUE_WAKE,
         "arq_job": ARQ_JOB_PREFIX,
         "arq_retry": ARQ_RETRY_PREFIX,
         "arq_in_progress": ARQ_IN_PROGRESS_PREFIX,

@@ -1,6 +1,7 @@
 """Workers' heartbeats: which worker processes are alive, for `/readyz` and `GET /api/status`.
 
-One sorted set per kind of worker (`invocation`, `health`), beaten every HEARTBEAT_INTERVAL_S on Redis's clock:
+One sorted set per kind of worker (`invocation`, `batch`: the batch lane's, `health`), beaten every
+HEARTBEAT_INTERVAL_S on Redis's clock:
 docs/architecture.md, "Processes" (why a set, not a key per worker) and "Redis".
 """
 
@@ -22,8 +23,8 @@ from shared.clock import utc_iso
 from shared.keys import PREFIX, SCRIPTS
 from shared.models import Camel
 
-WorkerKind = Literal["invocation", "health"]
-KINDS: tuple[WorkerKind, ...] = ("invocation", "health")
+WorkerKind = Literal["invocation", "batch", "health"]
+KINDS: tuple[WorkerKind, ...] = ("invocation", "batch", "health")
 HEARTBEAT_INTERVAL_S = 5.0
 HEARTBEAT_TTL_S = 15.0
 

@@ -33,23 +33,30 @@ def build_catalog(terms: dict[str, Any]) -> Catalog:
 
 
 class RunningWorker:
-    """A real arq worker running in the test's event loop."""
+    """Real arq workers running in the test's event loop, one per lane (`worker`: the calls lane's; `batch`: the
+    batch lane's, as `python -m workers` runs beside it)."""
 
     def __init__(self, settings: Settings, catalog: Catalog) -> None:
         self.worker = ServerWorker(**{**worker_options(settings, catalog), "handle_signals": False})
-        self.task = asyncio.create_task(self.worker.async_run())
+        self.batch = ServerWorker(**{**worker_options(settings, catalog, lane="batch"), "handle_signals": False})
+        self.tasks = [asyncio.create_task(worker.async_run()) for worker in (self.worker, self.batch)]
 
     async def stop(self) -> None:
+        lanes = zip((self.worker, self.batch), self.tasks, strict=True)
+        await asyncio.gather(*(self._stop(worker, task) for worker, task in lanes))
+
+    @staticmethod
+    async def _stop(worker: ServerWorker, task: asyncio.Task[None]) -> None:
         # Ask the loop to end after its current poll (burst mode with nothing more to start), so no Redis
         # pipeline of arq's is cancelled halfway; jobs still running after a moment (a hung upstream) are cancelled.
-        self.worker.burst, self.worker.max_burst_jobs = True, 0
-        self.worker.wake()  # out of its wait for work
-        done, _ = await asyncio.wait({self.task}, timeout=STOP_GRACE_S)
+        worker.burst, worker.max_burst_jobs = True, 0
+        worker.wake()  # out of its wait for work
+        done, _ = await asyncio.wait({task}, timeout=STOP_GRACE_S)
         if not done:
-            self.worker.handle_sig(signal.SIGUSR1)
-        await asyncio.gather(self.task, *self.worker.tasks.values(), return_exceptions=True)
-        if self.worker._pool is not None:
-            await self.worker.pool.aclose(close_connection_pool=True)
+            worker.handle_sig(signal.SIGUSR1)
+        await asyncio.gather(task, *worker.tasks.values(), return_exceptions=True)
+        if worker._pool is not None:
+            await worker.pool.aclose(close_connection_pool=True)
 
 
 @dataclass

@@ -93,8 +93,9 @@ async def ledger(pipeline: Pipeline) -> list[dict[str, str]]:
 
 
 async def queued_jobs(pipeline: Pipeline) -> int:
-    """Jobs on arq's queue (a worker's cron jobs share it)."""
-    members = await pipeline.redis.zrange(keys.QUEUE_NAME, 0, -1)
+    """Jobs on the batch lane's queue (batch items are queued there, never on the single calls' queue)."""
+    assert not [m for m in await pipeline.redis.zrange(keys.QUEUE_NAME, 0, -1) if m.startswith(b"job_")]
+    members = await pipeline.redis.zrange(keys.BATCH_QUEUE_NAME, 0, -1)
     return sum(member.startswith(b"job_") for member in members)
 
 

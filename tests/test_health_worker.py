@@ -111,16 +111,17 @@ async def test_readyz_needs_a_live_invocation_worker(pipeline: Pipeline) -> None
     response = await pipeline.api.get("/readyz")
     assert response.status == 503 and response.headers["Retry-After"] == "2"
     details = (await response.json())["details"]
-    assert details == {"checks": {"redis": "ok", "workers": {"invocation": 0, "health": 0}}}
+    assert details == {"checks": {"redis": "ok", "workers": {"invocation": 0, "batch": 0, "health": 0}}}
 
-    pipeline.start_worker()
+    pipeline.start_worker()  # both lanes (the batch lane's worker is shown, not needed to be ready)
     for _ in range(100):
         response = await pipeline.api.get("/readyz")
-        if response.status == 200:
+        if response.status == 200 and (await response.json())["workers"]["batch"] == 1:
             break
         await asyncio.sleep(0.05)
     assert response.status == 200
-    assert await response.json() == {"status": "ready", "redis": "ok", "workers": {"invocation": 1, "health": 0}}
+    assert await response.json() == {"status": "ready", "redis": "ok",
+                                     "workers": {"invocation": 1, "batch": 1, "health": 0}}  # fmt: skip
     workers = (await _status(pipeline))["workers"]
     assert workers["invocation"]["alive"] is True and workers["invocation"]["count"] == 1
     assert workers["invocation"]["lastSeenAt"].endswith("Z")

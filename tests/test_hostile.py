@@ -52,8 +52,8 @@ async def stored_nothing(pipeline: Pipeline) -> None:
     patterns = ("job", "batch", "pay", "idem", "x402", "wh", "ledger")
     stored = [key for pattern in patterns async for key in pipeline.redis.scan_iter(f"{keys.PREFIX}:{pattern}*")]
     assert stored == []
-    queued = await pipeline.redis.zrange(keys.QUEUE_NAME, 0, -1)
-    assert [job for job in queued if job.startswith(b"job_")] == []
+    for queue in (keys.QUEUE_NAME, keys.BATCH_QUEUE_NAME):
+        assert [job for job in await pipeline.redis.zrange(queue, 0, -1) if job.startswith(b"job_")] == []
     assert (await pipeline.sandbox.stats())["totals"]["calls"] == 0
 
 

@@ -272,6 +272,7 @@ IDENTIFIER = settlements.identifier_key("pid-1", "0xAbC")
 ARQ_KEYS: dict[str, State] = {ARQ: Text(PAYLOAD), RETRY: Text("1"), MARK: Text("1"), QUEUE: Sorted({"job_1": NOW})}
 ARQ_GONE: dict[str, State | None] = dict.fromkeys(ARQ_KEYS)
 WOKEN = [(WAKE, "")]
+BATCH_QUEUE, BATCH_WOKEN = keys.BATCH_QUEUE_NAME, [(keys.BATCH_QUEUE_WAKE, "")]  # the batch lane's
 
 
 def fields_of(base: dict[str, str], changes: Mapping[str, object]) -> dict[str, str]:
@@ -558,15 +559,16 @@ FINISH_JOB = [
     Row("a job that has ended stays as it is (nothing counted), and arq's keys for it still go",
         before={JOB: Hash(job("canceled")), **ARQ_KEYS}, keys=[JOB, "", LEDGER, RUNNING, QUALITY],
         args=finish(quality_field="successCount", latency="5.0", alpha=0.2), returns=0, after=ARQ_GONE),
-    Row("a batch's job finishing queues the batch's next item",
+    Row("a batch's job finishing leaves the batch lane's queue and queues the batch's next item there",
         before={**BATCH_RUN, BATCH: Hash(batch(running=1)), ITEMS: Items([item("job_2")]),
-                BATCH_JOBS: Items(["job_1"])},
+                BATCH_JOBS: Items(["job_1"]), BATCH_QUEUE: Sorted({"job_1": NOW + 5000}), ARQ: Text(PAYLOAD)},
         keys=[JOB, "", LEDGER, RUNNING, ""], args=finish(), returns=1,
         after={JOB: Hash(BATCH_DONE), RUNNING: None,
                BATCH: Hash(batch(fanned=2, succeeded=1, finished=1)), ITEMS: None,
                BATCH_JOBS: Items(["job_1", "job_2"]), DONE: Items(["job_1"]),
-               JOB2: Hash(item_job("job_2"), ttl=TTL), ARQ2: Text(PAYLOAD, ttl=TTL), QUEUE: Sorted({"job_2": NOW})},
-        published=[(WAKE, ""), (CHANNEL, "job_1")]),
+               JOB2: Hash(item_job("job_2"), ttl=TTL), ARQ2: Text(PAYLOAD, ttl=TTL), ARQ: None,
+               BATCH_QUEUE: Sorted({"job_2": NOW})},
+        published=[*BATCH_WOKEN, (CHANNEL, "job_1")]),
     Row("the last job of a batch completes it: kept for the retention time, batch.completed told, announced",
         before={**BATCH_RUN, BATCH: Hash(batch(total=1, running=1, webhook=URL, events="batch.completed")),
                 BATCH_JOBS: Items(["job_1"])},
@@ -660,8 +662,9 @@ CREATE_BATCH = [
         keys=[BATCH, ITEMS, "", LEDGER], args=create_batch(), returns=[1, "", 0],
         after={BATCH: Hash({**BATCH_FIELDS, "fanned": "1"}, ttl=BATCH_TTL),
                ITEMS: Items([item("job_2")], ttl=BATCH_TTL), BATCH_JOBS: Items(["job_1"], ttl=BATCH_TTL),
-               JOB: Hash(item_job("job_1"), ttl=TTL), ARQ: Text(PAYLOAD, ttl=TTL), QUEUE: Sorted({"job_1": NOW})},
-        published=WOKEN),
+               JOB: Hash(item_job("job_1"), ttl=TTL), ARQ: Text(PAYLOAD, ttl=TTL),
+               BATCH_QUEUE: Sorted({"job_1": NOW})},
+        published=BATCH_WOKEN),
     Row("every payment pays for its items, one ledger event each; the idempotency key kept",
         before={PAY: Hash(payment()), PAY2: Hash(payment(**PAYMENT2))},
         keys=[BATCH, ITEMS, IDEM, LEDGER], args=create_batch((PAY, "svc", 2), (PAY2, "svc2", 1),
@@ -671,12 +674,12 @@ CREATE_BATCH = [
                BATCH_JOBS: Items(["job_1", "job_2"], ttl=BATCH_TTL),
                JOB: Hash(item_job("job_1"), ttl=TTL), ARQ: Text(PAYLOAD, ttl=TTL),
                JOB2: Hash(item_job("job_2"), ttl=TTL), ARQ2: Text(PAYLOAD, ttl=TTL),
-               QUEUE: Sorted({"job_1": NOW, "job_2": NOW}),
+               BATCH_QUEUE: Sorted({"job_1": NOW, "job_2": NOW}),
                PAY: Hash(payment(remainingCalls=1, usedCalls=2)),
                PAY2: Hash(payment(**PAYMENT2, remainingCalls=2, usedCalls=1)),
                LEDGER: Events([entry("consumed", 2, batchId="bat_1"),
                                entry("consumed", 1, **PAYMENT2, batchId="bat_1")])},
-        published=WOKEN),
+        published=BATCH_WOKEN),
     Row("the batch an idempotency key names already wins: nothing written, nothing charged",
         before={IDEM: Text("bat_0 h"), PAY: Hash(payment())},
         keys=[BATCH, ITEMS, IDEM, LEDGER], args=create_batch((PAY, "svc", 1), idempotency="bat_1 h"),

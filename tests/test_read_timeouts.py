@@ -119,7 +119,8 @@ async def stored(redis: Redis) -> set[bytes]:
     """Jobs, batches, payments, idempotency keys, x402 nonces, webhook deliveries, ledger entries, queued jobs."""
     patterns = ("job", "batch", "pay", "idem", "x402", "wh", "ledger")
     found = {key for pattern in patterns async for key in redis.scan_iter(f"{keys.PREFIX}:{pattern}*")}
-    return found | {job for job in await redis.zrange(keys.QUEUE_NAME, 0, -1) if job.startswith(b"job_")}
+    queued = [*await redis.zrange(keys.QUEUE_NAME, 0, -1), *await redis.zrange(keys.BATCH_QUEUE_NAME, 0, -1)]
+    return found | {job for job in queued if job.startswith(b"job_")}
 
 
 # ---------------------------------------------------------------- headers

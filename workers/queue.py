@@ -1,7 +1,7 @@
-"""How invocation workers take jobs off arq's queue: `ServerWorker` is arq's Worker with five changes: a poll is
-one script (CLAIM), leases keep running jobs out of polls, workers are woken (QUEUE_WAKE), a tool job runs with
-no bookkeeping round trip of arq's (its payload comes with the claim), and a finished job costs arq no round trip
-(EndedJobs).
+"""How invocation workers take jobs off arq's queues (single calls' or the batch lane's, workers/lanes.py):
+`ServerWorker` is arq's Worker with five changes: a poll is one script (CLAIM), leases keep running jobs out of
+polls, workers are woken (the queue's wake-up channel), a tool job runs with no bookkeeping round trip of arq's
+(its payload comes with the claim), and a finished job costs arq no round trip (EndedJobs).
 
 Each change and why: docs/architecture.md, "Workers and arq". The arq internals this relies on are named in
 shared/arq_seam.py and checked against the pinned arq by tests/test_arq_seam.py.
@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared.jobs import JOB_ID_PREFIX
-from shared.keys import QUEUE_NAME, QUEUE_WAKE, SCRIPTS
+from shared.keys import SCRIPTS, WAKE_OF
 from shared.lua import pack
 
 LEASE_S = 5.0
@@ -46,20 +46,22 @@ log = structlog.get_logger("workers.queue")
 CLAIM = SCRIPTS["claim_jobs"]  # shared/lua/claim_jobs.lua: due ids nobody runs, marked and leased
 
 
-async def renew_lease(redis: Redis, job_id: str) -> None:
-    """Extend a running tool job's lease: its place at the lease's end on the queue (XX: never put back a job that
+async def renew_lease(redis: Redis, queue: str, job_id: str) -> None:
+    """Extend a running tool job's lease: its place at the lease's end on its queue (XX: never put back a job that
     has left it)."""
-    await redis.zadd(QUEUE_NAME, {job_id: timestamp_ms() + int(LEASE_S * 1000)}, xx=True)
+    await redis.zadd(queue, {job_id: timestamp_ms() + int(LEASE_S * 1000)}, xx=True)
 
 
 class QueueWake:
-    """Listens on QUEUE_WAKE and sets `event` on every message; sets it too when (re)subscribed, for jobs queued
-    while it was not listening. Redis trouble: it tries again every RESUBSCRIBE_S (polls go on meanwhile)."""
+    """Listens on a queue's wake-up channel and sets `event` on every message; sets it too when (re)subscribed, for
+    jobs queued while it was not listening. Redis trouble: it tries again every RESUBSCRIBE_S (polls go on
+    meanwhile)."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, channel: str) -> None:
         self.event = asyncio.Event()
         self.event.set()
         self._redis = redis
+        self._channel = channel
         self._task: asyncio.Task[None] | None = None
 
     def start(self, *, tied_to: asyncio.Task[Any] | None) -> None:
@@ -75,7 +77,7 @@ class QueueWake:
         while True:
             try:
                 async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(QUEUE_WAKE)
+                    await pubsub.subscribe(self._channel)
                     self.event.set()
                     async for _ in pubsub.listen():
                         self.event.set()
@@ -103,7 +105,8 @@ class EndedJobs:
 
 
 class ServerWorker(Worker):
-    """arq's Worker, claiming with CLAIM, leasing tool jobs and woken by QUEUE_WAKE (docs/architecture.md)."""
+    """arq's Worker, claiming with CLAIM, leasing tool jobs and woken by its queue's wake-ups (shared/keys.py
+    WAKE_OF; docs/architecture.md)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -122,7 +125,7 @@ class ServerWorker(Worker):
 
     async def _poll_iteration(self) -> None:
         if self._wake is None:
-            self._wake = QueueWake(self.pool)
+            self._wake = QueueWake(self.pool, WAKE_OF[self.queue_name])
             self._wake.start(tied_to=asyncio.current_task())
         if not self.burst:
             with contextlib.suppress(TimeoutError):

@@ -1,22 +1,22 @@
-"""arq worker settings for the invocation worker, built from `Settings` (clients created in startup, closed in
-shutdown; nothing at import)."""
+"""arq worker settings for the invocation worker of a lane (workers/lanes.py: single calls, or batch items), built
+from `Settings` (clients created in startup, closed in shutdown; nothing at import)."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import structlog
 from arq import cron, func
 from arq.connections import RedisSettings
 from redis.asyncio import Redis
 
-from shared import keys
 from shared.arq_seam import RUN_TOOL, arq_deserialize, arq_serialize
 from shared.batches import BatchStore
 from shared.catalog import Catalog
 from shared.config import Settings
 from shared.jobs import JobStore
+from shared.keys import BATCH_QUEUE_NAME, QUEUE_NAME
 from shared.liveness import Heartbeat
 from shared.metrics import WorkerMetrics
 from shared.payments import PaymentStore
@@ -28,6 +28,8 @@ from workers.upstream import Upstream
 from workers.webhooks import WebhookSender
 
 HEALTH_CHECK_INTERVAL_S = 5
+Lane = Literal["calls", "batch"]
+QUEUE_OF: dict[Lane, str] = {"calls": QUEUE_NAME, "batch": BATCH_QUEUE_NAME}
 ARQ_MAX_TRIES = 1000  # a backstop only: the job's deadline bounds retries
 
 
@@ -37,18 +39,19 @@ def attempt_timeout_s(settings: Settings) -> float:
     return MAX_SLOT_WAIT_S + settings.upstream.connect_timeout_s + settings.upstream.read_timeout_s + 2
 
 
-def worker_options(settings: Settings, catalog: Catalog | None = None) -> dict[str, Any]:
-    """Keyword arguments for `arq.Worker`."""
+def worker_options(settings: Settings, catalog: Catalog | None = None, *, lane: Lane = "calls") -> dict[str, Any]:
+    """Keyword arguments for `arq.Worker` taking `lane`'s jobs. The calls lane also delivers webhooks and runs the
+    cron; the batch lane runs batch items only."""
     catalog_ = catalog if catalog is not None else Catalog.load(settings.operator_file)
+    queue = QUEUE_OF[lane]
 
     async def startup(ctx: dict[str, Any]) -> None:
         redis: Redis = ctx["redis"]
         ctx["settings"] = settings
         ctx["catalog"] = catalog_
+        ctx["queue_name"] = queue
         ctx["store"] = JobStore(redis, retention_s=settings.jobs.retention_s)
-        ctx["batch_slots"] = BatchSlots(
-            max(1, min(settings.jobs.worker_batch_jobs, settings.jobs.worker_max_jobs // 2))
-        )
+        ctx["batch_slots"] = BatchSlots(settings.jobs.worker_batch_jobs)
         ctx["batches"] = BatchStore.from_settings(redis, settings)
         ctx["metrics"] = WorkerMetrics(redis)  # flushed every second, and at shutdown
         ctx["metrics"].start(tied_to=asyncio.current_task())
@@ -58,14 +61,16 @@ def worker_options(settings: Settings, catalog: Catalog | None = None) -> dict[s
         )
         ctx["payments"] = PaymentStore(redis, settings.payments, settings.x402)
         ctx["namespaces"] = Namespaces(redis)  # face-database namespaces of tenants (workers/tenancy.py)
-        ctx["webhooks"] = WebhookSender(
-            settings.webhooks, settings.payments.token_secret, ctx["store"], ctx["batches"], DeliveryStore(redis)
-        )
-        # signed deliveries of job and batch events (workers/webhooks.py), stopping with arq's main task
-        ctx["webhooks"].start(tied_to=asyncio.current_task())
-        ctx["heartbeat"] = Heartbeat(redis, "invocation")  # /readyz counts live invocation workers
+        if lane == "calls":
+            ctx["webhooks"] = WebhookSender(
+                settings.webhooks, settings.payments.token_secret, ctx["store"], ctx["batches"], DeliveryStore(redis)
+            )
+            # signed deliveries of job and batch events (workers/webhooks.py), stopping with arq's main task
+            ctx["webhooks"].start(tied_to=asyncio.current_task())
+        # /readyz counts live invocation workers (and shows the batch lane's)
+        ctx["heartbeat"] = Heartbeat(redis, "invocation" if lane == "calls" else "batch")
         ctx["heartbeat"].start(tied_to=asyncio.current_task())  # arq's main task: stopping the worker stops it
-        structlog.get_logger("workers").info("worker ready", upstream=settings.upstream.mode, queue=keys.QUEUE_NAME)
+        structlog.get_logger("workers").info("worker ready", upstream=settings.upstream.mode, queue=queue)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         if "heartbeat" in ctx:
@@ -84,15 +89,16 @@ def worker_options(settings: Settings, catalog: Catalog | None = None) -> dict[s
             func(cast(Any, run_tool), name=RUN_TOOL, timeout=attempt_timeout_s(settings), max_tries=ARQ_MAX_TRIES),
         ],
         # Every 30 s one worker (arq's cron runs each tick once) expires payments past their time in the ledger.
-        "cron_jobs": [cron(cast(Any, expire_payments), second={0, 30}, timeout=60)],
-        "queue_name": keys.QUEUE_NAME,
+        "cron_jobs": [cron(cast(Any, expire_payments), second={0, 30}, timeout=60)] if lane == "calls" else [],
+        "queue_name": queue,
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
         "on_startup": startup,
         "on_shutdown": shutdown,
         "on_job_start": on_job_start,
         "job_serializer": arq_serialize,
         "job_deserializer": arq_deserialize,
-        "max_jobs": settings.jobs.worker_max_jobs,
+        # the batch lane takes no more items than it runs at once (BatchSlots never makes one step back)
+        "max_jobs": settings.jobs.worker_max_jobs if lane == "calls" else settings.jobs.worker_batch_jobs,
         # ServerWorker waits for a wake-up (or its fallback poll) itself, and sets how many ids each poll reads
         "poll_delay": 0,
         "keep_result": 0,

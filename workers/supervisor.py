@@ -35,7 +35,14 @@ REDIS_LOST = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, r
 log = structlog.get_logger("workers")
 
 
-def run_worker(label: str, options: Callable[[Settings], dict[str, Any]], worker_class: type[Worker] = Worker) -> int:
+def run_worker(
+    label: str,
+    options: Callable[[Settings], dict[str, Any]],
+    worker_class: type[Worker] = Worker,
+    *,
+    before: Callable[[Settings], None] | None = None,
+) -> int:
+    """`before`: run with the settings read, before the worker starts (the batch lane lowers its priority)."""
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
@@ -43,6 +50,8 @@ def run_worker(label: str, options: Callable[[Settings], dict[str, Any]], worker
         return 2
     configure_logging(settings.log_level, settings.log_format)
     open_files_limit()
+    if before is not None:
+        before(settings)
     asyncio.run(supervise(lambda: worker_class(**options(settings))))
     return 0
 

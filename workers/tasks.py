@@ -46,8 +46,9 @@ REDIS_LOST_RETRY_S = 1.0
 
 MIN_CALL_BUDGET_S = 0.5
 
-# A worker runs up to SERVER402_WORKER_MAX_JOBS jobs at once in one event loop; batch items may take at most
-# SERVER402_WORKER_BATCH_JOBS of them (BatchSlots), so single calls (queued first) always find room and CPU.
+# Batch items run in the batch lane's worker (workers/lanes.py), at most SERVER402_WORKER_BATCH_JOBS at once
+# (BatchSlots, and the lane's max_jobs); one found on the calls lane's queue (queued before the lanes existed) is
+# held to the same, so single calls always find room.
 BATCH_SLOT_WAIT_S = 5.0
 
 
@@ -90,6 +91,7 @@ class WorkerContext(TypedDict):
     batches: BatchStore
     batch_slots: BatchSlots
     namespaces: tenancy.Namespaces
+    queue_name: str  # the worker's queue (its lane's): where its jobs' leases are
     ended_jobs: EndedJobs  # ServerWorker's: an attempt that ended its job reports it (arq then leaves its keys)
 
 
@@ -107,7 +109,7 @@ async def run_tool(ctx: WorkerContext, job_id: str, *, batch: bool = False) -> N
     job's end and drops it from its queue, and when Redis answers again by then (a dropped connection, a quick
     restart) the job would stay "running" for ever, its paid call neither made nor given back. Run again, it
     starts a new attempt, or finds it finished if the lost command had finished it."""
-    lease = asyncio.create_task(hold_lease(ctx["redis"], job_id))
+    lease = asyncio.create_task(hold_lease(ctx["redis"], ctx["queue_name"], job_id))
     try:
         if not batch:
             ended = await _run_job(ctx, job_id)
@@ -128,14 +130,14 @@ async def run_tool(ctx: WorkerContext, job_id: str, *, batch: bool = False) -> N
         ctx["ended_jobs"].add(job_id)
 
 
-async def hold_lease(redis: Redis, job_id: str) -> None:
+async def hold_lease(redis: Redis, queue: str, job_id: str) -> None:
     """The worker took the job with a lease of LEASE_S (workers/queue.py): renew it every LEASE_RENEW_S while the
     attempt runs. When the worker dies the lease lapses and the job runs again elsewhere (START_JOB counts the
     new attempt). The mark goes when the attempt ends (with the job, or by arq for a retry)."""
     while True:
         await asyncio.sleep(LEASE_RENEW_S)
         with contextlib.suppress(RedisConnectionError, RedisTimeoutError):  # one lost renewal must not end the lease
-            await renew_lease(redis, job_id)
+            await renew_lease(redis, queue, job_id)
 
 
 async def _run_job(ctx: WorkerContext, job_id: str) -> bool:

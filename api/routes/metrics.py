@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from api import appkeys
-from shared.keys import QUEUE_NAME, RUNNING_JOBS
+from shared.keys import BATCH_QUEUE_NAME, QUEUE_NAME, RUNNING_JOBS
 from shared.metrics import Snapshot, WorkerMetrics
 
 routes = web.RouteTableDef()
@@ -49,10 +49,12 @@ async def _queue_gauges(request: web.Request) -> list[Metric]:
     redis = request.app[appkeys.REDIS]
     now_ms = int(time.time() * 1000)
     pipe = redis.pipeline(transaction=False)
-    pipe.zcount(QUEUE_NAME, "-inf", now_ms)
-    pipe.zcount(QUEUE_NAME, f"({now_ms}", "+inf")
+    for name in (QUEUE_NAME, BATCH_QUEUE_NAME):  # single calls' and the batch lane's
+        pipe.zcount(name, "-inf", now_ms)
+        pipe.zcount(name, f"({now_ms}", "+inf")
     pipe.scard(RUNNING_JOBS)
-    due, deferred, running = await pipe.execute()
+    due, deferred, batch_due, batch_deferred, running = await pipe.execute()
+    due, deferred = int(due) + int(batch_due), int(deferred) + int(batch_deferred)
     queue = GaugeMetricFamily(
         "server402_queue_jobs", "Jobs waiting on the queue: ready to run now, or deferred (a retry's backoff).",
         labels=["state"],

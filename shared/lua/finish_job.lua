@@ -7,9 +7,11 @@
 -- ARGV: one msgpack table: id (the job's), status, now ms, field ('result' or 'error'), payload (its JSON),
 -- retention ms, channel, refund (reason or ""), at (ISO now), quality_field, latency (ms or ""), alpha
 local o = cmsgpack.unpack(ARGV[1])
-arq_done(o.id)
 -- every field this step reads of the job, at once (it writes none of JOB_MOVED_FIELDS)
 local f = redis.call('HMGET', KEYS[1], 'status', 'retryAt', unpack(JOB_MOVED_FIELDS))
+local batch = f[3]
+if not f[1] then batch = nil end  -- no job: which queue it was on is not known
+arq_done(o.id, batch)
 local status = f[1]
 if status ~= 'running' and status ~= 'queued' then return 0 end
 quality_result(KEYS[5], o.quality_field, o.latency, o.alpha)

@@ -19,7 +19,7 @@ end
 local status, id, deadline, pid = f.status, f.id, f.deadline, f.paymentId
 if not status then return {'missing', 0, {}} end
 if status ~= 'queued' and status ~= 'running' then
-  arq_done(id)
+  arq_done(id, f.batch or false)
   return {status, 0, all}
 end
 local now = tonumber(o.now)
@@ -29,7 +29,7 @@ if now >= tonumber(deadline) then
   redis.call('PEXPIRE', KEYS[1], o.retention)
   redis.call('SREM', KEYS[3], id)
   job_moved(KEYS[1], status, 'expired', o.now, o.channel, o.retention)
-  arq_done(id)
+  arq_done(id, f.batch or false)
   redis.call('PUBLISH', o.channel, id)
   return {'expired', 0, redis.call('HGETALL', KEYS[1])}
 end

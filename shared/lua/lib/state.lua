@@ -10,7 +10,7 @@
 --   queues the next item; the last completes the batch (announced on the jobs channel, its webhook event made).
 local JOB_PREFIX, BATCH_PREFIX, WH_PREFIX, WH_DUE, PAY_PREFIX =
   NAMES.job, NAMES.batch, NAMES.webhook, NAMES.webhooks_due, NAMES.payment
-local QUEUE, QUEUE_WAKE = NAMES.queue, NAMES.queue_wake
+local QUEUE, BATCH_QUEUE, BATCH_QUEUE_WAKE = NAMES.queue, NAMES.batch_queue, NAMES.batch_queue_wake
 local ARQ_JOB, ARQ_RETRY, ARQ_IN_PROGRESS = NAMES.arq_job, NAMES.arq_retry, NAMES.arq_in_progress
 local WEBHOOK_KEEP_MS = 86400000
 local function webhook_from(f, event, now, retention)  -- f: the subject's webhook, events, id, owner
@@ -43,13 +43,13 @@ local function fan_out(bkey, count, now)
     redis.call('HSET', job, 'createdAt', now, 'deadline', deadline, 'status', 'queued', unpack(item, 3))
     redis.call('PEXPIRE', job, ttl)
     redis.call('PSETEX', ARQ_JOB .. id, ttl, payload)
-    redis.call('ZADD', QUEUE, now, id)
+    redis.call('ZADD', BATCH_QUEUE, now, id)  -- the batch lane's queue (workers/lanes.py)
     redis.call('RPUSH', bkey .. ':jobs', id)
     made = made + 1
   end
   if made > 0 then
     redis.call('HINCRBY', bkey, 'fanned', made)
-    redis.call('PUBLISH', QUEUE_WAKE, '')
+    redis.call('PUBLISH', BATCH_QUEUE_WAKE, '')
   end
   return made
 end
@@ -80,9 +80,11 @@ local function batch_moved(job, from, to, now, channel, retention, b, id)  -- b,
   redis.call('PUBLISH', channel, b)
 end
 -- A job has ended: arq's keys for it go (as arq's own finish would delete them; the worker then skips that).
-local function arq_done(id)
+-- `batch`: the job's batch field (its queue is the batch lane's), false for none, nil when not read (both queues).
+local function arq_done(id, batch)
   redis.call('DEL', ARQ_JOB .. id, ARQ_RETRY .. id, ARQ_IN_PROGRESS .. id)
-  redis.call('ZREM', QUEUE, id)
+  if batch ~= false then redis.call('ZREM', BATCH_QUEUE, id) end
+  if not batch then redis.call('ZREM', QUEUE, id) end
 end
 -- A job moved from one status to another: its batch follows, its webhook is told. `f`: the job's JOB_MOVED_FIELDS
 -- as the step leaves them (false for a missing one), when the script has read them already; nil: read here.
