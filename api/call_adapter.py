@@ -12,6 +12,7 @@ from api.callcore.calls import Started, Webhook
 from api.callcore.gate import PaymentInput
 from api.callcore.x402_payment import PaymentRejected, decode_header
 from api.identity import call_context
+from api.ratelimits import OWS
 from shared.models import Service
 
 SIGNATURE_HEADERS = ("PAYMENT-SIGNATURE", "X-PAYMENT")
@@ -31,7 +32,7 @@ def x402_from_headers(request: web.Request) -> PaymentPayload | PaymentRejected 
 def payment_from_headers(request: web.Request) -> PaymentInput:
     token = request.headers.get("X-Payment-Token")
     return PaymentInput(
-        token=token.strip() if token is not None else None,
+        token=token.strip(OWS) if token is not None else None,
         x402=x402_from_headers(request),
         idempotency_key=request.headers.get("Idempotency-Key"),
     )

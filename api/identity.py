@@ -10,7 +10,7 @@ from aiohttp import web
 from api import appkeys, errors
 from api.callcore.gate import CallContext
 from api.callcore.parties import ANONYMOUS_CALLER, Caller, readers
-from api.ratelimits import check_key_rate, presented_key
+from api.ratelimits import OWS, check_key_rate, presented_key
 from shared.payments import payment_id_of
 
 CALLER = web.RequestKey("caller", Caller)
@@ -52,7 +52,8 @@ def _presented_key(request: web.Request) -> str | None:
 
 def presented_tokens(request: web.Request) -> list[str]:
     """`X-Payment-Token`: one token, or (for a batch) several, comma-separated."""
-    return [token.strip() for token in request.headers.get("X-Payment-Token", "").split(",") if token.strip()]
+    tokens = request.headers.get("X-Payment-Token", "").split(",")
+    return [token.strip(OWS) for token in tokens if token.strip(OWS)]
 
 
 def token_payments(request: web.Request) -> list[str]:

@@ -28,6 +28,7 @@ from api.callcore.x402_payment import PaymentRejected, from_object
 from api.mcp_protocol import INVALID_PARAMS, EventStream, RpcError, ToolCall
 from api.mcp_results import describe, error_result, job_result, payment_required_result
 from api.mcp_tasks import created, wants_task
+from api.ratelimits import OWS
 from api.request_options import checked_webhook, parse_prefer
 from shared.jobs import TERMINAL, JobRecord
 from shared.models import Service
@@ -193,7 +194,7 @@ async def call_tool(call: ToolCall) -> dict[str, Any]:
             raise errors.ValidationFailed(f"{PAYMENT_TOKEN_ARG} must be a string")
         webhook = checked_webhook(request, webhook_url, webhook_events)
         validated = request.app[appkeys.VALIDATORS].validate(service.id, arguments)
-        payment = PaymentInput(token=token.strip() if token is not None else None, x402=_x402(params.meta))
+        payment = PaymentInput(token=token.strip(OWS) if token is not None else None, x402=_x402(params.meta))
         started = await start_call(request, service, validated, payment, webhook=webhook)
     except errors.PaymentRequired as exc:
         structlog.contextvars.bind_contextvars(mcp_outcome="payment_required")

@@ -31,6 +31,9 @@ MAX_FORWARDED_HOPS = 32
 MAX_ADDRESS_CHARS = 64  # the longest IPv6 text with brackets and a port is 47 characters
 IPV6_GROUP_BITS = 64
 BEARER = "bearer "
+# HTTP's optional whitespace: the only padding taken off a credential (str.strip() would also take Unicode spaces,
+# so a genuine token or key padded with U+00A0 would pass as itself)
+OWS = " \t"
 LIMITED_PREFIX = "/api/"
 LIMITED_PATHS = frozenset({"/mcp"})
 
@@ -175,10 +178,10 @@ def presented_key(request: web.Request) -> str | None:
     """The API key the request presents (`X-API-Key`, else `Authorization: Bearer`), unchecked."""
     header = request.headers.get("X-API-Key")
     if header is not None:
-        return header.strip()
+        return header.strip(OWS)
     authorization = request.headers.get("Authorization", "")
     if authorization[: len(BEARER)].lower() == BEARER:
-        return authorization[len(BEARER) :].strip()
+        return authorization[len(BEARER) :].strip(OWS)
     return None
 
 

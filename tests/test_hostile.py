@@ -191,6 +191,8 @@ async def test_malformed_credentials_are_401_with_nothing_charged(pipeline: Pipe
         {"X-API-Key": ""},
         {"X-API-Key": good_key[:-1]},
         {"X-API-Key": "' OR 1=1 --"},
+        {"X-API-Key": good_key + "\u00a0"},  # a Unicode space is not HTTP's padding: not the key
+        {"Authorization": "Bearer \u3000" + good_key},
     ]
     call = {"ImageURLA": "https://example.com/a.jpg", "ImageURLB": "https://example.com/b.jpg"}
     requests = (("POST", f"/api/tools/{PRICED}", call), ("GET", "/api/webhooks/secret", None),

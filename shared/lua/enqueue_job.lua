@@ -26,7 +26,7 @@ if KEYS[5] ~= '' then
   local refused, p = payment_refusal(KEYS[5], o.service, o.caller, o.now, 1)
   if refused then return {-1, refused} end
   consume(KEYS[5], 1, KEYS[6], o.at, {'jobId', o.id}, p)
-  client = p[3] or ''
+  client = p[P.clientId] or ''
 end
 if intent ~= '' then  -- the x402 payment this job waited for is spent on it: its intent is done
   redis.call('HSET', intent, 'stage', 'done')

@@ -8,27 +8,31 @@ local PAYMENT_READ = {unpack(LEDGER_FIELDS)}
 for _, field in ipairs({'status', 'remainingCalls', 'expiresAt', 'boundTo', 'usedCalls'}) do
   PAYMENT_READ[#PAYMENT_READ + 1] = field
 end
+local P = {}  -- field -> its place in what PAYMENT_READ reads: p[P.status], p[P.remainingCalls], ...
+for i, field in ipairs(PAYMENT_READ) do P[field] = i end
 -- refusal_of(): why a payment (`p`, as read) cannot pay for `calls` calls of `service` presented with `caller_key`
 -- ('' for no API key), or nil. A payment bound to its buyer (boundTo) pays only for it: a key's only with that key,
 -- a wallet's only without any key. Payments stored before boundTo existed are bound when a key bought them.
 local function refusal_of(p, service, caller_key, now, calls)
-  if not p[11] then return 'payment_required' end
-  if p[11] == 'settling' then return 'payment_settling' end
-  if p[11] == 'failed' then return 'payment_failed' end
-  if p[11] == 'expired' or tonumber(p[13]) <= tonumber(now) then return 'token_expired' end
-  if p[11] ~= 'paid' then return 'payment_required' end
-  if p[2] ~= service then return 'wrong_service' end
-  local bound = p[14]
+  local status, client = p[P.status], p[P.clientId]
+  if not status then return 'payment_required' end
+  if status == 'settling' then return 'payment_settling' end
+  if status == 'failed' then return 'payment_failed' end
+  local expires = tonumber(p[P.expiresAt])  -- a payment without one (never written so) counts as expired
+  if status == 'expired' or not expires or expires <= tonumber(now) then return 'token_expired' end
+  if status ~= 'paid' then return 'payment_required' end
+  if p[P.serviceId] ~= service then return 'wrong_service' end
+  local bound = p[P.boundTo]
   if not bound then
     bound = ''
-    if p[3] and string.sub(p[3], 1, 4) == 'key:' then bound = p[3] end
+    if client and string.sub(client, 1, 4) == 'key:' then bound = client end
   end
   if bound ~= '' then
     local presenter = ''
     if string.sub(bound, 1, 4) == 'key:' then presenter = bound end
     if presenter ~= caller_key then return 'wrong_client' end
   end
-  if tonumber(p[12]) < calls then return 'no_calls_left' end
+  if (tonumber(p[P.remainingCalls]) or 0) < calls then return 'no_calls_left' end
   return nil
 end
 local function payment_refusal(pkey, service, caller_key, now, calls)
@@ -39,8 +43,8 @@ end
 -- `p`: what payment_refusal read, when nothing has written the payment since (one write, no read); nil: read now.
 local function consume(pkey, calls, stream, at, extra, p)
   if p == nil then p = redis.call('HMGET', pkey, unpack(PAYMENT_READ)) end
-  redis.call('HSET', pkey, 'remainingCalls', string.format('%d', tonumber(p[12]) - calls),
-    'usedCalls', string.format('%d', tonumber(p[15] or '0') + calls))
+  redis.call('HSET', pkey, 'remainingCalls', string.format('%d', tonumber(p[P.remainingCalls]) - calls),
+    'usedCalls', string.format('%d', (tonumber(p[P.usedCalls]) or 0) + calls))
   ledger_of(stream, 'consumed', at, p, calls, extra)
 end
 -- A paid call that did not run through no fault of the caller is restored, exactly once per job.
