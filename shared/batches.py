@@ -15,7 +15,6 @@ import msgspec
 from redis.asyncio import Redis
 
 from shared import keys
-from shared.arq_seam import arq_payload
 from shared.clock import iso, iso_ms
 from shared.config import Settings
 from shared.jobs import CANCELED_BEFORE_RUN, JobCharge, JobError, JobRecord, JobStore, job_charge, new_job_id, now_ms
@@ -208,7 +207,8 @@ class BatchStore:
 
     @staticmethod
     def _stored_item(batch: BatchRecord, item: BatchItem) -> bytes:
-        """[job id, arq payload in hex, the job hash's fields but createdAt, deadline and status] (see fan_out)."""
+        """[job id, "" (once arq's payload: items stored before read alike), the job hash's fields but createdAt,
+        deadline and status] (see fan_out)."""
         job_id = new_job_id(batch.created_at)
         fields: dict[str, str] = {
             "id": job_id,
@@ -225,8 +225,7 @@ class BatchStore:
             fields |= {"paymentId": item.payment_id, "paymentKind": "token"}
         if batch.webhook and batch.job_events:
             fields |= {"webhook": batch.webhook, "events": batch.job_events}
-        payload = arq_payload(job_id, batch.created_at, batch=True).hex()
-        return _json.encode([job_id, payload, *(x for pair in fields.items() for x in pair)])
+        return _json.encode([job_id, "", *(x for pair in fields.items() for x in pair)])
 
     async def get(self, batch_id: str) -> BatchRecord | None:
         raw: dict[bytes, bytes] = await self.redis.hgetall(keys.batch_key(batch_id))  # type: ignore[misc]

@@ -15,7 +15,6 @@ import msgspec
 from redis.asyncio import Redis
 
 from shared import keys
-from shared.arq_seam import ARQ_JOB_PREFIX
 from shared.clock import iso, iso_ms, utc_iso
 from shared.failures import Failure, Kind, ended_failure, failure, kind_of_code
 from shared.keys import SETTLING_DUE
@@ -249,7 +248,6 @@ class JobStore:
     async def create(
         self,
         record: JobRecord,
-        arq_payload: bytes,
         *,
         idempotency: tuple[str, str] | None = None,
         caller_key: str = "",
@@ -272,7 +270,6 @@ class JobStore:
         outcome, value = await self._enqueue(
             keys=[
                 keys.job_key(record.id),
-                ARQ_JOB_PREFIX + record.id,
                 keys.QUEUE_NAME,
                 idem_key,
                 record.payment_key(),
@@ -281,7 +278,7 @@ class JobStore:
                 *((settled_intent, SETTLING_DUE) if settled_intent else ()),
             ],
             args=[pack(
-                id=record.id, payload=arq_payload, score=queue_score(record.created_at, interactive=True), ttl=ttl_ms,
+                id=record.id, score=queue_score(record.created_at, interactive=True), ttl=ttl_ms,
                 idempotency=idem_value, service=record.service, caller=caller_key, now=record.created_at,
                 at=iso(record.created_at), count_field=CALL_COUNT, time_field=LAST_CALL_AT,
                 time=utc_iso(record.created_at), tenant=record.tenant if tenant_from_payment else "", fields=flat)],

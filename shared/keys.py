@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from shared.arq_seam import ARQ_IN_PROGRESS_PREFIX, ARQ_JOB_PREFIX, ARQ_RETRY_PREFIX
+from shared.arq_seam import ARQ_IN_PROGRESS_PREFIX
 from shared.lua import load
 
 PREFIX = "s402"
@@ -90,8 +90,6 @@ SCRIPT_NAME_TABLE: Mapping[str, str] = MappingProxyType(
         "queue_wake": QUEUE_WAKE,
         "batch_queue": BATCH_QUEUE_NAME,
         "batch_queue_wake": BATCH_QUEUE_WAKE,
-        "arq_job": ARQ_JOB_PREFIX,
-        "arq_retry": ARQ_RETRY_PREFIX,
         "arq_in_progress": ARQ_IN_PROGRESS_PREFIX,
     }
 )

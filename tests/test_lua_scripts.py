@@ -254,12 +254,10 @@ WEBHOOK_TTL = RETENTION + 86_400_000
 URL = "https://hooks.example/in"
 ERROR = '{"code":"canceled","message":"the job was canceled before it ran"}'
 EXPIRED = '{"code":"job_expired","message":"the job\'s deadline passed before it ran"}'
-PAYLOAD = b"\x95\x01\xa8run_tool\x91\xff\x00\xcf"  # arq's payload is msgpack: bytes, not text
 CHANNEL = keys.JOBS_DONE_CHANNEL
 
 JOB, JOB2, JOB3 = keys.job_key("job_1"), keys.job_key("job_2"), keys.job_key("job_3")
-ARQ, ARQ2 = ARQ_JOB_PREFIX + "job_1", ARQ_JOB_PREFIX + "job_2"
-RETRY, MARK = ARQ_RETRY_PREFIX + "job_1", ARQ_IN_PROGRESS_PREFIX + "job_1"
+MARK = ARQ_IN_PROGRESS_PREFIX + "job_1"
 QUEUE, WAKE, LEDGER, RUNNING = keys.QUEUE_NAME, keys.QUEUE_WAKE, keys.LEDGER, keys.RUNNING_JOBS
 PAY, PAY2 = keys.payment_key("pay_1"), keys.payment_key("pay_2")
 QUALITY = quality_key("svc")
@@ -269,7 +267,7 @@ ITEMS, BATCH_JOBS, DONE = BATCH + ":items", BATCH + ":jobs", BATCH + ":done"
 INTENT, DUE, EXPIRY = settlements.intent_key("d1"), keys.SETTLING_DUE, keys.PAYMENT_EXPIRY
 NONCE = keys.x402_nonce_key("base", "0xabc", "0x01")
 IDENTIFIER = settlements.identifier_key("pid-1", "0xAbC")
-ARQ_KEYS: dict[str, State] = {ARQ: Text(PAYLOAD), RETRY: Text("1"), MARK: Text("1"), QUEUE: Sorted({"job_1": NOW})}
+ARQ_KEYS: dict[str, State] = {QUEUE: Sorted({"job_1": NOW})}  # a tool job has no other arq key
 ARQ_GONE: dict[str, State | None] = dict.fromkeys(ARQ_KEYS)
 WOKEN = [(WAKE, "")]
 BATCH_QUEUE, BATCH_WOKEN = keys.BATCH_QUEUE_NAME, [(keys.BATCH_QUEUE_WAKE, "")]  # the batch lane's
@@ -313,9 +311,9 @@ def batch(**changes: object) -> dict[str, str]:
 
 
 def item(job_id: str, **fields: str) -> str:
-    """A batch item as CREATE_BATCH stores it: job id, arq payload (hex), the job's field/value pairs."""
+    """A batch item as CREATE_BATCH stores it: job id, "", the job's field/value pairs."""
     pairs = ["id", job_id, "service", "svc", "owner", "key:k1", "batch", "bat_1", *flat(fields)]
-    return json.dumps([job_id, PAYLOAD.hex(), *pairs])
+    return json.dumps([job_id, "", *pairs])
 
 
 def item_job(job_id: str, status: str = "queued", deadline: int = NOW + DEADLINE, **fields: object) -> dict[str, str]:
@@ -380,18 +378,18 @@ EXPIRE_PAYMENTS = [
 
 CREATED = job(createdAt=NOW)
 SCORE = NOW - 86_400_000
-QUEUED: dict[str, State | None] = {JOB: Hash(CREATED, ttl=TTL), ARQ: Text(PAYLOAD, ttl=TTL),
+QUEUED: dict[str, State | None] = {JOB: Hash(CREATED, ttl=TTL),
                                    QUEUE: Sorted({"job_1": SCORE})}  # fmt: skip
 CONSUMED: dict[str, State | None] = {PAY: Hash(payment(remainingCalls=2, usedCalls=1)),
                                      LEDGER: Events([entry("consumed", 1, jobId="job_1")])}  # fmt: skip
 
 
 def enqueue_keys(idem: str = "", pay: str = "", counter: str = "", *intent_keys: str) -> list[str]:
-    return [JOB, ARQ, QUEUE, idem, pay, LEDGER, counter, *intent_keys]
+    return [JOB, QUEUE, idem, pay, LEDGER, counter, *intent_keys]
 
 
 def enqueue(*, idempotency: str = "", caller: str = "", tenant: str = "") -> list[Any]:
-    return [dict(id="job_1", payload=PAYLOAD, score=SCORE, ttl=TTL, idempotency=idempotency, service="svc",
+    return [dict(id="job_1", score=SCORE, ttl=TTL, idempotency=idempotency, service="svc",
                  caller=caller, now=NOW, at=AT, count_field="callCount", time_field="lastCallAt", time=TIME,
                  tenant=tenant, fields=flat(CREATED))]  # fmt: skip
 
@@ -464,7 +462,7 @@ BATCH_STARTED = job("running", attempts=1, startedAt=NOW, batch="bat_1")
 
 START_JOB = [
     Row("a missing job: missing", keys=[JOB, LEDGER, RUNNING], args=START, returns=["missing", 0, []]),
-    Row("an ended job does not start, and arq's keys for it go",
+    Row("an ended job does not start, and it leaves arq's queue",
         before={JOB: Hash(job("succeeded")), **ARQ_KEYS},
         keys=[JOB, LEDGER, RUNNING], args=START, returns=["succeeded", 0, Flat(job("succeeded"))], after=ARQ_GONE),
     Row("queued -> running: its first attempt, job.started told",
@@ -476,7 +474,7 @@ START_JOB = [
                 RUNNING: Members(frozenset({"job_1"}))},
         keys=[JOB, LEDGER, RUNNING], args=START, returns=["running", 2, Flat(RESTARTED)],
         after={JOB: Hash(RESTARTED)}),
-    Row("past its deadline -> expired: its paid call given back, arq's keys gone, announced",
+    Row("past its deadline -> expired: its paid call given back, off arq's queue, announced",
         before={JOB: Hash(job("running", deadline=NOW, paymentId="pay_1")),
                 PAY: Hash(payment(remainingCalls=2, usedCalls=1)), RUNNING: Members(frozenset({"job_1"})),
                 **ARQ_KEYS},
@@ -523,7 +521,7 @@ BATCH_DONE = job("succeeded", attempts=1, batch="bat_1", finishedAt=NOW, result=
 
 FINISH_JOB = [
     Row("running -> succeeded: the result kept for the retention time, its latency and success counted, "
-        "arq's keys gone",
+        "off arq's queue",
         before={JOB: Hash(job("running", attempts=1, retryAt=NOW - 10)), RUNNING: Members(frozenset({"job_1"})),
                 **ARQ_KEYS, QUALITY: Hash({"successCount": "4", "latencyMs": "100.0"})},
         keys=[JOB, "", LEDGER, RUNNING, QUALITY],
@@ -558,17 +556,17 @@ FINISH_JOB = [
                              refunded="canceled")),
                PAY: Hash(payment()), LEDGER: Events([entry("credited", 1, jobId="job_1", reason="canceled")])},
         published=[(CHANNEL, "job_1")]),
-    Row("a job that has ended stays as it is (nothing counted), and arq's keys for it still go",
+    Row("a job that has ended stays as it is (nothing counted), and it still leaves arq's queue",
         before={JOB: Hash(job("canceled")), **ARQ_KEYS}, keys=[JOB, "", LEDGER, RUNNING, QUALITY],
         args=finish(quality_field="successCount", latency="5.0", alpha=0.2), returns=0, after=ARQ_GONE),
     Row("a batch's job finishing leaves the batch lane's queue and queues the batch's next item there",
         before={**BATCH_RUN, BATCH: Hash(batch(running=1)), ITEMS: Items([item("job_2")]),
-                BATCH_JOBS: Items(["job_1"]), BATCH_QUEUE: Sorted({"job_1": NOW + 5000}), ARQ: Text(PAYLOAD)},
+                BATCH_JOBS: Items(["job_1"]), BATCH_QUEUE: Sorted({"job_1": NOW + 5000})},
         keys=[JOB, "", LEDGER, RUNNING, ""], args=finish(), returns=1,
         after={JOB: Hash(BATCH_DONE), RUNNING: None,
                BATCH: Hash(batch(fanned=2, succeeded=1, finished=1)), ITEMS: None,
                BATCH_JOBS: Items(["job_1", "job_2"]), DONE: Items(["job_1"]),
-               JOB2: Hash(item_job("job_2"), ttl=TTL), ARQ2: Text(PAYLOAD, ttl=TTL), ARQ: None,
+               JOB2: Hash(item_job("job_2"), ttl=TTL),
                BATCH_QUEUE: Sorted({"job_2": NOW})},
         published=[*BATCH_WOKEN, (CHANNEL, "job_1")]),
     Row("the last job of a batch completes it: kept for the retention time, batch.completed told, announced",
@@ -609,7 +607,7 @@ CANCEL = [NOW, ERROR, RETENTION, K(CHANNEL), AT]
 CANCELED_JOB = job("canceled", paymentId="pay_1", lastError="e", finishedAt=NOW, error=ERROR, refunded="canceled")
 
 CANCEL_JOB = [
-    Row("queued -> canceled at once: off the queue, arq's keys gone, its paid call given back, announced",
+    Row("queued -> canceled at once: off arq's queue, its paid call given back, announced",
         before={JOB: Hash(job(paymentId="pay_1", retryAt=NOW + 100, lastError="e")),
                 PAY: Hash(payment(remainingCalls=2, usedCalls=1)), **ARQ_KEYS},
         keys=[JOB, QUEUE, LEDGER], args=CANCEL, returns="canceled",
@@ -664,7 +662,7 @@ CREATE_BATCH = [
         keys=[BATCH, ITEMS, "", LEDGER], args=create_batch(), returns=[1, "", 0],
         after={BATCH: Hash({**BATCH_FIELDS, "fanned": "1"}, ttl=BATCH_TTL),
                ITEMS: Items([item("job_2")], ttl=BATCH_TTL), BATCH_JOBS: Items(["job_1"], ttl=BATCH_TTL),
-               JOB: Hash(item_job("job_1"), ttl=TTL), ARQ: Text(PAYLOAD, ttl=TTL),
+               JOB: Hash(item_job("job_1"), ttl=TTL),
                BATCH_QUEUE: Sorted({"job_1": NOW})},
         published=BATCH_WOKEN),
     Row("every payment pays for its items, one ledger event each; the idempotency key kept",
@@ -674,8 +672,8 @@ CREATE_BATCH = [
         returns=[1, "bat_1 h", 0],
         after={BATCH: Hash({**BATCH_FIELDS, "fanned": "2"}, ttl=BATCH_TTL), IDEM: Text("bat_1 h", ttl=BATCH_TTL),
                BATCH_JOBS: Items(["job_1", "job_2"], ttl=BATCH_TTL),
-               JOB: Hash(item_job("job_1"), ttl=TTL), ARQ: Text(PAYLOAD, ttl=TTL),
-               JOB2: Hash(item_job("job_2"), ttl=TTL), ARQ2: Text(PAYLOAD, ttl=TTL),
+               JOB: Hash(item_job("job_1"), ttl=TTL),
+               JOB2: Hash(item_job("job_2"), ttl=TTL),
                BATCH_QUEUE: Sorted({"job_1": NOW, "job_2": NOW}),
                PAY: Hash(payment(remainingCalls=1, usedCalls=2)),
                PAY2: Hash(payment(**PAYMENT2, remainingCalls=2, usedCalls=1)),
@@ -906,21 +904,17 @@ def claim(room: int) -> list[Any]:
 
 
 CLAIM_JOBS = [
-    Row("a due tool job is leased: moved to the lease's end (no mark); its id, score as read and arq payload",
-        before={QUEUE: Sorted({"job_1": NOW - 100}), ARQ: Text(PAYLOAD)}, keys=[QUEUE], args=claim(2),
-        returns=["job_1", str(NOW - 100), PAYLOAD],
-        after={MARK: None, QUEUE: Sorted({"job_1": NOW + 5000}), ARQ: Text(PAYLOAD)}),
-    Row("a tool job whose payload is gone is leased with an empty one (the worker lets arq fail it)",
+    Row("a due tool job is leased: moved to the lease's end (no mark); its id and score as read",
         before={QUEUE: Sorted({"job_1": NOW - 100})}, keys=[QUEUE], args=claim(2),
-        returns=["job_1", str(NOW - 100), ""], after={QUEUE: Sorted({"job_1": NOW + 5000})}),
+        returns=["job_1", str(NOW - 100)], after={MARK: None, QUEUE: Sorted({"job_1": NOW + 5000})}),
     Row("a cron marked already (running elsewhere) is skipped; another of arq's crons gets arq's full mark",
         before={QUEUE: Sorted({"cron:a": NOW - 100, "cron:sweep": NOW - 50}), ARQ_IN_PROGRESS_PREFIX + "cron:a":
-                Text("1")}, keys=[QUEUE], args=claim(2), returns=["cron:sweep", str(NOW - 50), ""],
+                Text("1")}, keys=[QUEUE], args=claim(2), returns=["cron:sweep", str(NOW - 50)],
         after={ARQ_IN_PROGRESS_PREFIX + "cron:sweep": Text("1", ttl=300_000),
                QUEUE: Sorted({"cron:a": NOW - 100, "cron:sweep": NOW - 50})}),
     Row("no more than the worker has room for, and none not yet due",
-        before={QUEUE: Sorted({"job_1": NOW - 100, "job_2": NOW - 50, "job_3": NOW + 1000}), ARQ: Text(PAYLOAD)},
-        keys=[QUEUE], args=claim(1), returns=["job_1", str(NOW - 100), PAYLOAD],
+        before={QUEUE: Sorted({"job_1": NOW - 100, "job_2": NOW - 50, "job_3": NOW + 1000})},
+        keys=[QUEUE], args=claim(1), returns=["job_1", str(NOW - 100)],
         after={QUEUE: Sorted({"job_1": NOW + 5000, "job_2": NOW - 50, "job_3": NOW + 1000})}),
 ]  # fmt: skip
 

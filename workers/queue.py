@@ -1,7 +1,7 @@
 """How invocation workers take jobs off arq's queues (single calls' or the batch lane's, workers/lanes.py):
 `ServerWorker` is arq's Worker with five changes: a poll is one script (CLAIM), leases keep running jobs out of
 polls, workers are woken (the queue's wake-up channel), a tool job runs with no bookkeeping round trip of arq's
-(its payload comes with the claim), and a finished job costs arq no round trip (EndedJobs).
+(its id is the whole job: no payload), and a finished job costs arq no round trip (EndedJobs).
 
 Each change and why: docs/architecture.md, "Workers and arq". The arq internals this relies on are named in
 shared/arq_seam.py and checked against the pinned arq by tests/test_arq_seam.py.
@@ -17,14 +17,14 @@ from typing import Any
 import structlog
 from arq import Retry
 from arq.constants import in_progress_key_prefix
-from arq.jobs import SerializationError, deserialize_job_raw
-from arq.utils import ms_to_datetime, timestamp_ms
+from arq.utils import timestamp_ms
 from arq.worker import Worker
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from shared.arq_seam import RUN_TOOL
 from shared.jobs import JOB_ID_PREFIX
-from shared.keys import SCRIPTS, WAKE_OF
+from shared.keys import BATCH_QUEUE_NAME, SCRIPTS, WAKE_OF
 from shared.lua import pack
 
 LEASE_S = 5.0
@@ -112,7 +112,6 @@ class ServerWorker(Worker):
         super().__init__(*args, **kwargs)
         self._wake: QueueWake | None = None
         self._scores: dict[str, int] = {}  # a running job's score when claimed (see finish_job)
-        self._payloads: dict[str, bytes] = {}  # a claimed tool job's arq payload, until run_job takes it
         self._claim: Any = None
         self._polled_at = 0.0
         self.ended = EndedJobs()  # what the attempts report; finish_job reads it
@@ -155,43 +154,35 @@ class ServerWorker(Worker):
         options = pack(now=timestamp_ms(), lease=int(LEASE_S * 1000), mark=int(self.in_progress_timeout_s * 1000),
                        tool_prefix=JOB_ID_PREFIX, room=room, read=room + READ_MARGIN)  # fmt: skip
         claimed: list[bytes] = await self._claim(keys=[self.queue_name], args=[options])
-        if len(claimed) >= 3 * room:  # there may be more: poll again at once
+        if len(claimed) >= 2 * room:  # there may be more: poll again at once
             self.wake()
-        for raw_id, raw_score, payload in zip(claimed[::3], claimed[1::3], claimed[2::3], strict=True):
+        for raw_id, raw_score in zip(claimed[::2], claimed[1::2], strict=True):
             job_id, score = raw_id.decode(), int(float(raw_score))
             await self.sem.acquire()  # arq's: max_jobs + 1 permits, and job_counter < max_jobs here
             self.job_counter += 1
             self._scores[job_id] = score
-            if payload:  # a tool job's
-                self._payloads[job_id] = payload
             task = self.loop.create_task(self.run_job(job_id, score))
             task.add_done_callback(functools.partial(self._ended, job_id))
             self.tasks[job_id] = task
 
     async def run_job(self, job_id: str, score: int) -> None:
-        """A tool job claimed with its payload runs as `run_tool_job` says; anything else (arq's cron jobs, a tool
-        job whose payload is gone) as arq runs it."""
-        payload = self._payloads.pop(job_id, None)
-        if payload is None:
+        """A tool job (its id says so) runs as `run_tool_job` says: `run_tool(id)`, a batch item's with
+        `batch=True` (the batch lane's queue holds only those). Anything else (arq's cron jobs) as arq runs it."""
+        if not job_id.startswith(JOB_ID_PREFIX):
             await super().run_job(job_id, score)
             return
-        try:
-            name, args, kwargs, _, enqueued_ms = deserialize_job_raw(payload, deserializer=self.job_deserializer)
-            function = self.functions[name]
-        except (SerializationError, KeyError):
-            await super().run_job(job_id, score)  # arq fails it, as it would have
-            return
-        await self.run_tool_job(job_id, score, function, args, kwargs, enqueued_ms)
+        kwargs = {"batch": True} if self.queue_name == BATCH_QUEUE_NAME else {}
+        await self.run_tool_job(job_id, score, self.functions[RUN_TOOL], (job_id,), kwargs)
 
-    async def run_tool_job(  # noqa: PLR0917
-        self, job_id: str, score: int, function: Any, args: Any, kwargs: dict[str, Any], enqueued_ms: int
+    async def run_tool_job(
+        self, job_id: str, score: int, function: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> None:
-        """arq's run_job for a tool job, less its bookkeeping: no read of the payload (CLAIM returned it), no try
+        """arq's run_job for a tool job, less its bookkeeping: no payload (the id is the job), no try
         counter (START_JOB counts attempts, and the job's deadline bounds them), no per-job log lines or result
         (the attempt logs, the job hash holds the result). As in arq: the attempt runs under the function's
         timeout; a `Retry` puts the job back `defer` later, a cancellation (the worker stops) at its old place;
         any other error ends arq's part of the job (logged)."""
-        ctx = {**self.ctx, "job_id": job_id, "enqueue_time": ms_to_datetime(enqueued_ms), "score": score}
+        ctx = {**self.ctx, "job_id": job_id, "score": score}  # (when it was queued: its record's createdAt)
         if self.on_job_start:
             await self.on_job_start(ctx)
         finish, incr_score = True, None
@@ -218,7 +209,6 @@ class ServerWorker(Worker):
 
     def _ended(self, job_id: str, _: object) -> None:
         self._scores.pop(job_id, None)
-        self._payloads.pop(job_id, None)
         self.ended.take(job_id)
         full = self.job_counter >= self.max_jobs
         self._release_sem_dec_counter_on_complete()

@@ -103,7 +103,7 @@ def backoff_s(attempt: int, jobs: JobSettings) -> float:
 
 async def run_tool(ctx: WorkerContext, job_id: str, *, batch: bool = False) -> None:
     """One attempt, holding a short lease on the job while it runs (see `hold_lease`). `batch`: the job is a
-    batch item (its arq payload says so), run only when a batch slot is free.
+    batch item (the batch lane runs it so), run only when a batch slot is free.
 
     An attempt that loses Redis leaves the job on arq's queue (arq's Retry): arq takes any other error for the
     job's end and drops it from its queue, and when Redis answers again by then (a dropped connection, a quick

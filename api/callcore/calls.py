@@ -24,7 +24,6 @@ from api.callcore.parties import buyer_of, tenant_of, token_owner
 from api.callcore.refusals import INVALID_TOKEN
 from api.callcore.settlements import intent_key
 from api.callcore.x402_payment import VerifiedPayment
-from shared.arq_seam import arq_payload
 from shared.config import Settings
 from shared.jobs import ANONYMOUS, JobRecord, JobStatus, JobStore, new_job_id, now_ms
 from shared.keys import idempotency_key
@@ -146,9 +145,7 @@ class CallCore:
         queued = msgspec.structs.replace(
             job, status="queued", deadline=created_ms + int(self.settings.jobs.deadline_s * 1000)
         )
-        outcome, reason = await self.jobs.create(
-            queued, arq_payload(job.id, created_ms), caller_key=caller_key, settled_intent=intent_key(digest)
-        )
+        outcome, reason = await self.jobs.create(queued, caller_key=caller_key, settled_intent=intent_key(digest))
         if outcome == -1:  # cannot be: the payment was made for this job. Said loudly, and the job stays settling.
             log.error("a paid settling job could not be released", job_id=job.id, reason=reason)
         if outcome != 1:
@@ -187,7 +184,6 @@ class CallCore:
         stored_value = (idempotency.redis_key, idempotency.value_for(record.id)) if idempotency else None
         outcome, stored = await self.jobs.create(
             record,
-            arq_payload(record.id, record.created_at),
             idempotency=stored_value,
             caller_key=charge.caller_key,
             tenant_from_payment=charge.tenant_from_payment,

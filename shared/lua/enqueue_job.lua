@@ -5,34 +5,35 @@
 -- (shared with CREATE_BATCH): it exists and is paid, has not expired, is for this service, is used by the API key
 -- it is bound to (if any), and has a call left. A new job is counted as a call of its service (a counter hash:
 -- shared/quality.py's callCount and lastCallAt).
--- KEYS: job, arq job payload, arq queue, idempotency key or "", payment or "", ledger, counter hash or "",
+-- The worker needs nothing else: a tool job's id is all of its arq job (workers/queue.py runs `run_tool(id)`).
+-- KEYS: job, arq queue, idempotency key or "", payment or "", ledger, counter hash or "",
 -- [the settlement intent the job waited for and the intents' due zset (api/callcore/settlements.py): then the job
 -- must still be `settling`, and the intent is done once its call is consumed]
--- ARGV: one msgpack table: id, payload (arq's), score ms, ttl ms, idempotency (its value), service (id), caller
+-- ARGV: one msgpack table: id, score ms, ttl ms, idempotency (its value), service (id), caller
 -- (the caller's key client id or ""), now ms, at (ISO now), count_field, time_field, time, tenant (a fallback or
 -- "": set, the job acts for the payment's client, else for this), fields (the job hash's field/value pairs).
 -- Returns {1, idempotency value} created, {0, stored value} an existing job, {-1, failure} nothing happened.
 local o = cmsgpack.unpack(ARGV[1])
-local intent = KEYS[8] or ''
+local intent = KEYS[7] or ''
 if intent ~= '' and redis.call('HGET', KEYS[1], 'status') ~= 'settling' then  -- released once only
   return {0, o.idempotency}
 end
-if KEYS[4] ~= '' then
-  local existing = redis.call('GET', KEYS[4])
+if KEYS[3] ~= '' then
+  local existing = redis.call('GET', KEYS[3])
   if existing then return {0, existing} end
 end
 local client = ''
-if KEYS[5] ~= '' then
-  local refused, p = payment_refusal(KEYS[5], o.service, o.caller, o.now, 1)
+if KEYS[4] ~= '' then
+  local refused, p = payment_refusal(KEYS[4], o.service, o.caller, o.now, 1)
   if refused then return {-1, refused} end
-  consume(KEYS[5], 1, KEYS[6], o.at, {'jobId', o.id}, p)
+  consume(KEYS[4], 1, KEYS[5], o.at, {'jobId', o.id}, p)
   client = p[P.clientId] or ''
 end
 if intent ~= '' then  -- the x402 payment this job waited for is spent on it: its intent is done
   redis.call('HSET', intent, 'stage', 'done')
-  redis.call('ZREM', KEYS[9], redis.call('HGET', intent, 'digest'))
+  redis.call('ZREM', KEYS[8], redis.call('HGET', intent, 'digest'))
 end
-if KEYS[4] ~= '' then redis.call('SET', KEYS[4], o.idempotency, 'PX', o.ttl) end
+if KEYS[3] ~= '' then redis.call('SET', KEYS[3], o.idempotency, 'PX', o.ttl) end
 local fields = o.fields
 if o.tenant ~= '' then
   if client == '' then client = o.tenant end
@@ -41,11 +42,10 @@ if o.tenant ~= '' then
 end
 redis.call('HSET', KEYS[1], unpack(fields))
 redis.call('PEXPIRE', KEYS[1], o.ttl)
-redis.call('PSETEX', KEYS[2], o.ttl, o.payload)
-redis.call('ZADD', KEYS[3], o.score, o.id)
+redis.call('ZADD', KEYS[2], o.score, o.id)
 redis.call('PUBLISH', NAMES.queue_wake, '')
-if KEYS[7] ~= '' then
-  redis.call('HINCRBY', KEYS[7], o.count_field, 1)
-  redis.call('HSET', KEYS[7], o.time_field, o.time)
+if KEYS[6] ~= '' then
+  redis.call('HINCRBY', KEYS[6], o.count_field, 1)
+  redis.call('HSET', KEYS[6], o.time_field, o.time)
 end
 return {1, o.idempotency}

@@ -2,7 +2,7 @@
 -- FINISH_JOB: a job ends: running/queued -> succeeded | failed | canceled | expired, kept for the retention time,
 -- announced. A failure that was not the caller's gives the paid call back (refund reason non-empty). The service's
 -- quality figure for the outcome is counted in the same step (quality_result), so a caller holding the answer sees
--- it counted. The job's arq keys are deleted (arq_done) whether or not this step ended it: it has ended.
+-- it counted. The job leaves arq's queue (arq_done) whether or not this step ended it: it has ended.
 -- KEYS: job, its payment or "", ledger, running set, quality hash or ""
 -- ARGV: one msgpack table: id (the job's), status, now ms, field ('result' or 'error'), payload (its JSON),
 -- retention ms, channel, refund (reason or ""), at (ISO now), quality_field, latency (ms or ""), alpha

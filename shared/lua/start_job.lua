@@ -5,7 +5,7 @@
 -- useful budget, ms), at (ISO now)
 -- Returns {status, attempts, the job hash after the step as field/value pairs (empty when missing)}: 'running'
 -- means go; 'out_of_time' means a retry waited too long for another call (the worker ends the job with its last
--- error); anything else means do nothing. A job found ended (or ended here) has arq's keys deleted (arq_done).
+-- error); anything else means do nothing. A job found ended (or ended here) leaves arq's queue (arq_done).
 -- A job that expires here (it never ran, or waited too long to retry an upstream failure: never the caller's
 -- fault) gives its paid call back.
 local o = cmsgpack.unpack(ARGV[1])

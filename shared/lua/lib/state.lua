@@ -11,7 +11,6 @@
 local JOB_PREFIX, BATCH_PREFIX, WH_PREFIX, WH_DUE, PAY_PREFIX =
   NAMES.job, NAMES.batch, NAMES.webhook, NAMES.webhooks_due, NAMES.payment
 local QUEUE, BATCH_QUEUE, BATCH_QUEUE_WAKE = NAMES.queue, NAMES.batch_queue, NAMES.batch_queue_wake
-local ARQ_JOB, ARQ_RETRY, ARQ_IN_PROGRESS = NAMES.arq_job, NAMES.arq_retry, NAMES.arq_in_progress
 local WEBHOOK_KEEP_MS = 86400000
 local function webhook_from(f, event, now, retention)  -- f: the subject's webhook, events, id, owner
   if not f[1] or f[1] == '' or not f[2] then return end
@@ -28,7 +27,8 @@ local function webhook_event(subject, event, now, retention)
   webhook_from(redis.call('HMGET', subject, 'webhook', 'events', 'id', 'owner'), event, now, retention)
 end
 -- Queue the next `count` items of a batch as jobs (its window refills as jobs finish). Items are JSON arrays
--- made at submission: job id, arq payload (hex), then the job hash's field/value pairs; popped from the head.
+-- made at submission: job id, '' (once arq's payload, now unused), then the job hash's field/value pairs; popped
+-- from the head.
 local function fan_out(bkey, count, now)
   if count <= 0 or redis.call('HGET', bkey, 'cancel') == '1' then return 0 end
   local b = redis.call('HMGET', bkey, 'deadlineMs', 'retentionMs')
@@ -39,10 +39,8 @@ local function fan_out(bkey, count, now)
     if not raw then break end
     local item = cjson.decode(raw)
     local id, job = item[1], JOB_PREFIX .. item[1]
-    local payload = string.gsub(item[2], '..', function(cc) return string.char(tonumber(cc, 16)) end)
     redis.call('HSET', job, 'createdAt', now, 'deadline', deadline, 'status', 'queued', unpack(item, 3))
     redis.call('PEXPIRE', job, ttl)
-    redis.call('PSETEX', ARQ_JOB .. id, ttl, payload)
     redis.call('ZADD', BATCH_QUEUE, now, id)  -- the batch lane's queue (workers/lanes.py)
     redis.call('RPUSH', bkey .. ':jobs', id)
     made = made + 1
@@ -79,10 +77,11 @@ local function batch_moved(job, from, to, now, channel, retention, b, id)  -- b,
   webhook_event(bkey, 'batch.completed', now, retention)
   redis.call('PUBLISH', channel, b)
 end
--- A job has ended: arq's keys for it go (as arq's own finish would delete them; the worker then skips that).
+-- A job has ended: it leaves arq's queue (as arq's own finish would take it off; the worker then skips that). A
+-- tool job has no other arq key: no payload (its id says what to run), no in-progress mark (CLAIM), no try counter
+-- (START_JOB counts attempts).
 -- `batch`: the job's batch field (its queue is the batch lane's), false for none, nil when not read (both queues).
 local function arq_done(id, batch)
-  redis.call('DEL', ARQ_JOB .. id, ARQ_RETRY .. id, ARQ_IN_PROGRESS .. id)
   if batch ~= false then redis.call('ZREM', BATCH_QUEUE, id) end
   if not batch then redis.call('ZREM', QUEUE, id) end
 end
