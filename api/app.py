@@ -76,13 +76,15 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[appkeys.SETTINGS]
-    app[appkeys.JOBS] = JobStore(app[appkeys.REDIS], retention_s=settings.jobs.retention_s)
     app[appkeys.BATCHES] = BatchStore.from_settings(app[appkeys.REDIS], settings)
     app[appkeys.PAYMENTS] = PaymentStore(app[appkeys.REDIS], settings.payments, settings.x402)
     app[appkeys.API_KEYS] = ApiKeyStore(app[appkeys.REDIS])
     app[appkeys.X402] = X402Gate(settings.x402)
     app[appkeys.QUALITY] = QualityStore(app[appkeys.REDIS])
-    app[appkeys.QUALITY].start()  # writes the 402s it counts every second
+    app[appkeys.QUALITY].start()  # writes the calls and 402s it counts every second
+    app[appkeys.JOBS] = JobStore(
+        app[appkeys.REDIS], retention_s=settings.jobs.retention_s, quality=app[appkeys.QUALITY]
+    )
     settlements = SettlementStore(app[appkeys.REDIS])
     app[appkeys.GATE] = PaymentGate(
         settings, app[appkeys.CATALOG], app[appkeys.PAYMENTS], app[appkeys.X402], app[appkeys.METRICS],

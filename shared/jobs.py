@@ -15,11 +15,11 @@ import msgspec
 from redis.asyncio import Redis
 
 from shared import keys
-from shared.clock import iso, iso_ms, utc_iso
+from shared.clock import iso, iso_ms
 from shared.failures import Failure, Kind, ended_failure, failure, kind_of_code
 from shared.keys import SETTLING_DUE
 from shared.lua import pack
-from shared.quality import CALL_COUNT, LAST_CALL_AT, ResultFigure, quality_key
+from shared.quality import QualityStore
 
 JobStatus = Literal["settling", "queued", "running", "succeeded", "failed", "canceled", "expired"]
 TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "canceled", "expired"})
@@ -232,11 +232,13 @@ def job_created_ms(job_id: str) -> int | None:
 
 
 class JobStore:
-    """Reads and moves jobs. Holds no state besides the Redis client and the registered scripts."""
+    """Reads and moves jobs. Holds no state besides the Redis client and the registered scripts; `quality` counts
+    the jobs it creates as calls (the API's)."""
 
-    def __init__(self, redis: Redis, *, retention_s: int) -> None:
+    def __init__(self, redis: Redis, *, retention_s: int, quality: QualityStore | None = None) -> None:
         self.redis = redis
         self.retention_ms = retention_s * 1000
+        self.quality = quality
         self._enqueue = redis.register_script(keys.ENQUEUE_JOB)
         self._start = redis.register_script(keys.START_JOB)
         self._finish = redis.register_script(keys.FINISH_JOB)
@@ -254,10 +256,11 @@ class JobStore:
         tenant_from_payment: bool = False,
         settled_intent: str = "",
     ) -> tuple[int, str]:
-        """Store and enqueue a job, consuming one call of its payment (if any) and counting it as a call of its
-        service (shared/quality.py) in the same step. `tenant_from_payment`: the job acts for the payment's client
-        (`record.tenant` when the payment has none). `settled_intent`: the settlement intent a `settling` job
-        waited for; the job is released (queued, its call consumed) once, only while it is still settling.
+        """Store and enqueue a job, consuming one call of its payment (if any) in the same step; a job created is
+        counted as a call of its service (`quality`, shared/quality.py). `tenant_from_payment`: the job acts for
+        the payment's client (`record.tenant` when the payment has none). `settled_intent`: the settlement intent a
+        `settling` job waited for; the job is released (queued, its call consumed) once, only while it is still
+        settling.
 
         Returns (1, idempotency value) when created, (0, stored value) for an existing job with the same
         Idempotency-Key (nothing charged), (-1, reason) when the payment cannot pay for it (nothing changed):
@@ -274,15 +277,15 @@ class JobStore:
                 idem_key,
                 record.payment_key(),
                 keys.LEDGER,
-                quality_key(record.service),
                 *((settled_intent, SETTLING_DUE) if settled_intent else ()),
             ],
             args=[pack(
                 id=record.id, score=queue_score(record.created_at, interactive=True), ttl=ttl_ms,
                 idempotency=idem_value, service=record.service, caller=caller_key, now=record.created_at,
-                at=iso(record.created_at), count_field=CALL_COUNT, time_field=LAST_CALL_AT,
-                time=utc_iso(record.created_at), tenant=record.tenant if tenant_from_payment else "", fields=flat)],
+                at=iso(record.created_at), tenant=record.tenant if tenant_from_payment else "", fields=flat)],
         )  # fmt: skip
+        if int(outcome) == 1 and self.quality is not None:
+            self.quality.record_call(record.service, record.created_at)
         return int(outcome), value.decode() if isinstance(value, bytes) else str(value)
 
     async def get(self, job_id: str) -> JobRecord | None:
@@ -293,11 +296,9 @@ class JobStore:
         flag: bytes | None = await self.redis.hget(keys.job_key(job_id), "cancel")  # type: ignore[misc]
         return flag == b"1"
 
-    async def begin_call(self, job_id: str, *, counter: tuple[str, str] | None = None) -> bool:
-        """Just before an upstream call: False when a cancel was asked for (no call may be made); else True, with
-        the attempt counted on `counter` (hash, field) in the same step."""
-        key, field = counter if counter is not None else ("", "")
-        go: int = await self._begin_call(keys=[keys.job_key(job_id), key], args=[field])
+    async def begin_call(self, job_id: str) -> bool:
+        """Just before an upstream call: False when a cancel was asked for (no call may be made); else True."""
+        go: int = await self._begin_call(keys=[keys.job_key(job_id)])
         return go == 1
 
     async def queue_position(self, record: JobRecord) -> int | None:
@@ -318,9 +319,9 @@ class JobStore:
         record = _record(dict(zip(flat[::2], flat[1::2], strict=True))) if flat else None
         return status.decode(), int(attempts), record
 
-    async def succeed(self, record: JobRecord, envelope: dict[str, Any], *, figure: ResultFigure | None = None) -> bool:
-        """End the job with its result; `figure`: the service's quality figure, counted in the same step."""
-        return await self._finish_with(record, "succeeded", "result", _json.encode(envelope), refund="", figure=figure)
+    async def succeed(self, record: JobRecord, envelope: dict[str, Any]) -> bool:
+        """End the job with its result. True when this step ended it (False: it had ended already)."""
+        return await self._finish_with(record, "succeeded", "result", _json.encode(envelope), refund="")
 
     async def fail(
         self,
@@ -329,22 +330,18 @@ class JobStore:
         status: JobStatus = "failed",
         *,
         refund: str = "",
-        figure: ResultFigure | None = None,
     ) -> bool:
-        """End the job with an error; a non-empty `refund` reason gives its paid call back (once)."""
-        return await self._finish_with(record, status, "error", _json.encode(error), refund=refund, figure=figure)
+        """End the job with an error; a non-empty `refund` reason gives its paid call back (once). True when this
+        step ended it."""
+        return await self._finish_with(record, status, "error", _json.encode(error), refund=refund)
 
-    async def _finish_with(
-        self, record: JobRecord, status: str, field: str, payload: bytes, *, refund: str, figure: ResultFigure | None
-    ) -> bool:
+    async def _finish_with(self, record: JobRecord, status: str, field: str, payload: bytes, *, refund: str) -> bool:
         now = now_ms()
-        quality = figure if figure is not None else ResultFigure("", "", "", 0)
         done = await self._finish(
-            keys=[keys.job_key(record.id), record.payment_key(), keys.LEDGER, keys.RUNNING_JOBS, quality.key],
+            keys=[keys.job_key(record.id), record.payment_key(), keys.LEDGER, keys.RUNNING_JOBS],
             args=[pack(
                 id=record.id, status=status, now=now, field=field, payload=payload, retention=self.retention_ms,
-                channel=keys.JOBS_DONE_CHANNEL, refund=refund, at=iso(now), quality_field=quality.field,
-                latency=quality.latency, alpha=quality.alpha)],
+                channel=keys.JOBS_DONE_CHANNEL, refund=refund, at=iso(now))],
         )  # fmt: skip
         return bool(done)
 

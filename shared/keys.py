@@ -109,3 +109,4 @@ CANCEL_JOBS = SCRIPTS["cancel_jobs"]  # some of a canceled batch's jobs
 CREATE_BATCH = SCRIPTS["create_batch"]  # a batch stored, paid for and its first window queued
 CANCEL_BATCH = SCRIPTS["cancel_batch"]
 RESERVE_SLOT = SCRIPTS["reserve_slot"]  # the upstream rate limit's booking (workers/ratelimit.py)
+QUALITY_FLUSH = SCRIPTS["quality_flush"]  # a process's quality figures written (shared/quality.py)

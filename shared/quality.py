@@ -7,10 +7,9 @@ two keys per service: docs/architecture.md, "Quality and health" and "Redis".
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import Awaitable, Sequence
-from datetime import datetime
-from typing import Any, Literal, NamedTuple
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 import msgspec
 import structlog
@@ -18,7 +17,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared.clock import utc_iso
-from shared.keys import PREFIX
+from shared.keys import PREFIX, QUALITY_FLUSH
+from shared.lua import pack
 from shared.models import Camel, Quality
 
 HealthStatus = Literal["healthy", "degraded", "unhealthy", "unknown"]
@@ -47,25 +47,62 @@ def probes_key(service_id: str) -> str:
 
 
 EXECUTION_COUNT = "executionCount"
-CALL_COUNT, LAST_CALL_AT = "callCount", "lastCallAt"  # counted by ENQUEUE_JOB as it creates the job
+CALL_COUNT, LAST_CALL_AT = "callCount", "lastCallAt"
+SUCCESS_COUNT, ERROR_COUNT = "successCount", "errorCount"
 PAYMENT_REQUIREDS = "paymentRequireds"
 FLUSH_INTERVAL_S = 1.0
 
 
-class ResultFigure(NamedTuple):
-    """A finished job's figure, counted by FINISH_JOB: (quality hash, counter field, latency ms or '', alpha)."""
+class LatencyRun(msgspec.Struct):
+    """The weighted mean's move over the latency samples since a flush, whatever the mean was before them: after
+    them it is `decay * mean + add`, or `fresh` when there was none (the first sample starts it); `last` is the
+    latest sample. Folding the samples in one at a time gives the same figure (tests/test_quality.py)."""
 
-    key: str
-    field: str
-    latency: str
-    alpha: float
+    decay: float = 1.0
+    add: float = 0.0
+    fresh: float = 0.0
+    last: float = 0.0
+    samples: int = 0
+
+    def observe(self, sample: float, alpha: float = LATENCY_ALPHA) -> None:
+        self.fresh = sample if self.samples == 0 else self.fresh + alpha * (sample - self.fresh)
+        self.decay *= 1 - alpha
+        self.add = self.add * (1 - alpha) + alpha * sample
+        self.last, self.samples = sample, self.samples + 1
+
+    def then(self, later: LatencyRun) -> LatencyRun:
+        """This run followed by `later` (what a failed flush kept, then what came since)."""
+        if later.samples == 0:
+            return self
+        if self.samples == 0:
+            return later
+        return LatencyRun(
+            decay=self.decay * later.decay, add=self.add * later.decay + later.add,
+            fresh=self.fresh * later.decay + later.add, last=later.last, samples=self.samples + later.samples,
+        )  # fmt: skip
 
 
-def result_figure(service_id: str, ok: bool, latency_ms: float | None) -> ResultFigure:
-    """`ok`: the service worked, else it failed the caller (docs/architecture.md, "Quality and health")."""
-    field = "successCount" if ok else "errorCount"
-    latency = f"{latency_ms:.1f}" if ok and latency_ms is not None else ""
-    return ResultFigure(quality_key(service_id), field, latency, LATENCY_ALPHA)
+class Pending(msgspec.Struct):
+    """One service's figures counted in this process and not written yet."""
+
+    counts: dict[str, int] = msgspec.field(default_factory=dict)
+    last_call: str = ""  # the latest call's ISO time
+    latency: LatencyRun = msgspec.field(default_factory=LatencyRun)
+
+    def count(self, field: str) -> None:
+        self.counts[field] = self.counts.get(field, 0) + 1
+
+    def then(self, later: Pending) -> Pending:
+        counts = dict(self.counts)
+        for field, n in later.counts.items():
+            counts[field] = counts.get(field, 0) + n
+        return Pending(counts, max(self.last_call, later.last_call), self.latency.then(later.latency))
+
+    def row(self) -> dict[str, Any]:
+        """QUALITY_FLUSH's row for this service."""
+        run = self.latency
+        latency = [run.decay, run.add, run.fresh, run.last] if run.samples else []
+        return {"counts": self.counts, "last_call": self.last_call, "latency": latency}
 
 
 class ProbeRecord(Camel, frozen=True):
@@ -88,34 +125,67 @@ class QualityStore:
     """Records and reads the figures. The record_* methods never raise for Redis trouble: a figure lost is logged,
     the call it describes goes on.
 
-    402s are the one figure counted in memory: a 402 costs no round trip (it was a sixth of a 402's CPU). The API
-    writes them every FLUSH_INTERVAL_S (`start`; `stop` writes the rest), and adds its own unwritten ones to what
-    it reads, so a caller of this process sees them at once and other processes within a second."""
+    Calls, attempts, outcomes and 402s are counted in memory by the process that sees them (the API: calls and
+    402s; a worker: attempts and outcomes) and written every FLUSH_INTERVAL_S in one script (QUALITY_FLUSH;
+    `start`, and `stop` writes the rest): counting costs a call no Redis command. A process adds its own unwritten
+    counts to what it reads, so a caller of this process sees them at once, and other processes see them within a
+    second. A process that dies unannounced loses at most a second of its figures (statistics, never money)."""
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
-        self._payment_requireds: Counter[str] = Counter()  # 402s not written yet, by service
+        self._flush = redis.register_script(QUALITY_FLUSH)
+        self._pending: dict[str, Pending] = {}  # by service
         self._task: asyncio.Task[None] | None = None
 
+    def _of(self, service_id: str) -> Pending:
+        pending = self._pending.get(service_id)
+        if pending is None:
+            pending = self._pending[service_id] = Pending()
+        return pending
+
     def record_payment_required(self, service_id: str) -> None:
-        self._payment_requireds[service_id] += 1
+        self._of(service_id).count(PAYMENT_REQUIREDS)
+
+    def record_call(self, service_id: str, at_ms: int) -> None:
+        """A job created for the service (ENQUEUE_JOB said so)."""
+        pending = self._of(service_id)
+        pending.count(CALL_COUNT)
+        pending.last_call = max(pending.last_call, utc_iso(datetime.fromtimestamp(at_ms / 1000, UTC)))
+
+    def record_execution(self, service_id: str) -> None:
+        """An upstream attempt about to go out (its job's cancel flag checked)."""
+        self._of(service_id).count(EXECUTION_COUNT)
+
+    def record_result(self, service_id: str, *, ok: bool, latency_ms: float | None = None) -> None:
+        """A job's outcome, once the step that ended it has (`ok`: the service worked, else it failed the caller;
+        docs/architecture.md, "Quality and health")."""
+        pending = self._of(service_id)
+        pending.count(SUCCESS_COUNT if ok else ERROR_COUNT)
+        if ok and latency_ms is not None:
+            pending.latency.observe(latency_ms)
 
     async def flush(self) -> None:
-        """Write the 402s counted since the last flush (kept for the next one when Redis cannot take them)."""
-        pending, self._payment_requireds = self._payment_requireds, Counter()
+        """Write the figures counted since the last flush (kept for the next one when Redis cannot take them)."""
+        pending, self._pending = self._pending, {}
         if not pending:
             return
-        pipe = self._redis.pipeline(transaction=True)
-        for service_id, count in pending.items():
-            pipe.hincrby(quality_key(service_id), PAYMENT_REQUIREDS, count)
+        services = sorted(pending)
+        rows = [pending[service_id].row() for service_id in services]
         try:
-            await pipe.execute()
+            await self._flush(
+                keys=[quality_key(service_id) for service_id in services], args=[pack(rows=rows)], client=self._redis
+            )
         except (RedisError, OSError) as exc:
-            self._payment_requireds.update(pending)
+            self._keep(pending)
             log.warning("quality figures not written; kept for the next flush", error=type(exc).__name__)
         except BaseException:  # cancelled mid-write (stopping): kept for the final flush
-            self._payment_requireds.update(pending)
+            self._keep(pending)
             raise
+
+    def _keep(self, unwritten: dict[str, Pending]) -> None:
+        for service_id, earlier in unwritten.items():
+            later = self._pending.get(service_id)
+            self._pending[service_id] = earlier.then(later) if later is not None else earlier
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._flush_forever(), name="quality-flush")
@@ -155,7 +225,7 @@ class QualityStore:
             pipe.hgetall(quality_key(service_id))
         rows = await pipe.execute()
         return {
-            service_id: _figures(raw, unwritten=self._payment_requireds[service_id]).quality
+            service_id: _figures(raw, unwritten=self._pending.get(service_id)).quality
             for service_id, raw in zip(service_ids, rows, strict=True)
         }
 
@@ -167,7 +237,7 @@ class QualityStore:
             pipe.lrange(probes_key(service_id), 0, HISTORY_LENGTH - 1)
         rows = await pipe.execute()
         return {
-            service_id: _figures(rows[2 * i], rows[2 * i + 1], unwritten=self._payment_requireds[service_id])
+            service_id: _figures(rows[2 * i], rows[2 * i + 1], unwritten=self._pending.get(service_id))
             for i, service_id in enumerate(service_ids)
         }
 
@@ -178,26 +248,42 @@ class QualityStore:
             log.warning("quality figure not recorded", figure=kind, service_id=service_id, error=type(exc).__name__)
 
 
-def _figures(raw: dict[bytes, bytes], history: Sequence[bytes] = (), *, unwritten: int = 0) -> ServiceFigures:
+def _figures(
+    raw: dict[bytes, bytes], history: Sequence[bytes] = (), *, unwritten: Pending | None = None
+) -> ServiceFigures:
+    """The figures as stored, plus this process's `unwritten` ones."""
     fields = {key.decode(): value.decode() for key, value in raw.items()}
-    successes, errors = _int(fields, "successCount"), _int(fields, "errorCount")
+    counts = unwritten.counts if unwritten is not None else {}
+
+    def count(name: str) -> int:
+        return _int(fields, name) + counts.get(name, 0)
+
+    successes, errors = count(SUCCESS_COUNT), count(ERROR_COUNT)
     finished = successes + errors
     success_rate = round(successes / finished, 4) if finished else None
     health = fields.get("healthStatus", UNKNOWN)
     health_latency = _optional_int(fields, "healthLatencyMs")
     latency = _optional_int(fields, "latencyMs")
+    last_call = fields.get(LAST_CALL_AT)
+    if unwritten is not None:
+        if unwritten.latency.samples:
+            mean = _optional_float(fields, "latencyMs")
+            run = unwritten.latency
+            latency = round(run.decay * mean + run.add if mean is not None else run.fresh)
+        if unwritten.last_call and (last_call is None or unwritten.last_call > last_call):
+            last_call = unwritten.last_call
     quality = Quality(
         quality_score=quality_score(health, success_rate, latency if latency is not None else health_latency),
         health_status=health,
         health_checked_at=fields.get("healthCheckedAt"),
         health_latency_ms=health_latency,
         success_rate=success_rate,
-        call_count=_int(fields, "callCount"),
-        execution_count=_int(fields, "executionCount"),
+        call_count=count(CALL_COUNT),
+        execution_count=count(EXECUTION_COUNT),
         success_count=successes,
         error_count=errors,
-        payment_requireds=_int(fields, PAYMENT_REQUIREDS) + unwritten,
-        last_call_at=fields.get("lastCallAt"),
+        payment_requireds=count(PAYMENT_REQUIREDS),
+        last_call_at=last_call,
     )
     probes = tuple(msgspec.json.decode(entry, type=ProbeRecord) for entry in reversed(history))
     return ServiceFigures(quality=quality, latency_ms=latency, history=probes)
@@ -225,10 +311,15 @@ def _int(fields: dict[str, str], name: str) -> int:
 
 
 def _optional_int(fields: dict[str, str], name: str) -> int | None:
+    value = _optional_float(fields, name)
+    return round(value) if value is not None else None
+
+
+def _optional_float(fields: dict[str, str], name: str) -> float | None:
     raw = fields.get(name)
     if raw is None or raw == "":
         return None
     try:
-        return round(float(raw))
+        return float(raw)
     except ValueError:
         return None

@@ -14,6 +14,7 @@ import msgspec
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
+from api import appkeys
 from sandbox.testing import RunningSandbox
 from shared.catalog import Catalog, load_specs
 from shared.config import Settings
@@ -40,6 +41,12 @@ class RunningWorker:
         self.worker = ServerWorker(**{**worker_options(settings, catalog), "handle_signals": False})
         self.batch = ServerWorker(**{**worker_options(settings, catalog, lane="batch"), "handle_signals": False})
         self.tasks = [asyncio.create_task(worker.async_run()) for worker in (self.worker, self.batch)]
+
+    async def flush_quality(self) -> None:
+        """Write the quality figures the lanes counted (they write them every second by themselves)."""
+        for worker in (self.worker, self.batch):
+            if "quality" in worker.ctx:
+                await worker.ctx["quality"].flush()
 
     async def stop(self) -> None:
         lanes = zip((self.worker, self.batch), self.tasks, strict=True)
@@ -75,6 +82,12 @@ class Pipeline:
         if self.worker is not None:
             await self.worker.stop()
             self.worker = None
+
+    async def flush_quality(self) -> None:
+        """Write every quality figure counted so far (the workers' and the API's), as each does every second."""
+        if self.worker is not None:
+            await self.worker.flush_quality()
+        await self.api.app[appkeys.QUALITY].flush()
 
     async def job(self, job_id: str, wait: float = 0) -> tuple[int, Any]:
         response = await self.api.get(f"/api/jobs/{job_id}", params={"wait": str(wait)} if wait else {})

@@ -30,5 +30,6 @@ async def test_a_job_canceled_while_waiting_for_its_slot_makes_no_call(pipeline:
     _, final = await pipeline.job(second["jobId"], wait=10)
     assert final["status"] == "canceled" and final["error"]["code"] == "canceled"
     assert (await pipeline.sandbox.stats())["actions"]["DetectFace"]["calls"] == 1
+    await pipeline.flush_quality()
     quality = (await (await pipeline.api.get("/api/services/face-detection")).json())["quality"]
     assert quality["callCount"] == 2 and quality["executionCount"] == 1

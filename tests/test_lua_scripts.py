@@ -384,14 +384,13 @@ CONSUMED: dict[str, State | None] = {PAY: Hash(payment(remainingCalls=2, usedCal
                                      LEDGER: Events([entry("consumed", 1, jobId="job_1")])}  # fmt: skip
 
 
-def enqueue_keys(idem: str = "", pay: str = "", counter: str = "", *intent_keys: str) -> list[str]:
-    return [JOB, QUEUE, idem, pay, LEDGER, counter, *intent_keys]
+def enqueue_keys(idem: str = "", pay: str = "", *intent_keys: str) -> list[str]:
+    return [JOB, QUEUE, idem, pay, LEDGER, *intent_keys]
 
 
 def enqueue(*, idempotency: str = "", caller: str = "", tenant: str = "") -> list[Any]:
     return [dict(id="job_1", score=SCORE, ttl=TTL, idempotency=idempotency, service="svc",
-                 caller=caller, now=NOW, at=AT, count_field="callCount", time_field="lastCallAt", time=TIME,
-                 tenant=tenant, fields=flat(CREATED))]  # fmt: skip
+                 caller=caller, now=NOW, at=AT, tenant=tenant, fields=flat(CREATED))]  # fmt: skip
 
 
 REFUSALS = [
@@ -420,10 +419,9 @@ ENQUEUE_JOB = [
     Row("the job an idempotency key names already wins: nothing written, nothing charged",
         before={IDEM: Text("job_0 h"), PAY: Hash(payment())},
         keys=enqueue_keys(IDEM, PAY), args=enqueue(idempotency="job_1 h"), returns=[0, "job_0 h"]),
-    Row("a paid call spends one call of its payment and counts as a call of its service",
+    Row("a paid call spends one call of its payment",
         before={PAY: Hash(payment())},
-        keys=enqueue_keys("", PAY, QUALITY), args=enqueue(), returns=[1, ""],
-        after={**QUEUED, **CONSUMED, QUALITY: Hash({"callCount": "1", "lastCallAt": TIME})}, published=WOKEN),
+        keys=enqueue_keys("", PAY), args=enqueue(), returns=[1, ""], after={**QUEUED, **CONSUMED}, published=WOKEN),
     Row("a key's payment pays when its key presents it; the job acts for the payment's client",
         before={PAY: Hash(payment(clientId="key:k1", boundTo="key:k1"))},
         keys=enqueue_keys("", PAY), args=enqueue(caller="key:k1", tenant="anon"), returns=[1, ""],
@@ -440,17 +438,17 @@ ENQUEUE_JOB = [
         published=WOKEN),
     *(Row(f"{name}: refused ({reason}), nothing written",
           before={PAY: Hash(paid)} if paid else {},
-          keys=enqueue_keys("", PAY, QUALITY), args=enqueue(caller=caller), returns=[-1, reason])
+          keys=enqueue_keys("", PAY), args=enqueue(caller=caller), returns=[-1, reason])
       for name, paid, caller, reason in REFUSALS),
     Row("a job that waited for its x402 payment is released once: its call spent, its intent done",
         before={JOB: Hash(job("settling", createdAt=NOW)), PAY: Hash(payment()),
                 INTENT: Hash(intent(stage="paid")), DUE: Sorted({"d1": NOW})},
-        keys=enqueue_keys("", PAY, "", INTENT, DUE), args=enqueue(), returns=[1, ""],
+        keys=enqueue_keys("", PAY, INTENT, DUE), args=enqueue(), returns=[1, ""],
         after={**QUEUED, **CONSUMED, INTENT: Hash(intent(stage="done")), DUE: None}, published=WOKEN),
     Row("a job no longer settling is not released again",
         before={JOB: Hash(CREATED), PAY: Hash(payment()), INTENT: Hash(intent(stage="paid")),
                 DUE: Sorted({"d1": NOW})},
-        keys=enqueue_keys("", PAY, "", INTENT, DUE), args=enqueue(idempotency="job_1 h"), returns=[0, "job_1 h"]),
+        keys=enqueue_keys("", PAY, INTENT, DUE), args=enqueue(idempotency="job_1 h"), returns=[0, "job_1 h"]),
 ]  # fmt: skip
 
 HOOKED = {"webhook": URL, "events": "job.started,job.succeeded"}
@@ -502,13 +500,9 @@ def finish(
     payload: str = '{"ok":true}',
     *,
     refund: str = "",
-    quality_field: str = "",
-    latency: str = "",
-    alpha: float = 0,
 ) -> list[Any]:
     return [dict(id="job_1", status=status, now=NOW, field=field, payload=payload, retention=RETENTION,
-                 channel=K(CHANNEL), refund=refund, at=AT, quality_field=quality_field, latency=latency,
-                 alpha=alpha)]  # fmt: skip
+                 channel=K(CHANNEL), refund=refund, at=AT)]  # fmt: skip
 
 
 SUCCEEDED = job("succeeded", attempts=1, finishedAt=NOW, result='{"ok":true}')
@@ -520,49 +514,38 @@ BATCH_RUN = {JOB: Hash(job("running", attempts=1, batch="bat_1")), RUNNING: Memb
 BATCH_DONE = job("succeeded", attempts=1, batch="bat_1", finishedAt=NOW, result='{"ok":true}')
 
 FINISH_JOB = [
-    Row("running -> succeeded: the result kept for the retention time, its latency and success counted, "
-        "off arq's queue",
+    Row("running -> succeeded: the result kept for the retention time, off arq's queue, announced: 1",
         before={JOB: Hash(job("running", attempts=1, retryAt=NOW - 10)), RUNNING: Members(frozenset({"job_1"})),
-                **ARQ_KEYS, QUALITY: Hash({"successCount": "4", "latencyMs": "100.0"})},
-        keys=[JOB, "", LEDGER, RUNNING, QUALITY],
-        args=finish(quality_field="successCount", latency="200.0", alpha=0.2), returns=1,
-        after={JOB: Hash(SUCCEEDED, ttl=RETENTION), RUNNING: None, **ARQ_GONE,
-               QUALITY: Hash({"successCount": "5", "latencyMs": "120.0", "lastLatencyMs": "200.0"})},
-        published=[(CHANNEL, "job_1")]),
-    Row("the first latency is the mean",
-        before=RUNS, keys=[JOB, "", LEDGER, RUNNING, QUALITY],
-        args=finish(quality_field="successCount", latency="200.0", alpha=0.2), returns=1,
-        after={JOB: Hash(SUCCEEDED), RUNNING: None,
-               QUALITY: Hash({"successCount": "1", "latencyMs": "200.0", "lastLatencyMs": "200.0"})},
-        published=[(CHANNEL, "job_1")]),
-    Row("running -> failed through no fault of the caller: its paid call given back, an error counted",
-        before=PAID_RUN, keys=[JOB, PAY, LEDGER, RUNNING, QUALITY],
-        args=finish("failed", "error", ERROR, refund="upstream", quality_field="errorCount"), returns=1,
+                **ARQ_KEYS},
+        keys=[JOB, "", LEDGER, RUNNING], args=finish(), returns=1,
+        after={JOB: Hash(SUCCEEDED, ttl=RETENTION), RUNNING: None, **ARQ_GONE}, published=[(CHANNEL, "job_1")]),
+    Row("running -> failed through no fault of the caller: its paid call given back",
+        before=PAID_RUN, keys=[JOB, PAY, LEDGER, RUNNING],
+        args=finish("failed", "error", ERROR, refund="upstream"), returns=1,
         after={JOB: Hash({**FAILED_JOB, "refunded": "upstream"}), RUNNING: None, PAY: Hash(payment()),
-               LEDGER: Events([entry("credited", 1, jobId="job_1", reason="upstream")]),
-               QUALITY: Hash({"errorCount": "1"})},
+               LEDGER: Events([entry("credited", 1, jobId="job_1", reason="upstream")])},
         published=[(CHANNEL, "job_1")]),
     Row("running -> failed by the caller's input: the call stays charged",
-        before=PAID_RUN, keys=[JOB, PAY, LEDGER, RUNNING, ""], args=finish("failed", "error", ERROR), returns=1,
+        before=PAID_RUN, keys=[JOB, PAY, LEDGER, RUNNING], args=finish("failed", "error", ERROR), returns=1,
         after={JOB: Hash(FAILED_JOB), RUNNING: None}, published=[(CHANNEL, "job_1")]),
     Row("a call given back already is not given back again",
         before={**PAID_RUN, JOB: Hash(job("running", attempts=1, paymentId="pay_1", refunded="expired"))},
-        keys=[JOB, PAY, LEDGER, RUNNING, ""], args=finish("failed", "error", ERROR, refund="upstream"), returns=1,
+        keys=[JOB, PAY, LEDGER, RUNNING], args=finish("failed", "error", ERROR, refund="upstream"), returns=1,
         after={JOB: Hash({**FAILED_JOB, "refunded": "expired"}), RUNNING: None}, published=[(CHANNEL, "job_1")]),
     Row("queued with its cancel asked for -> canceled: its paid call given back",
         before={JOB: Hash(job(cancel=1, paymentId="pay_1")), PAY: Hash(payment(remainingCalls=2, usedCalls=1))},
-        keys=[JOB, PAY, LEDGER, RUNNING, ""], args=finish("canceled", "error", ERROR, refund="canceled"), returns=1,
+        keys=[JOB, PAY, LEDGER, RUNNING], args=finish("canceled", "error", ERROR, refund="canceled"), returns=1,
         after={JOB: Hash(job("canceled", cancel=1, paymentId="pay_1", finishedAt=NOW, error=ERROR,
                              refunded="canceled")),
                PAY: Hash(payment()), LEDGER: Events([entry("credited", 1, jobId="job_1", reason="canceled")])},
         published=[(CHANNEL, "job_1")]),
-    Row("a job that has ended stays as it is (nothing counted), and it still leaves arq's queue",
-        before={JOB: Hash(job("canceled")), **ARQ_KEYS}, keys=[JOB, "", LEDGER, RUNNING, QUALITY],
-        args=finish(quality_field="successCount", latency="5.0", alpha=0.2), returns=0, after=ARQ_GONE),
+    Row("a job that has ended stays as it is (0: the worker counts nothing), and it still leaves arq's queue",
+        before={JOB: Hash(job("canceled")), **ARQ_KEYS}, keys=[JOB, "", LEDGER, RUNNING], args=finish(), returns=0,
+        after=ARQ_GONE),
     Row("a batch's job finishing leaves the batch lane's queue and queues the batch's next item there",
         before={**BATCH_RUN, BATCH: Hash(batch(running=1)), ITEMS: Items([item("job_2")]),
                 BATCH_JOBS: Items(["job_1"]), BATCH_QUEUE: Sorted({"job_1": NOW + 5000})},
-        keys=[JOB, "", LEDGER, RUNNING, ""], args=finish(), returns=1,
+        keys=[JOB, "", LEDGER, RUNNING], args=finish(), returns=1,
         after={JOB: Hash(BATCH_DONE), RUNNING: None,
                BATCH: Hash(batch(fanned=2, succeeded=1, finished=1)), ITEMS: None,
                BATCH_JOBS: Items(["job_1", "job_2"]), DONE: Items(["job_1"]),
@@ -572,7 +555,7 @@ FINISH_JOB = [
     Row("the last job of a batch completes it: kept for the retention time, batch.completed told, announced",
         before={**BATCH_RUN, BATCH: Hash(batch(total=1, running=1, webhook=URL, events="batch.completed")),
                 BATCH_JOBS: Items(["job_1"])},
-        keys=[JOB, "", LEDGER, RUNNING, ""], args=finish(), returns=1,
+        keys=[JOB, "", LEDGER, RUNNING], args=finish(), returns=1,
         after={JOB: Hash(BATCH_DONE), RUNNING: None,
                BATCH: Hash(batch(total=1, succeeded=1, finished=1, status="completed", completedAt=NOW,
                                  webhook=URL, events="batch.completed"), ttl=RETENTION),
@@ -582,12 +565,9 @@ FINISH_JOB = [
 ]  # fmt: skip
 
 BEGIN_CALL = [
-    Row("a cancel asked for stops the call: 0, nothing counted",
-        before={JOB: Hash(job("running", cancel=1))}, keys=[JOB, QUALITY], args=["executionCount"], returns=0),
-    Row("otherwise the attempt is counted: 1",
-        before={JOB: Hash(job("running"))}, keys=[JOB, QUALITY], args=["executionCount"], returns=1,
-        after={QUALITY: Hash({"executionCount": "1"})}),
-    Row("without a counter: 1", before={JOB: Hash(job("running"))}, keys=[JOB, ""], args=[""], returns=1),
+    Row("a cancel asked for stops the call: 0",
+        before={JOB: Hash(job("running", cancel=1))}, keys=[JOB], args=[], returns=0),
+    Row("otherwise the call may go: 1", before={JOB: Hash(job("running"))}, keys=[JOB], args=[], returns=1),
 ]  # fmt: skip
 
 REQUEUE_JOB = [
@@ -725,21 +705,20 @@ CANCEL_BATCH = [
 # ---------------------------------------------------------------- the upstream's rate limit (the server's clock)
 
 LIMITER = keys.rate_limit_key("AK", "DetectFace")
-BOOK = [100_000, 1_000_000, "executionCount"]  # interval us, max wait us, counter field
+BOOK = [100_000, 1_000_000]  # interval us, max wait us
 
 
 def reserve_slot(now_us: int) -> list[Row]:
     return [
         Row("a job whose cancel was asked for books nothing: -2",
-            before={JOB: Hash(job("running", cancel=1))}, keys=[LIMITER, JOB, QUALITY], args=BOOK, returns=-2),
-        Row("a free slot is booked now and the job's attempt counted: 0",
-            before={JOB: Hash(job("running"))}, keys=[LIMITER, JOB, QUALITY], args=BOOK, returns=0,
-            after={LIMITER: Text(Near(now_us + 100_000, 1_000_000), ttl=1100),
-                   QUALITY: Hash({"executionCount": "1"})}),
+            before={JOB: Hash(job("running", cancel=1))}, keys=[LIMITER, JOB], args=BOOK, returns=-2),
+        Row("a free slot is booked now: 0, the job's call may go",
+            before={JOB: Hash(job("running"))}, keys=[LIMITER, JOB], args=BOOK, returns=0,
+            after={LIMITER: Text(Near(now_us + 100_000, 1_000_000), ttl=1100)}),
         Row("a slot further away than the caller can wait: nothing booked, -1",
-            before={LIMITER: Text(str(now_us + 5_000_000))}, keys=[LIMITER, "", ""], args=BOOK, returns=-1),
-        Row("a slot a little ahead is booked: its wait (us), nothing counted",
-            before={LIMITER: Text(str(now_us + 300_000))}, keys=[LIMITER, "", QUALITY], args=BOOK,
+            before={LIMITER: Text(str(now_us + 5_000_000))}, keys=[LIMITER, ""], args=BOOK, returns=-1),
+        Row("a slot a little ahead is booked: its wait (us)",
+            before={LIMITER: Text(str(now_us + 300_000))}, keys=[LIMITER, ""], args=BOOK,
             returns=Near(300_000, 250_000), after={LIMITER: Text(str(now_us + 400_000), ttl=1400)}),
     ]  # fmt: skip
 
@@ -1018,6 +997,43 @@ def worker_heartbeat(now_us: int) -> list[Row]:
     ]  # fmt: skip
 
 
+# ---------------------------------------------------------------- quality figures (shared/quality.py)
+
+QUALITY2 = quality_key("svc2")
+
+
+def quality_rows(*rows: dict[str, Any]) -> list[Any]:
+    return [dict(rows=list(rows))]
+
+
+def counted(
+    counts: dict[str, int] | None = None, last_call: str = "", latency: list[float] | None = None
+) -> dict[str, Any]:
+    return {"counts": counts or {}, "last_call": last_call, "latency": latency or []}
+
+
+QUALITY_FLUSH = [
+    Row("counts are added to each service's hash, and lastCallAt written when there was none",
+        before={QUALITY: Hash({"callCount": "4", "successCount": "2"})}, keys=[QUALITY, QUALITY2],
+        args=quality_rows(counted({"callCount": 2, "successCount": 1, "errorCount": 1}, TIME),
+                          counted({"paymentRequireds": 3})),
+        returns=2,
+        after={QUALITY: Hash({"callCount": "6", "successCount": "3", "errorCount": "1", "lastCallAt": TIME}),
+               QUALITY2: Hash({"paymentRequireds": "3"})}),
+    Row("lastCallAt keeps the later time: another process's earlier one does not move it back",
+        before={QUALITY: Hash({"lastCallAt": "2030-01-01T00:00:00Z"})}, keys=[QUALITY],
+        args=quality_rows(counted({"callCount": 1}, "2029-12-31T23:59:59Z")), returns=1,
+        after={QUALITY: Hash({"lastCallAt": "2030-01-01T00:00:00Z", "callCount": "1"})}),
+    Row("the latency's mean moves by the run: decay * mean + add; the run's last sample kept",
+        before={QUALITY: Hash({"latencyMs": "100.0"})}, keys=[QUALITY],
+        args=quality_rows(counted({"successCount": 1}, "", [0.8, 40.0, 200.0, 200.0])), returns=1,
+        after={QUALITY: Hash({"successCount": "1", "latencyMs": "120.0", "lastLatencyMs": "200.0"})}),
+    Row("with no mean before, the run's own (fresh) is the mean",
+        keys=[QUALITY], args=quality_rows(counted({"successCount": 2}, "", [0.64, 72.0, 180.0, 100.0])),
+        returns=1, after={QUALITY: Hash({"successCount": "2", "latencyMs": "180.0", "lastLatencyMs": "100.0"})}),
+]  # fmt: skip
+
+
 # ---------------------------------------------------------------- every script, its table
 
 TABLES: dict[str, list[Row] | Callable[[int], list[Row]]] = {
@@ -1033,6 +1049,7 @@ TABLES: dict[str, list[Row] | Callable[[int], list[Row]]] = {
     "create_batch": CREATE_BATCH,
     "cancel_batch": CANCEL_BATCH,
     "reserve_slot": reserve_slot,
+    "quality_flush": QUALITY_FLUSH,
     "settlement_begin": SETTLEMENT_BEGIN,
     "settlement_paid": SETTLEMENT_PAID,
     "settlement_abandon": SETTLEMENT_ABANDON,

@@ -16,7 +16,15 @@ from scripts.embedded_redis import free_port
 from shared.catalog import Catalog
 from shared.config import Settings
 from shared.models import Quality
-from shared.quality import HISTORY_LENGTH, QualityStore, probes_key, quality_key, quality_score
+from shared.quality import (
+    HISTORY_LENGTH,
+    LATENCY_ALPHA,
+    LatencyRun,
+    QualityStore,
+    probes_key,
+    quality_key,
+    quality_score,
+)
 
 IMAGE = {"ImageURL": "https://example.com/quality.jpg"}
 STATIC_QUALITY = msgspec.to_builtins(Quality())
@@ -32,7 +40,11 @@ def pipeline_env() -> dict[str, str]:
     return {"SERVER402_JOB_DEADLINE_S": "2"}  # a persistent 5xx gives up after 2 s of retries
 
 
-async def _quality(pipeline: Pipeline, service_id: str) -> dict[str, Any]:
+async def _quality(pipeline: Pipeline, service_id: str, *, flushed: bool = True) -> dict[str, Any]:
+    """The service's figures as the API shows them; `flushed`: once every process has written its own (as each
+    does every second), else as this API sees them (its own unwritten ones added)."""
+    if flushed:
+        await pipeline.flush_quality()
     response = await pipeline.api.get(f"/api/services/{service_id}")
     assert response.status == 200
     quality: dict[str, Any] = (await response.json())["quality"]
@@ -75,7 +87,7 @@ async def test_402_answers_count_as_payment_requireds_not_calls(pipeline: Pipeli
     body = {"ImageURLA": "https://example.com/a.jpg", "ImageURLB": "https://example.com/b.jpg"}
     for _ in range(2):
         assert (await pipeline.call("face-comparison", body))[0] == 402
-    quality = await _quality(pipeline, "face-comparison")
+    quality = await _quality(pipeline, "face-comparison", flushed=False)
     assert quality["paymentRequireds"] == 2  # this API counts its own 402s not yet written
     assert quality["callCount"] == quality["executionCount"] == 0
     # 402s are written every second (and when the API stops): then every process sees them
@@ -92,7 +104,7 @@ async def test_402s_not_written_while_redis_is_away_are_kept_for_the_next_flush(
         store.record_payment_required(service_id)
         await store.flush()  # refused: logged, kept
         assert not await redis.exists(quality_key(service_id))
-        store._redis = redis  # Redis is back
+        store._redis = redis  # Redis is back (the same script, sent to it)
         await store.flush()
         assert await redis.hget(quality_key(service_id), "paymentRequireds") == b"2"  # type: ignore[misc]
         await store.flush()  # nothing more to write: written once
@@ -146,3 +158,51 @@ def test_the_quality_score_follows_the_documented_formula(
     health: str, success_rate: float | None, latency_ms: float | None, score: float
 ) -> None:
     assert quality_score(health, success_rate, latency_ms) == score
+
+
+def _folded(mean: float | None, samples: list[float], alpha: float = LATENCY_ALPHA) -> float:
+    """The weighted mean as folding each sample in one at a time gives it (the first sample starts it)."""
+    for sample in samples:
+        mean = sample if mean is None else mean + alpha * (sample - mean)
+    assert mean is not None
+    return mean
+
+
+@pytest.mark.parametrize("before", [None, 100.0])
+def test_a_run_of_latencies_moves_the_mean_as_folding_them_one_at_a_time_would(before: float | None) -> None:
+    samples = [200.0, 50.0, 1200.0, 80.0, 95.5, 3000.0, 10.0]
+    whole = LatencyRun()
+    for sample in samples:
+        whole.observe(sample)
+    first, later = LatencyRun(), LatencyRun()  # a flush failed after three: kept, then the rest came
+    for sample in samples[:3]:
+        first.observe(sample)
+    for sample in samples[3:]:
+        later.observe(sample)
+    for run in (whole, first.then(later)):
+        moved = run.fresh if before is None else run.decay * before + run.add
+        assert moved == pytest.approx(_folded(before, samples))
+        assert (run.last, run.samples) == (10.0, len(samples))
+
+
+async def test_figures_counted_in_memory_show_at_once_here_and_once_written_everywhere(redis: Redis) -> None:
+    service_id = "quality-memory-test"
+    here, there = QualityStore(redis), QualityStore(redis)  # two processes
+    try:
+        await redis.hset(quality_key(service_id), mapping={"successCount": 1, "latencyMs": "100.0"})  # type: ignore[misc]
+        here.record_call(service_id, 1_800_000_000_000)
+        here.record_execution(service_id)
+        here.record_result(service_id, ok=True, latency_ms=200.0)
+        here.record_result(service_id, ok=False)
+        mine, theirs = (await here.snapshot([service_id]))[service_id], (await there.snapshot([service_id]))[service_id]
+        assert (mine.call_count, mine.execution_count, mine.success_count, mine.error_count) == (1, 1, 2, 1)
+        assert mine.last_call_at == "2027-01-15T08:00:00Z"
+        assert (theirs.call_count, theirs.success_count, theirs.last_call_at) == (0, 1, None)
+        await here.flush()
+        written = (await there.snapshot([service_id]))[service_id]
+        assert (written.call_count, written.execution_count, written.success_count, written.error_count) == (1, 1, 2, 1)
+        assert written.last_call_at == "2027-01-15T08:00:00Z"
+        assert (await redis.hget(quality_key(service_id), "latencyMs")) == b"120.0"  # type: ignore[misc]
+        assert (await here.snapshot([service_id]))[service_id] == written  # nothing counted twice
+    finally:
+        await redis.delete(quality_key(service_id))

@@ -40,11 +40,9 @@ class CallCanceled(Exception):
 
 @dataclass(frozen=True)
 class JobCall:
-    """A job's call, for the booking script: the job's hash (its cancel flag) and the attempt counter (hash, field)."""
+    """A job's call, for the booking script: the job's hash (its cancel flag)."""
 
     job_key: str
-    counter_key: str
-    counter_field: str
 
 
 class RateLimiter:
@@ -62,8 +60,7 @@ class RateLimiter:
     ) -> bool:
         """Wait for this call's slot. Raises SlotTooFar past `max_wait_s`, and for a `job` whose cancel was asked
         for, CallCanceled. Returns True when the booking script let the job's call through itself (its slot was
-        free at once: cancel flag checked, attempt counted); False when it waited, so the caller checks and
-        counts (JobStore.begin_call).
+        free at once: cancel flag checked); False when it waited, so the caller checks (JobStore.begin_call).
 
         A call that wakes up well after its slot (a busy event loop) does not go out late: arriving late next to
         an on-time call would put QPS + 1 calls into one of the upstream's one-second windows. It books the next
@@ -76,16 +73,13 @@ class RateLimiter:
         interval_us = int(1_000_000 / qps * self._margin)
         horizon_us = max(interval_us, int(BATCH_HORIZON_S * 1_000_000)) if batch else None
         started = loop.time()
-        job_keys = (job.job_key, job.counter_key) if job is not None else ("", "")
-        booking = [keys.rate_limit_key(self._access_key_id, action), *job_keys]
-        counted = False
+        booking = [keys.rate_limit_key(self._access_key_id, action), job.job_key if job is not None else ""]
+        checked = False  # the script checked the cancel flag just before the call goes
         rebookings = 0
         while rebookings < MAX_REBOOKINGS:
             remaining_us = max(0, int((max_wait_s - (loop.time() - started)) * 1_000_000))
             may_wait_us = min(remaining_us, horizon_us) if horizon_us is not None else remaining_us
-            wait_us = int(
-                await self._reserve(keys=booking, args=[interval_us, may_wait_us, job.counter_field if job else ""])
-            )
+            wait_us = int(await self._reserve(keys=booking, args=[interval_us, may_wait_us]))
             if wait_us == CANCELED:
                 raise CallCanceled(action)
             if wait_us < 0 and horizon_us is not None and remaining_us > horizon_us:
@@ -95,7 +89,7 @@ class RateLimiter:
             if wait_us < 0:
                 raise SlotTooFar(action)
             rebookings += 1
-            counted = wait_us == 0 and job is not None
+            checked = wait_us == 0 and job is not None
             slot = loop.time() + wait_us / 1_000_000
             if not wait_us:
                 break  # a free slot, taken at once: not late
@@ -104,4 +98,4 @@ class RateLimiter:
                 break
         if self._metrics is not None:
             self._metrics.observe(RATE_LIMIT_WAIT, (action,), loop.time() - started)
-        return counted
+        return checked

@@ -20,6 +20,7 @@ from shared.keys import BATCH_QUEUE_NAME, QUEUE_NAME
 from shared.liveness import Heartbeat
 from shared.metrics import WorkerMetrics
 from shared.payments import PaymentStore
+from shared.quality import QualityStore
 from shared.webhooks import DeliveryStore
 from workers.ratelimit import RateLimiter
 from workers.tasks import MAX_SLOT_WAIT_S, BatchSlots, expire_payments, run_tool
@@ -51,6 +52,8 @@ def worker_options(settings: Settings, catalog: Catalog | None = None, *, lane: 
         ctx["catalog"] = catalog_
         ctx["queue_name"] = queue
         ctx["store"] = JobStore(redis, retention_s=settings.jobs.retention_s)
+        ctx["quality"] = QualityStore(redis)  # attempts and outcomes, written every second and at shutdown
+        ctx["quality"].start()
         ctx["batch_slots"] = BatchSlots(settings.jobs.worker_batch_jobs)
         ctx["batches"] = BatchStore.from_settings(redis, settings)
         ctx["metrics"] = WorkerMetrics(redis)  # flushed every second, and at shutdown
@@ -79,6 +82,8 @@ def worker_options(settings: Settings, catalog: Catalog | None = None, *, lane: 
             await ctx["webhooks"].stop()
         if "metrics" in ctx:
             await ctx["metrics"].stop()
+        if "quality" in ctx:
+            await ctx["quality"].stop()
 
     async def on_job_start(ctx: dict[str, Any]) -> None:
         structlog.contextvars.clear_contextvars()

@@ -5,8 +5,7 @@ call the upstream once. Failures of a retryable kind (shared/failures.py: thrott
 on the queue with full-jitter exponential backoff while the job's deadline allows; everything else, and anything
 past the deadline, ends the job with a clean error (START_JOB counts attempts; arq keeps no try counter for tool
 jobs, workers/queue.py). Each upstream attempt and each finished job's outcome feed the service's live quality
-figures (shared/quality.py says what counts); an outcome is counted just before the job is finished, so a caller
-holding its answer already sees it counted.
+figures (shared/quality.py says what counts), counted in memory and written within a second.
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ from shared.jobs import JobError, JobRecord, JobStore, now_ms
 from shared.keys import job_key
 from shared.metrics import JOBS_FINISHED, QUEUE_WAIT, WorkerMetrics
 from shared.payments import PaymentStore
-from shared.quality import EXECUTION_COUNT, quality_key, result_figure
+from shared.quality import QualityStore
 from workers import tenancy
 from workers.queue import LEASE_RENEW_S, EndedJobs, renew_lease
 from workers.ratelimit import CallCanceled, JobCall, RateLimiter, SlotTooFar
@@ -88,6 +87,7 @@ class WorkerContext(TypedDict):
     upstream: Upstream
     limiter: RateLimiter
     metrics: WorkerMetrics
+    quality: QualityStore  # the services' attempts and outcomes (shared/quality.py)
     batches: BatchStore
     batch_slots: BatchSlots
     namespaces: tenancy.Namespaces
@@ -189,9 +189,8 @@ async def _attempt(ctx: WorkerContext, record: JobRecord, attempt: int) -> str:
     spec = ctx["catalog"].specs[record.service]
     qps = ctx["catalog"].terms.for_service(record.service).qps
     remaining_s = (record.deadline - now_ms()) / 1000
-    counter = (quality_key(record.service), EXECUTION_COUNT)  # the service's executionCount
-    job = JobCall(job_key(record.id), *counter)
-    try:  # the booking script checks the cancel flag and counts the attempt when the slot is free at once
+    job = JobCall(job_key(record.id))
+    try:  # the booking script checks the cancel flag when the slot is free at once
         max_wait_s = min(MAX_SLOT_WAIT_S, remaining_s - MIN_CALL_BUDGET_S)
         go = await ctx["limiter"].acquire(spec.action, qps, max_wait_s=max_wait_s, job=job, batch=bool(record.batch))
     except SlotTooFar:
@@ -199,10 +198,11 @@ async def _attempt(ctx: WorkerContext, record: JobRecord, attempt: int) -> str:
     except CallCanceled:
         go = False
     else:
-        go = go or await store.begin_call(record.id, counter=counter)  # it waited: checked and counted now
+        go = go or await store.begin_call(record.id)  # it waited: checked now
     if not go:
         await store.fail(record, CANCELED, "canceled", refund="canceled")  # asked for while the job waited
         return "canceled"
+    ctx["quality"].record_execution(record.service)  # the service's executionCount
     params: dict[str, Any] = _decode_input(record.input)
     prefix = await ctx["namespaces"].prefix(record.tenant) if tenancy.needs_namespace(spec.action) else ""
     try:  # face databases and templates: each caller sees only its own (workers/tenancy.py)
@@ -219,8 +219,8 @@ async def _attempt(ctx: WorkerContext, record: JobRecord, attempt: int) -> str:
     output = await tenancy.scope_result(
         ctx["redis"], spec.action, params, result.result, tenant=record.tenant, prefix=prefix
     )
-    figure = result_figure(record.service, ok=True, latency_ms=latency_ms)  # counted as the caller hears
-    await store.succeed(record, envelope(spec.action, output, result.request_id), figure=figure)
+    if await store.succeed(record, envelope(spec.action, output, result.request_id)):
+        ctx["quality"].record_result(record.service, ok=True, latency_ms=latency_ms)
     return "succeeded"
 
 
@@ -234,8 +234,8 @@ async def _upstream_failed(ctx: WorkerContext, record: JobRecord, attempt: int, 
     if exc.retryable:
         return await _retry_or_fail(ctx, record, attempt, error)
     operator = exc.kind == "operator"
-    figure = result_figure(record.service, ok=False, latency_ms=None) if operator else None
-    await ctx["store"].fail(record, error, refund="operator_error" if operator else "", figure=figure)
+    if await ctx["store"].fail(record, error, refund="operator_error" if operator else "") and operator:
+        ctx["quality"].record_result(record.service, ok=False)
     return f"failed:{exc.code}"
 
 
@@ -269,8 +269,8 @@ async def _give_up(ctx: WorkerContext, record: JobRecord, attempts: int, error: 
         upstream_request_id=error.upstream_request_id,
     )
     # 5xx, timeouts, throttling: not the caller's fault (given back), and the service did not work (an error)
-    figure = result_figure(record.service, ok=False, latency_ms=None)
-    await ctx["store"].fail(record, final, refund="upstream_failed", figure=figure)
+    if await ctx["store"].fail(record, final, refund="upstream_failed"):
+        ctx["quality"].record_result(record.service, ok=False)
     return f"failed:{error.code}"
 
 

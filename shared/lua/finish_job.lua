@@ -1,11 +1,11 @@
---! uses: state, quality
+--! uses: state
 -- FINISH_JOB: a job ends: running/queued -> succeeded | failed | canceled | expired, kept for the retention time,
--- announced. A failure that was not the caller's gives the paid call back (refund reason non-empty). The service's
--- quality figure for the outcome is counted in the same step (quality_result), so a caller holding the answer sees
--- it counted. The job leaves arq's queue (arq_done) whether or not this step ended it: it has ended.
--- KEYS: job, its payment or "", ledger, running set, quality hash or ""
+-- announced. A failure that was not the caller's gives the paid call back (refund reason non-empty). Returns 1 when
+-- this step ended the job (the worker then counts its outcome, shared/quality.py), 0 when it had ended already.
+-- The job leaves arq's queue (arq_done) whether or not this step ended it: it has ended.
+-- KEYS: job, its payment or "", ledger, running set
 -- ARGV: one msgpack table: id (the job's), status, now ms, field ('result' or 'error'), payload (its JSON),
--- retention ms, channel, refund (reason or ""), at (ISO now), quality_field, latency (ms or ""), alpha
+-- retention ms, channel, refund (reason or ""), at (ISO now)
 local o = cmsgpack.unpack(ARGV[1])
 -- every field this step reads of the job, at once (it writes none of JOB_MOVED_FIELDS)
 local f = redis.call('HMGET', KEYS[1], 'status', 'retryAt', unpack(JOB_MOVED_FIELDS))
@@ -14,7 +14,6 @@ if not f[1] then batch = nil end  -- no job: which queue it was on is not known
 arq_done(o.id, batch)
 local status = f[1]
 if status ~= 'running' and status ~= 'queued' then return 0 end
-quality_result(KEYS[5], o.quality_field, o.latency, o.alpha)
 redis.call('SREM', KEYS[4], o.id)
 redis.call('HSET', KEYS[1], 'status', o.status, 'finishedAt', o.now, o.field, o.payload)
 if f[2] then redis.call('HDEL', KEYS[1], 'retryAt') end
