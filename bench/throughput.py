@@ -29,7 +29,7 @@ from bench.added_latency import sdk_client
 from bench.measure import CpuMeter, summary, windowed
 from bench.stack import Stack, start, stop
 from bench.wallet import PRICED_TERMS, buy_tokens
-from shared import keys
+from shared.liveness import read_running_jobs
 
 TOOL = "face-detection"
 SLOW_MS = 1200
@@ -100,13 +100,13 @@ class Runner:
 
     async def _running_peak(self) -> int:
         """The most jobs running at once during the counted window, as the server402_jobs_running gauge reads it
-        (the size of the running set, sampled every 50 ms)."""
+        (the jobs the live workers hold, as each writes its count every second; sampled every 50 ms)."""
         redis = Redis.from_url(self.stack.redis.url)
         try:
             await asyncio.sleep(self.warmup_s)
             peak, ends = 0, asyncio.get_running_loop().time() + self.seconds
             while asyncio.get_running_loop().time() < ends:
-                peak = max(peak, int(await redis.scard(keys.RUNNING_JOBS)))
+                peak = max(peak, await read_running_jobs(redis))
                 await asyncio.sleep(0.05)
             return peak
         finally:

@@ -311,7 +311,7 @@ class JobStore:
         """START_JOB: (status, attempt, the job as it is after the step, None when missing)."""
         now = now_ms()
         status, attempts, flat = await self._start(
-            keys=[keys.job_key(job_id), keys.LEDGER, keys.RUNNING_JOBS],
+            keys=[keys.job_key(job_id), keys.LEDGER],
             args=[pack(
                 now=now, channel=keys.JOBS_DONE_CHANNEL, retention=self.retention_ms, expired=_json.encode(EXPIRED),
                 min_budget=min_budget_ms, at=iso(now))],
@@ -338,7 +338,7 @@ class JobStore:
     async def _finish_with(self, record: JobRecord, status: str, field: str, payload: bytes, *, refund: str) -> bool:
         now = now_ms()
         done = await self._finish(
-            keys=[keys.job_key(record.id), record.payment_key(), keys.LEDGER, keys.RUNNING_JOBS],
+            keys=[keys.job_key(record.id), record.payment_key(), keys.LEDGER],
             args=[pack(
                 id=record.id, status=status, now=now, field=field, payload=payload, retention=self.retention_ms,
                 channel=keys.JOBS_DONE_CHANNEL, refund=refund, at=iso(now))],
@@ -346,9 +346,7 @@ class JobStore:
         return bool(done)
 
     async def requeue(self, job_id: str, retry_at_ms: int, error: JobError) -> bool:
-        requeued = await self._requeue(
-            keys=[keys.job_key(job_id), keys.RUNNING_JOBS], args=[retry_at_ms, _json.encode(error)]
-        )
+        requeued = await self._requeue(keys=[keys.job_key(job_id)], args=[retry_at_ms, _json.encode(error)])
         return bool(requeued)
 
     async def cancel(self, record: JobRecord) -> str:

@@ -22,7 +22,7 @@ BATCH_QUEUE_NAME = f"{PREFIX}:queue:batch"
 BATCH_QUEUE_WAKE = f"{BATCH_QUEUE_NAME}:wake"
 WAKE_OF: Mapping[str, str] = MappingProxyType({QUEUE_NAME: QUEUE_WAKE, BATCH_QUEUE_NAME: BATCH_QUEUE_WAKE})
 JOBS_DONE_CHANNEL = f"{PREFIX}:jobs:done"
-RUNNING_JOBS = f"{PREFIX}:jobs:running"
+RUNNING_JOBS = f"{PREFIX}:jobs:running:workers"  # worker id -> how many jobs it holds (shared/metrics.py)
 
 
 def job_key(job_id: str) -> str:

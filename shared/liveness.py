@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared.clock import utc_iso
-from shared.keys import PREFIX, SCRIPTS
+from shared.keys import PREFIX, RUNNING_JOBS, SCRIPTS
 from shared.models import Camel
 
 WorkerKind = Literal["invocation", "batch", "health"]
@@ -111,6 +111,21 @@ async def read_liveness(
     (seconds, micros), *rows = await pipe.execute()
     now_ms = seconds * 1000 + micros / 1000
     return {kind: _liveness(now_ms, members, ttl_s * 1000) for kind, members in zip(kinds, rows, strict=True)}
+
+
+async def read_running_jobs(redis: Redis, *, ttl_s: float = HEARTBEAT_TTL_S) -> int:
+    """How many jobs the live invocation and batch workers hold (each writes its own count, shared/metrics.py),
+    in one pipeline: a worker that died unannounced stops counting once its heartbeat is older than `ttl_s`.
+    Raises RedisError/OSError when Redis cannot answer."""
+    pipe = redis.pipeline(transaction=False)
+    pipe.time()
+    pipe.hgetall(RUNNING_JOBS)
+    for kind in ("invocation", "batch"):
+        pipe.zrange(workers_key(kind), 0, -1, withscores=True)
+    (seconds, micros), counts, *rows = await pipe.execute()
+    fresh_after = seconds * 1000 + micros / 1000 - ttl_s * 1000
+    live = {member for members in rows for member, score in members if score >= fresh_after}
+    return sum(int(count) for worker, count in counts.items() if worker in live)
 
 
 def _liveness(now_ms: float, members: Sequence[tuple[bytes, float]], ttl_ms: float) -> WorkerLiveness:

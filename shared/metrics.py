@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -21,11 +21,12 @@ from prometheus_client.registry import Collector
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from shared.keys import PREFIX
+from shared.keys import PREFIX, RUNNING_JOBS
 
 KEY_PREFIX = f"{PREFIX}:metrics:"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 SEPARATOR = "|"
+RUNNING_KEEP_MS = 60_000  # the running counts' hash outlives its last write by this much
 FLUSH_INTERVAL_S = 1.0  # how stale a worker's figures in /metrics may be (scrapers ask every 15 s or so)
 
 log = structlog.get_logger("shared.metrics")
@@ -74,9 +75,20 @@ class WorkerMetrics:
     flush, so an outage delays them; only a worker that stops while Redis is away (it is replaced after losing
     Redis) drops its last unwritten second, and logs it."""
 
-    def __init__(self, redis: Redis, *, interval_s: float = FLUSH_INTERVAL_S) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        interval_s: float = FLUSH_INTERVAL_S,
+        running: Callable[[], int] | None = None,
+        worker_id: str = "",
+    ) -> None:
+        """`running`: how many jobs the worker holds now, written with each flush when it changed (under
+        `worker_id`, its heartbeat's: read_running_jobs counts only live workers')."""
         self.redis = redis
         self._interval_s = interval_s
+        self._running, self._worker_id = running, worker_id
+        self._running_written: int | None = None
         self._counts: defaultdict[tuple[str, str], int] = defaultdict(int)  # (hash, field) -> increment
         self._sums: defaultdict[tuple[str, str], float] = defaultdict(float)
         self._task: asyncio.Task[None] | None = None
@@ -95,16 +107,21 @@ class WorkerMetrics:
     async def flush(self) -> None:
         """Write what was observed since the last flush, in one round trip (MULTI/EXEC: all of it or none)."""
         counts, sums = self._counts, self._sums
-        if not counts and not sums:
+        running = self._running() if self._running is not None else None
+        if not counts and not sums and running == self._running_written:
             return
         self._counts, self._sums = defaultdict(int), defaultdict(float)
         pipe = self.redis.pipeline(transaction=True)
+        if running is not None and running != self._running_written:
+            pipe.hset(RUNNING_JOBS, self._worker_id, str(running))
+            pipe.pexpire(RUNNING_JOBS, RUNNING_KEEP_MS)
         for (key, field), amount in counts.items():
             pipe.hincrby(key, field, amount)
         for (key, field), total in sums.items():
             pipe.hincrbyfloat(key, field, total)
         try:
             await pipe.execute()
+            self._running_written = running
         except BaseException:
             for entry, amount in counts.items():  # kept for the next flush
                 self._counts[entry] += amount
@@ -124,6 +141,8 @@ class WorkerMetrics:
             self._task = None
         try:
             await self.flush()
+            if self._running is not None:
+                await self.redis.hdel(RUNNING_JOBS, self._worker_id)  # type: ignore[misc]  # it holds none now
         except (RedisError, OSError) as exc:
             log.warning("worker metrics of the last second lost: redis away", error=type(exc).__name__)
 

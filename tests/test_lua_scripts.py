@@ -258,7 +258,7 @@ CHANNEL = keys.JOBS_DONE_CHANNEL
 
 JOB, JOB2, JOB3 = keys.job_key("job_1"), keys.job_key("job_2"), keys.job_key("job_3")
 MARK = ARQ_IN_PROGRESS_PREFIX + "job_1"
-QUEUE, WAKE, LEDGER, RUNNING = keys.QUEUE_NAME, keys.QUEUE_WAKE, keys.LEDGER, keys.RUNNING_JOBS
+QUEUE, WAKE, LEDGER = keys.QUEUE_NAME, keys.QUEUE_WAKE, keys.LEDGER
 PAY, PAY2 = keys.payment_key("pay_1"), keys.payment_key("pay_2")
 QUALITY = quality_key("svc")
 IDEM = keys.idempotency_key("key:k1", "k")
@@ -459,38 +459,37 @@ EXPIRED_JOB = job("expired", deadline=NOW, paymentId="pay_1", finishedAt=NOW, er
 BATCH_STARTED = job("running", attempts=1, startedAt=NOW, batch="bat_1")
 
 START_JOB = [
-    Row("a missing job: missing", keys=[JOB, LEDGER, RUNNING], args=START, returns=["missing", 0, []]),
+    Row("a missing job: missing", keys=[JOB, LEDGER], args=START, returns=["missing", 0, []]),
     Row("an ended job does not start, and it leaves arq's queue",
         before={JOB: Hash(job("succeeded")), **ARQ_KEYS},
-        keys=[JOB, LEDGER, RUNNING], args=START, returns=["succeeded", 0, Flat(job("succeeded"))], after=ARQ_GONE),
+        keys=[JOB, LEDGER], args=START, returns=["succeeded", 0, Flat(job("succeeded"))], after=ARQ_GONE),
     Row("queued -> running: its first attempt, job.started told",
         before={JOB: Hash(job(**HOOKED))},
-        keys=[JOB, LEDGER, RUNNING], args=START, returns=["running", 1, Flat(STARTED)],
-        after={JOB: Hash(STARTED), RUNNING: Members(frozenset({"job_1"})), **told("job_1", "job.started")}),
+        keys=[JOB, LEDGER], args=START, returns=["running", 1, Flat(STARTED)],
+        after={JOB: Hash(STARTED), **told("job_1", "job.started")}),
     Row("running again (its worker died): the next attempt, startedAt kept, nothing told",
-        before={JOB: Hash(job("running", attempts=1, startedAt=NOW - 500, **HOOKED)),
-                RUNNING: Members(frozenset({"job_1"}))},
-        keys=[JOB, LEDGER, RUNNING], args=START, returns=["running", 2, Flat(RESTARTED)],
+        before={JOB: Hash(job("running", attempts=1, startedAt=NOW - 500, **HOOKED))},
+        keys=[JOB, LEDGER], args=START, returns=["running", 2, Flat(RESTARTED)],
         after={JOB: Hash(RESTARTED)}),
     Row("past its deadline -> expired: its paid call given back, off arq's queue, announced",
         before={JOB: Hash(job("running", deadline=NOW, paymentId="pay_1")),
-                PAY: Hash(payment(remainingCalls=2, usedCalls=1)), RUNNING: Members(frozenset({"job_1"})),
+                PAY: Hash(payment(remainingCalls=2, usedCalls=1)),
                 **ARQ_KEYS},
-        keys=[JOB, LEDGER, RUNNING], args=START, returns=["expired", 0, Flat(EXPIRED_JOB)],
-        after={JOB: Hash(EXPIRED_JOB, ttl=RETENTION), PAY: Hash(payment()), RUNNING: None, **ARQ_GONE,
+        keys=[JOB, LEDGER], args=START, returns=["expired", 0, Flat(EXPIRED_JOB)],
+        after={JOB: Hash(EXPIRED_JOB, ttl=RETENTION), PAY: Hash(payment()), **ARQ_GONE,
                LEDGER: Events([entry("credited", 1, jobId="job_1", reason="expired")])},
         published=[(CHANNEL, "job_1")]),
     Row("a cancel asked for while it waited: it does not start",
         before={JOB: Hash(job(cancel=1))},
-        keys=[JOB, LEDGER, RUNNING], args=START, returns=["cancel_requested", 0, Flat(job(cancel=1))]),
+        keys=[JOB, LEDGER], args=START, returns=["cancel_requested", 0, Flat(job(cancel=1))]),
     Row("a retry with less than the smallest useful budget left: out of time",
         before={JOB: Hash(job(attempts=1, deadline=NOW + 500))},
-        keys=[JOB, LEDGER, RUNNING], args=START,
+        keys=[JOB, LEDGER], args=START,
         returns=["out_of_time", 1, Flat(job(attempts=1, deadline=NOW + 500))]),
     Row("a batch's job starting counts as running in its batch",
         before={JOB: Hash(job(batch="bat_1")), BATCH: Hash(batch())},
-        keys=[JOB, LEDGER, RUNNING], args=START, returns=["running", 1, Flat(BATCH_STARTED)],
-        after={JOB: Hash(BATCH_STARTED), RUNNING: Members(frozenset({"job_1"})), BATCH: Hash(batch(running=1))}),
+        keys=[JOB, LEDGER], args=START, returns=["running", 1, Flat(BATCH_STARTED)],
+        after={JOB: Hash(BATCH_STARTED), BATCH: Hash(batch(running=1))}),
 ]  # fmt: skip
 
 
@@ -507,46 +506,46 @@ def finish(
 
 SUCCEEDED = job("succeeded", attempts=1, finishedAt=NOW, result='{"ok":true}')
 FAILED_JOB = job("failed", attempts=1, paymentId="pay_1", finishedAt=NOW, error=ERROR)
-RUNS = {JOB: Hash(job("running", attempts=1)), RUNNING: Members(frozenset({"job_1"}))}
-PAID_RUN = {JOB: Hash(job("running", attempts=1, paymentId="pay_1")), RUNNING: Members(frozenset({"job_1"})),
+RUNS = {JOB: Hash(job("running", attempts=1))}
+PAID_RUN = {JOB: Hash(job("running", attempts=1, paymentId="pay_1")),
             PAY: Hash(payment(remainingCalls=2, usedCalls=1))}  # fmt: skip
-BATCH_RUN = {JOB: Hash(job("running", attempts=1, batch="bat_1")), RUNNING: Members(frozenset({"job_1"}))}
+BATCH_RUN = {JOB: Hash(job("running", attempts=1, batch="bat_1"))}
 BATCH_DONE = job("succeeded", attempts=1, batch="bat_1", finishedAt=NOW, result='{"ok":true}')
 
 FINISH_JOB = [
     Row("running -> succeeded: the result kept for the retention time, off arq's queue, announced: 1",
-        before={JOB: Hash(job("running", attempts=1, retryAt=NOW - 10)), RUNNING: Members(frozenset({"job_1"})),
+        before={JOB: Hash(job("running", attempts=1, retryAt=NOW - 10)),
                 **ARQ_KEYS},
-        keys=[JOB, "", LEDGER, RUNNING], args=finish(), returns=1,
-        after={JOB: Hash(SUCCEEDED, ttl=RETENTION), RUNNING: None, **ARQ_GONE}, published=[(CHANNEL, "job_1")]),
+        keys=[JOB, "", LEDGER], args=finish(), returns=1,
+        after={JOB: Hash(SUCCEEDED, ttl=RETENTION), **ARQ_GONE}, published=[(CHANNEL, "job_1")]),
     Row("running -> failed through no fault of the caller: its paid call given back",
-        before=PAID_RUN, keys=[JOB, PAY, LEDGER, RUNNING],
+        before=PAID_RUN, keys=[JOB, PAY, LEDGER],
         args=finish("failed", "error", ERROR, refund="upstream"), returns=1,
-        after={JOB: Hash({**FAILED_JOB, "refunded": "upstream"}), RUNNING: None, PAY: Hash(payment()),
+        after={JOB: Hash({**FAILED_JOB, "refunded": "upstream"}), PAY: Hash(payment()),
                LEDGER: Events([entry("credited", 1, jobId="job_1", reason="upstream")])},
         published=[(CHANNEL, "job_1")]),
     Row("running -> failed by the caller's input: the call stays charged",
-        before=PAID_RUN, keys=[JOB, PAY, LEDGER, RUNNING], args=finish("failed", "error", ERROR), returns=1,
-        after={JOB: Hash(FAILED_JOB), RUNNING: None}, published=[(CHANNEL, "job_1")]),
+        before=PAID_RUN, keys=[JOB, PAY, LEDGER], args=finish("failed", "error", ERROR), returns=1,
+        after={JOB: Hash(FAILED_JOB)}, published=[(CHANNEL, "job_1")]),
     Row("a call given back already is not given back again",
         before={**PAID_RUN, JOB: Hash(job("running", attempts=1, paymentId="pay_1", refunded="expired"))},
-        keys=[JOB, PAY, LEDGER, RUNNING], args=finish("failed", "error", ERROR, refund="upstream"), returns=1,
-        after={JOB: Hash({**FAILED_JOB, "refunded": "expired"}), RUNNING: None}, published=[(CHANNEL, "job_1")]),
+        keys=[JOB, PAY, LEDGER], args=finish("failed", "error", ERROR, refund="upstream"), returns=1,
+        after={JOB: Hash({**FAILED_JOB, "refunded": "expired"})}, published=[(CHANNEL, "job_1")]),
     Row("queued with its cancel asked for -> canceled: its paid call given back",
         before={JOB: Hash(job(cancel=1, paymentId="pay_1")), PAY: Hash(payment(remainingCalls=2, usedCalls=1))},
-        keys=[JOB, PAY, LEDGER, RUNNING], args=finish("canceled", "error", ERROR, refund="canceled"), returns=1,
+        keys=[JOB, PAY, LEDGER], args=finish("canceled", "error", ERROR, refund="canceled"), returns=1,
         after={JOB: Hash(job("canceled", cancel=1, paymentId="pay_1", finishedAt=NOW, error=ERROR,
                              refunded="canceled")),
                PAY: Hash(payment()), LEDGER: Events([entry("credited", 1, jobId="job_1", reason="canceled")])},
         published=[(CHANNEL, "job_1")]),
     Row("a job that has ended stays as it is (0: the worker counts nothing), and it still leaves arq's queue",
-        before={JOB: Hash(job("canceled")), **ARQ_KEYS}, keys=[JOB, "", LEDGER, RUNNING], args=finish(), returns=0,
+        before={JOB: Hash(job("canceled")), **ARQ_KEYS}, keys=[JOB, "", LEDGER], args=finish(), returns=0,
         after=ARQ_GONE),
     Row("a batch's job finishing leaves the batch lane's queue and queues the batch's next item there",
         before={**BATCH_RUN, BATCH: Hash(batch(running=1)), ITEMS: Items([item("job_2")]),
                 BATCH_JOBS: Items(["job_1"]), BATCH_QUEUE: Sorted({"job_1": NOW + 5000})},
-        keys=[JOB, "", LEDGER, RUNNING], args=finish(), returns=1,
-        after={JOB: Hash(BATCH_DONE), RUNNING: None,
+        keys=[JOB, "", LEDGER], args=finish(), returns=1,
+        after={JOB: Hash(BATCH_DONE),
                BATCH: Hash(batch(fanned=2, succeeded=1, finished=1)), ITEMS: None,
                BATCH_JOBS: Items(["job_1", "job_2"]), DONE: Items(["job_1"]),
                JOB2: Hash(item_job("job_2"), ttl=TTL),
@@ -555,8 +554,8 @@ FINISH_JOB = [
     Row("the last job of a batch completes it: kept for the retention time, batch.completed told, announced",
         before={**BATCH_RUN, BATCH: Hash(batch(total=1, running=1, webhook=URL, events="batch.completed")),
                 BATCH_JOBS: Items(["job_1"])},
-        keys=[JOB, "", LEDGER, RUNNING], args=finish(), returns=1,
-        after={JOB: Hash(BATCH_DONE), RUNNING: None,
+        keys=[JOB, "", LEDGER], args=finish(), returns=1,
+        after={JOB: Hash(BATCH_DONE),
                BATCH: Hash(batch(total=1, succeeded=1, finished=1, status="completed", completedAt=NOW,
                                  webhook=URL, events="batch.completed"), ttl=RETENTION),
                BATCH_JOBS: Items(["job_1"], ttl=RETENTION), DONE: Items(["job_1"], ttl=RETENTION),
@@ -572,14 +571,14 @@ BEGIN_CALL = [
 
 REQUEUE_JOB = [
     Row("running -> queued until its retry time, its last error kept",
-        before=RUNS, keys=[JOB, RUNNING], args=[NOW + 500, ERROR], returns=1,
-        after={JOB: Hash(job(attempts=1, retryAt=NOW + 500, lastError=ERROR)), RUNNING: None}),
+        before=RUNS, keys=[JOB], args=[NOW + 500, ERROR], returns=1,
+        after={JOB: Hash(job(attempts=1, retryAt=NOW + 500, lastError=ERROR))}),
     Row("a job not running is left alone: 0",
-        before={JOB: Hash(job("canceled"))}, keys=[JOB, RUNNING], args=[NOW + 500, ERROR], returns=0),
+        before={JOB: Hash(job("canceled"))}, keys=[JOB], args=[NOW + 500, ERROR], returns=0),
     Row("a batch's job waiting for its retry no longer counts as running in its batch",
-        before={**BATCH_RUN, BATCH: Hash(batch(running=1))}, keys=[JOB, RUNNING], args=[NOW + 500, ERROR],
+        before={**BATCH_RUN, BATCH: Hash(batch(running=1))}, keys=[JOB], args=[NOW + 500, ERROR],
         returns=1,
-        after={JOB: Hash(job(attempts=1, batch="bat_1", retryAt=NOW + 500, lastError=ERROR)), RUNNING: None,
+        after={JOB: Hash(job(attempts=1, batch="bat_1", retryAt=NOW + 500, lastError=ERROR)),
                BATCH: Hash(batch())}),
 ]  # fmt: skip
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -11,7 +12,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from support import Pipeline
 
 from scripts.embedded_redis import free_port
-from shared.keys import QUEUE_NAME
+from shared.keys import QUEUE_NAME, RUNNING_JOBS
+from shared.liveness import Heartbeat, read_running_jobs, workers_key
 from shared.metrics import JOBS_FINISHED, KEY_PREFIX, UPSTREAM_CALL, WorkerMetrics
 
 
@@ -90,6 +92,8 @@ async def test_the_queue_gauges_count_a_running_job_as_running_only(pipeline: Pi
         if (await pipeline.job(job["jobId"]))[1]["status"] == "running":
             break
         await asyncio.sleep(0.01)
+    assert pipeline.worker is not None
+    await pipeline.worker.worker.ctx["metrics"].flush()  # what it writes every second: it holds the job
     samples = await scrape(pipeline)
     # arq queues its cron job (payment expiry, at :00 and :30) about its time: that one may count, nothing else
     crons = [member for member in await pipeline.redis.zrange(QUEUE_NAME, 0, -1) if not member.startswith(b"job_")]
@@ -99,3 +103,25 @@ async def test_the_queue_gauges_count_a_running_job_as_running_only(pipeline: Pi
     )
     assert queued <= len(crons)
     assert (await pipeline.job(job["jobId"], wait=10))[1]["status"] == "succeeded"
+
+
+async def test_the_running_gauge_counts_what_live_workers_hold_and_forgets_a_dead_one(redis: Redis) -> None:
+    held = {"live": 3, "dead": 5}
+    live, dead = (WorkerMetrics(redis, running=lambda n=n: held[n], worker_id=f"w-{n}") for n in ("live", "dead"))
+    await redis.delete(RUNNING_JOBS)  # what the pipeline's workers of the tests before left (live for 15 s)
+    try:
+        for worker_id, kind in (("w-live", "invocation"), ("w-dead", "batch")):
+            await Heartbeat(redis, kind, worker_id=worker_id).beat()
+        await live.flush()
+        await dead.flush()
+        assert await read_running_jobs(redis) == 8
+        now_ms = int(time.time() * 1000)
+        await redis.zadd(workers_key("batch"), {"w-dead": now_ms - 60_000})  # its last beat a minute ago: dead
+        assert await read_running_jobs(redis) == 3
+        held["live"] = 0
+        await live.flush()  # a count that changed is written
+        assert await read_running_jobs(redis) == 0
+        await live.stop()  # a stopping worker takes its count away
+        assert not await redis.hexists(RUNNING_JOBS, "w-live")  # type: ignore[misc]
+    finally:
+        await redis.delete(RUNNING_JOBS, workers_key("invocation"), workers_key("batch"))

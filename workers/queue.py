@@ -40,6 +40,7 @@ RESUBSCRIBE_S = 1.0
 MAX_CLAIM = 256
 READ_MARGIN = 16
 ENDED_JOBS = "ended_jobs"  # the worker context's EndedJobs (workers/tasks.py reports to it)
+JOBS_HELD = "jobs_held"  # the worker context's count of the jobs it runs now (WorkerMetrics writes it)
 
 log = structlog.get_logger("workers.queue")
 
@@ -116,6 +117,7 @@ class ServerWorker(Worker):
         self._polled_at = 0.0
         self.ended = EndedJobs()  # what the attempts report; finish_job reads it
         self.ctx[ENDED_JOBS] = self.ended
+        self.ctx[JOBS_HELD] = lambda: len(self.job_tasks)  # the jobs it runs now (the running-jobs gauge)
 
     def wake(self) -> None:
         """Poll now (also ends the wait of a worker told to stop: burst mode)."""

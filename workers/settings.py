@@ -22,6 +22,7 @@ from shared.metrics import WorkerMetrics
 from shared.payments import PaymentStore
 from shared.quality import QualityStore
 from shared.webhooks import DeliveryStore
+from workers.queue import JOBS_HELD
 from workers.ratelimit import RateLimiter
 from workers.tasks import MAX_SLOT_WAIT_S, BatchSlots, expire_payments, run_tool
 from workers.tenancy import Namespaces
@@ -56,7 +57,10 @@ def worker_options(settings: Settings, catalog: Catalog | None = None, *, lane: 
         ctx["quality"].start()
         ctx["batch_slots"] = BatchSlots(settings.jobs.worker_batch_jobs)
         ctx["batches"] = BatchStore.from_settings(redis, settings)
-        ctx["metrics"] = WorkerMetrics(redis)  # flushed every second, and at shutdown
+        # /readyz counts live invocation workers (and shows the batch lane's)
+        heartbeat = Heartbeat(redis, "invocation" if lane == "calls" else "batch")
+        # flushed every second, and at shutdown, with how many jobs this worker holds (ServerWorker's)
+        ctx["metrics"] = WorkerMetrics(redis, running=ctx.get(JOBS_HELD), worker_id=heartbeat.worker_id)
         ctx["metrics"].start(tied_to=asyncio.current_task())
         ctx["upstream"] = Upstream(settings.upstream, ctx["metrics"])
         ctx["limiter"] = RateLimiter(
@@ -70,8 +74,7 @@ def worker_options(settings: Settings, catalog: Catalog | None = None, *, lane: 
             )
             # signed deliveries of job and batch events (workers/webhooks.py), stopping with arq's main task
             ctx["webhooks"].start(tied_to=asyncio.current_task())
-        # /readyz counts live invocation workers (and shows the batch lane's)
-        ctx["heartbeat"] = Heartbeat(redis, "invocation" if lane == "calls" else "batch")
+        ctx["heartbeat"] = heartbeat
         ctx["heartbeat"].start(tied_to=asyncio.current_task())  # arq's main task: stopping the worker stops it
         structlog.get_logger("workers").info("worker ready", upstream=settings.upstream.mode, queue=queue)
 

@@ -10,7 +10,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from api import appkeys
-from shared.keys import BATCH_QUEUE_NAME, QUEUE_NAME, RUNNING_JOBS
+from shared.keys import BATCH_QUEUE_NAME, QUEUE_NAME
+from shared.liveness import read_running_jobs
 from shared.metrics import Snapshot, WorkerMetrics
 
 routes = web.RouteTableDef()
@@ -52,8 +53,8 @@ async def _queue_gauges(request: web.Request) -> list[Metric]:
     for name in (QUEUE_NAME, BATCH_QUEUE_NAME):  # single calls' and the batch lane's
         pipe.zcount(name, "-inf", now_ms)
         pipe.zcount(name, f"({now_ms}", "+inf")
-    pipe.scard(RUNNING_JOBS)
-    due, deferred, batch_due, batch_deferred, running = await pipe.execute()
+    due, deferred, batch_due, batch_deferred = await pipe.execute()
+    running = await read_running_jobs(redis)
     due, deferred = int(due) + int(batch_due), int(deferred) + int(batch_deferred)
     queue = GaugeMetricFamily(
         "server402_queue_jobs", "Jobs waiting on the queue: ready to run now, or deferred (a retry's backoff).",
@@ -62,5 +63,9 @@ async def _queue_gauges(request: web.Request) -> list[Metric]:
     # running jobs stay on arq's queue, their places at the end of their leases (workers/queue.py): after now
     queue.add_metric(["ready"], int(due))
     queue.add_metric(["deferred"], max(0, int(deferred) - int(running)))
-    in_flight = GaugeMetricFamily("server402_jobs_running", "Jobs being run by a worker now.", value=int(running))
+    in_flight = GaugeMetricFamily(
+        "server402_jobs_running",
+        "Jobs the live workers are running (each writes its count every second).",
+        value=int(running),
+    )
     return [queue, in_flight]

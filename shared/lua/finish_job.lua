@@ -3,7 +3,7 @@
 -- announced. A failure that was not the caller's gives the paid call back (refund reason non-empty). Returns 1 when
 -- this step ended the job (the worker then counts its outcome, shared/quality.py), 0 when it had ended already.
 -- The job leaves arq's queue (arq_done) whether or not this step ended it: it has ended.
--- KEYS: job, its payment or "", ledger, running set
+-- KEYS: job, its payment or "", ledger
 -- ARGV: one msgpack table: id (the job's), status, now ms, field ('result' or 'error'), payload (its JSON),
 -- retention ms, channel, refund (reason or ""), at (ISO now)
 local o = cmsgpack.unpack(ARGV[1])
@@ -14,7 +14,6 @@ if not f[1] then batch = nil end  -- no job: which queue it was on is not known
 arq_done(o.id, batch)
 local status = f[1]
 if status ~= 'running' and status ~= 'queued' then return 0 end
-redis.call('SREM', KEYS[4], o.id)
 redis.call('HSET', KEYS[1], 'status', o.status, 'finishedAt', o.now, o.field, o.payload)
 if f[2] then redis.call('HDEL', KEYS[1], 'retryAt') end
 give_back(KEYS[1], KEYS[2], KEYS[3], o.at, o.refund)

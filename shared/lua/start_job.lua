@@ -1,6 +1,6 @@
 --! uses: state
 -- START_JOB: a worker takes a job: queued (or running, when a crashed worker's job comes back) -> running.
--- KEYS: job, ledger, running set
+-- KEYS: job, ledger
 -- ARGV: one msgpack table: now ms, channel, retention ms, expired (the error JSON), min_budget (the smallest
 -- useful budget, ms), at (ISO now)
 -- Returns {status, attempts, the job hash after the step as field/value pairs (empty when missing)}: 'running'
@@ -27,7 +27,6 @@ if now >= tonumber(deadline) then
   redis.call('HSET', KEYS[1], 'status', 'expired', 'finishedAt', o.now, 'error', o.expired)
   if pid then give_back(KEYS[1], PAY_PREFIX .. pid, KEYS[2], o.at, 'expired') end  -- never ran, or waited to retry
   redis.call('PEXPIRE', KEYS[1], o.retention)
-  redis.call('SREM', KEYS[3], id)
   job_moved(KEYS[1], status, 'expired', o.now, o.channel, o.retention)
   arq_done(id, f.batch or false)
   redis.call('PUBLISH', o.channel, id)
@@ -44,7 +43,6 @@ local attempt = attempts + 1
 local started = f.startedAt or string.format('%.0f', now)  -- the first attempt's
 local changed = {status = 'running', attempts = string.format('%d', attempt), startedAt = started}
 redis.call('HSET', KEYS[1], 'status', changed.status, 'attempts', changed.attempts, 'startedAt', changed.startedAt)
-redis.call('SADD', KEYS[3], id)
 for field, value in pairs(changed) do
   if at[field] then all[at[field]] = value else all[#all + 1] = field; all[#all + 1] = value end
 end
