@@ -1,10 +1,12 @@
 """Blocking waits and long polls that wake within milliseconds of a job finishing.
 
 One Redis pub/sub subscription per API process (channel `s402:jobs:done`, the finished job's id as payload)
-wakes the local waiters of that job. Pub/sub can drop a message (a reconnect, a slow consumer), so a waiter
-also re-reads the job every `RECHECK_S` and after every reconnect: a lost notification costs latency, never
-a result. Ids announced in the last RECENT_S are remembered, so a call that has just created its job can wait
-for it without reading it first (the job may only have finished if its id was announced).
+wakes the local waiters of that job. FINISH_JOB's announcement also carries the job as it left it (after the id
+and a newline, when it is small): a waiter of that job takes it from there instead of reading it back. Pub/sub
+can drop a message (a reconnect, a slow consumer), so a waiter also re-reads the job every `RECHECK_S` and after
+every reconnect: a lost notification costs latency, never a result. Ids announced in the last RECENT_S are
+remembered, so a call that has just created its job can wait for it without reading it first (the job may only
+have finished if its id was announced).
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ import structlog
 from redis.asyncio import Redis
 
 from shared import keys
-from shared.jobs import TERMINAL, JobRecord, JobStore
+from shared.jobs import TERMINAL, JobRecord, JobStore, announced_record
 
 log = structlog.get_logger("api.waiter")
 
 T = TypeVar("T")
 RECHECK_S = 2.0
 RECENT_S, MAX_RECENT = 10.0, 100_000
+MAX_ANNOUNCED = 10_000
 RECONNECT_DELAY_S = (0.1, 0.5, 1.0, 2.0)
 
 
@@ -39,6 +42,7 @@ class JobWaiter:
         self._task: asyncio.Task[None] | None = None
         self.subscribed = asyncio.Event()
         self._recent: dict[str, float] = {}  # ids announced lately -> when (oldest first)
+        self._announced: dict[str, bytes] = {}  # a waited-for job's fields, as its announcement carried them
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen_forever(), name="job-waiter")
@@ -54,7 +58,13 @@ class JobWaiter:
         """The job once it is finished, or as it stands when `timeout_s` runs out (None if it is gone).
         `current`: the job as its caller just created it, which saves reading it first."""
         done: Callable[[JobRecord], bool] = lambda record: record.status in TERMINAL  # noqa: E731
-        return await self.wait_for(job_id, timeout_s, self._store.get, done, current=current)
+        return await self.wait_for(job_id, timeout_s, self._read_job, done, current=current)
+
+    async def _read_job(self, job_id: str) -> JobRecord | None:
+        """The job as its announcement carried it (taken: another waiter of it reads it), else as Redis has it."""
+        fields = self._announced.pop(job_id, None)
+        record = announced_record(fields) if fields is not None else None
+        return record if record is not None and record.id == job_id else await self._store.get(job_id)
 
     async def wait_for(
         self,
@@ -132,7 +142,12 @@ class JobWaiter:
             while True:
                 message = await pubsub.get_message(timeout=30.0)
                 if message is not None and message.get("type") == "message":
-                    subject_id = message["data"].decode()
+                    subject, _, fields = message["data"].partition(b"\n")
+                    subject_id = subject.decode()
+                    if fields and subject_id in self._waiters:  # kept for the waiter it wakes
+                        if len(self._announced) >= MAX_ANNOUNCED:  # (waits that timed out as it came)
+                            self._announced.clear()
+                        self._announced[subject_id] = fields
                     self._remember(subject_id)
                     self._wake(subject_id)
         finally:

@@ -32,6 +32,8 @@ _json = msgspec.json.Encoder()
 # are queued this far "in the past", so they always go before batch items (queued at their real time): a
 # 10,000-item batch never makes someone's single call wait behind it. arq's `score <= now` test still holds.
 INTERACTIVE_LEAD_MS = 86_400_000
+# FINISH_JOB announces a finished job with its fields when they add up to at most this (api/waiter.py uses them)
+ANNOUNCE_MAX_BYTES = 16_384
 
 
 def queue_score(created_ms: int, *, interactive: bool) -> int:
@@ -341,7 +343,7 @@ class JobStore:
             keys=[keys.job_key(record.id), record.payment_key(), keys.LEDGER],
             args=[pack(
                 id=record.id, status=status, now=now, field=field, payload=payload, retention=self.retention_ms,
-                channel=keys.JOBS_DONE_CHANNEL, refund=refund, at=iso(now))],
+                channel=keys.JOBS_DONE_CHANNEL, refund=refund, at=iso(now), announce_max=ANNOUNCE_MAX_BYTES)],
         )  # fmt: skip
         return bool(done)
 
@@ -372,3 +374,11 @@ class JobStore:
 
 def _record(raw: dict[bytes, bytes]) -> JobRecord:
     return msgspec.convert({k.decode(): v.decode() for k, v in raw.items()}, JobRecord, strict=False)
+
+
+def announced_record(fields: bytes) -> JobRecord | None:
+    """The job FINISH_JOB's announcement carries (the JSON after the id), None when it is not one."""
+    try:
+        return msgspec.convert(msgspec.json.decode(fields, type=dict[str, str]), JobRecord, strict=False)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None

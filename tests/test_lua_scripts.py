@@ -203,6 +203,21 @@ async def published_until(redis: Redis, pubsub: PubSub, prefix: str, marker: str
     raise AssertionError("the end marker never arrived")
 
 
+WITH_THE_JOB = " + the job"  # how a row names an announcement that carries the job's fields
+
+
+async def announced(redis: Redis, prefix: str, message: tuple[str, str]) -> tuple[str, str]:
+    """A message as the row names it: a finished job's announcement by its id, once the fields it carries are
+    checked to be the job's hash as the step left it."""
+    channel, data = message
+    subject, newline, fields = data.partition("\n")
+    if newline:
+        stored = decoded_map(await redis.hgetall(prefix + keys.job_key(subject)))  # type: ignore[misc]
+        assert json.loads(fields) == stored, f"{subject}'s announcement is not the job as it is"
+        return channel, subject + WITH_THE_JOB
+    return channel, subject
+
+
 def loaded(script: str, prefix: str) -> str:
     """The script as shared/keys.py loads it, its names under `prefix`."""
     return load({name: prefix + key for name, key in keys.SCRIPT_NAME_TABLE.items()})[script]
@@ -220,7 +235,9 @@ async def check(redis: Redis, script: str, row: Row) -> None:
         run = redis.register_script(loaded(script, prefix))
         args = [pack(**resolve(a, prefix)) if isinstance(a, dict) else resolve(a, prefix) for a in row.args]
         result = await run(keys=[prefix + k if k else "" for k in row.keys], args=args)
-        published = await published_until(redis, pubsub, prefix, "end-of-row")
+        published = [
+            await announced(redis, prefix, m) for m in await published_until(redis, pubsub, prefix, "end-of-row")
+        ]
         assert decoded(result) == row.returns
         assert published == list(row.published)
         expected = {**row.before, **row.after}
@@ -499,9 +516,10 @@ def finish(
     payload: str = '{"ok":true}',
     *,
     refund: str = "",
+    announce_max: int = 16_384,
 ) -> list[Any]:
     return [dict(id="job_1", status=status, now=NOW, field=field, payload=payload, retention=RETENTION,
-                 channel=K(CHANNEL), refund=refund, at=AT)]  # fmt: skip
+                 channel=K(CHANNEL), refund=refund, at=AT, announce_max=announce_max)]  # fmt: skip
 
 
 SUCCEEDED = job("succeeded", attempts=1, finishedAt=NOW, result='{"ok":true}')
@@ -517,27 +535,27 @@ FINISH_JOB = [
         before={JOB: Hash(job("running", attempts=1, retryAt=NOW - 10)),
                 **ARQ_KEYS},
         keys=[JOB, "", LEDGER], args=finish(), returns=1,
-        after={JOB: Hash(SUCCEEDED, ttl=RETENTION), **ARQ_GONE}, published=[(CHANNEL, "job_1")]),
+        after={JOB: Hash(SUCCEEDED, ttl=RETENTION), **ARQ_GONE}, published=[(CHANNEL, "job_1" + WITH_THE_JOB)]),
     Row("running -> failed through no fault of the caller: its paid call given back",
         before=PAID_RUN, keys=[JOB, PAY, LEDGER],
         args=finish("failed", "error", ERROR, refund="upstream"), returns=1,
         after={JOB: Hash({**FAILED_JOB, "refunded": "upstream"}), PAY: Hash(payment()),
                LEDGER: Events([entry("credited", 1, jobId="job_1", reason="upstream")])},
-        published=[(CHANNEL, "job_1")]),
+        published=[(CHANNEL, "job_1" + WITH_THE_JOB)]),
     Row("running -> failed by the caller's input: the call stays charged",
         before=PAID_RUN, keys=[JOB, PAY, LEDGER], args=finish("failed", "error", ERROR), returns=1,
-        after={JOB: Hash(FAILED_JOB)}, published=[(CHANNEL, "job_1")]),
+        after={JOB: Hash(FAILED_JOB)}, published=[(CHANNEL, "job_1" + WITH_THE_JOB)]),
     Row("a call given back already is not given back again",
         before={**PAID_RUN, JOB: Hash(job("running", attempts=1, paymentId="pay_1", refunded="expired"))},
         keys=[JOB, PAY, LEDGER], args=finish("failed", "error", ERROR, refund="upstream"), returns=1,
-        after={JOB: Hash({**FAILED_JOB, "refunded": "expired"})}, published=[(CHANNEL, "job_1")]),
+        after={JOB: Hash({**FAILED_JOB, "refunded": "expired"})}, published=[(CHANNEL, "job_1" + WITH_THE_JOB)]),
     Row("queued with its cancel asked for -> canceled: its paid call given back",
         before={JOB: Hash(job(cancel=1, paymentId="pay_1")), PAY: Hash(payment(remainingCalls=2, usedCalls=1))},
         keys=[JOB, PAY, LEDGER], args=finish("canceled", "error", ERROR, refund="canceled"), returns=1,
         after={JOB: Hash(job("canceled", cancel=1, paymentId="pay_1", finishedAt=NOW, error=ERROR,
                              refunded="canceled")),
                PAY: Hash(payment()), LEDGER: Events([entry("credited", 1, jobId="job_1", reason="canceled")])},
-        published=[(CHANNEL, "job_1")]),
+        published=[(CHANNEL, "job_1" + WITH_THE_JOB)]),
     Row("a job that has ended stays as it is (0: the worker counts nothing), and it still leaves arq's queue",
         before={JOB: Hash(job("canceled")), **ARQ_KEYS}, keys=[JOB, "", LEDGER], args=finish(), returns=0,
         after=ARQ_GONE),
@@ -550,7 +568,7 @@ FINISH_JOB = [
                BATCH_JOBS: Items(["job_1", "job_2"]), DONE: Items(["job_1"]),
                JOB2: Hash(item_job("job_2"), ttl=TTL),
                BATCH_QUEUE: Sorted({"job_2": NOW})},
-        published=[*BATCH_WOKEN, (CHANNEL, "job_1")]),
+        published=[*BATCH_WOKEN, (CHANNEL, "job_1" + WITH_THE_JOB)]),
     Row("the last job of a batch completes it: kept for the retention time, batch.completed told, announced",
         before={**BATCH_RUN, BATCH: Hash(batch(total=1, running=1, webhook=URL, events="batch.completed")),
                 BATCH_JOBS: Items(["job_1"])},
@@ -560,7 +578,10 @@ FINISH_JOB = [
                                  webhook=URL, events="batch.completed"), ttl=RETENTION),
                BATCH_JOBS: Items(["job_1"], ttl=RETENTION), DONE: Items(["job_1"], ttl=RETENTION),
                **told("bat_1", "batch.completed")},
-        published=[(CHANNEL, "bat_1"), (CHANNEL, "job_1")]),
+        published=[(CHANNEL, "bat_1"), (CHANNEL, "job_1" + WITH_THE_JOB)]),
+    Row("a job too big to announce whole is announced by its id alone",
+        before=RUNS, keys=[JOB, "", LEDGER], args=finish(announce_max=10), returns=1,
+        after={JOB: Hash(SUCCEEDED)}, published=[(CHANNEL, "job_1")]),
 ]  # fmt: skip
 
 BEGIN_CALL = [

@@ -41,3 +41,28 @@ async def test_a_wait_given_the_callers_copy_answers_with_the_finished_job(redis
     finally:
         await waiter.stop()
         await redis.delete(keys.job_key(job_id), keys.job_key(other.id))
+
+
+async def test_a_waiting_call_takes_its_finished_job_from_the_announcement_without_reading_it(redis: Redis) -> None:
+    store = JobStore(redis, retention_s=60)
+    waiter = JobWaiter(redis, store)
+    await waiter.start()
+    created = JobRecord(id=new_job_id(), service="face-detection", action="DetectFace", owner="anon", input="{}",
+                        request_id="r", created_at=now_ms(), deadline=now_ms() + 60_000, status="running",
+                        attempts=1)  # fmt: skip
+    try:
+        await asyncio.wait_for(waiter.subscribed.wait(), 5)
+        await redis.hset(keys.job_key(created.id), mapping=stored(created))  # type: ignore[misc]
+        waiting = asyncio.create_task(waiter.wait(created.id, 5, current=created))
+        await asyncio.sleep(0.05)  # it waits
+        reads = (await redis.info("commandstats")).get("cmdstat_hgetall", {}).get("calls", 0)
+        assert await store.succeed(created, {"Data": {"FaceCount": 1}})  # FINISH_JOB announces the job
+        final = await waiting
+        assert final == await store.get(created.id)  # what reading it would have given
+        assert final is not None and final.status == "succeeded" and final.result is not None
+        stats = await redis.info("commandstats")
+        assert stats["cmdstat_hgetall"]["calls"] == reads + 2  # FINISH_JOB's own, and the get() just above
+        assert not waiter._announced  # taken by the waiter it woke
+    finally:
+        await waiter.stop()
+        await redis.delete(keys.job_key(created.id))

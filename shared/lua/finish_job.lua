@@ -2,10 +2,12 @@
 -- FINISH_JOB: a job ends: running/queued -> succeeded | failed | canceled | expired, kept for the retention time,
 -- announced. A failure that was not the caller's gives the paid call back (refund reason non-empty). Returns 1 when
 -- this step ended the job (the worker then counts its outcome, shared/quality.py), 0 when it had ended already.
--- The job leaves arq's queue (arq_done) whether or not this step ended it: it has ended.
+-- The job leaves arq's queue (arq_done) whether or not this step ended it: it has ended. The announcement on
+-- `channel` carries the job as this step leaves it ("<id>\n<its fields as a JSON object>"), what a waiting API would
+-- read next, so it need not; a job bigger than `announce_max` bytes is announced by its id alone.
 -- KEYS: job, its payment or "", ledger
 -- ARGV: one msgpack table: id (the job's), status, now ms, field ('result' or 'error'), payload (its JSON),
--- retention ms, channel, refund (reason or ""), at (ISO now)
+-- retention ms, channel, refund (reason or ""), at (ISO now), announce_max
 local o = cmsgpack.unpack(ARGV[1])
 -- every field this step reads of the job, at once (it writes none of JOB_MOVED_FIELDS)
 local f = redis.call('HMGET', KEYS[1], 'status', 'retryAt', unpack(JOB_MOVED_FIELDS))
@@ -19,5 +21,12 @@ if f[2] then redis.call('HDEL', KEYS[1], 'retryAt') end
 give_back(KEYS[1], KEYS[2], KEYS[3], o.at, o.refund)
 redis.call('PEXPIRE', KEYS[1], o.retention)
 job_moved(KEYS[1], status, o.status, o.now, o.channel, o.retention, {f[3], f[4], f[5], f[6], f[7], f[8]})
-redis.call('PUBLISH', o.channel, o.id)
+local all, fields, size = redis.call('HGETALL', KEYS[1]), {}, 0
+for i = 1, #all, 2 do
+  fields[all[i]] = all[i + 1]
+  size = size + #all[i] + #all[i + 1]
+end
+local message = o.id
+if size <= tonumber(o.announce_max) then message = o.id .. '\n' .. cjson.encode(fields) end
+redis.call('PUBLISH', o.channel, message)
 return 1
