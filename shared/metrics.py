@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ KEY_PREFIX = f"{PREFIX}:metrics:"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 SEPARATOR = "|"
 RUNNING_KEEP_MS = 60_000  # the running counts' hash outlives its last write by this much
+RUNNING_REFRESH_S = 10.0  # a worker's unchanged count above 0 is written again this often
 FLUSH_INTERVAL_S = 1.0  # how stale a worker's figures in /metrics may be (scrapers ask every 15 s or so)
 
 log = structlog.get_logger("shared.metrics")
@@ -89,6 +91,7 @@ class WorkerMetrics:
         self._interval_s = interval_s
         self._running, self._worker_id = running, worker_id
         self._running_written: int | None = None
+        self._running_written_at = 0.0  # (time.monotonic)
         self._counts: defaultdict[tuple[str, str], int] = defaultdict(int)  # (hash, field) -> increment
         self._sums: defaultdict[tuple[str, str], float] = defaultdict(float)
         self._task: asyncio.Task[None] | None = None
@@ -108,11 +111,16 @@ class WorkerMetrics:
         """Write what was observed since the last flush, in one round trip (MULTI/EXEC: all of it or none)."""
         counts, sums = self._counts, self._sums
         running = self._running() if self._running is not None else None
-        if not counts and not sums and running == self._running_written:
+        now = time.monotonic()
+        # written when it changed, and a count above 0 again every RUNNING_REFRESH_S (the hash's TTL is renewed
+        # by every write: a worker holding the same jobs for long keeps it, and its count, alive)
+        stale = bool(running) and now - self._running_written_at >= RUNNING_REFRESH_S
+        write_running = running is not None and (running != self._running_written or stale)
+        if not counts and not sums and not write_running:
             return
         self._counts, self._sums = defaultdict(int), defaultdict(float)
         pipe = self.redis.pipeline(transaction=True)
-        if running is not None and running != self._running_written:
+        if write_running:
             pipe.hset(RUNNING_JOBS, self._worker_id, str(running))
             pipe.pexpire(RUNNING_JOBS, RUNNING_KEEP_MS)
         for (key, field), amount in counts.items():
@@ -121,7 +129,8 @@ class WorkerMetrics:
             pipe.hincrbyfloat(key, field, total)
         try:
             await pipe.execute()
-            self._running_written = running
+            if write_running:
+                self._running_written, self._running_written_at = running, now
         except BaseException:
             for entry, amount in counts.items():  # kept for the next flush
                 self._counts[entry] += amount

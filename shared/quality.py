@@ -7,6 +7,7 @@ two keys per service: docs/architecture.md, "Quality and health" and "Redis".
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -129,13 +130,17 @@ class QualityStore:
     402s; a worker: attempts and outcomes) and written every FLUSH_INTERVAL_S in one script (QUALITY_FLUSH;
     `start`, and `stop` writes the rest): counting costs a call no Redis command. A process adds its own unwritten
     counts to what it reads, so a caller of this process sees them at once, and other processes see them within a
-    second. A process that dies unannounced loses at most a second of its figures (statistics, never money)."""
+    second. A process that dies unannounced loses at most a second of its figures (statistics, never money). A
+    write whose answer is lost (a timeout after Redis ran it) is written again with the next: at least once."""
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
         self._flush = redis.register_script(QUALITY_FLUSH)
         self._pending: dict[str, Pending] = {}  # by service
+        self._inflight: dict[str, Pending] = {}  # being written now: still this process's own until written
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._writing = asyncio.Lock()
 
     def _of(self, service_id: str) -> Pending:
         pending = self._pending.get(service_id)
@@ -166,11 +171,16 @@ class QualityStore:
 
     async def flush(self) -> None:
         """Write the figures counted since the last flush (kept for the next one when Redis cannot take them)."""
+        async with self._writing:  # one write at a time: what is in flight stays this process's own
+            await self._write()
+
+    async def _write(self) -> None:
         pending, self._pending = self._pending, {}
         if not pending:
             return
         services = sorted(pending)
         rows = [pending[service_id].row() for service_id in services]
+        self._inflight = pending
         try:
             await self._flush(
                 keys=[quality_key(service_id) for service_id in services], args=[pack(rows=rows)], client=self._redis
@@ -178,29 +188,45 @@ class QualityStore:
         except (RedisError, OSError) as exc:
             self._keep(pending)
             log.warning("quality figures not written; kept for the next flush", error=type(exc).__name__)
-        except BaseException:  # cancelled mid-write (stopping): kept for the final flush
+        except BaseException:  # cancelled mid-write (the loop ending): kept for the final flush
             self._keep(pending)
             raise
+        finally:
+            self._inflight = {}
 
     def _keep(self, unwritten: dict[str, Pending]) -> None:
         for service_id, earlier in unwritten.items():
             later = self._pending.get(service_id)
             self._pending[service_id] = earlier.then(later) if later is not None else earlier
 
-    def start(self) -> None:
+    def _unwritten(self, service_id: str) -> Pending | None:
+        inflight, pending = self._inflight.get(service_id), self._pending.get(service_id)
+        if inflight is None or pending is None:
+            return inflight or pending
+        return inflight.then(pending)
+
+    def start(self, *, tied_to: asyncio.Task[object] | None = None) -> None:
+        """Write every FLUSH_INTERVAL_S until `stop`, or until the task it is tied to ends (a worker's main task)."""
+        self._stopping.clear()
         self._task = asyncio.create_task(self._flush_forever(), name="quality-flush")
+        if tied_to is not None:
+            tied_to.add_done_callback(lambda _: self._stopping.set())
 
     async def stop(self) -> None:
+        """Let a write under way finish (cancelled, its answer lost, it would be written twice), then write the
+        rest."""
+        self._stopping.set()
         if self._task is not None:
-            self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         await self.flush()
 
     async def _flush_forever(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_INTERVAL_S)
-            await self.flush()
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), FLUSH_INTERVAL_S)
+            if not self._stopping.is_set():
+                await self.flush()
 
     async def record_probe(
         self, service_id: str, status: HealthStatus, latency_ms: float | None, checked_at: datetime
@@ -225,7 +251,7 @@ class QualityStore:
             pipe.hgetall(quality_key(service_id))
         rows = await pipe.execute()
         return {
-            service_id: _figures(raw, unwritten=self._pending.get(service_id)).quality
+            service_id: _figures(raw, unwritten=self._unwritten(service_id)).quality
             for service_id, raw in zip(service_ids, rows, strict=True)
         }
 
@@ -237,7 +263,7 @@ class QualityStore:
             pipe.lrange(probes_key(service_id), 0, HISTORY_LENGTH - 1)
         rows = await pipe.execute()
         return {
-            service_id: _figures(rows[2 * i], rows[2 * i + 1], unwritten=self._pending.get(service_id))
+            service_id: _figures(rows[2 * i], rows[2 * i + 1], unwritten=self._unwritten(service_id))
             for i, service_id in enumerate(service_ids)
         }
 

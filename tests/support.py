@@ -63,6 +63,8 @@ class RunningWorker:
             worker.handle_sig(signal.SIGUSR1)
         await asyncio.gather(task, *worker.tasks.values(), return_exceptions=True)
         if worker._pool is not None:
+            if worker.on_shutdown is not None:  # as arq's close() runs it (workers/supervisor.py closes the worker)
+                await worker.on_shutdown(worker.ctx)
             await worker.pool.aclose(close_connection_pool=True)
 
 
@@ -85,6 +87,7 @@ class Pipeline:
 
     async def flush_quality(self) -> None:
         """Write every quality figure counted so far (the workers' and the API's), as each does every second."""
+        await asyncio.sleep(0.05)  # a worker counts an outcome once FINISH_JOB answers, maybe after the API did
         if self.worker is not None:
             await self.worker.flush_quality()
         await self.api.app[appkeys.QUALITY].flush()

@@ -1049,7 +1049,7 @@ QUALITY_FLUSH = [
         args=quality_rows(counted({"successCount": 1}, "", [0.8, 40.0, 200.0, 200.0])), returns=1,
         after={QUALITY: Hash({"successCount": "1", "latencyMs": "120.0", "lastLatencyMs": "200.0"})}),
     Row("with no mean before, the run's own (fresh) is the mean",
-        keys=[QUALITY], args=quality_rows(counted({"successCount": 2}, "", [0.64, 72.0, 180.0, 100.0])),
+        keys=[QUALITY], args=quality_rows(counted({"successCount": 2}, "", [0.64, 52.0, 180.0, 100.0])),
         returns=1, after={QUALITY: Hash({"successCount": "2", "latencyMs": "180.0", "lastLatencyMs": "100.0"})}),
 ]  # fmt: skip
 

@@ -14,7 +14,7 @@ from support import Pipeline
 from scripts.embedded_redis import free_port
 from shared.keys import QUEUE_NAME, RUNNING_JOBS
 from shared.liveness import Heartbeat, read_running_jobs, workers_key
-from shared.metrics import JOBS_FINISHED, KEY_PREFIX, UPSTREAM_CALL, WorkerMetrics
+from shared.metrics import JOBS_FINISHED, KEY_PREFIX, RUNNING_REFRESH_S, UPSTREAM_CALL, WorkerMetrics
 
 
 async def scrape(pipeline: Pipeline) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -38,6 +38,10 @@ async def test_metrics_count_requests_upstream_calls_and_jobs_without_unbounded_
         assert status == 200
     await pipeline.call("face-detection", {"ImageURL": pipeline.sandbox.image("no-such-image.jpg")})
     assert pipeline.worker is not None  # a worker writes its figures every second; here, at once
+    for _ in range(200):  # the answer can come before the worker has let go of the job
+        if not pipeline.worker.worker.job_tasks:
+            break
+        await asyncio.sleep(0.01)
     await pipeline.worker.worker.ctx["metrics"].flush()
     samples = await scrape(pipeline)
     requests = samples["server402_http_request_duration_seconds_count"]
@@ -113,6 +117,13 @@ async def test_the_running_gauge_counts_what_live_workers_hold_and_forgets_a_dea
         for worker_id, kind in (("w-live", "invocation"), ("w-dead", "batch")):
             await Heartbeat(redis, kind, worker_id=worker_id).beat()
         await live.flush()
+        await dead.flush()
+        assert await read_running_jobs(redis) == 8
+        await redis.delete(RUNNING_JOBS)  # as if its TTL ran out while both held the same jobs
+        live._running_written_at -= RUNNING_REFRESH_S  # ten seconds on: an unchanged count is written again
+        await live.flush()
+        assert await read_running_jobs(redis) == 3
+        dead._running_written_at -= RUNNING_REFRESH_S
         await dead.flush()
         assert await read_running_jobs(redis) == 8
         now_ms = int(time.time() * 1000)

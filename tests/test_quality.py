@@ -206,3 +206,18 @@ async def test_figures_counted_in_memory_show_at_once_here_and_once_written_ever
         assert (await here.snapshot([service_id]))[service_id] == written  # nothing counted twice
     finally:
         await redis.delete(quality_key(service_id))
+
+
+async def test_stopping_writes_every_figure_once(redis: Redis) -> None:
+    service_id = "quality-stop-test"
+    store = QualityStore(redis)
+    store.start()
+    try:
+        for _ in range(3):
+            store.record_call(service_id, 1_800_000_000_000)
+        await store.stop()  # the loop's write (if one is under way) ends, then the rest is written
+        assert await redis.hget(quality_key(service_id), "callCount") == b"3"  # type: ignore[misc]
+        await store.stop()
+        assert await redis.hget(quality_key(service_id), "callCount") == b"3"  # type: ignore[misc]
+    finally:
+        await redis.delete(quality_key(service_id))

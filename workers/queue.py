@@ -88,8 +88,9 @@ class QueueWake:
 
 
 class EndedJobs:
-    """The jobs whose attempt ended them with our own script (which deleted arq's keys too): the attempt adds its
-    job (workers/tasks.py), and finish_job, which arq calls next, takes it out and so leaves arq's keys alone."""
+    """The jobs whose attempt ended them with our own script (which took them off arq's queue too): the attempt
+    adds its job (workers/tasks.py), and finish_job, which arq calls next, takes it out and so leaves arq's keys
+    alone."""
 
     def __init__(self) -> None:
         self._ids: set[str] = set()
@@ -230,7 +231,7 @@ class ServerWorker(Worker):
         """A tool job that goes back on the queue (arq's Retry, or cancelled by a stopping worker) gets its place
         from the score it was claimed with (arq adds `incr_score` to the queue's score, which the lease moved):
         `defer` after the Retry, or its old place. A job whose attempt ended it needs nothing more (its script
-        deleted arq's keys). Everything else is arq's."""
+        took it off the queue). Everything else is arq's."""
         if self.ended.take(job_id) and finish:
             return
         score = self._scores.get(job_id)

@@ -54,7 +54,7 @@ def worker_options(settings: Settings, catalog: Catalog | None = None, *, lane: 
         ctx["queue_name"] = queue
         ctx["store"] = JobStore(redis, retention_s=settings.jobs.retention_s)
         ctx["quality"] = QualityStore(redis)  # attempts and outcomes, written every second and at shutdown
-        ctx["quality"].start()
+        ctx["quality"].start(tied_to=asyncio.current_task())
         ctx["batch_slots"] = BatchSlots(settings.jobs.worker_batch_jobs)
         ctx["batches"] = BatchStore.from_settings(redis, settings)
         # /readyz counts live invocation workers (and shows the batch lane's)
@@ -79,14 +79,14 @@ def worker_options(settings: Settings, catalog: Catalog | None = None, *, lane: 
         structlog.get_logger("workers").info("worker ready", upstream=settings.upstream.mode, queue=queue)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
+        if "quality" in ctx:
+            await ctx["quality"].stop()  # (it logs Redis trouble and never raises for it)
         if "heartbeat" in ctx:
             await ctx["heartbeat"].stop()
         if "webhooks" in ctx:
             await ctx["webhooks"].stop()
         if "metrics" in ctx:
             await ctx["metrics"].stop()
-        if "quality" in ctx:
-            await ctx["quality"].stop()
 
     async def on_job_start(ctx: dict[str, Any]) -> None:
         structlog.contextvars.clear_contextvars()
