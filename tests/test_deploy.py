@@ -145,12 +145,13 @@ def test_keda_scales_the_worker_deployment_on_the_arq_queue() -> None:
         "workers",
     ]
     assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"], "the API is ready only with a live worker"
-    (trigger,) = spec["triggers"]
-    assert trigger["type"] == "redis"
-    assert trigger["metadata"]["listName"] == keys.QUEUE_NAME
-    assert trigger["metadata"]["listLength"].isdigit(), "KEDA metadata values are strings"
+    triggers = spec["triggers"]
+    assert [t["metadata"]["listName"] for t in triggers] == [keys.QUEUE_NAME, keys.BATCH_QUEUE_NAME]  # both lanes
     redis_url = next(doc for doc in k8s_kind("ConfigMap"))["data"]["REDIS_URL"]
-    assert trigger["metadata"]["address"] in redis_url
+    for trigger in triggers:
+        assert trigger["type"] == "redis"
+        assert trigger["metadata"]["listLength"].isdigit(), "KEDA metadata values are strings"
+        assert trigger["metadata"]["address"] in redis_url
 
 
 def test_api_autoscaler_targets_the_api_deployment_on_cpu() -> None:
