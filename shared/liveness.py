@@ -123,13 +123,18 @@ async def read_running_jobs(redis: Redis, *, ttl_s: float = HEARTBEAT_TTL_S) -> 
     for kind in ("invocation", "batch"):
         pipe.zrange(workers_key(kind), 0, -1, withscores=True)
     (seconds, micros), counts, *rows = await pipe.execute()
-    fresh_after = seconds * 1000 + micros / 1000 - ttl_s * 1000
-    live = {member for members in rows for member, score in members if score >= fresh_after}
+    now_ms = seconds * 1000 + micros / 1000
+    live = {member for members in rows for member, _ in _fresh(now_ms, members, ttl_s * 1000)}
     return sum(int(count) for worker, count in counts.items() if worker in live)
 
 
+def _fresh(now_ms: float, members: Sequence[tuple[bytes, float]], ttl_ms: float) -> list[tuple[bytes, float]]:
+    """The members that beat within `ttl_ms` of `now_ms` (Redis's clock): the live workers."""
+    return [(member, score) for member, score in members if score >= now_ms - ttl_ms]
+
+
 def _liveness(now_ms: float, members: Sequence[tuple[bytes, float]], ttl_ms: float) -> WorkerLiveness:
-    fresh = [score for _, score in members if score >= now_ms - ttl_ms]
+    fresh = [score for _, score in _fresh(now_ms, members, ttl_ms)]
     last = max(fresh) if fresh else None
     seen = utc_iso(last) if last is not None else None
     return WorkerLiveness(alive=bool(fresh), last_seen_at=seen, count=len(fresh))

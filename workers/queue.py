@@ -174,23 +174,21 @@ class ServerWorker(Worker):
         if not job_id.startswith(JOB_ID_PREFIX):
             await super().run_job(job_id, score)
             return
-        kwargs = {"batch": True} if self.queue_name == BATCH_QUEUE_NAME else {}
-        await self.run_tool_job(job_id, score, self.functions[RUN_TOOL], (job_id,), kwargs)
+        await self.run_tool_job(job_id, score, batch=self.queue_name == BATCH_QUEUE_NAME)
 
-    async def run_tool_job(
-        self, job_id: str, score: int, function: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> None:
-        """arq's run_job for a tool job, less its bookkeeping: no payload (the id is the job), no try
-        counter (START_JOB counts attempts, and the job's deadline bounds them), no per-job log lines or result
-        (the attempt logs, the job hash holds the result). As in arq: the attempt runs under the function's
-        timeout; a `Retry` puts the job back `defer` later, a cancellation (the worker stops) at its old place;
-        any other error ends arq's part of the job (logged)."""
+    async def run_tool_job(self, job_id: str, score: int, *, batch: bool) -> None:
+        """`run_tool(job_id, batch=batch)` as arq's run_job runs a job, less its bookkeeping: no payload (the id is
+        the job), no try counter (START_JOB counts attempts, and the job's deadline bounds them), no per-job log
+        lines or result (the attempt logs, the job hash holds the result). As in arq: the attempt runs under the
+        function's timeout; a `Retry` puts the job back `defer` later, a cancellation (the worker stops) at its old
+        place; any other error ends arq's part of the job (logged)."""
         ctx = {**self.ctx, "job_id": job_id, "score": score}  # (when it was queued: its record's createdAt)
         if self.on_job_start:
             await self.on_job_start(ctx)
         finish, incr_score = True, None
+        function = self.functions[RUN_TOOL]
         timeout_s = self.job_timeout_s if function.timeout_s is None else function.timeout_s
-        self.job_tasks[job_id] = task = self.loop.create_task(function.coroutine(ctx, *args, **kwargs))
+        self.job_tasks[job_id] = task = self.loop.create_task(function.coroutine(ctx, job_id, batch=batch))
         try:
             await asyncio.wait_for(task, timeout_s)
         except Retry as exc:

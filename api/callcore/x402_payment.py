@@ -72,7 +72,7 @@ def decode_header(header: str) -> PaymentPayload:
     if len(header) > MAX_HEADER_CHARS or not header.isascii():
         raise PaymentRejected("payment_malformed", "PAYMENT-SIGNATURE must be base64 of at most 16 KiB")
     try:
-        payload = decode_payment_signature_header(header.strip(" \t"))
+        payload = decode_payment_signature_header(header.strip(" \t"))  # HTTP's padding only (api.ratelimits.OWS)
     except (binascii.Error, UnicodeDecodeError, json.JSONDecodeError, pydantic.ValidationError, ValueError):
         raise PaymentRejected(
             "payment_malformed", "PAYMENT-SIGNATURE must be a base64-encoded x402 v2 PaymentPayload"

@@ -65,7 +65,7 @@ async def _queue_gauges(request: web.Request) -> list[Metric]:
     queue.add_metric(["deferred"], max(0, int(deferred) - int(running)))
     in_flight = GaugeMetricFamily(
         "server402_jobs_running",
-        "Jobs the live workers are running (each writes its count every second).",
+        "Jobs the live workers are running (each writes its count within a second of a change).",
         value=int(running),
     )
     return [queue, in_flight]
