@@ -233,6 +233,16 @@ def job_created_ms(job_id: str) -> int | None:
     return int.from_bytes(raw[:6], "big")
 
 
+class SlotBooking(msgspec.Struct, frozen=True, kw_only=True):
+    """The upstream slot START_JOB books for a job that goes running (workers/ratelimit.py makes it): its limiter
+    key, the interval between slots and the longest waits, in microseconds (`horizon_us` 0: no batch horizon)."""
+
+    limiter: str
+    interval_us: int
+    cap_us: int
+    horizon_us: int = 0
+
+
 class JobStore:
     """Reads and moves jobs. Holds no state besides the Redis client and the registered scripts; `quality` counts
     the jobs it creates as calls (the API's)."""
@@ -309,17 +319,22 @@ class JobStore:
         rank: int | None = await self.redis.zrank(queue, record.id)
         return rank
 
-    async def start(self, job_id: str, *, min_budget_ms: int) -> tuple[str, int, JobRecord | None]:
-        """START_JOB: (status, attempt, the job as it is after the step, None when missing)."""
+    async def start(
+        self, job_id: str, *, min_budget_ms: int, booking: SlotBooking | None = None
+    ) -> tuple[str, int, JobRecord | None, int | None]:
+        """START_JOB: (status, attempt, the job as it is after the step (None when missing), and for a `booking`
+        of a job that went running, the wait for its slot in us: 0 go now, -1 too far, nothing booked; else None)."""
         now = now_ms()
-        status, attempts, flat = await self._start(
-            keys=[keys.job_key(job_id), keys.LEDGER],
+        slot = dict(interval=booking.interval_us, cap=booking.cap_us, horizon=booking.horizon_us) if booking else {}
+        reply = await self._start(
+            keys=[keys.job_key(job_id), keys.LEDGER, booking.limiter if booking else ""],
             args=[pack(
                 now=now, channel=keys.JOBS_DONE_CHANNEL, retention=self.retention_ms, expired=_json.encode(EXPIRED),
-                min_budget=min_budget_ms, at=iso(now))],
+                min_budget=min_budget_ms, at=iso(now), **slot)],
         )  # fmt: skip
+        status, attempts, flat = reply[:3]
         record = _record(dict(zip(flat[::2], flat[1::2], strict=True))) if flat else None
-        return status.decode(), int(attempts), record
+        return status.decode(), int(attempts), record, int(reply[3]) if len(reply) > 3 else None
 
     async def succeed(self, record: JobRecord, envelope: dict[str, Any]) -> bool:
         """End the job with its result. True when this step ended it (False: it had ended already)."""

@@ -1,18 +1,21 @@
-"""Two ways the limits stay cheap and fair, on the suite's real Redis: rate-limit checks that arrive together are one
-script call with the answers of one call each (api/apikeys.py `RateChecks`), and batch items never book a backlog
-of upstream slots that a single call would wait behind (workers/ratelimit.py, BATCH_HORIZON_S)."""
+"""Three ways the limits stay cheap and fair, on the suite's real Redis: rate-limit checks that arrive together are
+one script call with the answers of one call each (api/apikeys.py `RateChecks`), a job's first upstream slot is
+booked by the step that starts it (START_JOB), and batch items never book a backlog of upstream slots that a single
+call would wait behind (workers/ratelimit.py, BATCH_HORIZON_S)."""
 
 from __future__ import annotations
 
 import asyncio
 
+import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from api.apikeys import ApiKeyStore
 from scripts.embedded_redis import free_port
 from shared import keys
-from workers.ratelimit import BATCH_HORIZON_S, RateLimiter
+from shared.jobs import JobRecord, JobStore, new_job_id, now_ms
+from workers.ratelimit import BATCH_HORIZON_S, JobCall, RateLimiter
 
 QPS = 100.0  # one slot each 10 ms: the batch's 20 items span 200 ms of slots
 
@@ -83,3 +86,42 @@ async def test_a_free_slot_is_taken_once_even_at_a_margin_of_one(redis: Redis) -
     await limiter.acquire("DetectFace", 1.0, max_wait_s=5)  # one slot a second
     tat, (seconds, micros) = int(await redis.get(rate_key)), await redis.time()
     assert tat - (seconds * 1_000_000 + micros) <= 1_000_000  # one slot booked, not five
+
+
+async def queued_job(redis: Redis) -> JobRecord:
+    record = JobRecord(id=new_job_id(), service="face-detection", action="DetectFace", owner="anon", input="{}",
+                       request_id="r", created_at=now_ms(), deadline=now_ms() + 60_000, status="queued")  # fmt: skip
+    fields = {k: str(v) for k, v in msgspec.to_builtins(record).items() if v is not None}
+    await redis.hset(keys.job_key(record.id), mapping=fields)  # type: ignore[misc]
+    return record
+
+
+async def test_a_job_is_started_and_its_slot_booked_in_one_step(redis: Redis) -> None:
+    """START_JOB books a job's first slot: on a free slot the call goes with no script call of the limiter's, and
+    on a slot ahead the limiter waits for that booking (then the caller checks the cancel flag) without booking
+    another."""
+    store, limiter = JobStore(redis, retention_s=60), RateLimiter(redis, "start-books", margin=1.1)
+    rate_key = keys.rate_limit_key("start-books", "DetectFace")
+    await redis.delete(rate_key)
+    booking = limiter.booking("DetectFace", 10.0, cap_s=5, batch=False)  # a slot each 110 ms
+    first, second, third = await queued_job(redis), await queued_job(redis), await queued_job(redis)
+    try:
+        status, attempt, record, booked = await store.start(first.id, min_budget_ms=500, booking=booking)
+        assert (status, attempt, booked) == ("running", 1, 0)
+        assert record is not None and record.status == "running"
+        before = await evalsha_calls(redis)
+        job = JobCall(keys.job_key(first.id))
+        assert await limiter.acquire("DetectFace", 10.0, max_wait_s=5, job=job, booked_us=booked) is True
+        assert await evalsha_calls(redis) == before
+        status, _, _, booked = await store.start(second.id, min_budget_ms=500, booking=booking)
+        assert status == "running" and booked is not None and 0 < booked <= 110_000
+        before = await evalsha_calls(redis)
+        job = JobCall(keys.job_key(second.id))
+        assert await limiter.acquire("DetectFace", 10.0, max_wait_s=5, job=job, booked_us=booked) is False
+        assert await evalsha_calls(redis) == before
+        tat, (seconds, micros) = int(await redis.get(rate_key)), await redis.time()
+        assert tat - (seconds * 1_000_000 + micros) <= 110_000  # two slots booked in all, none by the limiter
+        # without a booking START_JOB books nothing (the limiter's own first booking is then RESERVE_SLOT)
+        assert (await store.start(third.id, min_budget_ms=500))[3] is None
+    finally:
+        await redis.delete(*(keys.job_key(r.id) for r in (first, second, third)), rate_key)

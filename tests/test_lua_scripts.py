@@ -510,6 +510,47 @@ START_JOB = [
 ]  # fmt: skip
 
 
+def book(*, horizon: int = 0) -> list[Any]:
+    """START's options with a booking: a slot every 100 ms, waits of at most 5 s (`horizon`: a batch item's)."""
+    return [dict(START[0], interval=100_000, cap=5_000_000, horizon=horizon)]
+
+
+RUNNING = job("running", attempts=1, startedAt=NOW)
+BOOKING = [JOB, LEDGER, keys.rate_limit_key("AK", "DetectFace")]
+
+
+def start_job(now_us: int) -> list[Row]:
+    """START_JOB's rows, and those that book the job's upstream slot as it starts (the server's clock)."""
+    limiter = BOOKING[2]
+    return [*START_JOB, *[
+        Row("queued -> running, its slot free at once: booked, 0 (go now: the cancel flag was read in this step)",
+            before={JOB: Hash(job(**HOOKED))}, keys=BOOKING, args=book(), returns=["running", 1, Flat(STARTED), 0],
+            after={JOB: Hash(STARTED), limiter: Text(Near(now_us + 100_000, 1_000_000), ttl=1100),
+                   **told("job_1", "job.started")}),
+        Row("a slot a little ahead is booked: its wait (us)",
+            before={JOB: Hash(job()), limiter: Text(str(now_us + 300_000))}, keys=BOOKING, args=book(),
+            returns=["running", 1, Flat(RUNNING), Near(300_000, 250_000)],
+            after={JOB: Hash(RUNNING), limiter: Text(str(now_us + 400_000), ttl=1400)}),
+        Row("a slot further away than the cap: -1, nothing booked (the attempt is counted: the worker retries)",
+            before={JOB: Hash(job()), limiter: Text(str(now_us + 6_000_000))}, keys=BOOKING, args=book(),
+            returns=["running", 1, Flat(RUNNING), -1], after={JOB: Hash(RUNNING)}),
+        Row("no wait past the deadline less the smallest useful budget: -1, nothing booked",
+            before={JOB: Hash(job(deadline=NOW + 1500)), limiter: Text(str(now_us + 600_000))}, keys=BOOKING,
+            args=book(), returns=["running", 1, Flat(job("running", attempts=1, startedAt=NOW, deadline=NOW + 1500)),
+                                  -1],
+            after={JOB: Hash(job("running", attempts=1, startedAt=NOW, deadline=NOW + 1500))}),
+        Row("a batch item waits no longer than its horizon: -1, nothing booked",
+            before={JOB: Hash(job()), limiter: Text(str(now_us + 200_000))}, keys=BOOKING, args=book(horizon=10_000),
+            returns=["running", 1, Flat(RUNNING), -1], after={JOB: Hash(RUNNING)}),
+        Row("a job whose cancel was asked for books nothing",
+            before={JOB: Hash(job(cancel=1))}, keys=BOOKING, args=book(),
+            returns=["cancel_requested", 0, Flat(job(cancel=1))]),
+        Row("an ended job books nothing",
+            before={JOB: Hash(job("succeeded")), **ARQ_KEYS}, keys=BOOKING, args=book(),
+            returns=["succeeded", 0, Flat(job("succeeded"))], after=ARQ_GONE),
+    ]]  # fmt: skip
+
+
 def finish(
     status: str = "succeeded",
     field: str = "result",
@@ -903,17 +944,20 @@ def claim(room: int) -> list[Any]:
 
 
 CLAIM_JOBS = [
-    Row("a due tool job is leased: moved to the lease's end (no mark); its id and score as read",
+    Row("a due tool job is leased: moved to the lease's end (no mark); its id, score as read, and service",
+        before={QUEUE: Sorted({"job_1": NOW - 100}), JOB: Hash(job())}, keys=[QUEUE], args=claim(2),
+        returns=["job_1", str(NOW - 100), "svc"], after={MARK: None, QUEUE: Sorted({"job_1": NOW + 5000})}),
+    Row("a due tool job with no hash (gone) is leased too, its service ''",
         before={QUEUE: Sorted({"job_1": NOW - 100})}, keys=[QUEUE], args=claim(2),
-        returns=["job_1", str(NOW - 100)], after={MARK: None, QUEUE: Sorted({"job_1": NOW + 5000})}),
+        returns=["job_1", str(NOW - 100), ""], after={MARK: None, QUEUE: Sorted({"job_1": NOW + 5000})}),
     Row("a cron marked already (running elsewhere) is skipped; another of arq's crons gets arq's full mark",
         before={QUEUE: Sorted({"cron:a": NOW - 100, "cron:sweep": NOW - 50}), ARQ_IN_PROGRESS_PREFIX + "cron:a":
-                Text("1")}, keys=[QUEUE], args=claim(2), returns=["cron:sweep", str(NOW - 50)],
+                Text("1")}, keys=[QUEUE], args=claim(2), returns=["cron:sweep", str(NOW - 50), ""],
         after={ARQ_IN_PROGRESS_PREFIX + "cron:sweep": Text("1", ttl=300_000),
                QUEUE: Sorted({"cron:a": NOW - 100, "cron:sweep": NOW - 50})}),
     Row("no more than the worker has room for, and none not yet due",
         before={QUEUE: Sorted({"job_1": NOW - 100, "job_2": NOW - 50, "job_3": NOW + 1000})},
-        keys=[QUEUE], args=claim(1), returns=["job_1", str(NOW - 100)],
+        keys=[QUEUE], args=claim(1), returns=["job_1", str(NOW - 100), ""],
         after={QUEUE: Sorted({"job_1": NOW + 5000, "job_2": NOW - 50, "job_3": NOW + 1000})}),
 ]  # fmt: skip
 
@@ -1060,7 +1104,7 @@ TABLES: dict[str, list[Row] | Callable[[int], list[Row]]] = {
     "create_payment": CREATE_PAYMENT,
     "expire_payments": EXPIRE_PAYMENTS,
     "enqueue_job": ENQUEUE_JOB,
-    "start_job": START_JOB,
+    "start_job": start_job,
     "finish_job": FINISH_JOB,
     "begin_call": BEGIN_CALL,
     "requeue_job": REQUEUE_JOB,

@@ -114,6 +114,7 @@ class ServerWorker(Worker):
         super().__init__(*args, **kwargs)
         self._wake: QueueWake | None = None
         self._scores: dict[str, int] = {}  # a running job's score when claimed (see finish_job)
+        self._services: dict[str, str] = {}  # a claimed job's service, until it runs (see run_job)
         self._claim: Any = None
         self._polled_at = 0.0
         self.ended = EndedJobs()  # what the attempts report; finish_job reads it
@@ -157,38 +158,42 @@ class ServerWorker(Worker):
         options = pack(now=timestamp_ms(), lease=int(LEASE_S * 1000), mark=int(self.in_progress_timeout_s * 1000),
                        tool_prefix=JOB_ID_PREFIX, room=room, read=room + READ_MARGIN)  # fmt: skip
         claimed: list[bytes] = await self._claim(keys=[self.queue_name], args=[options])
-        if len(claimed) >= 2 * room:  # there may be more: poll again at once
+        if len(claimed) >= 3 * room:  # there may be more: poll again at once
             self.wake()
-        for raw_id, raw_score in zip(claimed[::2], claimed[1::2], strict=True):
+        for raw_id, raw_score, raw_service in zip(claimed[::3], claimed[1::3], claimed[2::3], strict=True):
             job_id, score = raw_id.decode(), int(float(raw_score))
             await self.sem.acquire()  # arq's: max_jobs + 1 permits, and job_counter < max_jobs here
             self.job_counter += 1
             self._scores[job_id] = score
+            self._services[job_id] = raw_service.decode()
             task = self.loop.create_task(self.run_job(job_id, score))
             task.add_done_callback(functools.partial(self._ended, job_id))
             self.tasks[job_id] = task
 
     async def run_job(self, job_id: str, score: int) -> None:
         """A tool job (its id says so) runs as `run_tool_job` says: `run_tool(id)`, a batch item's with
-        `batch=True` (the batch lane's queue holds only those). Anything else (arq's cron jobs) as arq runs it."""
+        `batch=True` (the batch lane's queue holds only those), with the service CLAIM read for it (START_JOB books
+        its upstream slot). Anything else (arq's cron jobs) as arq runs it."""
         if not job_id.startswith(JOB_ID_PREFIX):
             await super().run_job(job_id, score)
             return
-        await self.run_tool_job(job_id, score, batch=self.queue_name == BATCH_QUEUE_NAME)
+        service = self._services.pop(job_id, "")
+        await self.run_tool_job(job_id, score, batch=self.queue_name == BATCH_QUEUE_NAME, service=service)
 
-    async def run_tool_job(self, job_id: str, score: int, *, batch: bool) -> None:
-        """`run_tool(job_id, batch=batch)` as arq's run_job runs a job, less its bookkeeping: no payload (the id is
-        the job), no try counter (START_JOB counts attempts, and the job's deadline bounds them), no per-job log
-        lines or result (the attempt logs, the job hash holds the result). As in arq: the attempt runs under the
-        function's timeout; a `Retry` puts the job back `defer` later, a cancellation (the worker stops) at its old
-        place; any other error ends arq's part of the job (logged)."""
+    async def run_tool_job(self, job_id: str, score: int, *, batch: bool, service: str = "") -> None:
+        """`run_tool(job_id, batch=batch, service=service)` as arq's run_job runs a job, less its bookkeeping: no
+        payload (the id is the job), no try counter (START_JOB counts attempts, and the job's deadline bounds
+        them), no per-job log lines or result (the attempt logs, the job hash holds the result). As in arq: the
+        attempt runs under the function's timeout; a `Retry` puts the job back `defer` later, a cancellation (the
+        worker stops) at its old place; any other error ends arq's part of the job (logged)."""
         ctx = {**self.ctx, "job_id": job_id, "score": score}  # (when it was queued: its record's createdAt)
         if self.on_job_start:
             await self.on_job_start(ctx)
         finish, incr_score = True, None
         function = self.functions[RUN_TOOL]
         timeout_s = self.job_timeout_s if function.timeout_s is None else function.timeout_s
-        self.job_tasks[job_id] = task = self.loop.create_task(function.coroutine(ctx, job_id, batch=batch))
+        attempt = function.coroutine(ctx, job_id, batch=batch, service=service)
+        self.job_tasks[job_id] = task = self.loop.create_task(attempt)
         try:
             await asyncio.wait_for(task, timeout_s)
         except Retry as exc:
@@ -210,6 +215,7 @@ class ServerWorker(Worker):
 
     def _ended(self, job_id: str, _: object) -> None:
         self._scores.pop(job_id, None)
+        self._services.pop(job_id, None)
         self.ended.take(job_id)
         full = self.job_counter >= self.max_jobs
         self._release_sem_dec_counter_on_complete()

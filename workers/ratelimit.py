@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from shared import keys
+from shared.jobs import SlotBooking
 from shared.metrics import RATE_LIMIT_WAIT, WorkerMetrics
 
 # Slots spaced `margin` (SERVER402_RATELIMIT_MARGIN, 1.02) times 1/QPS: the calls QPS apart are then `margin`
@@ -55,8 +56,32 @@ class RateLimiter:
         self._access_key_id = access_key_id
         self._metrics = metrics
 
+    def interval_us(self, qps: float) -> int:
+        return int(1_000_000 / qps * self._margin)
+
+    def horizon_us(self, qps: float) -> int:
+        """The longest a batch item's booking may wait (see acquire)."""
+        return max(self.interval_us(qps), int(BATCH_HORIZON_S * 1_000_000))
+
+    def booking(self, action: str, qps: float, *, cap_s: float, batch: bool) -> SlotBooking:
+        """A job's first booking, for START_JOB to make as the job starts (one round trip fewer); its answer goes to
+        `acquire(booked_us=...)`. The same slot, interval and longest wait as acquire's own first booking."""
+        return SlotBooking(
+            limiter=keys.rate_limit_key(self._access_key_id, action),
+            interval_us=self.interval_us(qps),
+            cap_us=int(cap_s * 1_000_000),
+            horizon_us=self.horizon_us(qps) if batch else 0,
+        )
+
     async def acquire(
-        self, action: str, qps: float, *, max_wait_s: float, job: JobCall | None = None, batch: bool = False
+        self,
+        action: str,
+        qps: float,
+        *,
+        max_wait_s: float,
+        job: JobCall | None = None,
+        batch: bool = False,
+        booked_us: int | None = None,
     ) -> bool:
         """Wait for this call's slot. Raises SlotTooFar past `max_wait_s`, and for a `job` whose cancel was asked
         for, CallCanceled. Returns True when the booking script let the job's call through itself (its slot was
@@ -68,10 +93,13 @@ class RateLimiter:
 
         A `batch` item books only a slot within BATCH_HORIZON_S (or one interval), and otherwise waits about that
         long and asks again: the slots booked ahead are never more than that, so a single call of the same action
-        waits at most that long behind a batch (isolation by design; the batch still gets every free slot)."""
+        waits at most that long behind a batch (isolation by design; the batch still gets every free slot).
+
+        `booked_us`: the answer of the booking START_JOB made for the job (see `booking`), taken for this call's
+        first booking."""
         loop = asyncio.get_running_loop()
-        interval_us = int(1_000_000 / qps * self._margin)
-        horizon_us = max(interval_us, int(BATCH_HORIZON_S * 1_000_000)) if batch else None
+        interval_us = self.interval_us(qps)
+        horizon_us = self.horizon_us(qps) if batch else None
         started = loop.time()
         booking = [keys.rate_limit_key(self._access_key_id, action), job.job_key if job is not None else ""]
         checked = False  # the script checked the cancel flag just before the call goes
@@ -79,7 +107,10 @@ class RateLimiter:
         while rebookings < MAX_REBOOKINGS:
             remaining_us = max(0, int((max_wait_s - (loop.time() - started)) * 1_000_000))
             may_wait_us = min(remaining_us, horizon_us) if horizon_us is not None else remaining_us
-            wait_us = int(await self._reserve(keys=booking, args=[interval_us, may_wait_us]))
+            if booked_us is not None:  # START_JOB booked it (its cancel flag read in the same step)
+                wait_us, booked_us = booked_us, None
+            else:
+                wait_us = int(await self._reserve(keys=booking, args=[interval_us, may_wait_us]))
             if wait_us == CANCELED:
                 raise CallCanceled(action)
             if wait_us < 0 and horizon_us is not None and remaining_us > horizon_us:

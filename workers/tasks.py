@@ -26,7 +26,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from shared.batches import BatchStore
 from shared.catalog import Catalog, envelope
 from shared.config import JobSettings, Settings
-from shared.jobs import JobError, JobRecord, JobStore, now_ms
+from shared.jobs import JobError, JobRecord, JobStore, SlotBooking, now_ms
 from shared.keys import job_key
 from shared.metrics import JOBS_FINISHED, QUEUE_WAIT, WorkerMetrics
 from shared.payments import PaymentStore
@@ -101,9 +101,10 @@ def backoff_s(attempt: int, jobs: JobSettings) -> float:
     return random.uniform(0, ceiling)
 
 
-async def run_tool(ctx: WorkerContext, job_id: str, *, batch: bool = False) -> None:
+async def run_tool(ctx: WorkerContext, job_id: str, *, batch: bool = False, service: str = "") -> None:
     """One attempt, holding a short lease on the job while it runs (see `hold_lease`). `batch`: the job is a
-    batch item (the batch lane runs it so), run only when a batch slot is free.
+    batch item (the batch lane runs it so), run only when a batch slot is free. `service`: the job's, as CLAIM read
+    it ('' when not known): START_JOB then books the job's upstream slot as it starts it.
 
     An attempt that loses Redis leaves the job on arq's queue (arq's Retry): arq takes any other error for the
     job's end and drops it from its queue, and when Redis answers again by then (a dropped connection, a quick
@@ -112,12 +113,12 @@ async def run_tool(ctx: WorkerContext, job_id: str, *, batch: bool = False) -> N
     lease = asyncio.create_task(hold_lease(ctx["redis"], ctx["queue_name"], job_id))
     try:
         if not batch:
-            ended = await _run_job(ctx, job_id)
+            ended = await _run_job(ctx, job_id, service, batch=False)
         elif not await ctx["batch_slots"].acquire():  # still queued: this worker or another takes it again shortly
             raise Retry(defer=random.uniform(0.2, 1.0))
         else:
             try:
-                ended = await _run_job(ctx, job_id)
+                ended = await _run_job(ctx, job_id, service, batch=True)
             finally:
                 ctx["batch_slots"].release()
     except (RedisConnectionError, RedisTimeoutError) as exc:
@@ -140,12 +141,13 @@ async def hold_lease(redis: Redis, queue: str, job_id: str) -> None:
             await renew_lease(redis, queue, job_id)
 
 
-async def _run_job(ctx: WorkerContext, job_id: str) -> bool:
+async def _run_job(ctx: WorkerContext, job_id: str, service: str, *, batch: bool) -> bool:
     """One attempt; True when the job has ended (its ending script deleted arq's keys for it, see
     workers/queue.py). A retry leaves by raising arq's Retry."""
     store = ctx["store"]
     budget_ms = int(MIN_CALL_BUDGET_S * 1000)
-    status, attempt, record = await store.start(job_id, min_budget_ms=budget_ms)
+    booking = _booking(ctx, service, batch=batch)
+    status, attempt, record, booked_us = await store.start(job_id, min_budget_ms=budget_ms, booking=booking)
     if record is None:  # canceled or expired long ago
         return False
     if status not in ("running", "out_of_time"):
@@ -159,10 +161,19 @@ async def _run_job(ctx: WorkerContext, job_id: str) -> bool:
         ctx["metrics"].observe(QUEUE_WAIT, (record.service,), max(0, now_ms() - record.created_at) / 1000)
     structlog.contextvars.bind_contextvars(service_id=record.service, attempt=attempt)
     started = time.perf_counter()
-    outcome = await _attempt(ctx, record, attempt)
+    outcome = await _attempt(ctx, record, attempt, booked_us)
     _count_finished(ctx, record, outcome)
     log.info("attempt", outcome=outcome, duration_ms=round((time.perf_counter() - started) * 1000, 1))
     return True
+
+
+def _booking(ctx: WorkerContext, service: str, *, batch: bool) -> SlotBooking | None:
+    """The upstream slot START_JOB books for a job of `service` (None when the service is not known here)."""
+    spec = ctx["catalog"].specs.get(service)
+    if spec is None:
+        return None
+    qps = ctx["catalog"].terms.for_service(service).qps
+    return ctx["limiter"].booking(spec.action, qps, cap_s=MAX_SLOT_WAIT_S, batch=batch)
 
 
 def _count_finished(ctx: WorkerContext, record: JobRecord, outcome: str) -> None:
@@ -184,7 +195,7 @@ async def _not_started(store: JobStore, record: JobRecord, status: str) -> str:
     return status
 
 
-async def _attempt(ctx: WorkerContext, record: JobRecord, attempt: int) -> str:
+async def _attempt(ctx: WorkerContext, record: JobRecord, attempt: int, booked_us: int | None) -> str:
     store = ctx["store"]
     spec = ctx["catalog"].specs[record.service]
     qps = ctx["catalog"].terms.for_service(record.service).qps
@@ -192,7 +203,9 @@ async def _attempt(ctx: WorkerContext, record: JobRecord, attempt: int) -> str:
     job = JobCall(job_key(record.id))
     try:  # the booking script checks the cancel flag when the slot is free at once
         max_wait_s = min(MAX_SLOT_WAIT_S, remaining_s - MIN_CALL_BUDGET_S)
-        go = await ctx["limiter"].acquire(spec.action, qps, max_wait_s=max_wait_s, job=job, batch=bool(record.batch))
+        go = await ctx["limiter"].acquire(
+            spec.action, qps, max_wait_s=max_wait_s, job=job, batch=bool(record.batch), booked_us=booked_us
+        )
     except SlotTooFar:
         return await _retry_or_fail(ctx, record, attempt, _rate_limited_error(), floor_s=MAX_SLOT_WAIT_S / 2)
     except CallCanceled:

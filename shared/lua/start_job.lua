@@ -1,11 +1,16 @@
---! uses: state
+--! uses: state, slot
 -- START_JOB: a worker takes a job: queued (or running, when a crashed worker's job comes back) -> running.
--- KEYS: job, ledger
+-- KEYS: job, ledger, and the upstream limiter of the job's action or "" (then nothing is booked)
 -- ARGV: one msgpack table: now ms, channel, retention ms, expired (the error JSON), min_budget (the smallest
--- useful budget, ms), at (ISO now)
+-- useful budget, ms), at (ISO now); for a booking also interval (us between slots), cap (the longest wait for a
+-- slot, us) and horizon (a batch item's shorter longest wait, us; 0 for a single call)
 -- Returns {status, attempts, the job hash after the step as field/value pairs (empty when missing)}: 'running'
 -- means go; 'out_of_time' means a retry waited too long for another call (the worker ends the job with its last
 -- error); anything else means do nothing. A job found ended (or ended here) leaves arq's queue (arq_done).
+-- A job that goes running with a limiter given also gets its slot booked here, as RESERVE_SLOT would (its cancel
+-- flag was just read): a fourth element, the wait in us (0: go now; -1: further than the job can wait, nothing
+-- booked). The wait allowed is the cap, less than the time left before the deadline less min_budget, and no more
+-- than the horizon for a batch item.
 -- A job that expires here (it never ran, or waited too long to retry an upstream failure: never the caller's
 -- fault) gives its paid call back.
 local o = cmsgpack.unpack(ARGV[1])
@@ -49,4 +54,7 @@ end
 local moved = {}
 for i, field in ipairs(JOB_MOVED_FIELDS) do moved[i] = changed[field] or f[field] or false end
 job_moved(KEYS[1], status, 'running', o.now, o.channel, o.retention, moved)
-return {'running', attempt, all}
+if not KEYS[3] or KEYS[3] == '' then return {'running', attempt, all} end
+local may_wait = math.min(tonumber(o.cap), math.max(0, (tonumber(deadline) - now - tonumber(o.min_budget)) * 1000))
+if tonumber(o.horizon) > 0 then may_wait = math.min(may_wait, tonumber(o.horizon)) end
+return {'running', attempt, all, book_slot(KEYS[3], tonumber(o.interval), may_wait)}
