@@ -23,10 +23,10 @@ from dataclasses import dataclass
 import msgspec
 import redis.exceptions
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
 
 from shared.clock import iso_us
-from shared.keys import PREFIX, SCRIPTS
+from shared.keys import PREFIX, SCRIPTS, registered
+from shared.lua import Function
 from shared.models import Camel
 
 KEY_PREFIX = "s402k_"
@@ -81,7 +81,7 @@ class RateChecks:
 
     MAX_BATCH = 256
 
-    def __init__(self, script: AsyncScript, timeout_s: float = 0.5) -> None:
+    def __init__(self, script: Function, timeout_s: float = 0.5) -> None:
         self._script = script
         self._timeout_s = timeout_s
         self._pending: list[tuple[str, int, int, asyncio.Future[RateState]]] = []
@@ -159,9 +159,9 @@ class ApiKey(Camel, frozen=True):
 class ApiKeyStore:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
-        self._create = redis.register_script(CREATE_KEY)
-        self._revoke = redis.register_script(REVOKE_KEY)
-        self._rate_checks = RateChecks(redis.register_script(CHECK_RATE))
+        self._create = registered(redis, CREATE_KEY)
+        self._revoke = registered(redis, REVOKE_KEY)
+        self._rate_checks = RateChecks(registered(redis, CHECK_RATE))
 
     async def create(self, name: str, services: Sequence[str] | None, rate: float, burst: int) -> tuple[ApiKey, str]:
         """Issue a key; returns its record and the key text, which is shown this once and never stored."""

@@ -68,7 +68,7 @@ async def cost_of(
         "seconds": round(elapsed, 2),
         "round_trips_per_call": net["total_reads_processed"],
         "commands_per_call": round(sum(per_command.values()), 1),
-        "scripts_per_call": round(per_command.get("evalsha", 0) + per_command.get("eval", 0), 1),
+        "scripts_per_call": round(sum(per_command.get(name, 0) for name in ("fcall", "evalsha", "eval")), 1),
         "bytes_in_per_call": net["total_net_input_bytes"],
         "bytes_out_per_call": net["total_net_output_bytes"],
         "per_command": dict(sorted(per_command.items(), key=lambda item: -item[1])),
@@ -178,7 +178,7 @@ def main() -> None:
         for label, figures, key, arq_figures in (
             ("round trips (socket reads)", paid, "round_trips_per_call", arq["round_trips_per_call"]),
             ("commands executed (scripts' inner ones included)", paid, "commands_per_call", arq["commands_per_call"]),
-            ("of which scripts (EVALSHA)", paid, "scripts_per_call", arq["scripts_per_call"]),
+            ("of which scripts (FCALL)", paid, "scripts_per_call", arq["scripts_per_call"]),
             ("bytes into Redis", paid, "bytes_in_per_call", arq["bytes_in_per_call"]),
             ("bytes out of Redis", paid, "bytes_out_per_call", arq["bytes_out_per_call"]),
         )

@@ -18,6 +18,7 @@ from shared import keys
 from shared.clock import iso, iso_ms
 from shared.config import Settings
 from shared.jobs import CANCELED_BEFORE_RUN, JobCharge, JobError, JobRecord, JobStore, job_charge, new_job_id, now_ms
+from shared.keys import registered
 from shared.lua import pack
 
 BatchStatus = Literal["in_progress", "canceling", "completed", "canceled"]
@@ -164,8 +165,8 @@ class BatchStore:
         self.retention_ms = retention_s * 1000
         self.deadline_ms = int(deadline_s * 1000)
         self.window = window
-        self._create = redis.register_script(keys.CREATE_BATCH)
-        self._cancel = redis.register_script(keys.CANCEL_BATCH)
+        self._create = registered(redis, keys.CREATE_BATCH)
+        self._cancel = registered(redis, keys.CANCEL_BATCH)
 
     @classmethod
     def from_settings(cls, redis: Redis, settings: Settings) -> BatchStore:

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from shared import keys
 from shared.clock import iso, iso_ms
 from shared.failures import Failure, Kind, ended_failure, failure, kind_of_code
-from shared.keys import SETTLING_DUE
+from shared.keys import SETTLING_DUE, registered
 from shared.lua import pack
 from shared.quality import QualityStore
 
@@ -251,13 +251,13 @@ class JobStore:
         self.redis = redis
         self.retention_ms = retention_s * 1000
         self.quality = quality
-        self._enqueue = redis.register_script(keys.ENQUEUE_JOB)
-        self._start = redis.register_script(keys.START_JOB)
-        self._finish = redis.register_script(keys.FINISH_JOB)
-        self._begin_call = redis.register_script(keys.BEGIN_CALL)
-        self._requeue = redis.register_script(keys.REQUEUE_JOB)
-        self._cancel = redis.register_script(keys.CANCEL_JOB)
-        self._cancel_many = redis.register_script(keys.CANCEL_JOBS)
+        self._enqueue = registered(redis, keys.ENQUEUE_JOB)
+        self._start = registered(redis, keys.START_JOB)
+        self._finish = registered(redis, keys.FINISH_JOB)
+        self._begin_call = registered(redis, keys.BEGIN_CALL)
+        self._requeue = registered(redis, keys.REQUEUE_JOB)
+        self._cancel = registered(redis, keys.CANCEL_JOB)
+        self._cancel_many = registered(redis, keys.CANCEL_JOBS)
 
     async def create(
         self,

@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Any
 
 from shared.arq_seam import ARQ_IN_PROGRESS_PREFIX
-from shared.lua import load
+from shared.lua import Function, Library, load
 
 PREFIX = "s402"
 QUEUE_NAME = f"{PREFIX}:queue"
@@ -97,6 +98,16 @@ SCRIPT_NAME_TABLE: Mapping[str, str] = MappingProxyType(
 # Every script by its file name, these names written in (every module that runs a script takes it from here).
 # The scripts that change these keys together, each in shared/lua/<name>.lua (its KEYS and ARGV at its top):
 SCRIPTS = load(SCRIPT_NAME_TABLE)
+# The same scripts as the functions of one library, as they run (shared/lua/__init__.py `Library`).
+FUNCTIONS = Library(SCRIPT_NAME_TABLE)
+_SCRIPT_NAMES = {text: name for name, text in SCRIPTS.items()}
+
+
+def registered(redis: Any, script: str) -> Function:
+    """The function of one of SCRIPTS (given by its text, as the modules name them), called on `redis`."""
+    return Function(redis, FUNCTIONS, _SCRIPT_NAMES[script])
+
+
 CREATE_PAYMENT = SCRIPTS["create_payment"]  # a new paid payment and its ledger events
 EXPIRE_PAYMENTS = SCRIPTS["expire_payments"]  # the expiry sweep
 ENQUEUE_JOB = SCRIPTS["enqueue_job"]  # a job created, queued and paid for

@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared.clock import utc_iso
-from shared.keys import PREFIX, RUNNING_JOBS, SCRIPTS
+from shared.keys import PREFIX, RUNNING_JOBS, SCRIPTS, registered
 from shared.models import Camel
 
 WorkerKind = Literal["invocation", "batch", "health"]
@@ -65,7 +65,7 @@ class Heartbeat:
         self.kind = kind
         self.worker_id = worker_id or new_worker_id()
         self._redis = redis
-        self._beat = redis.register_script(BEAT)
+        self._beat = registered(redis, BEAT)
         self._interval_s = interval_s
         self._ttl_ms = int(ttl_s * 1000)
         self._task: asyncio.Task[None] | None = None

@@ -20,6 +20,7 @@ from shared import keys
 from shared.clock import iso, utc_iso
 from shared.config import PaymentSettings, X402Settings
 from shared.jobs import now_ms
+from shared.keys import registered
 from shared.models import Service
 
 PaymentStatus = Literal["pending", "settling", "paid", "failed", "unconfirmed", "expired"]
@@ -236,8 +237,8 @@ class PaymentStore:
         self.settings = settings
         self.x402 = x402
         self._offers: dict[tuple[str, int, str], tuple[int, dict[str, Any]]] = {}  # this second's (`offer`)
-        self._create = redis.register_script(keys.CREATE_PAYMENT)
-        self._expire = redis.register_script(keys.EXPIRE_PAYMENTS)
+        self._create = registered(redis, keys.CREATE_PAYMENT)
+        self._expire = registered(redis, keys.EXPIRE_PAYMENTS)
 
     def new_record(
         self,

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared.clock import utc_iso
-from shared.keys import PREFIX, QUALITY_FLUSH
+from shared.keys import PREFIX, QUALITY_FLUSH, registered
 from shared.lua import pack
 from shared.models import Camel, Quality
 
@@ -135,7 +135,7 @@ class QualityStore:
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
-        self._flush = redis.register_script(QUALITY_FLUSH)
+        self._flush = registered(redis, QUALITY_FLUSH)
         self._pending: dict[str, Pending] = {}  # by service
         self._inflight: dict[str, Pending] = {}  # being written now: still this process's own until written
         self._task: asyncio.Task[None] | None = None

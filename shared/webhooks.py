@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from shared import keys
 from shared.clock import iso_ms, utc_iso
 from shared.jobs import now_ms
-from shared.keys import SCRIPTS
+from shared.keys import SCRIPTS, registered
 from shared.netpolicy import ip_allowed
 from shared.urls import UrlRefused, caller_url
 
@@ -217,7 +217,7 @@ CLAIM_DUE = SCRIPTS["claim_deliveries"]
 class DeliveryStore:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
-        self._claim = redis.register_script(CLAIM_DUE)
+        self._claim = registered(redis, CLAIM_DUE)
 
     async def claim_due(self, *, lease_ms: int, count: int) -> list[str]:
         ids: list[bytes] = await self._claim(keys=[keys.WEBHOOKS_DUE], args=[now_ms(), lease_ms, count])

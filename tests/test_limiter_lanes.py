@@ -20,9 +20,9 @@ from workers.ratelimit import BATCH_HORIZON_S, JobCall, RateLimiter
 QPS = 100.0  # one slot each 10 ms: the batch's 20 items span 200 ms of slots
 
 
-async def evalsha_calls(redis: Redis) -> int:
+async def script_calls(redis: Redis) -> int:
     stats = await redis.info("commandstats")
-    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+    return int(stats.get("cmdstat_fcall", {}).get("calls", 0))
 
 
 async def test_checks_that_arrive_together_are_one_call_with_the_answers_of_one_each(redis: Redis) -> None:
@@ -30,9 +30,9 @@ async def test_checks_that_arrive_together_are_one_call_with_the_answers_of_one_
     rate_key = f"{keys.PREFIX}:anon:rl:gathered"
     await redis.delete(rate_key)
     await store.gcra(rate_key, 1_000_000, 5)  # the script loaded (and one of the burst spent)
-    before = await evalsha_calls(redis)
+    before = await script_calls(redis)
     states = await asyncio.gather(*(store.gcra(rate_key, 1_000_000, 5) for _ in range(8)))
-    assert await evalsha_calls(redis) - before == 1
+    assert await script_calls(redis) - before == 1
     assert [s.remaining for s in states if s.wait_us == 0] == [3, 2, 1, 0]  # in the order they came
     assert all(s.wait_us > 0 and s.remaining == 0 for s in states[4:])
 
@@ -109,16 +109,16 @@ async def test_a_job_is_started_and_its_slot_booked_in_one_step(redis: Redis) ->
         status, attempt, record, booked = await store.start(first.id, min_budget_ms=500, booking=booking)
         assert (status, attempt, booked) == ("running", 1, 0)
         assert record is not None and record.status == "running"
-        before = await evalsha_calls(redis)
+        before = await script_calls(redis)
         job = JobCall(keys.job_key(first.id))
         assert await limiter.acquire("DetectFace", 10.0, max_wait_s=5, job=job, booked_us=booked) is True
-        assert await evalsha_calls(redis) == before
+        assert await script_calls(redis) == before
         status, _, _, booked = await store.start(second.id, min_budget_ms=500, booking=booking)
         assert status == "running" and booked is not None and 0 < booked <= 110_000
-        before = await evalsha_calls(redis)
+        before = await script_calls(redis)
         job = JobCall(keys.job_key(second.id))
         assert await limiter.acquire("DetectFace", 10.0, max_wait_s=5, job=job, booked_us=booked) is False
-        assert await evalsha_calls(redis) == before
+        assert await script_calls(redis) == before
         tat, (seconds, micros) = int(await redis.get(rate_key)), await redis.time()
         assert tat - (seconds * 1_000_000 + micros) <= 110_000  # two slots booked in all, none by the limiter
         # without a booking START_JOB books nothing (the limiter's own first booking is then RESERVE_SLOT)

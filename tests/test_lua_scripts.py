@@ -11,6 +11,7 @@ scripts.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -24,14 +25,15 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.exceptions import ResponseError
 
 from api import apikeys
 from api.callcore import settlements
-from shared import keys
+from shared import keys, lua
 from shared.arq_seam import ARQ_IN_PROGRESS_PREFIX, ARQ_JOB_PREFIX, ARQ_RETRY_PREFIX
 from shared.keys import SCRIPTS
 from shared.liveness import workers_key
-from shared.lua import assemble, load, lua_literal, lua_table, pack
+from shared.lua import Function, Library, assemble, load, lua_literal, lua_table, pack
 from shared.quality import quality_key
 from workers.tenancy import NAMESPACE_OWNER_PREFIX, namespace_key
 
@@ -218,9 +220,9 @@ async def announced(redis: Redis, prefix: str, message: tuple[str, str]) -> tupl
     return channel, subject
 
 
-def loaded(script: str, prefix: str) -> str:
-    """The script as shared/keys.py loads it, its names under `prefix`."""
-    return load({name: prefix + key for name, key in keys.SCRIPT_NAME_TABLE.items()})[script]
+def library(prefix: str) -> Library:
+    """The scripts' function library as shared/keys.py builds it, its names under `prefix`."""
+    return Library({name: prefix + key for name, key in keys.SCRIPT_NAME_TABLE.items()})
 
 
 async def check(redis: Redis, script: str, row: Row) -> None:
@@ -232,7 +234,8 @@ async def check(redis: Redis, script: str, row: Row) -> None:
         await pubsub.psubscribe(prefix + "*")
         while (message := await pubsub.get_message(timeout=1.0)) is None or message["type"] != "psubscribe":
             pass
-        run = redis.register_script(loaded(script, prefix))
+        functions = library(prefix)
+        run = Function(redis, functions, script)  # the library loaded by its first call, as in the services
         args = [pack(**resolve(a, prefix)) if isinstance(a, dict) else resolve(a, prefix) for a in row.args]
         result = await run(keys=[prefix + k if k else "" for k in row.keys], args=args)
         published = [
@@ -254,6 +257,8 @@ async def check(redis: Redis, script: str, row: Row) -> None:
         assert written == {key for key, state in expected.items() if state is not None}
     finally:
         await pubsub.aclose()
+        with contextlib.suppress(ResponseError):  # (not loaded when the row failed before its call)
+            await redis.function_delete(library(prefix).name)
         stale = [k async for k in redis.scan_iter(match=prefix + "*")]
         if stale:
             await redis.delete(*stale)
@@ -1147,6 +1152,42 @@ async def test_script(redis: Redis, script: str, index: int) -> None:
         seconds, micros = await redis.time()
         table = table(seconds * 1_000_000 + micros)
     await check(redis, script, table[index])
+
+
+def test_the_library_holds_every_script_once_with_each_part_once_at_its_top() -> None:
+    """What runs (shared/keys.py FUNCTIONS) is every script of SCRIPTS as a function: each part once, before the
+    first function; each file's text the body of its function, unchanged. Other names give another library, with
+    other function names (two versions side by side never call each other's code)."""
+    code = keys.FUNCTIONS.code
+    first = code.index("redis.register_function(")
+    for part, text in {**lua.parts(), "names": lua.names_part(keys.SCRIPT_NAME_TABLE)}.items():
+        assert code.count(text) == 1 and code.index(text) < first, part
+    for name, text in lua.files().items():
+        function = keys.FUNCTIONS.functions[name]
+        assert f"redis.register_function('{function}', function(KEYS, ARGV)\n{text}\nend)" in code, name
+    assert set(keys.FUNCTIONS.functions) == set(SCRIPTS)
+    other = library("elsewhere:")
+    assert other.name != keys.FUNCTIONS.name
+    assert not set(other.functions.values()) & set(keys.FUNCTIONS.functions.values())
+
+
+async def test_a_function_the_server_lost_is_loaded_again_and_called(redis: Redis) -> None:
+    """A server without the library (new, restarted without its data, FUNCTION FLUSH): the call loads it and is
+    made; loading it again while it is there changes nothing."""
+    functions = library(f"lua-test:{uuid.uuid4().hex[:12]}:")
+    call = Function(redis, functions, "begin_call")
+    try:
+        assert await call(keys=["lua-test:no-job"]) == 1  # loaded by this call
+        await redis.function_load(functions.code, replace=True)
+        assert await call(keys=["lua-test:no-job"]) == 1
+        await redis.function_delete(functions.name)
+        assert await call(keys=["lua-test:no-job"]) == 1  # lost, and loaded again
+        await redis.set("lua-test:a-string", "x")
+        with pytest.raises(ResponseError, match="WRONGTYPE"):  # any other error is the caller's, as it was
+            await call(keys=["lua-test:a-string"])
+    finally:
+        await redis.delete("lua-test:a-string")
+        await redis.function_delete(functions.name)
 
 
 def test_every_script_has_a_table() -> None:

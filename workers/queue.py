@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 
 from shared.arq_seam import RUN_TOOL
 from shared.jobs import JOB_ID_PREFIX
-from shared.keys import BATCH_QUEUE_NAME, SCRIPTS, WAKE_OF
+from shared.keys import BATCH_QUEUE_NAME, SCRIPTS, WAKE_OF, registered
 from shared.lua import pack
 
 LEASE_S = 5.0
@@ -154,7 +154,7 @@ class ServerWorker(Worker):
 
     async def _claim_and_start(self, room: int) -> None:
         if self._claim is None:
-            self._claim = self.pool.register_script(CLAIM)
+            self._claim = registered(self.pool, CLAIM)
         options = pack(now=timestamp_ms(), lease=int(LEASE_S * 1000), mark=int(self.in_progress_timeout_s * 1000),
                        tool_prefix=JOB_ID_PREFIX, room=room, read=room + READ_MARGIN)  # fmt: skip
         claimed: list[bytes] = await self._claim(keys=[self.queue_name], args=[options])

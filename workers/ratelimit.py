@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from shared import keys
 from shared.jobs import SlotBooking
+from shared.keys import registered
 from shared.metrics import RATE_LIMIT_WAIT, WorkerMetrics
 
 # Slots spaced `margin` (SERVER402_RATELIMIT_MARGIN, 1.02) times 1/QPS: the calls QPS apart are then `margin`
@@ -50,7 +51,7 @@ class RateLimiter:
     def __init__(
         self, redis: Redis, access_key_id: str, metrics: WorkerMetrics | None = None, *, margin: float
     ) -> None:
-        self._reserve = redis.register_script(keys.RESERVE_SLOT)
+        self._reserve = registered(redis, keys.RESERVE_SLOT)
         self._margin = margin
         self._late_s = max((margin - 1) / 2, MIN_LATE_S)  # how late after its slot a call may go (comment above)
         self._access_key_id = access_key_id

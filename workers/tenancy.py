@@ -19,7 +19,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from shared.keys import PREFIX, SCRIPTS
+from shared.keys import PREFIX, SCRIPTS, registered
 
 UPSTREAM_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 UPSTREAM_NAME_MAX = 64
@@ -148,7 +148,7 @@ class Namespaces:
     """Tenants' namespace ids, claimed on first use and remembered by the worker (an id never changes)."""
 
     def __init__(self, redis: Redis, *, draw: Callable[[], str] | None = None) -> None:
-        self._claim = redis.register_script(CLAIM_NAMESPACE)
+        self._claim = registered(redis, CLAIM_NAMESPACE)
         self._known: dict[str, str] = {}
         self._draw = draw or _random_namespace_id
 

@@ -15,7 +15,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from shared import keys
-from shared.keys import PREFIX, SCRIPTS, SETTLING_DUE
+from shared.keys import PREFIX, SCRIPTS, SETTLING_DUE, registered
 from shared.lua import pack
 
 INTENT_PREFIX = f"{PREFIX}:x402:intent:"
@@ -69,14 +69,14 @@ def pairs(fields: dict[str, Any]) -> list[Any]:
 class SettlementStore:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
-        self._begin = redis.register_script(BEGIN)
-        self._paid = redis.register_script(PAID)
-        self._abandon = redis.register_script(ABANDON)
-        self._uncertain = redis.register_script(UNCERTAIN)
-        self._failed = redis.register_script(FAILED)
-        self._lease = redis.register_script(LEASE)
-        self._identify = redis.register_script(CLAIM_IDENTIFIER)
-        self._release_identifier = redis.register_script(RELEASE_IDENTIFIER)
+        self._begin = registered(redis, BEGIN)
+        self._paid = registered(redis, PAID)
+        self._abandon = registered(redis, ABANDON)
+        self._uncertain = registered(redis, UNCERTAIN)
+        self._failed = registered(redis, FAILED)
+        self._lease = registered(redis, LEASE)
+        self._identify = registered(redis, CLAIM_IDENTIFIER)
+        self._release_identifier = registered(redis, RELEASE_IDENTIFIER)
 
     async def claim_identifier(self, identifier: str, payer: str, digest: str, ttl_s: int) -> str:
         """Empty when `identifier` (of `payer`) names `digest` now, else the digest it named before."""

@@ -16,18 +16,25 @@ the same on every run.
 
 How they are called (each file's header says its KEYS and ARGV): keys come in as KEYS, or are built from NAMES;
 a script with more than five options takes them as one table, `pack`ed here and read with `cmsgpack.unpack`.
+
+How they run: `Library(names)` is every script as a function of one Redis function library (the parts once at its
+top, so their code runs when the library is loaded rather than on every call), and `Function` calls one with FCALL,
+loading the library first when the server does not have it. shared/keys.py makes `FUNCTIONS = Library(...)` from
+the same names, and `keys.registered(redis, text)` is the function of one of SCRIPTS.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from importlib.resources.abc import Traversable
 from types import MappingProxyType
 from typing import Any
 
 import msgspec
+from redis.exceptions import ResponseError
 
 USES = re.compile(r"--! uses:(.*)")
 _msgpack = msgspec.msgpack.Encoder()
@@ -105,10 +112,61 @@ if NAMES_PART in _PARTS:
     raise ValueError(f"lib/{NAMES_PART}.lua: the part `{NAMES_PART}` is written by load(), from its names")
 
 
+def parts() -> Mapping[str, str]:
+    """The library parts (lib/<part>.lua) by name."""
+    return MappingProxyType(dict(_PARTS))
+
+
+def files() -> Mapping[str, str]:
+    """The scripts' own files (<name>.lua) by name, as written."""
+    return MappingProxyType(dict(_FILES))
+
+
 def load(names: Mapping[str, str]) -> Mapping[str, str]:
     """Every script by its file name, assembled with `names` written in (the part `names`)."""
     parts = {**_PARTS, NAMES_PART: names_part(names)}
     return MappingProxyType({name: assemble(text, parts) for name, text in sorted(_FILES.items())})
+
+
+class Library:
+    """Every script as a function of one Redis function library (FUNCTION LOAD), built from the same parts and files
+    as `load`'s texts: each part once at the library's top (run once, when the library is loaded, not on every
+    call as a script's prelude is), then each file's text as the body of a function whose KEYS and ARGV are its
+    arguments. The library's name and every function's name end with a digest of the library's code, so two
+    versions (a rolling upgrade, or the tests' names) live side by side, and a name always means the same code."""
+
+    def __init__(self, names: Mapping[str, str]) -> None:
+        parts = {**_PARTS, NAMES_PART: names_part(names)}
+        order: list[str] = []
+        for name in sorted(parts):
+            for part in _parts_in_order(name, parts):
+                if part not in order:
+                    order.append(part)
+        top = "".join(parts[name] for name in order)
+        bodies = dict(sorted(_FILES.items()))
+        digest = hashlib.sha1((top + "".join(bodies.values())).encode(), usedforsecurity=False).hexdigest()[:16]
+        self.name = f"s402_{digest}"
+        self.functions: Mapping[str, str] = MappingProxyType({name: f"{name}_{digest}" for name in bodies})
+        registered = [
+            f"redis.register_function('{self.functions[name]}', function(KEYS, ARGV)\n{body}\nend)\n"
+            for name, body in bodies.items()
+        ]
+        self.code = f"#!lua name={self.name}\n" + top + "".join(registered)
+
+
+def _parts_in_order(name: str, parts: Mapping[str, str]) -> list[str]:
+    """`name` after the parts it uses, depth first, as `assemble` orders a script's parts (which refuses a cycle:
+    `load` runs first)."""
+    order: list[str] = []
+
+    def visit(part: str) -> None:
+        for used in uses(parts[part]):
+            visit(used)
+        if part not in order:
+            order.append(part)
+
+    visit(name)
+    return order
 
 
 def _lua_string(data: bytes) -> msgspec.Raw:
@@ -145,3 +203,28 @@ def pack(**options: Any) -> bytes:
     its own ARGV, lists and mappings as tables."""
     encoded: bytes = _msgpack.encode(_lua_value(options))
     return encoded
+
+
+FUNCTION_NOT_FOUND = "function not found"  # (in the error of an FCALL of a function no library loaded defines)
+
+
+class Function:
+    """One script of a `Library`, called as redis-py's registered scripts are (`await f(keys=..., args=...)`):
+    FCALL by its name. When the server does not have it (a new server, one restarted without its data, or
+    FUNCTION FLUSH), the library is loaded (FUNCTION LOAD REPLACE: the same code under the same name, so loading
+    it twice at once is harmless) and the call made again, once."""
+
+    def __init__(self, redis: Any, library: Library, script: str) -> None:
+        self._redis = redis
+        self._library = library
+        self.name = library.functions[script]
+
+    async def __call__(self, keys: Sequence[Any] = (), args: Sequence[Any] = (), client: Any = None) -> Any:
+        redis = client if client is not None else self._redis
+        try:
+            return await redis.fcall(self.name, len(keys), *keys, *args)
+        except ResponseError as exc:
+            if FUNCTION_NOT_FOUND not in str(exc).lower():
+                raise
+        await redis.function_load(self._library.code, replace=True)
+        return await redis.fcall(self.name, len(keys), *keys, *args)

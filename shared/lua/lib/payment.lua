@@ -4,12 +4,13 @@
 --
 -- payment_refusal() reads the payment once (PAYMENT_READ: LEDGER_FIELDS, then status, remainingCalls, expiresAt,
 -- boundTo, usedCalls) and returns the refusal and what it read (for consume).
-local PAYMENT_READ = {unpack(LEDGER_FIELDS)}
-for _, field in ipairs({'status', 'remainingCalls', 'expiresAt', 'boundTo', 'usedCalls'}) do
-  PAYMENT_READ[#PAYMENT_READ + 1] = field
-end
+-- (Built with plain loops: a function library's top runs where Lua's base functions, such as unpack and ipairs,
+-- are not defined.)
+local PAYMENT_READ, MORE_READ = {}, {'status', 'remainingCalls', 'expiresAt', 'boundTo', 'usedCalls'}
+for i = 1, #LEDGER_FIELDS do PAYMENT_READ[i] = LEDGER_FIELDS[i] end
+for i = 1, #MORE_READ do PAYMENT_READ[#PAYMENT_READ + 1] = MORE_READ[i] end
 local P = {}  -- field -> its place in what PAYMENT_READ reads: p[P.status], p[P.remainingCalls], ...
-for i, field in ipairs(PAYMENT_READ) do P[field] = i end
+for i = 1, #PAYMENT_READ do P[PAYMENT_READ[i]] = i end
 -- refusal_of(): why a payment (`p`, as read) cannot pay for `calls` calls of `service` presented with `caller_key`
 -- ('' for no API key), or nil. A payment bound to its buyer (boundTo) pays only for it: a key's only with that key,
 -- a wallet's only without any key. Payments stored before boundTo existed are bound when a key bought them.
