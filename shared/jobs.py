@@ -235,7 +235,8 @@ def job_created_ms(job_id: str) -> int | None:
 
 class SlotBooking(msgspec.Struct, frozen=True, kw_only=True):
     """The upstream slot START_JOB books for a job that goes running (workers/ratelimit.py makes it): its limiter
-    key, the interval between slots and the longest waits, in microseconds (`horizon_us` 0: no batch horizon)."""
+    key, the interval between slots and the longest waits, in microseconds (`horizon_us`: a batch item's, applied
+    when the job's record says it is one; 0: none)."""
 
     limiter: str
     interval_us: int

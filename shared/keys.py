@@ -12,7 +12,7 @@ from types import MappingProxyType
 from typing import Any
 
 from shared.arq_seam import ARQ_IN_PROGRESS_PREFIX
-from shared.lua import Function, Library, load
+from shared.lua import Function, Library, load, load_library
 
 PREFIX = "s402"
 QUEUE_NAME = f"{PREFIX}:queue"
@@ -106,6 +106,12 @@ _SCRIPT_NAMES = {text: name for name, text in SCRIPTS.items()}
 def registered(redis: Any, script: str) -> Function:
     """The function of one of SCRIPTS (given by its text, as the modules name them), called on `redis`."""
     return Function(redis, FUNCTIONS, _SCRIPT_NAMES[script])
+
+
+async def load_functions(redis: Any) -> None:
+    """FUNCTIONS loaded as a process starts (the first call would load them too): a server without functions
+    (Redis before 7.0: shared.lua.FunctionsUnsupported) or an ACL that forbids FUNCTION stops the process here."""
+    await load_library(redis, FUNCTIONS)
 
 
 CREATE_PAYMENT = SCRIPTS["create_payment"]  # a new paid payment and its ledger events

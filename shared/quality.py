@@ -182,9 +182,7 @@ class QualityStore:
         rows = [pending[service_id].row() for service_id in services]
         self._inflight = pending
         try:
-            await self._flush(
-                keys=[quality_key(service_id) for service_id in services], args=[pack(rows=rows)], client=self._redis
-            )
+            await self._flush(keys=[quality_key(service_id) for service_id in services], args=[pack(rows=rows)])
         except (RedisError, OSError) as exc:
             self._keep(pending)
             log.warning("quality figures not written; kept for the next flush", error=type(exc).__name__)

@@ -10,6 +10,7 @@ import asyncio
 import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from support import Pipeline
 
 from api.apikeys import ApiKeyStore
 from scripts.embedded_redis import free_port
@@ -103,7 +104,7 @@ async def test_a_job_is_started_and_its_slot_booked_in_one_step(redis: Redis) ->
     store, limiter = JobStore(redis, retention_s=60), RateLimiter(redis, "start-books", margin=1.1)
     rate_key = keys.rate_limit_key("start-books", "DetectFace")
     await redis.delete(rate_key)
-    booking = limiter.booking("DetectFace", 10.0, cap_s=5, batch=False)  # a slot each 110 ms
+    booking = limiter.booking("DetectFace", 10.0, cap_s=5)  # a slot each 110 ms
     first, second, third = await queued_job(redis), await queued_job(redis), await queued_job(redis)
     try:
         status, attempt, record, booked = await store.start(first.id, min_budget_ms=500, booking=booking)
@@ -125,3 +126,41 @@ async def test_a_job_is_started_and_its_slot_booked_in_one_step(redis: Redis) ->
         assert (await store.start(third.id, min_budget_ms=500))[3] is None
     finally:
         await redis.delete(*(keys.job_key(r.id) for r in (first, second, third)), rate_key)
+
+
+async def test_a_call_on_a_free_slot_is_booked_by_the_step_that_starts_it_end_to_end(pipeline: Pipeline) -> None:
+    """The API, a real worker and the sandbox: a call whose slot is free runs START_JOB (which books it) and no
+    RESERVE_SLOT. The limiter's own booking is a fallback that would hide a broken path; the server's log of every
+    command (SLOWLOG at 0 µs, for this call) shows which functions ran."""
+    redis, functions = pipeline.redis, keys.FUNCTIONS.functions
+    kept = await redis.config_get("slowlog-*")
+    await redis.config_set("slowlog-log-slower-than", 0)
+    await redis.config_set("slowlog-max-len", 100_000)
+    await redis.slowlog_reset()
+    try:
+        status, body, _ = await pipeline.call("face-detection", {"ImageURL": pipeline.sandbox.image("face.jpg")})
+        entries = await redis.slowlog_get(-1)
+    finally:
+        for name, value in kept.items():
+            await redis.config_set(name, value)
+    assert status == 200, body
+    called = [entry["command"].split()[1].decode() for entry in entries if entry["command"].startswith(b"FCALL ")]
+    assert functions["start_job"] in called and functions["finish_job"] in called
+    assert functions["reserve_slot"] not in called
+
+
+async def test_a_store_above_its_memory_limit_answers_503_and_keeps_nothing(pipeline: Pipeline) -> None:
+    """Above maxmemory (noeviction) the server refuses every function that writes: the call is told the store is
+    unavailable (503, Retry-After), not an internal error, and no job is made."""
+    redis = pipeline.redis
+    kept = await redis.config_get("maxmemory*")
+    await redis.config_set("maxmemory-policy", "noeviction")
+    await redis.config_set("maxmemory", 1)
+    try:
+        status, body, headers = await pipeline.call("face-detection", {"ImageURL": pipeline.sandbox.image("face.jpg")})
+        jobs = [key async for key in redis.scan_iter(match=keys.job_key("*"))]
+    finally:
+        for name, value in kept.items():
+            await redis.config_set(name, value)
+    assert (status, body["code"], headers.get("Retry-After")) == (503, "store_unavailable", "2"), body
+    assert jobs == []

@@ -11,26 +11,35 @@ scripts.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
+from aiohttp import web
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import ResponseError
 
 from api import apikeys
+from api.app import create_app
 from api.callcore import settlements
+from scripts.embedded_redis import EmbeddedRedis
 from shared import keys, lua
 from shared.arq_seam import ARQ_IN_PROGRESS_PREFIX, ARQ_JOB_PREFIX, ARQ_RETRY_PREFIX
+from shared.catalog import Catalog
+from shared.config import Settings
 from shared.keys import SCRIPTS
 from shared.liveness import workers_key
 from shared.lua import Function, Library, assemble, load, lua_literal, lua_table, pack
@@ -530,7 +539,7 @@ def start_job(now_us: int) -> list[Row]:
     return [*START_JOB, *[
         Row("queued -> running, its slot free at once: booked, 0 (go now: the cancel flag was read in this step)",
             before={JOB: Hash(job(**HOOKED))}, keys=BOOKING, args=book(), returns=["running", 1, Flat(STARTED), 0],
-            after={JOB: Hash(STARTED), limiter: Text(Near(now_us + 100_000, 1_000_000), ttl=1100),
+            after={JOB: Hash(STARTED), limiter: Text(Near(now_us + 100_000, 250_000), ttl=1100),
                    **told("job_1", "job.started")}),
         Row("a slot a little ahead is booked: its wait (us)",
             before={JOB: Hash(job()), limiter: Text(str(now_us + 300_000))}, keys=BOOKING, args=book(),
@@ -544,9 +553,14 @@ def start_job(now_us: int) -> list[Row]:
             args=book(), returns=["running", 1, Flat(job("running", attempts=1, startedAt=NOW, deadline=NOW + 1500)),
                                   -1],
             after={JOB: Hash(job("running", attempts=1, startedAt=NOW, deadline=NOW + 1500))}),
-        Row("a batch item waits no longer than its horizon: -1, nothing booked",
+        Row("a batch item (its record says so) waits no longer than its horizon: -1, nothing booked",
+            before={JOB: Hash(job(batch="bat_1")), BATCH: Hash(batch()), limiter: Text(str(now_us + 200_000))},
+            keys=BOOKING, args=book(horizon=10_000), returns=["running", 1, Flat(BATCH_STARTED), -1],
+            after={JOB: Hash(BATCH_STARTED), BATCH: Hash(batch(running=1))}),
+        Row("a single call is not held to a batch item's horizon, whatever the options say",
             before={JOB: Hash(job()), limiter: Text(str(now_us + 200_000))}, keys=BOOKING, args=book(horizon=10_000),
-            returns=["running", 1, Flat(RUNNING), -1], after={JOB: Hash(RUNNING)}),
+            returns=["running", 1, Flat(RUNNING), Near(200_000, 150_000)],
+            after={JOB: Hash(RUNNING), limiter: Text(str(now_us + 300_000), ttl=1300)}),
         Row("a job whose cancel was asked for books nothing",
             before={JOB: Hash(job(cancel=1))}, keys=BOOKING, args=book(),
             returns=["cancel_requested", 0, Flat(job(cancel=1))]),
@@ -1171,23 +1185,133 @@ def test_the_library_holds_every_script_once_with_each_part_once_at_its_top() ->
     assert not set(other.functions.values()) & set(keys.FUNCTIONS.functions.values())
 
 
+async def command_calls(redis: Redis) -> tuple[int, int]:
+    """How many FCALLs and FUNCTION LOADs the server has run."""
+    stats = await redis.info("commandstats")
+    return tuple(int(stats.get(name, {}).get("calls", 0)) for name in ("cmdstat_fcall", "cmdstat_function|load"))
+
+
 async def test_a_function_the_server_lost_is_loaded_again_and_called(redis: Redis) -> None:
     """A server without the library (new, restarted without its data, FUNCTION FLUSH): the call loads it and is
-    made; loading it again while it is there changes nothing."""
+    made again; a call of a library the server has is one FCALL; any other error is the caller's, with no load."""
     functions = library(f"lua-test:{uuid.uuid4().hex[:12]}:")
     call = Function(redis, functions, "begin_call")
+
+    async def counted(keys: list[str]) -> tuple[Any, tuple[int, int]]:
+        before = await command_calls(redis)
+        try:
+            answer: Any = await call(keys=keys)
+        except ResponseError as exc:
+            answer = exc
+        after = await command_calls(redis)
+        return answer, (after[0] - before[0], after[1] - before[1])
+
     try:
-        assert await call(keys=["lua-test:no-job"]) == 1  # loaded by this call
-        await redis.function_load(functions.code, replace=True)
-        assert await call(keys=["lua-test:no-job"]) == 1
+        assert await counted(["lua-test:no-job"]) == (1, (2, 1))  # missing: FCALL, FUNCTION LOAD, FCALL
+        assert await counted(["lua-test:no-job"]) == (1, (1, 0))
         await redis.function_delete(functions.name)
-        assert await call(keys=["lua-test:no-job"]) == 1  # lost, and loaded again
+        assert await counted(["lua-test:no-job"]) == (1, (2, 1))  # lost, and loaded again
         await redis.set("lua-test:a-string", "x")
-        with pytest.raises(ResponseError, match="WRONGTYPE"):  # any other error is the caller's, as it was
-            await call(keys=["lua-test:a-string"])
+        answer, calls = await counted(["lua-test:a-string"])
+        assert isinstance(answer, ResponseError) and "WRONGTYPE" in str(answer) and calls == (1, 0)
     finally:
         await redis.delete("lua-test:a-string")
         await redis.function_delete(functions.name)
+
+
+async def test_calls_that_find_the_library_missing_together_load_it_once(redis: Redis) -> None:
+    functions = library(f"lua-test:{uuid.uuid4().hex[:12]}:")
+    call = Function(redis, functions, "begin_call")
+    before = await command_calls(redis)
+    try:
+        assert await asyncio.gather(*(call(keys=["lua-test:no-job"]) for _ in range(20))) == [1] * 20
+        after = await command_calls(redis)
+        assert after[1] - before[1] == 1
+        assert after[0] - before[0] == 40  # each one's FCALL, refused, and again once the library was there
+    finally:
+        await redis.function_delete(functions.name)
+
+
+async def test_a_server_without_functions_stops_a_process_as_it_starts(tmp_path: Path, settings: Settings) -> None:
+    """A server whose FUNCTION command is unknown (as Redis before 7.0 answers) is refused as the API and the
+    workers start, with the version needed, rather than failing every call."""
+    server = EmbeddedRedis(tmp_path, extra_args=("--rename-command", "FUNCTION", "")).start()
+    client = Redis.from_url(server.url)
+    try:
+        with pytest.raises(lua.FunctionsUnsupported, match=r"Redis 7\.0"):
+            await keys.load_functions(client)
+        old = msgspec.structs.replace(settings, redis_url=server.url)
+        app = create_app(old, Catalog.load(old.operator_file))
+        runner = web.AppRunner(app)
+        with pytest.raises(lua.FunctionsUnsupported):
+            await runner.setup()
+        await runner.cleanup()
+    finally:
+        await client.aclose()
+        server.stop()
+
+
+# Every name a part defines at its top (its functions and tables): a script may use one only through `--! uses:`.
+_TOP_NAME = re.compile(r"^local\s+(?:function\s+)?([A-Za-z_][A-Za-z0-9_]*(?:\s*,\s*[A-Za-z_][A-Za-z0-9_]*)*)", re.M)
+
+
+def _defined_at_top(text: str) -> set[str]:
+    return {name.strip() for found in _TOP_NAME.findall(text) for name in found.split(",")}
+
+
+def _strip_comments_and_strings(text: str) -> str:
+    text = re.sub(r"--\[\[.*?\]\]", "", text, flags=re.S)
+    text = re.sub(r"--[^\n]*", "", text)
+    return re.sub(r"'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\"", "''", text)
+
+
+def test_each_script_uses_only_the_parts_it_names_and_writes_none_of_their_tables() -> None:
+    """In the library every part is in scope of every function, so `--! uses:` is no longer what makes a script
+    run: this test is. A script (or part) that names another part's function or table without using that part,
+    itself or through a part it uses, would run as a function and fail as a script (EVAL of SCRIPTS' text). And a
+    part's top-level table now lives as long as the library: no function may assign into one (a value left by
+    one call would be read by the next)."""
+    all_parts = {**lua.parts(), "names": lua.names_part(keys.SCRIPT_NAME_TABLE)}
+    defined = {part: _defined_at_top(text) for part, text in all_parts.items()}
+    owners = {name: part for part, names in defined.items() for name in names}
+
+    def reachable(text: str) -> set[str]:
+        found: set[str] = set()
+        pending = list(lua.uses(text))
+        while pending:
+            part = pending.pop()
+            if part not in found:
+                found.add(part)
+                pending.extend(lua.uses(all_parts[part]))
+        return found
+
+    tables = {name for part, text in all_parts.items() for name in re.findall(r"^local\s+(\w+)\s*=\s*\{", text, re.M)}
+    for name, text in {**lua.files(), **{f"lib/{p}": t for p, t in lua.parts().items()}}.items():
+        code = _strip_comments_and_strings(text)
+        own = _defined_at_top(text) if name.startswith("lib/") else set()
+        allowed = reachable(text) | ({name.removeprefix("lib/")} if name.startswith("lib/") else set())
+        for identifier in set(re.findall(r"(?<![.:\w])([A-Za-z_]\w*)", code)):
+            owner = owners.get(identifier)
+            if owner is not None and identifier not in own:
+                assert owner in allowed, f"{name} uses {identifier} of lib/{owner}.lua without `--! uses: {owner}`"
+        for table in tables:
+            for assigned in re.finditer(rf"(?<![.:\w]){table}\s*(?:\[[^\]]*\]|\.\w+)\s*=(?!=)", code):
+                at_top = name == f"lib/{owners[table]}" and _assigned_at_top(code, assigned.start())
+                assert at_top, f"{name} writes into {table}, a table of lib/{owners[table]}.lua kept across calls"
+
+
+def _assigned_at_top(code: str, at: int) -> bool:
+    """Whether position `at` of a part's code is outside every function (the part filling its own table once, as
+    the library loads): the blocks open before it, and none of them a function's."""
+    blocks: list[str] = []
+    for token in re.finditer(r"\b(function|do|if|repeat|end|until)\b", code[:at]):
+        word = token.group(1)
+        if word in ("end", "until"):
+            if blocks:
+                blocks.pop()
+        else:
+            blocks.append(word)
+    return "function" not in blocks
 
 
 def test_every_script_has_a_table() -> None:

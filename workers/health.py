@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from shared.arq_seam import arq_deserialize, arq_serialize
 from shared.catalog import Catalog
 from shared.config import Settings
-from shared.keys import PREFIX
+from shared.keys import PREFIX, load_functions
 from shared.liveness import Heartbeat
 from shared.models import ToolSpec
 from shared.quality import DEGRADED, HEALTHY, UNHEALTHY, HealthStatus, QualityStore
@@ -146,6 +146,7 @@ def health_worker_options(
 
     async def startup(ctx: dict[str, Any]) -> None:
         redis: Redis = ctx["redis"]
+        await load_functions(redis)  # a server without functions (Redis < 7) stops the worker here
         ctx.update(health_context(redis, settings, catalog_, spread_s=spread))
         ctx["heartbeat"] = Heartbeat(redis, "health")
         ctx["heartbeat"].start(tied_to=asyncio.current_task())  # arq's main task: stopping the worker stops it

@@ -64,14 +64,15 @@ class RateLimiter:
         """The longest a batch item's booking may wait (see acquire)."""
         return max(self.interval_us(qps), int(BATCH_HORIZON_S * 1_000_000))
 
-    def booking(self, action: str, qps: float, *, cap_s: float, batch: bool) -> SlotBooking:
+    def booking(self, action: str, qps: float, *, cap_s: float) -> SlotBooking:
         """A job's first booking, for START_JOB to make as the job starts (one round trip fewer); its answer goes to
-        `acquire(booked_us=...)`. The same slot, interval and longest wait as acquire's own first booking."""
+        `acquire(booked_us=...)`. The same slot, interval and longest wait as acquire's own first booking: the
+        horizon applies when the job's record says it is a batch item, as `acquire(batch=record.batch)` does."""
         return SlotBooking(
             limiter=keys.rate_limit_key(self._access_key_id, action),
             interval_us=self.interval_us(qps),
             cap_us=int(cap_s * 1_000_000),
-            horizon_us=self.horizon_us(qps) if batch else 0,
+            horizon_us=self.horizon_us(qps),
         )
 
     async def acquire(

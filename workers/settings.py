@@ -16,7 +16,7 @@ from shared.batches import BatchStore
 from shared.catalog import Catalog
 from shared.config import Settings
 from shared.jobs import JobStore
-from shared.keys import BATCH_QUEUE_NAME, QUEUE_NAME
+from shared.keys import BATCH_QUEUE_NAME, QUEUE_NAME, load_functions
 from shared.liveness import Heartbeat
 from shared.metrics import WorkerMetrics
 from shared.payments import PaymentStore
@@ -49,6 +49,7 @@ def worker_options(settings: Settings, catalog: Catalog | None = None, *, lane: 
 
     async def startup(ctx: dict[str, Any]) -> None:
         redis: Redis = ctx["redis"]
+        await load_functions(redis)  # a server without functions (Redis < 7) stops the worker here
         ctx["settings"] = settings
         ctx["catalog"] = catalog_
         ctx["queue_name"] = queue

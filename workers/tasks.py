@@ -113,12 +113,12 @@ async def run_tool(ctx: WorkerContext, job_id: str, *, batch: bool = False, serv
     lease = asyncio.create_task(hold_lease(ctx["redis"], ctx["queue_name"], job_id))
     try:
         if not batch:
-            ended = await _run_job(ctx, job_id, service, batch=False)
+            ended = await _run_job(ctx, job_id, service)
         elif not await ctx["batch_slots"].acquire():  # still queued: this worker or another takes it again shortly
             raise Retry(defer=random.uniform(0.2, 1.0))
         else:
             try:
-                ended = await _run_job(ctx, job_id, service, batch=True)
+                ended = await _run_job(ctx, job_id, service)
             finally:
                 ctx["batch_slots"].release()
     except (RedisConnectionError, RedisTimeoutError) as exc:
@@ -141,12 +141,12 @@ async def hold_lease(redis: Redis, queue: str, job_id: str) -> None:
             await renew_lease(redis, queue, job_id)
 
 
-async def _run_job(ctx: WorkerContext, job_id: str, service: str, *, batch: bool) -> bool:
+async def _run_job(ctx: WorkerContext, job_id: str, service: str) -> bool:
     """One attempt; True when the job has ended (its ending script deleted arq's keys for it, see
     workers/queue.py). A retry leaves by raising arq's Retry."""
     store = ctx["store"]
     budget_ms = int(MIN_CALL_BUDGET_S * 1000)
-    booking = _booking(ctx, service, batch=batch)
+    booking = _booking(ctx, service)
     status, attempt, record, booked_us = await store.start(job_id, min_budget_ms=budget_ms, booking=booking)
     if record is None:  # canceled or expired long ago
         return False
@@ -167,13 +167,13 @@ async def _run_job(ctx: WorkerContext, job_id: str, service: str, *, batch: bool
     return True
 
 
-def _booking(ctx: WorkerContext, service: str, *, batch: bool) -> SlotBooking | None:
+def _booking(ctx: WorkerContext, service: str) -> SlotBooking | None:
     """The upstream slot START_JOB books for a job of `service` (None when the service is not known here)."""
     spec = ctx["catalog"].specs.get(service)
     if spec is None:
         return None
     qps = ctx["catalog"].terms.for_service(service).qps
-    return ctx["limiter"].booking(spec.action, qps, cap_s=MAX_SLOT_WAIT_S, batch=batch)
+    return ctx["limiter"].booking(spec.action, qps, cap_s=MAX_SLOT_WAIT_S)
 
 
 def _count_finished(ctx: WorkerContext, record: JobRecord, outcome: str) -> None:

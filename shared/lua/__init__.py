@@ -19,12 +19,14 @@ a script with more than five options takes them as one table, `pack`ed here and 
 
 How they run: `Library(names)` is every script as a function of one Redis function library (the parts once at its
 top, so their code runs when the library is loaded rather than on every call), and `Function` calls one with FCALL,
-loading the library first when the server does not have it. shared/keys.py makes `FUNCTIONS = Library(...)` from
-the same names, and `keys.registered(redis, text)` is the function of one of SCRIPTS.
+loading the library first when the server does not have it (`load_library`: one load for all the calls that found
+it missing). shared/keys.py makes `FUNCTIONS = Library(...)` from the same names, `keys.registered(redis, text)` is
+the function of one of SCRIPTS, and `keys.load_functions` loads the library as a process starts.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
@@ -144,14 +146,19 @@ class Library:
                     order.append(part)
         top = "".join(parts[name] for name in order)
         bodies = dict(sorted(_FILES.items()))
-        digest = hashlib.sha1((top + "".join(bodies.values())).encode(), usedforsecurity=False).hexdigest()[:16]
+
+        def code(suffix: str) -> str:
+            registered = [
+                f"redis.register_function('{name}{suffix}', function(KEYS, ARGV)\n{body}\nend)\n"
+                for name, body in bodies.items()
+            ]
+            return f"#!lua name=s402{suffix}\n" + top + "".join(registered)
+
+        # the digest of the whole code but the digest itself: no two codes share a name
+        digest = hashlib.sha1(code("").encode(), usedforsecurity=False).hexdigest()[:16]
         self.name = f"s402_{digest}"
         self.functions: Mapping[str, str] = MappingProxyType({name: f"{name}_{digest}" for name in bodies})
-        registered = [
-            f"redis.register_function('{self.functions[name]}', function(KEYS, ARGV)\n{body}\nend)\n"
-            for name, body in bodies.items()
-        ]
-        self.code = f"#!lua name={self.name}\n" + top + "".join(registered)
+        self.code = code(f"_{digest}")
 
 
 def _parts_in_order(name: str, parts: Mapping[str, str]) -> list[str]:
@@ -206,25 +213,64 @@ def pack(**options: Any) -> bytes:
 
 
 FUNCTION_NOT_FOUND = "function not found"  # (in the error of an FCALL of a function no library loaded defines)
+UNKNOWN_COMMAND = "unknown command"  # (a server without functions: Redis before 7.0)
+
+
+class FunctionsUnsupported(RuntimeError):
+    """The Redis server has no FUNCTION LOAD (Redis 7.0+ or Valkey 7.2+ is needed)."""
+
+
+_loading: dict[tuple[int, int, str], asyncio.Future[None]] = {}
+
+
+async def load_library(redis: Any, library: Library) -> None:
+    """FUNCTION LOAD REPLACE `library` on `redis` (the same code under the same name: harmless when it is there).
+    However many calls of one process find the library missing at once, one load is made and they all wait for
+    it. Raises FunctionsUnsupported on a server without functions; the processes call this as they start, so such
+    a server (or an ACL that forbids FUNCTION) stops them there rather than failing every call."""
+    key = (id(asyncio.get_running_loop()), id(redis), library.name)
+    task = _loading.get(key)
+    if task is None:
+        task = asyncio.ensure_future(_load(redis, library))
+        _loading[key] = task
+        task.add_done_callback(lambda done: _loaded(key, done))
+    await asyncio.shield(task)
+
+
+def _loaded(key: tuple[int, int, str], task: asyncio.Future[None]) -> None:
+    if _loading.get(key) is task:
+        del _loading[key]
+    if not task.cancelled():
+        task.exception()  # retrieved here: every caller that waited has seen it
+
+
+async def _load(redis: Any, library: Library) -> None:
+    try:
+        await redis.function_load(library.code, replace=True)
+    except ResponseError as exc:
+        if UNKNOWN_COMMAND in str(exc).lower():
+            raise FunctionsUnsupported(
+                f"the Redis server has no FUNCTION LOAD; server402 needs Redis 7.0+ or Valkey 7.2+ ({exc})"
+            ) from exc
+        raise
 
 
 class Function:
     """One script of a `Library`, called as redis-py's registered scripts are (`await f(keys=..., args=...)`):
     FCALL by its name. When the server does not have it (a new server, one restarted without its data, or
-    FUNCTION FLUSH), the library is loaded (FUNCTION LOAD REPLACE: the same code under the same name, so loading
-    it twice at once is harmless) and the call made again, once."""
+    FUNCTION FLUSH), the library is loaded (`load_library`: once for all the calls that found it missing) and the
+    call made again, once. The client is a connection or pool client, not a pipeline (whose FCALL only queues)."""
 
     def __init__(self, redis: Any, library: Library, script: str) -> None:
         self._redis = redis
         self._library = library
         self.name = library.functions[script]
 
-    async def __call__(self, keys: Sequence[Any] = (), args: Sequence[Any] = (), client: Any = None) -> Any:
-        redis = client if client is not None else self._redis
+    async def __call__(self, keys: Sequence[Any] = (), args: Sequence[Any] = ()) -> Any:
         try:
-            return await redis.fcall(self.name, len(keys), *keys, *args)
+            return await self._redis.fcall(self.name, len(keys), *keys, *args)
         except ResponseError as exc:
             if FUNCTION_NOT_FOUND not in str(exc).lower():
                 raise
-        await redis.function_load(self._library.code, replace=True)
-        return await redis.fcall(self.name, len(keys), *keys, *args)
+        await load_library(self._redis, self._library)
+        return await self._redis.fcall(self.name, len(keys), *keys, *args)

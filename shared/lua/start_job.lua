@@ -3,7 +3,7 @@
 -- KEYS: job, ledger, and the upstream limiter of the job's action or "" (then nothing is booked)
 -- ARGV: one msgpack table: now ms, channel, retention ms, expired (the error JSON), min_budget (the smallest
 -- useful budget, ms), at (ISO now); for a booking also interval (us between slots), cap (the longest wait for a
--- slot, us) and horizon (a batch item's shorter longest wait, us; 0 for a single call)
+-- slot, us) and horizon (a batch item's shorter longest wait, us: the job's own batch field says whether it is one)
 -- Returns {status, attempts, the job hash after the step as field/value pairs (empty when missing)}: 'running'
 -- means go; 'out_of_time' means a retry waited too long for another call (the worker ends the job with its last
 -- error); anything else means do nothing. A job found ended (or ended here) leaves arq's queue (arq_done).
@@ -56,5 +56,5 @@ for i, field in ipairs(JOB_MOVED_FIELDS) do moved[i] = changed[field] or f[field
 job_moved(KEYS[1], status, 'running', o.now, o.channel, o.retention, moved)
 if not KEYS[3] or KEYS[3] == '' then return {'running', attempt, all} end
 local may_wait = math.min(tonumber(o.cap), math.max(0, (tonumber(deadline) - now - tonumber(o.min_budget)) * 1000))
-if tonumber(o.horizon) > 0 then may_wait = math.min(may_wait, tonumber(o.horizon)) end
+if f.batch and tonumber(o.horizon) > 0 then may_wait = math.min(may_wait, tonumber(o.horizon)) end
 return {'running', attempt, all, book_slot(KEYS[3], tonumber(o.interval), may_wait)}
