@@ -6,6 +6,7 @@ can never both win. The states, retention, and 410 versus 404: docs/architecture
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import secrets
 import time
@@ -244,6 +245,15 @@ class SlotBooking(msgspec.Struct, frozen=True, kw_only=True):
     horizon_us: int = 0
 
 
+class BookedSlot(msgspec.Struct, frozen=True):
+    """START_JOB's answer to a SlotBooking: the wait for the slot in us (0: go now; -1: further than the job can
+    wait, nothing booked) and the event loop's time when the answer arrived, which the wait counts from (the worker
+    has more to do before it waits: a call late for its slot must see that it is)."""
+
+    wait_us: int
+    at: float
+
+
 class JobStore:
     """Reads and moves jobs. Holds no state besides the Redis client and the registered scripts; `quality` counts
     the jobs it creates as calls (the API's)."""
@@ -322,9 +332,9 @@ class JobStore:
 
     async def start(
         self, job_id: str, *, min_budget_ms: int, booking: SlotBooking | None = None
-    ) -> tuple[str, int, JobRecord | None, int | None]:
+    ) -> tuple[str, int, JobRecord | None, BookedSlot | None]:
         """START_JOB: (status, attempt, the job as it is after the step (None when missing), and for a `booking`
-        of a job that went running, the wait for its slot in us: 0 go now, -1 too far, nothing booked; else None)."""
+        of a job that went running, its BookedSlot; else None)."""
         now = now_ms()
         slot = dict(interval=booking.interval_us, cap=booking.cap_us, horizon=booking.horizon_us) if booking else {}
         reply = await self._start(
@@ -333,9 +343,10 @@ class JobStore:
                 now=now, channel=keys.JOBS_DONE_CHANNEL, retention=self.retention_ms, expired=_json.encode(EXPIRED),
                 min_budget=min_budget_ms, at=iso(now), **slot)],
         )  # fmt: skip
+        booked = BookedSlot(int(reply[3]), asyncio.get_running_loop().time()) if len(reply) > 3 else None
         status, attempts, flat = reply[:3]
         record = _record(dict(zip(flat[::2], flat[1::2], strict=True))) if flat else None
-        return status.decode(), int(attempts), record, int(reply[3]) if len(reply) > 3 else None
+        return status.decode(), int(attempts), record, booked
 
     async def succeed(self, record: JobRecord, envelope: dict[str, Any]) -> bool:
         """End the job with its result. True when this step ended it (False: it had ended already)."""

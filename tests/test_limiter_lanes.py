@@ -108,17 +108,17 @@ async def test_a_job_is_started_and_its_slot_booked_in_one_step(redis: Redis) ->
     first, second, third = await queued_job(redis), await queued_job(redis), await queued_job(redis)
     try:
         status, attempt, record, booked = await store.start(first.id, min_budget_ms=500, booking=booking)
-        assert (status, attempt, booked) == ("running", 1, 0)
+        assert (status, attempt) == ("running", 1) and booked is not None and booked.wait_us == 0
         assert record is not None and record.status == "running"
         before = await script_calls(redis)
         job = JobCall(keys.job_key(first.id))
-        assert await limiter.acquire("DetectFace", 10.0, max_wait_s=5, job=job, booked_us=booked) is True
+        assert await limiter.acquire("DetectFace", 10.0, max_wait_s=5, job=job, booked=booked) is True
         assert await script_calls(redis) == before
         status, _, _, booked = await store.start(second.id, min_budget_ms=500, booking=booking)
-        assert status == "running" and booked is not None and 0 < booked <= 110_000
+        assert status == "running" and booked is not None and 0 < booked.wait_us <= 110_000
         before = await script_calls(redis)
         job = JobCall(keys.job_key(second.id))
-        assert await limiter.acquire("DetectFace", 10.0, max_wait_s=5, job=job, booked_us=booked) is False
+        assert await limiter.acquire("DetectFace", 10.0, max_wait_s=5, job=job, booked=booked) is False
         assert await script_calls(redis) == before
         tat, (seconds, micros) = int(await redis.get(rate_key)), await redis.time()
         assert tat - (seconds * 1_000_000 + micros) <= 110_000  # two slots booked in all, none by the limiter
@@ -164,3 +164,24 @@ async def test_a_store_above_its_memory_limit_answers_503_and_keeps_nothing(pipe
             await redis.config_set(name, value)
     assert (status, body["code"], headers.get("Retry-After")) == (503, "store_unavailable", "2"), body
     assert jobs == []
+
+
+async def test_a_call_that_reaches_the_slot_start_booked_too_late_books_another(redis: Redis) -> None:
+    """START_JOB's wait counts from when its answer arrived: a worker that gets to the call later than the margin
+    allows (a busy event loop between starting the job and waiting for its slot) does not go out late, next to an
+    on-time call; it books again (RESERVE_SLOT, which checks the cancel flag)."""
+    store, limiter = JobStore(redis, retention_s=60), RateLimiter(redis, "start-late", margin=1.1)  # late: 50 ms
+    rate_key = keys.rate_limit_key("start-late", "DetectFace")
+    await redis.delete(rate_key)
+    record = await queued_job(redis)
+    try:
+        booking = limiter.booking("DetectFace", 10.0, cap_s=5)
+        status, _, _, booked = await store.start(record.id, min_budget_ms=500, booking=booking)
+        assert status == "running" and booked is not None and booked.wait_us == 0
+        await asyncio.sleep(0.15)  # past its slot by more than 50 ms; the next one (110 ms on) is free by now
+        before = await script_calls(redis)
+        job = JobCall(keys.job_key(record.id))
+        assert await limiter.acquire("DetectFace", 10.0, max_wait_s=5, job=job, booked=booked) is True
+        assert await script_calls(redis) - before == 1
+    finally:
+        await redis.delete(keys.job_key(record.id), rate_key)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from shared import keys
-from shared.jobs import SlotBooking
+from shared.jobs import BookedSlot, SlotBooking
 from shared.keys import registered
 from shared.metrics import RATE_LIMIT_WAIT, WorkerMetrics
 
@@ -66,7 +66,7 @@ class RateLimiter:
 
     def booking(self, action: str, qps: float, *, cap_s: float) -> SlotBooking:
         """A job's first booking, for START_JOB to make as the job starts (one round trip fewer); its answer goes to
-        `acquire(booked_us=...)`. The same slot, interval and longest wait as acquire's own first booking: the
+        `acquire(booked=...)`. The same slot, interval and longest wait as acquire's own first booking: the
         horizon applies when the job's record says it is a batch item, as `acquire(batch=record.batch)` does."""
         return SlotBooking(
             limiter=keys.rate_limit_key(self._access_key_id, action),
@@ -83,22 +83,22 @@ class RateLimiter:
         max_wait_s: float,
         job: JobCall | None = None,
         batch: bool = False,
-        booked_us: int | None = None,
+        booked: BookedSlot | None = None,
     ) -> bool:
         """Wait for this call's slot. Raises SlotTooFar past `max_wait_s`, and for a `job` whose cancel was asked
         for, CallCanceled. Returns True when the booking script let the job's call through itself (its slot was
         free at once: cancel flag checked); False when it waited, so the caller checks (JobStore.begin_call).
 
-        A call that wakes up well after its slot (a busy event loop) does not go out late: arriving late next to
+        A call that gets to go well after its slot (a busy event loop) does not go out late: arriving late next to
         an on-time call would put QPS + 1 calls into one of the upstream's one-second windows. It books the next
-        free slot instead (the missed one stays unused).
+        free slot instead (the missed one stays unused). A slot's time is when the booking's answer arrived plus
+        its wait, so a call that reaches this point late (after START_JOB booked its slot) is late too.
 
         A `batch` item books only a slot within BATCH_HORIZON_S (or one interval), and otherwise waits about that
         long and asks again: the slots booked ahead are never more than that, so a single call of the same action
         waits at most that long behind a batch (isolation by design; the batch still gets every free slot).
 
-        `booked_us`: the answer of the booking START_JOB made for the job (see `booking`), taken for this call's
-        first booking."""
+        `booked`: the booking START_JOB made for the job (see `booking`), taken for this call's first booking."""
         loop = asyncio.get_running_loop()
         interval_us = self.interval_us(qps)
         horizon_us = self.horizon_us(qps) if batch else None
@@ -109,10 +109,11 @@ class RateLimiter:
         while rebookings < MAX_REBOOKINGS:
             remaining_us = max(0, int((max_wait_s - (loop.time() - started)) * 1_000_000))
             may_wait_us = min(remaining_us, horizon_us) if horizon_us is not None else remaining_us
-            if booked_us is not None:  # START_JOB booked it (its cancel flag read in the same step)
-                wait_us, booked_us = booked_us, None
+            if booked is not None:  # START_JOB booked it (its cancel flag read in the same step)
+                wait_us, answered, booked = booked.wait_us, booked.at, None
             else:
                 wait_us = int(await self._reserve(keys=booking, args=[interval_us, may_wait_us]))
+                answered = loop.time()
             if wait_us == CANCELED:
                 raise CallCanceled(action)
             if wait_us < 0 and horizon_us is not None and remaining_us > horizon_us:
@@ -123,12 +124,12 @@ class RateLimiter:
                 raise SlotTooFar(action)
             rebookings += 1
             checked = wait_us == 0 and job is not None
-            slot = loop.time() + wait_us / 1_000_000
-            if not wait_us:
-                break  # a free slot, taken at once: not late
-            await asyncio.sleep(wait_us / 1_000_000)
+            slot = answered + wait_us / 1_000_000
+            if slot > loop.time():
+                await asyncio.sleep(slot - loop.time())
             if loop.time() - slot <= self._late_s:
                 break
+            checked = False  # late: the next booking decides
         if self._metrics is not None:
             self._metrics.observe(RATE_LIMIT_WAIT, (action,), loop.time() - started)
         return checked

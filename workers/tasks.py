@@ -26,7 +26,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from shared.batches import BatchStore
 from shared.catalog import Catalog, envelope
 from shared.config import JobSettings, Settings
-from shared.jobs import JobError, JobRecord, JobStore, SlotBooking, now_ms
+from shared.jobs import BookedSlot, JobError, JobRecord, JobStore, SlotBooking, now_ms
 from shared.keys import job_key
 from shared.metrics import JOBS_FINISHED, QUEUE_WAIT, WorkerMetrics
 from shared.payments import PaymentStore
@@ -147,7 +147,7 @@ async def _run_job(ctx: WorkerContext, job_id: str, service: str) -> bool:
     store = ctx["store"]
     budget_ms = int(MIN_CALL_BUDGET_S * 1000)
     booking = _booking(ctx, service)
-    status, attempt, record, booked_us = await store.start(job_id, min_budget_ms=budget_ms, booking=booking)
+    status, attempt, record, booked = await store.start(job_id, min_budget_ms=budget_ms, booking=booking)
     if record is None:  # canceled or expired long ago
         return False
     if status not in ("running", "out_of_time"):
@@ -161,7 +161,7 @@ async def _run_job(ctx: WorkerContext, job_id: str, service: str) -> bool:
         ctx["metrics"].observe(QUEUE_WAIT, (record.service,), max(0, now_ms() - record.created_at) / 1000)
     structlog.contextvars.bind_contextvars(service_id=record.service, attempt=attempt)
     started = time.perf_counter()
-    outcome = await _attempt(ctx, record, attempt, booked_us)
+    outcome = await _attempt(ctx, record, attempt, booked)
     _count_finished(ctx, record, outcome)
     log.info("attempt", outcome=outcome, duration_ms=round((time.perf_counter() - started) * 1000, 1))
     return True
@@ -195,16 +195,25 @@ async def _not_started(store: JobStore, record: JobRecord, status: str) -> str:
     return status
 
 
-async def _attempt(ctx: WorkerContext, record: JobRecord, attempt: int, booked_us: int | None) -> str:
+async def _attempt(ctx: WorkerContext, record: JobRecord, attempt: int, booked: BookedSlot | None) -> str:
     store = ctx["store"]
     spec = ctx["catalog"].specs[record.service]
     qps = ctx["catalog"].terms.for_service(record.service).qps
     remaining_s = (record.deadline - now_ms()) / 1000
     job = JobCall(job_key(record.id))
+    # The request is made ready before the wait for its slot: after the slot only the call itself remains (the
+    # limiter sees a call late for its slot, not a call slowed on its way to the upstream).
+    params: dict[str, Any] = _decode_input(record.input)
+    prefix = await ctx["namespaces"].prefix(record.tenant) if tenancy.needs_namespace(spec.action) else ""
+    try:  # face databases and templates: each caller sees only its own (workers/tenancy.py)
+        scoped = await tenancy.scope_request(ctx["redis"], spec.action, params, tenant=record.tenant, prefix=prefix)
+    except tenancy.TenantError as exc:
+        await store.fail(record, JobError.of("input", exc.code, exc.message))
+        return f"failed:{exc.code}"
     try:  # the booking script checks the cancel flag when the slot is free at once
         max_wait_s = min(MAX_SLOT_WAIT_S, remaining_s - MIN_CALL_BUDGET_S)
         go = await ctx["limiter"].acquire(
-            spec.action, qps, max_wait_s=max_wait_s, job=job, batch=bool(record.batch), booked_us=booked_us
+            spec.action, qps, max_wait_s=max_wait_s, job=job, batch=bool(record.batch), booked=booked
         )
     except SlotTooFar:
         return await _retry_or_fail(ctx, record, attempt, _rate_limited_error(), floor_s=MAX_SLOT_WAIT_S / 2)
@@ -216,13 +225,6 @@ async def _attempt(ctx: WorkerContext, record: JobRecord, attempt: int, booked_u
         await store.fail(record, CANCELED, "canceled", refund="canceled")  # asked for while the job waited
         return "canceled"
     ctx["quality"].record_execution(record.service)  # the service's executionCount
-    params: dict[str, Any] = _decode_input(record.input)
-    prefix = await ctx["namespaces"].prefix(record.tenant) if tenancy.needs_namespace(spec.action) else ""
-    try:  # face databases and templates: each caller sees only its own (workers/tenancy.py)
-        scoped = await tenancy.scope_request(ctx["redis"], spec.action, params, tenant=record.tenant, prefix=prefix)
-    except tenancy.TenantError as exc:
-        await store.fail(record, JobError.of("input", exc.code, exc.message))
-        return f"failed:{exc.code}"
     started = time.perf_counter()
     try:
         result = await ctx["upstream"].call(spec, scoped, timeout_s=(record.deadline - now_ms()) / 1000)
