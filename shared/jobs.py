@@ -366,11 +366,15 @@ class JobStore:
 
     async def _finish_with(self, record: JobRecord, status: str, field: str, payload: bytes, *, refund: str) -> bool:
         now = now_ms()
+        head = announcement_head(record, status, now, field)
+        if len(head) + len(payload) > ANNOUNCE_MAX_BYTES:
+            head = b""
         done = await self._finish(
             keys=[keys.job_key(record.id), record.payment_key(), keys.LEDGER],
             args=[pack(
                 id=record.id, status=status, now=now, field=field, payload=payload, retention=self.retention_ms,
-                channel=keys.JOBS_DONE_CHANNEL, refund=refund, at=iso(now), announce_max=ANNOUNCE_MAX_BYTES)],
+                channel=keys.JOBS_DONE_CHANNEL, refund=refund, at=iso(now), announce_max=ANNOUNCE_MAX_BYTES,
+                head=head, attempts=record.attempts)],
         )  # fmt: skip
         return bool(done)
 
@@ -403,9 +407,30 @@ def _record(raw: dict[bytes, bytes]) -> JobRecord:
     return msgspec.convert({k.decode(): v.decode() for k, v in raw.items()}, JobRecord, strict=False)
 
 
-def announced_record(fields: bytes) -> JobRecord | None:
-    """The job FINISH_JOB's announcement carries (the JSON after the id), None when it is not one."""
+def announcement_head(record: JobRecord, status: str, now: int, field: str) -> bytes:
+    """The job as FINISH_JOB leaves it, but its `field` (the payload, which the announcement carries as it is): the
+    fields of `record` (as START_JOB left them) with the new status and finishedAt, without retryAt (deleted)."""
+    fields = {name: str(value) for name, value in msgspec.to_builtins(record).items() if value is not None}
+    fields.pop("retryAt", None)
+    fields.pop(field, None)
+    fields["status"], fields["finishedAt"] = status, str(now)
+    head: bytes = _json.encode(fields)  # one line: JSON escapes every newline in a string
+    return head
+
+
+def announced_record(data: bytes) -> JobRecord | None:
+    """The job FINISH_JOB's announcement carries (what follows the id and its newline), None when it is not one:
+    `{fields}`, or `<field>\n{the other fields}\n<the field's value>` (finish_job.lua)."""
     try:
-        return msgspec.convert(msgspec.json.decode(fields, type=dict[str, str]), JobRecord, strict=False)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+        if data[:1] == b"{":
+            fields = msgspec.json.decode(data, type=dict[str, str])
+        else:
+            field, _, rest = data.partition(b"\n")
+            head, newline, payload = rest.partition(b"\n")
+            if not newline:
+                return None
+            fields = msgspec.json.decode(head, type=dict[str, str])
+            fields[field.decode()] = payload.decode()
+        return msgspec.convert(fields, JobRecord, strict=False)
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
         return None

@@ -215,6 +215,7 @@ async def published_until(redis: Redis, pubsub: PubSub, prefix: str, marker: str
 
 
 WITH_THE_JOB = " + the job"  # how a row names an announcement that carries the job's fields
+WITH_THE_HEAD = " (the worker's head)"  # ... of which the worker sent all but the payload
 
 
 async def announced(redis: Redis, prefix: str, message: tuple[str, str]) -> tuple[str, str]:
@@ -224,7 +225,14 @@ async def announced(redis: Redis, prefix: str, message: tuple[str, str]) -> tupl
     subject, newline, fields = data.partition("\n")
     if newline:
         stored = decoded_map(await redis.hgetall(prefix + keys.job_key(subject)))  # type: ignore[misc]
-        assert json.loads(fields) == stored, f"{subject}'s announcement is not the job as it is"
+        if fields.startswith("{"):
+            carried = json.loads(fields)
+        else:  # the worker's head, the payload after it
+            field, _, rest = fields.partition("\n")
+            head, _, payload = rest.partition("\n")
+            carried = {**json.loads(head), field: payload}
+            subject += WITH_THE_HEAD
+        assert carried == stored, f"{subject}'s announcement is not the job as it is"
         return channel, subject + WITH_THE_JOB
     return channel, subject
 
@@ -577,9 +585,13 @@ def finish(
     *,
     refund: str = "",
     announce_max: int = 16_384,
+    head: dict[str, str] | None = None,
+    attempts: int = 1,
 ) -> list[Any]:
+    """FINISH's options; `head`: the worker's announcement head (the job's fields but the payload)."""
     return [dict(id="job_1", status=status, now=NOW, field=field, payload=payload, retention=RETENTION,
-                 channel=K(CHANNEL), refund=refund, at=AT, announce_max=announce_max)]  # fmt: skip
+                 channel=K(CHANNEL), refund=refund, at=AT, announce_max=announce_max,
+                 head=json.dumps(head) if head is not None else "", attempts=attempts)]  # fmt: skip
 
 
 SUCCEEDED = job("succeeded", attempts=1, finishedAt=NOW, result='{"ok":true}')
@@ -589,6 +601,7 @@ PAID_RUN = {JOB: Hash(job("running", attempts=1, paymentId="pay_1")),
             PAY: Hash(payment(remainingCalls=2, usedCalls=1))}  # fmt: skip
 BATCH_RUN = {JOB: Hash(job("running", attempts=1, batch="bat_1"))}
 BATCH_DONE = job("succeeded", attempts=1, batch="bat_1", finishedAt=NOW, result='{"ok":true}')
+HEAD = {k: v for k, v in SUCCEEDED.items() if k != "result"}  # what the worker would send for RUNS
 
 FINISH_JOB = [
     Row("running -> succeeded: the result kept for the retention time, off arq's queue, announced: 1",
@@ -639,6 +652,23 @@ FINISH_JOB = [
                BATCH_JOBS: Items(["job_1"], ttl=RETENTION), DONE: Items(["job_1"], ttl=RETENTION),
                **told("bat_1", "batch.completed")},
         published=[(CHANNEL, "bat_1"), (CHANNEL, "job_1" + WITH_THE_JOB)]),
+    Row("the worker's head still true (no cancel since, its attempt, nothing given back): it is announced with the "
+        "payload as it is, and nothing is read back",
+        before=RUNS, keys=[JOB, "", LEDGER], args=finish(head=HEAD), returns=1,
+        after={JOB: Hash(SUCCEEDED, ttl=RETENTION)},
+        published=[(CHANNEL, "job_1" + WITH_THE_HEAD + WITH_THE_JOB)]),
+    Row("a cancel asked for while it ran: the head is not true, the job is read and announced",
+        before={JOB: Hash(job("running", attempts=1, cancel=1))}, keys=[JOB, "", LEDGER], args=finish(head=HEAD),
+        returns=1, after={JOB: Hash({**SUCCEEDED, "cancel": "1"})}, published=[(CHANNEL, "job_1" + WITH_THE_JOB)]),
+    Row("another attempt started it since (a lost lease): the head is not true",
+        before={JOB: Hash(job("running", attempts=2))}, keys=[JOB, "", LEDGER], args=finish(head=HEAD),
+        returns=1, after={JOB: Hash({**SUCCEEDED, "attempts": "2"})}, published=[(CHANNEL, "job_1" + WITH_THE_JOB)]),
+    Row("a paid call given back here: the head is not true",
+        before=PAID_RUN, keys=[JOB, PAY, LEDGER],
+        args=finish("failed", "error", ERROR, refund="upstream_failed", head=HEAD), returns=1,
+        after={JOB: Hash({**FAILED_JOB, "refunded": "upstream_failed"}), PAY: Hash(payment()),
+               LEDGER: Events([entry("credited", 1, jobId="job_1", reason="upstream_failed")])},
+        published=[(CHANNEL, "job_1" + WITH_THE_JOB)]),
     Row("a job too big to announce whole is announced by its id alone",
         before=RUNS, keys=[JOB, "", LEDGER], args=finish(announce_max=10), returns=1,
         after={JOB: Hash(SUCCEEDED)}, published=[(CHANNEL, "job_1")]),

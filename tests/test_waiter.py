@@ -7,10 +7,11 @@ import asyncio
 
 import msgspec
 from redis.asyncio import Redis
+from support import Pipeline
 
 from api.waiter import JobWaiter
 from shared import keys
-from shared.jobs import JobRecord, JobStore, new_job_id, now_ms
+from shared.jobs import JobRecord, JobStore, announced_record, new_job_id, now_ms
 
 
 def stored(record: JobRecord) -> dict[str, str]:
@@ -61,8 +62,35 @@ async def test_a_waiting_call_takes_its_finished_job_from_the_announcement_witho
         assert final == await store.get(created.id)  # what reading it would have given
         assert final is not None and final.status == "succeeded" and final.result is not None
         stats = await redis.info("commandstats")
-        assert stats["cmdstat_hgetall"]["calls"] == reads + 2  # FINISH_JOB's own, and the get() just above
+        assert stats["cmdstat_hgetall"]["calls"] == reads + 1  # the get() just above: FINISH_JOB read nothing back
         assert not waiter._announced  # taken by the waiter it woke
     finally:
         await waiter.stop()
         await redis.delete(keys.job_key(created.id))
+
+
+async def test_what_a_finished_job_is_announced_as_is_the_job_as_stored_end_to_end(pipeline: Pipeline) -> None:
+    """The API, a real worker and the sandbox: each finished job's announcement (the worker's head and the
+    payload as it is) reads as the job Redis holds once it has ended, for a result and for an error."""
+    pubsub = pipeline.redis.pubsub()
+    await pubsub.subscribe(keys.JOBS_DONE_CHANNEL)
+    try:
+        while (message := await pubsub.get_message(timeout=1.0)) is None or message["type"] != "subscribe":
+            pass
+        image = pipeline.sandbox.image("face.jpg")
+        ok, succeeded, _ = await pipeline.call("face-detection", {"ImageURL": image})
+        bad, failed, _ = await pipeline.call("face-detection", {"ImageURL": pipeline.sandbox.image("missing.jpg")})
+        announced: dict[str, bytes] = {}
+        while len(announced) < 2 and (message := await pubsub.get_message(timeout=5.0)) is not None:
+            if message["type"] == "message":
+                subject, _, data = message["data"].partition(b"\n")
+                announced[subject.decode()] = data
+    finally:
+        await pubsub.aclose()
+    assert ok == 200 and bad >= 400, (succeeded, failed)
+    store = JobStore(pipeline.redis, retention_s=60)
+    assert sorted(data.partition(b"\n")[0] for data in announced.values()) == [b"error", b"result"]
+    for job_id, data in announced.items():
+        assert data.partition(b"\n")[2].startswith(b"{")  # the worker's head, with the payload after it
+        record = announced_record(data)
+        assert record is not None and record == await store.get(job_id)
