@@ -5,11 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import msgspec
-import structlog
 from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from api import appkeys
 from api.apikeys import ApiKeyStore
@@ -75,8 +72,6 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     app[appkeys.REDIS] = Redis(connection_pool=pool)
     try:
         await load_functions(app[appkeys.REDIS])  # refuses a server without functions (Redis < 7) at once
-    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:  # the first call loads them
-        structlog.get_logger("api").warning("redis unavailable at startup", error=type(exc).__name__)
     except BaseException:
         await app[appkeys.REDIS].aclose()
         await pool.disconnect()

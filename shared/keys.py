@@ -11,6 +11,9 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+import structlog
+from redis import exceptions as redis_errors
+
 from shared.arq_seam import ARQ_IN_PROGRESS_PREFIX
 from shared.lua import Function, Library, load, load_library
 
@@ -108,10 +111,29 @@ def registered(redis: Any, script: str) -> Function:
     return Function(redis, FUNCTIONS, _SCRIPT_NAMES[script])
 
 
-async def load_functions(redis: Any) -> None:
-    """FUNCTIONS loaded as a process starts (the first call would load them too): a server without functions
-    (Redis before 7.0: shared.lua.FunctionsUnsupported) or an ACL that forbids FUNCTION stops the process here."""
-    await load_library(redis, FUNCTIONS)
+# A server that cannot take the library just now (down, loading, above maxmemory, a replica, a primary without
+# its replicas): the process starts anyway, and the first call that finds the library missing loads it.
+_NOT_NOW = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.OutOfMemoryError,
+    redis_errors.ReadOnlyError,
+    redis_errors.MasterDownError,
+    OSError,
+)
+
+
+async def load_functions(redis: Any) -> bool:
+    """FUNCTIONS loaded as a process starts (the first call would load them too). A server without functions
+    (Redis before 7.0: shared.lua.FunctionsUnsupported) or an ACL that forbids FUNCTION stops the process here;
+    one that cannot take them just now does not (False, logged)."""
+    try:
+        await load_library(redis, FUNCTIONS)
+    except _NOT_NOW as exc:
+        structlog.get_logger("redis").warning("scripts not loaded at startup; loaded at first use",
+                                              error=type(exc).__name__)  # fmt: skip
+        return False
+    return True
 
 
 CREATE_PAYMENT = SCRIPTS["create_payment"]  # a new paid payment and its ledger events
