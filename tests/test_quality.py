@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -12,7 +13,7 @@ from support import Pipeline
 
 from api import appkeys
 from api.app import create_app
-from scripts.embedded_redis import free_port
+from scripts.embedded_redis import EmbeddedRedis, free_port
 from shared.catalog import Catalog
 from shared.config import Settings
 from shared.models import Quality
@@ -95,23 +96,26 @@ async def test_402_answers_count_as_payment_requireds_not_calls(pipeline: Pipeli
     assert await pipeline.redis.hget(quality_key("face-comparison"), "paymentRequireds") == b"2"  # type: ignore[misc]
 
 
-async def test_402s_not_written_while_redis_is_away_are_kept_for_the_next_flush(redis: Redis) -> None:
+async def test_402s_not_written_while_redis_is_away_are_kept_for_the_next_flush(tmp_path: Path) -> None:
+    """A Redis of its own, stopped while the figures are flushed and started again on the same port."""
     service_id = "quality-402-flush-test"
-    away = Redis(port=free_port(), socket_connect_timeout=1)
+    server = EmbeddedRedis(tmp_path).start()
+    client = Redis(port=server.port, socket_connect_timeout=1)
     try:
-        store = QualityStore(away)
+        store = QualityStore(client)
+        server.stop()
         store.record_payment_required(service_id)
         store.record_payment_required(service_id)
         await store.flush()  # refused: logged, kept
-        assert not await redis.exists(quality_key(service_id))
-        store._redis = redis  # Redis is back (the same script, sent to it)
+        server.start()  # Redis is back, on the same port (its data kept: AOF)
+        assert not await client.exists(quality_key(service_id))
         await store.flush()
-        assert await redis.hget(quality_key(service_id), "paymentRequireds") == b"2"  # type: ignore[misc]
+        assert await client.hget(quality_key(service_id), "paymentRequireds") == b"2"  # type: ignore[misc]
         await store.flush()  # nothing more to write: written once
-        assert await redis.hget(quality_key(service_id), "paymentRequireds") == b"2"  # type: ignore[misc]
+        assert await client.hget(quality_key(service_id), "paymentRequireds") == b"2"  # type: ignore[misc]
     finally:
-        await away.aclose()
-        await redis.delete(quality_key(service_id))
+        await client.aclose()
+        server.stop()
 
 
 async def test_the_catalog_answers_with_the_static_figures_when_redis_is_down(
