@@ -265,6 +265,7 @@ class JobStore:
         self._enqueue = registered(redis, keys.ENQUEUE_JOB)
         self._start = registered(redis, keys.START_JOB)
         self._finish = registered(redis, keys.FINISH_JOB)
+        self._begin_call = registered(redis, keys.BEGIN_CALL)
         self._requeue = registered(redis, keys.REQUEUE_JOB)
         self._cancel = registered(redis, keys.CANCEL_JOB)
         self._cancel_many = registered(redis, keys.CANCEL_JOBS)
@@ -317,6 +318,11 @@ class JobStore:
     async def cancel_requested(self, job_id: str) -> bool:
         flag: bytes | None = await self.redis.hget(keys.job_key(job_id), "cancel")  # type: ignore[misc]
         return flag == b"1"
+
+    async def begin_call(self, job_id: str) -> bool:
+        """Just before an upstream call: False when a cancel was asked for (no call may be made); else True."""
+        go: int = await self._begin_call(keys=[keys.job_key(job_id)])
+        return go == 1
 
     async def queue_position(self, record: JobRecord) -> int | None:
         """The job's place on its queue (a batch item's is the batch lane's), None when it is not on one."""

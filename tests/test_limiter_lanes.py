@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 
 import msgspec
-import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from support import Pipeline
@@ -17,7 +16,7 @@ from api.apikeys import ApiKeyStore
 from scripts.embedded_redis import free_port
 from shared import keys
 from shared.jobs import JobRecord, JobStore, new_job_id, now_ms
-from workers.ratelimit import BATCH_HORIZON_S, CallCanceled, JobCall, RateLimiter
+from workers.ratelimit import BATCH_HORIZON_S, JobCall, RateLimiter
 
 QPS = 100.0  # one slot each 10 ms: the batch's 20 items span 200 ms of slots
 
@@ -100,8 +99,8 @@ async def queued_job(redis: Redis) -> JobRecord:
 
 async def test_a_job_is_started_and_its_slot_booked_in_one_step(redis: Redis) -> None:
     """START_JOB books a job's first slot: on a free slot the call goes with no script call of the limiter's, and
-    on a slot ahead the limiter waits for that booking and checks the cancel flag (BEGIN_CALL, one script call)
-    without booking another."""
+    on a slot ahead the limiter waits for that booking (then the caller checks the cancel flag) without booking
+    another."""
     store, limiter = JobStore(redis, retention_s=60), RateLimiter(redis, "start-books", margin=1.1)
     rate_key = keys.rate_limit_key("start-books", "DetectFace")
     await redis.delete(rate_key)
@@ -119,8 +118,8 @@ async def test_a_job_is_started_and_its_slot_booked_in_one_step(redis: Redis) ->
         assert status == "running" and booked is not None and 0 < booked.wait_us <= 110_000
         before = await script_calls(redis)
         job = JobCall(keys.job_key(second.id))
-        assert await limiter.acquire("DetectFace", 10.0, max_wait_s=5, job=job, booked=booked) is True
-        assert await script_calls(redis) == before + 1  # BEGIN_CALL: the cancel flag, after the wait
+        assert await limiter.acquire("DetectFace", 10.0, max_wait_s=5, job=job, booked=booked) is False
+        assert await script_calls(redis) == before
         tat, (seconds, micros) = int(await redis.get(rate_key)), await redis.time()
         assert tat - (seconds * 1_000_000 + micros) <= 110_000  # two slots booked in all, none by the limiter
         # without a booking START_JOB books nothing (the limiter's own first booking is then RESERVE_SLOT)
@@ -186,21 +185,3 @@ async def test_a_call_that_reaches_the_slot_start_booked_too_late_books_another(
         assert await script_calls(redis) - before == 1
     finally:
         await redis.delete(keys.job_key(record.id), rate_key)
-
-
-async def test_a_cancel_asked_for_while_a_call_waited_for_its_slot_stops_it(redis: Redis) -> None:
-    store, limiter = JobStore(redis, retention_s=60), RateLimiter(redis, "wait-cancel", margin=1.1)
-    rate_key = keys.rate_limit_key("wait-cancel", "DetectFace")
-    await redis.delete(rate_key)
-    first, second = await queued_job(redis), await queued_job(redis)
-    try:
-        booking = limiter.booking("DetectFace", 10.0, cap_s=5)
-        await store.start(first.id, min_budget_ms=500, booking=booking)  # takes the free slot
-        _, _, _, booked = await store.start(second.id, min_budget_ms=500, booking=booking)
-        assert booked is not None and booked.wait_us > 0
-        await redis.hset(keys.job_key(second.id), "cancel", "1")  # type: ignore[misc]
-        job = JobCall(keys.job_key(second.id))
-        with pytest.raises(CallCanceled):
-            await limiter.acquire("DetectFace", 10.0, max_wait_s=5, job=job, booked=booked)
-    finally:
-        await redis.delete(keys.job_key(first.id), keys.job_key(second.id), rate_key)

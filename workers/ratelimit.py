@@ -52,7 +52,6 @@ class RateLimiter:
         self, redis: Redis, access_key_id: str, metrics: WorkerMetrics | None = None, *, margin: float
     ) -> None:
         self._reserve = registered(redis, keys.RESERVE_SLOT)
-        self._begin = registered(redis, keys.BEGIN_CALL)  # a waited call's cancel check, before it is judged late
         self._margin = margin
         self._late_s = max((margin - 1) / 2, MIN_LATE_S)  # how late after its slot a call may go (comment above)
         self._access_key_id = access_key_id
@@ -87,8 +86,8 @@ class RateLimiter:
         booked: BookedSlot | None = None,
     ) -> bool:
         """Wait for this call's slot. Raises SlotTooFar past `max_wait_s`, and for a `job` whose cancel was asked
-        for, CallCanceled. Returns True when the job's cancel flag was checked just before the call may go (by the
-        booking script for a slot free at once, else by BEGIN_CALL after the wait); False without a `job`.
+        for, CallCanceled. Returns True when the booking script let the job's call through itself (its slot was
+        free at once: cancel flag checked); False when it waited, so the caller checks (JobStore.begin_call).
 
         A call that gets to go well after its slot (a busy event loop) does not go out late: arriving late next to
         an on-time call would put QPS + 1 calls into one of the upstream's one-second windows. It books the next
@@ -128,15 +127,9 @@ class RateLimiter:
             slot = answered + wait_us / 1_000_000
             if slot > loop.time():
                 await asyncio.sleep(slot - loop.time())
-            if job is not None and not checked:  # it waited: the cancel flag checked now, before lateness is
-                if not await self._begin(keys=[job.job_key]):  # judged (this round trip is on the way too)
-                    raise CallCanceled(action)
-                checked = True
             if loop.time() - slot <= self._late_s:
                 break
             checked = False  # late: the next booking decides
-        else:  # late for every slot it booked: it does not go late (QPS + 1 in a window), it is retried later
-            raise SlotTooFar(action)
         if self._metrics is not None:
             self._metrics.observe(RATE_LIMIT_WAIT, (action,), loop.time() - started)
         return checked

@@ -210,7 +210,7 @@ async def _attempt(ctx: WorkerContext, record: JobRecord, attempt: int, booked: 
     except tenancy.TenantError as exc:
         await store.fail(record, JobError.of("input", exc.code, exc.message))
         return f"failed:{exc.code}"
-    try:  # the job's cancel flag is checked just before the call may go (by the booking, or after the wait)
+    try:  # the booking script checks the cancel flag when the slot is free at once
         max_wait_s = min(MAX_SLOT_WAIT_S, remaining_s - MIN_CALL_BUDGET_S)
         go = await ctx["limiter"].acquire(
             spec.action, qps, max_wait_s=max_wait_s, job=job, batch=bool(record.batch), booked=booked
@@ -219,6 +219,8 @@ async def _attempt(ctx: WorkerContext, record: JobRecord, attempt: int, booked: 
         return await _retry_or_fail(ctx, record, attempt, _rate_limited_error(), floor_s=MAX_SLOT_WAIT_S / 2)
     except CallCanceled:
         go = False
+    else:
+        go = go or await store.begin_call(record.id)  # it waited: checked now
     if not go:
         await store.fail(record, CANCELED, "canceled", refund="canceled")  # asked for while the job waited
         return "canceled"
