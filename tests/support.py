@@ -6,7 +6,9 @@ The fixtures that build them live in conftest.py; pytest puts this directory on 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +28,23 @@ PIPELINE_KEY_ID = "pipeline-key-id"
 PIPELINE_SECRET = "pipeline-key-secret"
 STOP_GRACE_S = 2.0
 FREE_AND_FAST: dict[str, Any] = {"defaults": {"amountCents": 0, "qps": 1000}}
+
+
+@contextlib.asynccontextmanager
+async def redis_config(redis: Redis, **settings: object) -> AsyncIterator[None]:
+    """The server's settings (`maxmemory=1`: underscores are dashes) changed for the block, and put back after it."""
+    names = {name: name.replace("_", "-") for name in settings}
+    kept = {name: (await redis.config_get(name))[name] for name in names.values()}
+    for name, value in settings.items():
+        await redis.config_set(names[name], value)  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        for name, value in kept.items():
+            await redis.config_set(name, value)
+
+
+ABOVE_MAXMEMORY = {"maxmemory_policy": "noeviction", "maxmemory": 1}  # every write refused (OOM)
 
 
 def build_catalog(terms: dict[str, Any]) -> Catalog:

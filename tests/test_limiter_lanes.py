@@ -10,7 +10,7 @@ import asyncio
 import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from support import Pipeline
+from support import ABOVE_MAXMEMORY, Pipeline, redis_config
 
 from api.apikeys import ApiKeyStore
 from scripts.embedded_redis import free_port
@@ -133,16 +133,10 @@ async def test_a_call_on_a_free_slot_is_booked_by_the_step_that_starts_it_end_to
     RESERVE_SLOT. The limiter's own booking is a fallback that would hide a broken path; the server's log of every
     command (SLOWLOG at 0 µs, for this call) shows which functions ran."""
     redis, functions = pipeline.redis, keys.FUNCTIONS.functions
-    kept = await redis.config_get("slowlog-*")
-    await redis.config_set("slowlog-log-slower-than", 0)
-    await redis.config_set("slowlog-max-len", 100_000)
-    await redis.slowlog_reset()
-    try:
+    async with redis_config(redis, slowlog_log_slower_than=0, slowlog_max_len=100_000):
+        await redis.slowlog_reset()
         status, body, _ = await pipeline.call("face-detection", {"ImageURL": pipeline.sandbox.image("face.jpg")})
         entries = await redis.slowlog_get(-1)
-    finally:
-        for name, value in kept.items():
-            await redis.config_set(name, value)
     assert status == 200, body
     called = [entry["command"].split()[1].decode() for entry in entries if entry["command"].startswith(b"FCALL ")]
     assert functions["start_job"] in called and functions["finish_job"] in called
@@ -153,15 +147,9 @@ async def test_a_store_above_its_memory_limit_answers_503_and_keeps_nothing(pipe
     """Above maxmemory (noeviction) the server refuses every function that writes: the call is told the store is
     unavailable (503, Retry-After), not an internal error, and no job is made."""
     redis = pipeline.redis
-    kept = await redis.config_get("maxmemory*")
-    await redis.config_set("maxmemory-policy", "noeviction")
-    await redis.config_set("maxmemory", 1)
-    try:
+    async with redis_config(redis, **ABOVE_MAXMEMORY):
         status, body, headers = await pipeline.call("face-detection", {"ImageURL": pipeline.sandbox.image("face.jpg")})
         jobs = [key async for key in redis.scan_iter(match=keys.job_key("*"))]
-    finally:
-        for name, value in kept.items():
-            await redis.config_set(name, value)
     assert (status, body["code"], headers.get("Retry-After")) == (503, "store_unavailable", "2"), body
     assert jobs == []
 

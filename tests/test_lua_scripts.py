@@ -31,6 +31,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import ResponseError
+from support import ABOVE_MAXMEMORY, redis_config
 
 from api import apikeys
 from api.app import create_app
@@ -1293,14 +1294,8 @@ async def test_a_server_without_functions_stops_a_process_as_it_starts(tmp_path:
 async def test_a_server_that_cannot_take_the_library_just_now_does_not_stop_a_process(redis: Redis) -> None:
     """Above maxmemory (or a replica, or Redis down) the library is not loaded as a process starts, and the
     process starts: the first call that finds the library missing loads it."""
-    kept = await redis.config_get("maxmemory*")
-    await redis.config_set("maxmemory-policy", "noeviction")
-    await redis.config_set("maxmemory", 1)
-    try:
+    async with redis_config(redis, **ABOVE_MAXMEMORY):
         assert await keys.load_functions(redis) is False
-    finally:
-        for name, value in kept.items():
-            await redis.config_set(name, value)
     assert await keys.load_functions(redis) is True
 
 
@@ -1333,14 +1328,7 @@ def test_each_script_uses_only_the_parts_it_names_and_writes_none_of_their_table
     owners = {name: part for part, names in defined.items() for name in names}
 
     def reachable(text: str) -> set[str]:
-        found: set[str] = set()
-        pending = list(lua.uses(text))
-        while pending:
-            part = pending.pop()
-            if part not in found:
-                found.add(part)
-                pending.extend(lua.uses(all_parts[part]))
-        return found
+        return set(lua.in_order(lua.uses(text), all_parts))
 
     for name, text in {**lua.files(), **{f"lib/{p}": t for p, t in lua.parts().items()}}.items():
         code = _strip_comments_and_strings(text)

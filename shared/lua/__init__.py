@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from importlib.resources.abc import Traversable
 from types import MappingProxyType
@@ -54,6 +54,12 @@ def uses(text: str) -> list[str]:
 
 def assemble(text: str, parts: Mapping[str, str]) -> str:
     """`text` preceded by the parts it uses, depth first: each part after its own, each once."""
+    return "".join([*(parts[name] for name in in_order(uses(text), parts)), text])
+
+
+def in_order(names: Iterable[str], parts: Mapping[str, str]) -> list[str]:
+    """`names` and the parts they use, depth first: each part after the parts it uses, each once (a part used by
+    itself, through others, or one that does not exist is refused)."""
     order: list[str] = []
 
     def visit(name: str, chain: tuple[str, ...]) -> None:
@@ -66,9 +72,9 @@ def assemble(text: str, parts: Mapping[str, str]) -> str:
                 visit(used, (*chain, name))
             order.append(name)
 
-    for name in uses(text):
+    for name in names:
         visit(name, ())
-    return "".join([*(parts[name] for name in order), text])
+    return order
 
 
 NAMES_PART = "names"  # the part `load` writes from its names (there is no lib/names.lua)
@@ -124,9 +130,14 @@ def files() -> Mapping[str, str]:
     return MappingProxyType(dict(_FILES))
 
 
+def _with_names(names: Mapping[str, str]) -> dict[str, str]:
+    """Every part, the part `names` written from `names` among them."""
+    return {**_PARTS, NAMES_PART: names_part(names)}
+
+
 def load(names: Mapping[str, str]) -> Mapping[str, str]:
     """Every script by its file name, assembled with `names` written in (the part `names`)."""
-    parts = {**_PARTS, NAMES_PART: names_part(names)}
+    parts = _with_names(names)
     return MappingProxyType({name: assemble(text, parts) for name, text in sorted(_FILES.items())})
 
 
@@ -138,13 +149,8 @@ class Library:
     versions (a rolling upgrade, or the tests' names) live side by side, and a name always means the same code."""
 
     def __init__(self, names: Mapping[str, str]) -> None:
-        parts = {**_PARTS, NAMES_PART: names_part(names)}
-        order: list[str] = []
-        for name in sorted(parts):
-            for part in _parts_in_order(name, parts):
-                if part not in order:
-                    order.append(part)
-        top = "".join(parts[name] for name in order)
+        parts = _with_names(names)
+        top = "".join(parts[name] for name in in_order(sorted(parts), parts))
         bodies = dict(sorted(_FILES.items()))
 
         def code(suffix: str) -> str:
@@ -159,21 +165,6 @@ class Library:
         self.name = f"s402_{digest}"
         self.functions: Mapping[str, str] = MappingProxyType({name: f"{name}_{digest}" for name in bodies})
         self.code = code(f"_{digest}")
-
-
-def _parts_in_order(name: str, parts: Mapping[str, str]) -> list[str]:
-    """`name` after the parts it uses, depth first, as `assemble` orders a script's parts (which refuses a cycle:
-    `load` runs first)."""
-    order: list[str] = []
-
-    def visit(part: str) -> None:
-        for used in uses(parts[part]):
-            visit(used)
-        if part not in order:
-            order.append(part)
-
-    visit(name)
-    return order
 
 
 def _lua_string(data: bytes) -> msgspec.Raw:
