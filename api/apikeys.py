@@ -4,13 +4,12 @@ A key reads `s402k_<keyId>_<secret>`: keyId is 12 lowercase hex characters (publ
 and logs), secret is `secrets.token_urlsafe(32)`. Only sha256 of the whole key text is stored; the plaintext is
 returned once, by `ApiKeyStore.create`, and cannot be recovered.
 
-The same GCRA script (`CHECK_RATE`, `ApiKeyStore.gcra`) also limits callers without a key, per client address
-(`api/ratelimits.py`). The keys' Redis keys: docs/architecture.md, "Redis".
+The same GCRA checks (`CHECK_RATE`, `ApiKeyStore.gcra`, api/rate_checks.py) also limit callers without a key, per
+client address (`api/ratelimits.py`). The keys' Redis keys: docs/architecture.md, "Redis".
 """
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import hashlib
 import hmac
@@ -18,15 +17,13 @@ import math
 import re
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import msgspec
-import redis.exceptions
 from redis.asyncio import Redis
 
+from api.rate_checks import RateChecks, RateState
 from shared.clock import iso_us
 from shared.keys import PREFIX, SCRIPTS, registered
-from shared.lua import Function
 from shared.models import Camel
 
 KEY_PREFIX = "s402k_"
@@ -56,75 +53,6 @@ def apikey_rate_key(key_id: str) -> str:
 CREATE_KEY = SCRIPTS["apikey_create"]  # a new key stored unless its id is taken
 REVOKE_KEY = SCRIPTS["apikey_revoke"]  # revoked once; its rate-limit state goes
 CHECK_RATE = SCRIPTS["rate_check"]  # GCRA on Redis's clock (api/ratelimits.py uses it too, through gcra)
-
-
-@dataclass(frozen=True)
-class RateState:
-    """One GCRA check, in microseconds of Redis's clock: `wait_us` 0 when the request may proceed (and it is
-    counted), else the time until one may; `remaining` requests could still go at once; `reset_us` until the whole
-    burst is available again."""
-
-    wait_us: int
-    remaining: int
-    reset_us: int
-
-    @property
-    def wait_s(self) -> float:
-        return self.wait_us / 1_000_000
-
-
-class RateChecks:
-    """GCRA checks that arrive together (the requests that reach their check in one turn of the event loop) go to
-    Redis as one CHECK_RATE call, in the order they came: the same answers as one call each, for the price of one
-    round trip and one script call (about 60 µs of the API's CPU each, with redis-py) per turn instead of per
-    request. A check that waits longer than `timeout_s` for Redis fails with redis's TimeoutError."""
-
-    MAX_BATCH = 256
-
-    def __init__(self, script: Function, timeout_s: float = 0.5) -> None:
-        self._script = script
-        self._timeout_s = timeout_s
-        self._pending: list[tuple[str, int, int, asyncio.Future[RateState]]] = []
-        self._flushing_on: asyncio.AbstractEventLoop | None = None  # the loop a flush is scheduled on
-        self._running: set[asyncio.Task[None]] = set()
-
-    async def check(self, rate_key: str, interval_us: int, burst: int) -> RateState:
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[RateState] = loop.create_future()
-        if self._flushing_on is not loop:  # none scheduled (or on a loop that has gone): one on this loop
-            self._pending = [entry for entry in self._pending if entry[3].get_loop() is loop]
-            self._flushing_on = loop
-            loop.call_soon(self._flush)
-        self._pending.append((rate_key, interval_us, burst, answer))
-        return await answer
-
-    def _flush(self) -> None:
-        pending, self._pending, self._flushing_on = self._pending, [], None
-        for start in range(0, len(pending), self.MAX_BATCH):
-            task = asyncio.ensure_future(self._run(pending[start : start + self.MAX_BATCH]))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
-
-    async def _run(self, batch: list[tuple[str, int, int, asyncio.Future[RateState]]]) -> None:
-        args: list[int] = []
-        for _, interval_us, burst, _ in batch:
-            args += (interval_us, burst)
-        kind: type[redis.exceptions.RedisError] = redis.exceptions.ConnectionError
-        reason: tuple[object, ...] = ("rate-limit check failed",)
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                answers = await self._script(keys=[key for key, *_ in batch], args=args)
-            for (*_, answer), (wait_us, remaining, reset_us) in zip(batch, answers, strict=True):
-                if not answer.done():
-                    answer.set_result(RateState(wait_us=int(wait_us), remaining=int(remaining), reset_us=int(reset_us)))
-        except TimeoutError:
-            kind, reason = redis.exceptions.TimeoutError, ("rate-limit check timed out",)
-        except redis.exceptions.RedisError as exc:
-            kind, reason = type(exc), exc.args
-        finally:  # whatever ended this call, no check waits for ever; each waiter gets its own exception
-            for *_, answer in batch:
-                if not answer.done():
-                    answer.set_exception(kind(*reason))
 
 
 def rate_interval_us(rate: float) -> int:

@@ -20,7 +20,8 @@ from aiohttp.typedefs import Handler
 from redis.exceptions import RedisError
 
 from api import appkeys, errors
-from api.apikeys import ApiKey, RateState, rate_interval_us
+from api.apikeys import ApiKey, rate_interval_us
+from api.rate_checks import RateState
 from shared.config import ServerSettings
 from shared.keys import PREFIX
 
