@@ -1,5 +1,11 @@
 """Tool input validation: one jsonschema validator per tool, built once, with the seed's error texts.
 
+Valid input, the common case, is checked by a compiled validator first (jsonschema-rs, the same schema without
+its `format`s, then each URL through `caller_url` once); anything it does not pass, python-jsonschema checks
+again and has the last word: it finds every problem and names them. The two agree on the catalog's schemas
+(tests/test_validation_fast.py compares them on generated input); a schema with a `format` the URL walk would not
+reach is checked by python-jsonschema alone.
+
 The texts, and how image and video URLs are checked and forwarded: docs/architecture.md, "Tool input and callers' URLs".
 """
 
@@ -9,6 +15,7 @@ import contextlib
 from collections.abc import Iterable
 from typing import Any
 
+import jsonschema_rs
 import msgspec
 from jsonschema import Draft202012Validator, FormatChecker, ValidationError
 
@@ -16,7 +23,7 @@ from api.errors import ValidationFailed
 from api.json_depth import too_deep
 from shared.catalog import Catalog
 from shared.netpolicy import ip_allowed
-from shared.urls import UrlRefused, caller_url
+from shared.urls import CallerUrl, UrlRefused, caller_url
 
 REQUIRED_MISSING = "required parameters are missing"
 _TYPE_NAMES = {
@@ -41,33 +48,62 @@ def url_format(allowed_networks: tuple[str, ...]) -> FormatChecker:
     @checker.checks("uri", raises=(UrlRefused, NonPublicAddress))
     def is_public_http_url(value: object) -> bool:
         if isinstance(value, str):
-            url = caller_url(value)
-            if url.address is not None and not ip_allowed(url.address, allowed_networks):
-                shown = url.host if len(url.host) <= 64 else url.host[:64] + "…"
-                raise NonPublicAddress(f"{shown} is a private, loopback or link-local address")
+            public_url(value, allowed_networks)
         return True
 
     return checker
 
 
+def public_url(value: str, allowed_networks: tuple[str, ...]) -> CallerUrl:
+    """`value` as caller_url normalises it; raises UrlRefused, or NonPublicAddress when its host is an address
+    neither public nor in an allowed network."""
+    url = caller_url(value)
+    if url.address is not None and not ip_allowed(url.address, allowed_networks):
+        shown = url.host if len(url.host) <= 64 else url.host[:64] + "…"
+        raise NonPublicAddress(f"{shown} is a private, loopback or link-local address")
+    return url
+
+
 class InputValidators:
     def __init__(self, catalog: Catalog, *, allowed_networks: tuple[str, ...] = ()) -> None:
         checker = url_format(allowed_networks)
+        self._allowed_networks = allowed_networks
         self._validators = {
             service.id: Draft202012Validator(service.input_schema, format_checker=checker) for service in catalog
         }
         self._schemas = {service.id: service.input_schema for service in catalog}
+        self._compiled = {
+            service.id: jsonschema_rs.Draft202012Validator(service.input_schema, validate_formats=False)
+            for service in catalog
+            if formats_all_on_the_url_walk(service.input_schema)
+        }
 
     def validate(self, service_id: str, params: dict[str, Any]) -> dict[str, Any]:
         """Returns the params to send (JSON-string arrays decoded, URLs normalised); raises ValidationFailed with
         every problem."""
-        validator = self._validators[service_id]
-        params = _decode_json_string_arrays(params, self._schemas[service_id])
-        errors = sorted(validator.iter_errors(params), key=_error_order)
+        schema = self._schemas[service_id]
+        params = _decode_json_string_arrays(params, schema)
+        passed = self._compiled_pass(service_id, params, schema)
+        if passed is not None:
+            return passed
+        errors = sorted(self._validators[service_id].iter_errors(params), key=_error_order)
         if errors:
             details = [detail for error in errors for detail in describe(error)]
             raise ValidationFailed(details[0]["message"], details=details)
-        normalised: dict[str, Any] = _normalised_urls(params, self._schemas[service_id])
+        normalised: dict[str, Any] = _normalised_urls(params, schema, self._allowed_networks)
+        return normalised
+
+    def _compiled_pass(self, service_id: str, params: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any] | None:
+        """The params to send when the compiled validator and every URL pass them; None: python-jsonschema decides."""
+        compiled = self._compiled.get(service_id)
+        if compiled is None:
+            return None
+        try:
+            if not compiled.is_valid(params):
+                return None
+            normalised: dict[str, Any] = _normalised_urls(params, schema, self._allowed_networks)
+        except Exception:  # noqa: BLE001 - whatever the fast path cannot pass, the full validator judges
+            return None
         return normalised
 
 
@@ -81,18 +117,69 @@ def _decode_json_string_arrays(params: dict[str, Any], schema: dict[str, Any]) -
     return decoded
 
 
-def _normalised_urls(value: Any, schema: Any) -> Any:
-    """`value` (valid for `schema`) with each `format: uri` string as caller_url normalises it."""
+def _normalised_urls(value: Any, schema: Any, allowed_networks: tuple[str, ...]) -> Any:
+    """`value` with each `format: uri` string as caller_url normalises it; raises UrlRefused or NonPublicAddress
+    for one the `uri` format refuses. Reaches the strings under `properties` and `items` (see
+    `formats_all_on_the_url_walk`)."""
     if not isinstance(schema, dict):
         return value
     if isinstance(value, str) and _is_url_schema(schema):
-        return caller_url(value).url
+        return public_url(value, allowed_networks).url
     if isinstance(value, dict):
         properties = schema.get("properties", {})
-        return {name: _normalised_urls(item, properties.get(name)) for name, item in value.items()}
+        return {name: _normalised_urls(item, properties.get(name), allowed_networks) for name, item in value.items()}
     if isinstance(value, list):
-        return [_normalised_urls(item, schema.get("items")) for item in value]
+        return [_normalised_urls(item, schema.get("items"), allowed_networks) for item in value]
     return value
+
+
+# JSON Schema's keywords whose values are schemas, lists of schemas, or names to schemas
+_SUBSCHEMA = frozenset({"additionalProperties", "items", "contains", "not", "if", "then", "else", "propertyNames",
+                        "unevaluatedItems", "unevaluatedProperties"})  # fmt: skip
+_SUBSCHEMA_LISTS = frozenset({"allOf", "anyOf", "oneOf", "prefixItems"})
+_SUBSCHEMA_MAPS = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"})
+
+
+def _formats(schema: Any, *, walk_only: bool) -> int:
+    """The `format` keywords in `schema`: all of them, or (`walk_only`) those `_normalised_urls` reaches."""
+    if not isinstance(schema, dict):
+        return 0
+    found = int("format" in schema)
+    for keyword, value in schema.items():
+        if walk_only and keyword not in ("properties", "items"):
+            continue
+        if keyword in _SUBSCHEMA_MAPS and isinstance(value, dict):
+            found += sum(_formats(sub, walk_only=walk_only) for sub in value.values())
+        elif keyword in _SUBSCHEMA_LISTS and isinstance(value, list):
+            found += sum(_formats(sub, walk_only=walk_only) for sub in value)
+        elif keyword in _SUBSCHEMA:
+            found += _formats(value, walk_only=walk_only)
+    return found
+
+
+def formats_all_on_the_url_walk(schema: dict[str, Any]) -> bool:
+    """Whether every `format` of `schema` is a `uri` that `_normalised_urls` checks (only then may the compiled
+    validator, which skips formats, pass input without python-jsonschema)."""
+    if any(_formats_named(schema, name) for name in ("$ref", "$dynamicRef")):
+        return False  # a reference could lead anywhere
+    walked = _formats(schema, walk_only=True)
+    return walked == _formats(schema, walk_only=False) and walked == _uri_formats(schema)
+
+
+def _formats_named(schema: Any, keyword: str) -> bool:
+    if isinstance(schema, dict):
+        return keyword in schema or any(_formats_named(value, keyword) for value in schema.values())
+    if isinstance(schema, list):
+        return any(_formats_named(value, keyword) for value in schema)
+    return False
+
+
+def _uri_formats(schema: Any) -> int:
+    if isinstance(schema, dict):
+        return int(schema.get("format") == "uri") + sum(_uri_formats(value) for value in schema.values())
+    if isinstance(schema, list):
+        return sum(_uri_formats(value) for value in schema)
+    return 0
 
 
 def _error_order(error: ValidationError) -> tuple[int, str]:
