@@ -7,6 +7,7 @@ before rendering: tokens, keys, signatures and passwords never reach a log.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from collections.abc import MutableMapping
@@ -34,6 +35,7 @@ def redact(value: str) -> str:
     return f"{value[:4]}…{REDACTED}" if len(value) > 12 else REDACTED
 
 
+@functools.lru_cache(maxsize=4096)  # a line's keys are our code's few names: each judged once, not on every line
 def _is_secret_key(key: str) -> bool:
     lowered = key.lower()
     return any(part in lowered for part in SECRET_KEY_PARTS)
