@@ -12,12 +12,14 @@ The texts, and how image and video URLs are checked and forwarded: docs/architec
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+import functools
+import re
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import jsonschema_rs
 import msgspec
-from jsonschema import Draft202012Validator, FormatChecker, ValidationError
+from jsonschema import Draft202012Validator, FormatChecker, ValidationError, validators
 
 from api.errors import ValidationFailed
 from api.json_depth import too_deep
@@ -34,6 +36,38 @@ _TYPE_NAMES = {
     "array": "an array",
     "object": "an object",
 }
+
+
+@functools.lru_cache(maxsize=256)  # the catalog's few patterns, each rewritten once
+def json_schema_regex(pattern: str) -> re.Pattern[str]:
+    """`pattern` as JSON Schema reads it (ECMA-262, as jsonschema-rs does): `$` outside a class is the end of the
+    text. Python's `$` also matches before a final newline, so `^[0-9]{17}[0-9Xx]$` would pass an id number with
+    a newline after it."""
+    out, i, in_class = [], 0, False
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "$":
+            char = r"\Z"
+        out.append(char)
+        i += 1
+    return re.compile("".join(out))
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, _: Any) -> Iterator[ValidationError]:
+    if validator.is_type(instance, "string") and not json_schema_regex(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+# Draft 2020-12 with JSON Schema's own `pattern` (the only keyword whose Python reading differs from the spec's)
+ToolInputValidator = validators.extend(Draft202012Validator, {"pattern": _pattern})
 
 
 class NonPublicAddress(ValueError):
@@ -69,7 +103,7 @@ class InputValidators:
         checker = url_format(allowed_networks)
         self._allowed_networks = allowed_networks
         self._validators = {
-            service.id: Draft202012Validator(service.input_schema, format_checker=checker) for service in catalog
+            service.id: ToolInputValidator(service.input_schema, format_checker=checker) for service in catalog
         }
         self._schemas = {service.id: service.input_schema for service in catalog}
         self._compiled = {

@@ -23,6 +23,7 @@ URLS = (
     "https://", "https://example.com:99999/", "//example.com/a", "https://exa mple.com/", "https://example.com/\u202e",
 )  # fmt: skip
 LOOKALIKES = ("١٢٣", "１２３", "12\u200b3", "x" * 65, "Ab_09", "abc", "ABC", "a-b")
+NEWLINES = ("abc\n", "11010519491231002X\n", "\nabc")  # Python's `$` matches before a final newline
 WILD = st.one_of(
     st.none(), st.booleans(), st.integers(-(10**20), 10**20), st.floats(allow_nan=False, allow_infinity=False),
     st.text(max_size=8), st.sampled_from(URLS), st.lists(st.integers(0, 3), max_size=2),
@@ -49,7 +50,7 @@ def values(schema: Any, depth: int = 0) -> st.SearchStrategy[Any]:
             options.append(st.sampled_from(URLS))
         if "pattern" in schema:
             options.append(st.from_regex(schema["pattern"]))
-        options.append(st.sampled_from(LOOKALIKES))
+        options.append(st.sampled_from(LOOKALIKES + NEWLINES))
     if kind == "array":
         items = st.lists(values(schema.get("items"), depth + 1), max_size=schema.get("maxItems", 3) + 1)
         options += [items, items.map(json.dumps)]  # an array may come as JSON text
@@ -108,3 +109,18 @@ def test_formats_on_properties_and_items_are_on_the_walk() -> None:
     url = {"type": "string", "format": "uri"}
     nested = {"properties": {"u": url, "list": {"type": "array", "items": {"properties": {"u": url}}}}}
     assert formats_all_on_the_url_walk(nested)
+
+
+@pytest.mark.parametrize(
+    ("service_id", "params"),
+    [
+        ("face-database-create", {"Name": "abc\n"}),
+        ("face-database-create", {"Name": "abc\n\n"}),
+    ],
+)
+def test_a_pattern_ending_in_dollar_refuses_a_final_newline_on_both_paths(
+    validators: InputValidators, catalog: Catalog, service_id: str, params: dict[str, Any]
+) -> None:
+    schema = catalog.resolve(service_id).input_schema
+    assert validators._compiled_pass(service_id, params, schema) is None
+    assert list(validators._validators[service_id].iter_errors(params))  # python-jsonschema reads `$` as the spec
