@@ -38,6 +38,8 @@ from typing import Any
 import msgspec
 from redis.exceptions import ResponseError
 
+from shared import autopipeline
+
 USES = re.compile(r"--! uses:(.*)")
 _msgpack = msgspec.msgpack.Encoder()
 
@@ -248,7 +250,8 @@ async def _load(redis: Any, library: Library) -> None:
 
 class Function:
     """One script of a `Library`, called as redis-py's registered scripts are (`await f(keys=..., args=...)`):
-    FCALL by its name. When the server does not have it (a new server, one restarted without its data, or
+    FCALL by its name, sharing a round trip with the other commands of its event-loop turn (shared/autopipeline.py).
+    When the server does not have it (a new server, one restarted without its data, or
     FUNCTION FLUSH), the library is loaded (`load_library`: once for all the calls that found it missing) and the
     call made again, once. The client is a connection or pool client, not a pipeline (whose FCALL only queues)."""
 
@@ -259,9 +262,9 @@ class Function:
 
     async def __call__(self, keys: Sequence[Any] = (), args: Sequence[Any] = ()) -> Any:
         try:
-            return await self._redis.fcall(self.name, len(keys), *keys, *args)
+            return await autopipeline.call(self._redis, "FCALL", self.name, len(keys), *keys, *args)
         except ResponseError as exc:
             if FUNCTION_NOT_FOUND not in str(exc).lower():
                 raise
         await load_library(self._redis, self._library)
-        return await self._redis.fcall(self.name, len(keys), *keys, *args)
+        return await autopipeline.call(self._redis, "FCALL", self.name, len(keys), *keys, *args)
