@@ -67,7 +67,7 @@ def _pattern(validator: Any, pattern: str, instance: Any, _: Any) -> Iterator[Va
 
 
 # Draft 2020-12 with JSON Schema's own `pattern` (the only keyword whose Python reading differs from the spec's)
-ToolInputValidator = validators.extend(Draft202012Validator, {"pattern": _pattern})
+ToolInputValidator = validators.extend(Draft202012Validator, {"pattern": _pattern})  # type: ignore[no-untyped-call]
 
 
 class NonPublicAddress(ValueError):
