@@ -80,19 +80,23 @@ class JobWaiter:
         just now (used instead of a first read, unless its id was announced meanwhile or we are not listening)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        while True:
-            future: asyncio.Future[None] = loop.create_future()
-            self._waiters[subject_id].add(future)
-            try:
-                fresh = current is not None and self.subscribed.is_set() and subject_id not in self._recent
-                value = current if fresh else await read(subject_id)
-                current = None
-                remaining = deadline - loop.time()
-                if value is None or done(value) or remaining <= 0:
-                    return value
-                await asyncio.wait({future}, timeout=min(remaining, RECHECK_S))
-            finally:
-                self._forget(subject_id, future)
+        try:
+            while True:
+                future: asyncio.Future[None] = loop.create_future()
+                self._waiters[subject_id].add(future)
+                try:
+                    fresh = current is not None and self.subscribed.is_set() and subject_id not in self._recent
+                    value = current if fresh else await read(subject_id)
+                    current = None
+                    remaining = deadline - loop.time()
+                    if value is None or done(value) or remaining <= 0:
+                        return value
+                    await asyncio.wait({future}, timeout=min(remaining, RECHECK_S))
+                finally:
+                    self._forget(subject_id, future)
+        finally:  # an announcement kept for this wait, which ended before reading it, is nobody's now
+            if subject_id not in self._waiters:
+                self._announced.pop(subject_id, None)
 
     def _forget(self, job_id: str, future: asyncio.Future[None]) -> None:
         waiters = self._waiters.get(job_id)

@@ -94,3 +94,22 @@ async def test_what_a_finished_job_is_announced_as_is_the_job_as_stored_end_to_e
         assert data.partition(b"\n")[2].startswith(b"{")  # the worker's head, with the payload after it
         record = announced_record(data)
         assert record is not None and record == await store.get(job_id)
+
+
+async def test_an_announcement_kept_for_a_wait_that_ends_unread_is_dropped_with_it(redis: Redis) -> None:
+    """A caller that goes away (its request cancelled) after its job's announcement was kept for it, before reading
+    it: the kept fields go with its wait, not at the 10,000-entry clear."""
+    waiter = JobWaiter(redis, JobStore(redis, retention_s=60))
+    await waiter.start()
+    job = JobRecord(id=new_job_id(), service="face-detection", action="DetectFace", owner="anon", input="{}",
+                    request_id="r", created_at=now_ms(), deadline=now_ms() + 60_000, status="running")  # fmt: skip
+    try:
+        await asyncio.wait_for(waiter.subscribed.wait(), 5)
+        waiting = asyncio.create_task(waiter.wait(job.id, 5, current=job))
+        await asyncio.sleep(0.02)  # it waits
+        waiter._announced[job.id] = b"kept for it"  # as _listen keeps an announcement for a waiter of the job
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+        assert job.id not in waiter._announced
+    finally:
+        await waiter.stop()
