@@ -1,5 +1,6 @@
 """Does a 10,000-item batch slow anyone else down? Single tool calls and plain API reads are timed alone, then
-again while a 10,000-item batch runs (same action and another action), side by side in one run.
+again while a 10,000-item batch runs (same action and another action), side by side in one run. Both times the
+three kinds run at once (4 callers of each action, 8 readers), so the runs differ by the batch only.
 
     .venv/bin/python -m bench.batch_isolation [--items 10000] [--calls 200] [--latency-ms 0]
 
@@ -42,6 +43,17 @@ async def reads(api: str, calls: int, concurrency: int) -> dict[str, float]:
         return summary(await timed(calls, concurrency, one))
 
 
+async def side_by_side(api: str, calls: int) -> dict[str, dict[str, float]]:
+    """The three kinds of request at once (16 callers in all), as they are timed both alone and during the batch:
+    the two runs differ by the batch only."""
+    same, other, read = await asyncio.gather(
+        single_calls(api, "face-detection", calls, 4),
+        single_calls(api, "face-attribute-recognition", calls, 4),
+        reads(api, calls * 2, 8),
+    )
+    return {"same_action": same, "other_action": other, "api_read": read}
+
+
 async def batch_done(http: aiohttp.ClientSession, api: str, batch_id: str, started: float) -> float:
     """Seconds from `started` until the batch has no item queued or running (long polls)."""
     while True:
@@ -58,11 +70,7 @@ async def measure(api: str, items: int, calls: int, sandbox: str, latency_ms: fl
             async with http.put(f"{sandbox}/_sandbox/faults", json=rule) as response:
                 assert response.status == 200, await response.text()
     await single_calls(api, "face-detection", 40, 4)  # warm up
-    alone = {
-        "same_action": await single_calls(api, "face-detection", calls, 4),
-        "other_action": await single_calls(api, "face-attribute-recognition", calls, 4),
-        "api_read": await reads(api, calls * 2, 8),
-    }
+    alone = await side_by_side(api, calls)
     batch = [
         {"customId": f"b{n}", "serviceId": "face-detection", "input": {"ImageURL": f"https://example.com/b{n}.jpg"}}
         for n in range(items)
@@ -76,12 +84,7 @@ async def measure(api: str, items: int, calls: int, sandbox: str, latency_ms: fl
         finished = asyncio.create_task(batch_done(http, api, batch_id, started))  # timed on its own
         # all three at once, so each runs while the batch does (one after another, the last ones could start
         # after the batch ended and look isolated when they were only late)
-        same, other, read = await asyncio.gather(
-            single_calls(api, "face-detection", calls, 4),
-            single_calls(api, "face-attribute-recognition", calls, 4),
-            reads(api, calls * 2, 8),
-        )
-        during = {"same_action": same, "other_action": other, "api_read": read}
+        during = await side_by_side(api, calls)
         measured_s = time.perf_counter() - started
         batch_s = await finished
     return {
