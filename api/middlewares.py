@@ -13,8 +13,8 @@ failed job's, a refused payment's), and the JSON-RPC answers of /mcp that never 
 from __future__ import annotations
 
 import re
-import time
 import secrets
+import time
 
 import redis.exceptions
 import structlog
