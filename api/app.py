@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 import msgspec
 from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from api import appkeys
 from api.apikeys import ApiKeyStore
@@ -68,6 +70,9 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         timeout=5,
         socket_connect_timeout=2,
         socket_timeout=5,
+        # never sent again after a failure, whatever the URL's options say (`retry_on_timeout=true` would resend a
+        # command that may have run: a payment's call spent twice); the callers decide what a failure means
+        retry=Retry(NoBackoff(), 0),
     )
     app[appkeys.REDIS] = Redis(connection_pool=pool)
     try:
