@@ -19,6 +19,7 @@ def pipeline_env() -> dict[str, str]:
 
 
 @pytest.mark.no_worker
+@pytest.mark.parametrize("pipeline_env", [{"SERVER402_JOB_RETENTION_S": "60"}])  # read back after the worker starts
 async def test_a_queued_job_is_canceled_at_once_and_never_runs(pipeline: Pipeline) -> None:
     _, job, _ = await pipeline.call("face-detection", IMAGE, Prefer="respond-async")
     response = await pipeline.api.delete(f"/api/jobs/{job['jobId']}")
