@@ -167,53 +167,35 @@ def _normalised_urls(value: Any, schema: Any, allowed_networks: tuple[str, ...])
     return value
 
 
-# JSON Schema's keywords whose values are schemas, lists of schemas, or names to schemas
-_SUBSCHEMA = frozenset({"additionalProperties", "items", "contains", "not", "if", "then", "else", "propertyNames",
-                        "unevaluatedItems", "unevaluatedProperties"})  # fmt: skip
-_SUBSCHEMA_LISTS = frozenset({"allOf", "anyOf", "oneOf", "prefixItems"})
-_SUBSCHEMA_MAPS = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"})
-
-
-def _formats(schema: Any, *, walk_only: bool) -> int:
-    """The `format` keywords in `schema`: all of them, or (`walk_only`) those `_normalised_urls` reaches."""
+def _walked_formats(schema: Any) -> int:
+    """The `format` keywords `_normalised_urls` reaches: the schema's own, its properties' and its items'."""
     if not isinstance(schema, dict):
         return 0
-    found = int("format" in schema)
-    for keyword, value in schema.items():
-        if walk_only and keyword not in ("properties", "items"):
-            continue
-        if keyword in _SUBSCHEMA_MAPS and isinstance(value, dict):
-            found += sum(_formats(sub, walk_only=walk_only) for sub in value.values())
-        elif keyword in _SUBSCHEMA_LISTS and isinstance(value, list):
-            found += sum(_formats(sub, walk_only=walk_only) for sub in value)
-        elif keyword in _SUBSCHEMA:
-            found += _formats(value, walk_only=walk_only)
-    return found
+    properties = schema.get("properties")
+    below = list(properties.values()) if isinstance(properties, dict) else []
+    return int("format" in schema) + sum(map(_walked_formats, [*below, schema.get("items")]))
+
+
+def _objects(value: Any) -> Iterator[dict[str, Any]]:
+    """Every JSON object in `value`, itself included (subschemas, and whatever else holds a `format` key)."""
+    if isinstance(value, dict):
+        yield value
+        for item in value.values():
+            yield from _objects(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _objects(item)
 
 
 def formats_all_on_the_url_walk(schema: dict[str, Any]) -> bool:
     """Whether every `format` of `schema` is a `uri` that `_normalised_urls` checks (only then may the compiled
-    validator, which skips formats, pass input without python-jsonschema)."""
-    if any(_formats_named(schema, name) for name in ("$ref", "$dynamicRef")):
+    validator, which skips formats, pass input without python-jsonschema). Any object with a `format` key counts,
+    a subschema or not: what is not sure stays on python-jsonschema."""
+    objects = list(_objects(schema))
+    if any("$ref" in found or "$dynamicRef" in found for found in objects):
         return False  # a reference could lead anywhere
-    walked = _formats(schema, walk_only=True)
-    return walked == _formats(schema, walk_only=False) and walked == _uri_formats(schema)
-
-
-def _formats_named(schema: Any, keyword: str) -> bool:
-    if isinstance(schema, dict):
-        return keyword in schema or any(_formats_named(value, keyword) for value in schema.values())
-    if isinstance(schema, list):
-        return any(_formats_named(value, keyword) for value in schema)
-    return False
-
-
-def _uri_formats(schema: Any) -> int:
-    if isinstance(schema, dict):
-        return int(schema.get("format") == "uri") + sum(_uri_formats(value) for value in schema.values())
-    if isinstance(schema, list):
-        return sum(_uri_formats(value) for value in schema)
-    return 0
+    formats = [found["format"] for found in objects if "format" in found]
+    return all(name == "uri" for name in formats) and _walked_formats(schema) == len(formats)
 
 
 def _error_order(error: ValidationError) -> tuple[int, str]:
