@@ -119,8 +119,9 @@ class RateChecks:
 
     async def check(self, rate_key: str, interval_us: int, burst: int) -> RateState:
         loop = asyncio.get_running_loop()
-        held = self._hold(loop.time(), rate_key, interval_us, burst)
-        state = held.take(loop.time(), self.LEASE_S)
+        now = loop.time()
+        held = self._hold(now, rate_key, interval_us, burst)
+        state = held.take(now, self.LEASE_S)
         if state is not None:
             return state
         answer: asyncio.Future[RateState] = loop.create_future()

@@ -75,24 +75,21 @@ def _flush(key: tuple[int, int]) -> None:
 async def _send(redis: Any, queued: list[_Queued]) -> None:
     if not any(not answer.done() for _, answer in queued):
         return
-    pool = redis.connection_pool
+    pool, connection = redis.connection_pool, None
     try:
         connection = await pool.get_connection()
-    except asyncio.CancelledError:
-        _cancel(queued)
-        raise
-    except Exception as exc:  # noqa: BLE001 - no connection: each caller gets its own copy of why
-        _fail(queued, exc)
-        return
-    try:
         await _exchange(connection, queued)
-    except asyncio.CancelledError:
-        _cancel(queued)
+    except asyncio.CancelledError:  # this task cancelled (the loop closing): so are its callers
+        for _, answer in queued:
+            answer.cancel()
         raise
-    except Exception as exc:  # noqa: BLE001 - (the connection was dropped by redis-py as it failed)
-        _fail(queued, exc)
+    except Exception as exc:  # noqa: BLE001 - no connection, or it failed (redis-py dropped it): each caller's own
+        for _, answer in queued:
+            if not answer.done():
+                answer.set_exception(_copy(exc))
     finally:
-        await pool.release(connection)
+        if connection is not None:
+            await pool.release(connection)
 
 
 async def _exchange(connection: Any, queued: list[_Queued]) -> None:
@@ -122,17 +119,6 @@ async def _exchange(connection: Any, queued: list[_Queued]) -> None:
             answer.set_exception(reply)
         else:
             answer.set_result(reply)
-
-
-def _fail(queued: list[_Queued], exc: Exception) -> None:
-    for _, answer in queued:
-        if not answer.done():
-            answer.set_exception(_copy(exc))
-
-
-def _cancel(queued: list[_Queued]) -> None:
-    for _, answer in queued:
-        answer.cancel()
 
 
 def _copy(exc: Exception) -> Exception:
