@@ -16,7 +16,6 @@ import re
 import secrets
 import time
 
-import redis.exceptions
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -24,6 +23,7 @@ from aiohttp.typedefs import Handler
 from api import errors
 from api.appkeys import METRICS, REQUEST_ID
 from api.responses import json_response
+from shared.keys import STORE_NOT_NOW
 
 log = structlog.get_logger("api.request")
 
@@ -78,17 +78,12 @@ def _method(request: web.Request) -> str:
     return request.method if request.method in _METHODS else "other"  # a label never takes arbitrary text
 
 
-# A server that refuses to run a script or write (above maxmemory; a replica, or a primary without its replicas):
-# it changed nothing, and it is the store's state, not the caller's request.
-_REFUSED_WRITES = redis.exceptions.OutOfMemoryError | redis.exceptions.ReadOnlyError | redis.exceptions.MasterDownError
-
-
 def as_domain_error(exc: BaseException) -> errors.Server402Error:
     if isinstance(exc, errors.Server402Error):
         return exc
     if isinstance(exc, web.HTTPException):
         return _from_http_exception(exc)
-    if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError | _REFUSED_WRITES):
+    if isinstance(exc, STORE_NOT_NOW):
         log.warning("redis unavailable", error=type(exc).__name__)
         return errors.StoreUnavailable("storage is temporarily unavailable, retry shortly", retry_after=2)
     log.exception("unhandled error")

@@ -111,15 +111,16 @@ def registered(redis: Any, script: str) -> Function:
     return Function(redis, FUNCTIONS, _SCRIPT_NAMES[script])
 
 
-# A server that cannot take the library just now (down, loading, above maxmemory, a replica, a primary without
-# its replicas): the process starts anyway, and the first call that finds the library missing loads it.
-_NOT_NOW = (
+# A store that cannot answer or write just now (down, loading, above maxmemory, a replica, a primary without its
+# replicas): it changed nothing, and it is the store's state, not the request's. The API answers 503
+# (api/middlewares.py); a process starting meets it as a library it cannot load yet, and starts anyway (the first
+# call that finds the library missing loads it).
+STORE_NOT_NOW = (
     redis_errors.ConnectionError,
     redis_errors.TimeoutError,
     redis_errors.OutOfMemoryError,
     redis_errors.ReadOnlyError,
     redis_errors.MasterDownError,
-    OSError,
 )
 
 
@@ -129,7 +130,7 @@ async def load_functions(redis: Any) -> bool:
     one that cannot take them just now does not (False, logged)."""
     try:
         await load_library(redis, FUNCTIONS)
-    except _NOT_NOW as exc:
+    except (*STORE_NOT_NOW, OSError) as exc:
         structlog.get_logger("redis").warning("scripts not loaded at startup; loaded at first use",
                                               error=type(exc).__name__)  # fmt: skip
         return False
