@@ -44,20 +44,23 @@ def load(url: str, connections: int, seconds: float, *extra: str, server: int | 
 
 
 def measure(connections: int, seconds: float) -> dict[str, Any]:
-    hello_port = free_port()
+    hello_port, hello_uv_port = free_port(), free_port()
     hello = start("bench.hello", {}, "--port", str(hello_port))
+    hello_uv = start("bench.hello", {}, "--port", str(hello_uv_port), "--loop", "uvloop")
     try:
         asyncio.run(wait_up(f"http://127.0.0.1:{hello_port}/", hello))
+        asyncio.run(wait_up(f"http://127.0.0.1:{hello_uv_port}/", hello_uv))
         with Stack(terms=PRICED_TERMS, workers=0) as stack:
             api = stack.pids()["api"][0]
             tool = f"{stack.api}/api/tools/{PRICED_TOOL}"
             runs = {
                 "hello": load(f"http://127.0.0.1:{hello_port}/", connections, seconds, server=hello.pid),
+                "hello_uvloop": load(f"http://127.0.0.1:{hello_uv_port}/", connections, seconds, server=hello_uv.pid),
                 "api_healthz": load(f"{stack.api}/healthz", connections, seconds, server=api),
                 "api_402": load(tool, connections, seconds, "--json", BODY, server=api),
             }
     finally:
-        stop([hello])
+        stop([hello, hello_uv])
     return {
         "connections": connections,
         "seconds": seconds,
@@ -66,6 +69,7 @@ def measure(connections: int, seconds: float) -> dict[str, Any]:
         "ratio_402_to_hello": round(runs["api_402"]["rps"] / runs["hello"]["rps"], 3),
         "ratio_healthz_to_hello": round(runs["api_healthz"]["rps"] / runs["hello"]["rps"], 3),
         "cpu_ratio_402_to_hello": cpu_ratio(runs["api_402"], runs["hello"]),
+        "cpu_ratio_402_to_hello_uvloop": cpu_ratio(runs["api_402"], runs["hello_uvloop"]),
     }
 
 
@@ -99,6 +103,7 @@ def main() -> None:
         ]
         for name, run in (
             ('aiohttp "hello" (bench.hello)', result["runs"]["hello"]),
+            ('the same "hello" on uvloop (the API\'s loop)', result["runs"]["hello_uvloop"]),
             ("API GET /healthz", result["runs"]["api_healthz"]),
             (f"API POST /api/tools/{PRICED_TOOL}, unpaid: 402", result["runs"]["api_402"]),
         )
@@ -110,7 +115,8 @@ def main() -> None:
     )
     notes = (
         f"402 / hello: {result['ratio_402_to_hello']} of the requests per second, "
-        f"{result['cpu_ratio_402_to_hello']} times the server CPU per request.\n\n"
+        f"{result['cpu_ratio_402_to_hello']} times the server CPU per request (against hello on uvloop, the loop "
+        f"the API runs on: {result['cpu_ratio_402_to_hello_uvloop']} times).\n\n"
         f"Load generator: {result['load_generator']}."
     )
     report.write("request_rate", result, [(title, body + "\n\n" + notes)], host)

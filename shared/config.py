@@ -153,6 +153,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     redis_url: str
     log_level: str
     log_format: str
+    event_loop: str
     operator_file: Path
     local: LocalSettings
     server: ServerSettings
@@ -511,6 +512,13 @@ COMMON = Group(
             _choice("auto", "json", "console"),
             "auto",
             "`json` lines, `console` for people, or `auto` (console on a terminal, JSON otherwise).",
+        ),
+        Setting(
+            "SERVER402_EVENT_LOOP",
+            "event_loop",
+            _choice("uvloop", "asyncio"),
+            "uvloop",
+            'The event loop of the API and the workers: `uvloop`, or `asyncio`\'s own (slower: README, "Performance").',
         ),
         Setting(
             "SERVER402_OPERATOR_FILE",

@@ -15,6 +15,7 @@ from shared.arq_seam import RUN_TOOL, arq_deserialize, arq_serialize
 from shared.batches import BatchStore
 from shared.catalog import Catalog
 from shared.config import Settings
+from shared.eventloop import loop_name
 from shared.jobs import JobStore
 from shared.keys import BATCH_QUEUE_NAME, QUEUE_NAME, load_functions
 from shared.liveness import Heartbeat
@@ -77,7 +78,12 @@ def worker_options(settings: Settings, catalog: Catalog | None = None, *, lane: 
             ctx["webhooks"].start(tied_to=asyncio.current_task())
         ctx["heartbeat"] = heartbeat
         ctx["heartbeat"].start(tied_to=asyncio.current_task())  # arq's main task: stopping the worker stops it
-        structlog.get_logger("workers").info("worker ready", upstream=settings.upstream.mode, queue=queue)
+        structlog.get_logger("workers").info(
+            "worker ready",
+            upstream=settings.upstream.mode,
+            queue=queue,
+            event_loop=loop_name(asyncio.get_running_loop()),
+        )
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         if "quality" in ctx:

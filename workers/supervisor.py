@@ -24,6 +24,7 @@ from arq.worker import Worker
 
 from shared.arq_seam import close_pool
 from shared.config import ConfigError, Settings
+from shared.eventloop import new_event_loop
 from shared.logging import configure_logging
 
 RESTART_DELAY_S = 1.0
@@ -52,7 +53,8 @@ def run_worker(
     open_files_limit()
     if before is not None:
         before(settings)
-    asyncio.run(supervise(lambda: worker_class(**options(settings))))
+    with asyncio.Runner(loop_factory=lambda: new_event_loop(settings.event_loop)) as runner:
+        runner.run(supervise(lambda: worker_class(**options(settings))))
     return 0
 
 
