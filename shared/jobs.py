@@ -254,6 +254,18 @@ class BookedSlot(msgspec.Struct, frozen=True):
     at: float
 
 
+Started = tuple[str, int, JobRecord | None, BookedSlot | None]
+
+
+def read_started(reply: list[Any], at: float) -> Started:
+    """START_JOB's answer (the script's, or CLAIM's for a job it started), read at the event loop's time `at`:
+    (status, attempt, the job as the step left it (None when missing), its BookedSlot when one was booked)."""
+    booked = BookedSlot(int(reply[3]), at) if len(reply) > 3 else None
+    status, attempts, flat = reply[:3]
+    record = _record(dict(zip(flat[::2], flat[1::2], strict=True))) if flat else None
+    return status.decode(), int(attempts), record, booked
+
+
 class JobStore:
     """Reads and moves jobs. Holds no state besides the Redis client and the registered scripts; `quality` counts
     the jobs it creates as calls (the API's)."""
@@ -330,23 +342,22 @@ class JobStore:
         rank: int | None = await self.redis.zrank(queue, record.id)
         return rank
 
-    async def start(
-        self, job_id: str, *, min_budget_ms: int, booking: SlotBooking | None = None
-    ) -> tuple[str, int, JobRecord | None, BookedSlot | None]:
+    async def start(self, job_id: str, *, min_budget_ms: int, booking: SlotBooking | None = None) -> Started:
         """START_JOB: (status, attempt, the job as it is after the step (None when missing), and for a `booking`
         of a job that went running, its BookedSlot; else None)."""
-        now = now_ms()
         slot = dict(interval=booking.interval_us, cap=booking.cap_us, horizon=booking.horizon_us) if booking else {}
         reply = await self._start(
             keys=[keys.job_key(job_id), keys.LEDGER, booking.limiter if booking else ""],
-            args=[pack(
-                now=now, channel=keys.JOBS_DONE_CHANNEL, retention=self.retention_ms, expired=_json.encode(EXPIRED),
-                min_budget=min_budget_ms, at=iso(now), **slot)],
+            args=[pack(**self.start_options(now_ms(), min_budget_ms), **slot)],
+        )
+        return read_started(reply, asyncio.get_running_loop().time())
+
+    def start_options(self, now: int, min_budget_ms: int) -> dict[str, Any]:
+        """START_JOB's options but the booking's (CLAIM takes them too, with the ledger's key: workers/queue.py)."""
+        return dict(
+            now=now, channel=keys.JOBS_DONE_CHANNEL, retention=self.retention_ms, expired=_json.encode(EXPIRED),
+            min_budget=min_budget_ms, at=iso(now),
         )  # fmt: skip
-        booked = BookedSlot(int(reply[3]), asyncio.get_running_loop().time()) if len(reply) > 3 else None
-        status, attempts, flat = reply[:3]
-        record = _record(dict(zip(flat[::2], flat[1::2], strict=True))) if flat else None
-        return status.decode(), int(attempts), record, booked
 
     async def succeed(self, record: JobRecord, envelope: dict[str, Any]) -> bool:
         """End the job with its result. True when this step ended it (False: it had ended already)."""

@@ -991,27 +991,65 @@ SETTLEMENT_LEASE = [
 # ---------------------------------------------------------------- workers: claiming jobs, webhook deliveries
 
 
-def claim(room: int) -> list[Any]:
-    return [dict(now=NOW, lease=5000, mark=300_000, tool_prefix="job_", room=room, read=room + 16)]
+def claim(room: int, **starts: Any) -> list[Any]:
+    return [dict(now=NOW, lease=5000, mark=300_000, tool_prefix="job_", room=room, read=room + 16, **starts)]
+
+
+def starting(*services: str) -> dict[str, Any]:
+    """CLAIM's options to start the jobs of `services` as it claims them: START's, and a booking for each (a slot
+    every 100 ms, waits of at most 5 s)."""
+    booking = dict(limiter=K(BOOKING[2]), interval=100_000, cap=5_000_000, horizon=0)
+    return dict(start=dict(START[0], ledger=K(LEDGER)), bookings={service: booking for service in services})
 
 
 CLAIM_JOBS = [
-    Row("a due tool job is leased: moved to the lease's end (no mark); its id, score as read, and service",
+    Row("a due tool job is leased: moved to the lease's end (no mark); its id, score as read, service, and nil",
         before={QUEUE: Sorted({"job_1": NOW - 100}), JOB: Hash(job())}, keys=[QUEUE], args=claim(2),
-        returns=["job_1", str(NOW - 100), "svc"], after={MARK: None, QUEUE: Sorted({"job_1": NOW + 5000})}),
+        returns=["job_1", str(NOW - 100), "svc", None],
+        after={MARK: None, QUEUE: Sorted({"job_1": NOW + 5000}), JOB: Hash(job())}),
     Row("a due tool job with no hash (gone) is leased too, its service ''",
-        before={QUEUE: Sorted({"job_1": NOW - 100})}, keys=[QUEUE], args=claim(2),
-        returns=["job_1", str(NOW - 100), ""], after={MARK: None, QUEUE: Sorted({"job_1": NOW + 5000})}),
+        before={QUEUE: Sorted({"job_1": NOW - 100})}, keys=[QUEUE], args=claim(2, **starting("svc")),
+        returns=["job_1", str(NOW - 100), "", None], after={MARK: None, QUEUE: Sorted({"job_1": NOW + 5000})}),
     Row("a cron marked already (running elsewhere) is skipped; another of arq's crons gets arq's full mark",
         before={QUEUE: Sorted({"cron:a": NOW - 100, "cron:sweep": NOW - 50}), ARQ_IN_PROGRESS_PREFIX + "cron:a":
-                Text("1")}, keys=[QUEUE], args=claim(2), returns=["cron:sweep", str(NOW - 50), ""],
+                Text("1")}, keys=[QUEUE], args=claim(2, **starting("svc")),
+        returns=["cron:sweep", str(NOW - 50), "", None],
         after={ARQ_IN_PROGRESS_PREFIX + "cron:sweep": Text("1", ttl=300_000),
                QUEUE: Sorted({"cron:a": NOW - 100, "cron:sweep": NOW - 50})}),
     Row("no more than the worker has room for, and none not yet due",
         before={QUEUE: Sorted({"job_1": NOW - 100, "job_2": NOW - 50, "job_3": NOW + 1000})},
-        keys=[QUEUE], args=claim(1), returns=["job_1", str(NOW - 100), ""],
+        keys=[QUEUE], args=claim(1), returns=["job_1", str(NOW - 100), "", None],
         after={QUEUE: Sorted({"job_1": NOW + 5000, "job_2": NOW - 50, "job_3": NOW + 1000})}),
+    Row("a job of a service it has no booking for is only claimed: START_JOB starts it",
+        before={QUEUE: Sorted({"job_1": NOW - 100}), JOB: Hash(job())}, keys=[QUEUE],
+        args=claim(2, **starting("other")),
+        returns=["job_1", str(NOW - 100), "svc", None],
+        after={QUEUE: Sorted({"job_1": NOW + 5000}), JOB: Hash(job())}),
+    Row("a job it cannot start (a cancel asked for) gets START_JOB's answer, and is left as it was",
+        before={QUEUE: Sorted({"job_1": NOW - 100}), JOB: Hash(job(cancel=1))}, keys=[QUEUE],
+        args=claim(2, **starting("svc")),
+        returns=["job_1", str(NOW - 100), "svc", ["cancel_requested", 0, Flat(job(cancel=1))]],
+        after={QUEUE: Sorted({"job_1": NOW + 5000}), JOB: Hash(job(cancel=1))}),
+    Row("an ended job it claims leaves arq's queue as START_JOB would take it off",
+        before={QUEUE: Sorted({"job_1": NOW - 100}), JOB: Hash(job("succeeded"))}, keys=[QUEUE],
+        args=claim(2, **starting("svc")),
+        returns=["job_1", str(NOW - 100), "svc", ["succeeded", 0, Flat(job("succeeded"))]],
+        after={QUEUE: None, JOB: Hash(job("succeeded"))}),
 ]  # fmt: skip
+
+
+def claim_jobs(now_us: int) -> list[Row]:
+    """CLAIM's rows, and the one that starts a job as it claims it, booking its slot (the server's clock)."""
+    limiter = BOOKING[2]
+    return [*CLAIM_JOBS,
+        Row("a due tool job of a service it has a booking for is also started: START_JOB's answer, its slot booked",
+            before={QUEUE: Sorted({"job_1": NOW - 100}), JOB: Hash(job(**HOOKED))}, keys=[QUEUE],
+            args=claim(2, **starting("svc")),
+            returns=["job_1", str(NOW - 100), "svc", ["running", 1, Flat(STARTED), 0]],
+            after={QUEUE: Sorted({"job_1": NOW + 5000}), JOB: Hash(STARTED),
+                   limiter: Text(Near(now_us + 100_000, 250_000), ttl=1100), **told("job_1", "job.started")}),
+    ]  # fmt: skip
+
 
 CLAIM_DELIVERIES = [
     Row("due deliveries, at most `count`, are leased: due again once the lease ends",
@@ -1182,7 +1220,7 @@ TABLES: dict[str, list[Row] | Callable[[int], list[Row]]] = {
     "settlement_lease": SETTLEMENT_LEASE,
     "identifier_claim": IDENTIFIER_CLAIM,
     "identifier_release": IDENTIFIER_RELEASE,
-    "claim_jobs": CLAIM_JOBS,
+    "claim_jobs": claim_jobs,
     "claim_deliveries": CLAIM_DELIVERIES,
     "apikey_create": APIKEY_CREATE,
     "apikey_revoke": APIKEY_REVOKE,

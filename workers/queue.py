@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared.arq_seam import RUN_TOOL
-from shared.jobs import JOB_ID_PREFIX
+from shared.jobs import JOB_ID_PREFIX, Started, read_started
 from shared.keys import BATCH_QUEUE_NAME, SCRIPTS, WAKE_OF, registered
 from shared.lua import pack
 
@@ -40,6 +40,7 @@ RESUBSCRIBE_S = 1.0
 MAX_CLAIM = 256
 READ_MARGIN = 16
 ENDED_JOBS = "ended_jobs"  # the worker context's EndedJobs (workers/tasks.py reports to it)
+CLAIM_STARTS = "claim_starts"  # the calls lane's ClaimStarts (workers/tasks.py): CLAIM starts the jobs it can
 JOBS_HELD = "jobs_held"  # the worker context's count of the jobs it runs now (WorkerMetrics writes it)
 
 log = structlog.get_logger("workers.queue")
@@ -115,6 +116,7 @@ class ServerWorker(Worker):
         self._wake: QueueWake | None = None
         self._scores: dict[str, int] = {}  # a running job's score when claimed (see finish_job)
         self._services: dict[str, str] = {}  # a claimed job's service, until it runs (see run_job)
+        self._started: dict[str, Started] = {}  # a job CLAIM started: START_JOB's answer, until it runs
         self._claim: Any = None
         self._polled_at = 0.0
         self.ended = EndedJobs()  # what the attempts report; finish_job reads it
@@ -155,17 +157,27 @@ class ServerWorker(Worker):
     async def _claim_and_start(self, room: int) -> None:
         if self._claim is None:
             self._claim = registered(self.pool, CLAIM)
-        options = pack(now=timestamp_ms(), lease=int(LEASE_S * 1000), mark=int(self.in_progress_timeout_s * 1000),
-                       tool_prefix=JOB_ID_PREFIX, room=room, read=room + READ_MARGIN)  # fmt: skip
-        claimed: list[bytes] = await self._claim(keys=[self.queue_name], args=[options])
-        if len(claimed) >= 3 * room:  # there may be more: poll again at once
+        starts = self.ctx.get(CLAIM_STARTS)
+        now = timestamp_ms()
+        options = pack(now=now, lease=int(LEASE_S * 1000), mark=int(self.in_progress_timeout_s * 1000),
+                       tool_prefix=JOB_ID_PREFIX, room=room, read=room + READ_MARGIN,
+                       **(starts.options(now) if starts is not None else {}))  # fmt: skip
+        claimed: list[Any] = await self._claim(keys=[self.queue_name], args=[options])
+        answered = self.loop.time()  # (a slot CLAIM booked counts from here, as START_JOB's does)
+        if len(claimed) >= 4 * room:  # there may be more: poll again at once
             self.wake()
-        for raw_id, raw_score, raw_service in zip(claimed[::3], claimed[1::3], claimed[2::3], strict=True):
-            job_id, score = raw_id.decode(), int(float(raw_score))
+        for raw_id, raw_score, raw_service, reply in zip(
+            claimed[::4], claimed[1::4], claimed[2::4], claimed[3::4], strict=True
+        ):
+            job_id, score, service = raw_id.decode(), int(float(raw_score)), raw_service.decode()
             await self.sem.acquire()  # arq's: max_jobs + 1 permits, and job_counter < max_jobs here
             self.job_counter += 1
             self._scores[job_id] = score
-            self._services[job_id] = raw_service.decode()
+            self._services[job_id] = service
+            if reply is not None:
+                self._started[job_id] = read_started(reply, answered)
+            elif starts is not None:
+                starts.saw(service)  # its next jobs start as they are claimed
             task = self.loop.create_task(self.run_job(job_id, score))
             task.add_done_callback(functools.partial(self._ended, job_id))
             self.tasks[job_id] = task
@@ -177,10 +189,14 @@ class ServerWorker(Worker):
         if not job_id.startswith(JOB_ID_PREFIX):
             await super().run_job(job_id, score)
             return
-        service = self._services.pop(job_id, "")
-        await self.run_tool_job(job_id, score, batch=self.queue_name == BATCH_QUEUE_NAME, service=service)
+        service, begun = self._services.pop(job_id, ""), self._started.pop(job_id, None)
+        await self.run_tool_job(
+            job_id, score, batch=self.queue_name == BATCH_QUEUE_NAME, service=service, started=begun
+        )
 
-    async def run_tool_job(self, job_id: str, score: int, *, batch: bool, service: str = "") -> None:
+    async def run_tool_job(
+        self, job_id: str, score: int, *, batch: bool, service: str = "", started: Started | None = None
+    ) -> None:
         """`run_tool(job_id, batch=batch, service=service)` as arq's run_job runs a job, less its bookkeeping: no
         payload (the id is the job), no try counter (START_JOB counts attempts, and the job's deadline bounds
         them), no per-job log lines or result (the attempt logs, the job hash holds the result). As in arq: the
@@ -192,7 +208,7 @@ class ServerWorker(Worker):
         finish, incr_score = True, None
         function = self.functions[RUN_TOOL]
         timeout_s = self.job_timeout_s if function.timeout_s is None else function.timeout_s
-        attempt = function.coroutine(ctx, job_id, batch=batch, service=service)
+        attempt = function.coroutine(ctx, job_id, batch=batch, service=service, started=started)
         self.job_tasks[job_id] = task = self.loop.create_task(attempt)
         try:
             await asyncio.wait_for(task, timeout_s)
@@ -216,6 +232,7 @@ class ServerWorker(Worker):
     def _ended(self, job_id: str, _: object) -> None:
         self._scores.pop(job_id, None)
         self._services.pop(job_id, None)
+        self._started.pop(job_id, None)
         self.ended.take(job_id)
         full = self.job_counter >= self.max_jobs
         self._release_sem_dec_counter_on_complete()

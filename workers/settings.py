@@ -23,9 +23,9 @@ from shared.metrics import WorkerMetrics
 from shared.payments import PaymentStore
 from shared.quality import QualityStore
 from shared.webhooks import DeliveryStore
-from workers.queue import JOBS_HELD
+from workers.queue import CLAIM_STARTS, JOBS_HELD
 from workers.ratelimit import RateLimiter
-from workers.tasks import MAX_SLOT_WAIT_S, BatchSlots, expire_payments, run_tool
+from workers.tasks import MAX_SLOT_WAIT_S, BatchSlots, ClaimStarts, WorkerContext, expire_payments, run_tool
 from workers.tenancy import Namespaces
 from workers.upstream import Upstream
 from workers.webhooks import WebhookSender
@@ -71,6 +71,9 @@ def worker_options(settings: Settings, catalog: Catalog | None = None, *, lane: 
         ctx["payments"] = PaymentStore(redis, settings.payments, settings.x402)
         ctx["namespaces"] = Namespaces(redis)  # face-database namespaces of tenants (workers/tenancy.py)
         if lane == "calls":
+            ctx[CLAIM_STARTS] = ClaimStarts(
+                cast(WorkerContext, ctx)
+            )  # CLAIM starts the jobs it can (a batch item starts with its slot)
             ctx["webhooks"] = WebhookSender(
                 settings.webhooks, settings.payments.token_secret, ctx["store"], ctx["batches"], DeliveryStore(redis)
             )

@@ -26,8 +26,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from shared.batches import BatchStore
 from shared.catalog import Catalog, envelope
 from shared.config import JobSettings, Settings
-from shared.jobs import BookedSlot, JobError, JobRecord, JobStore, SlotBooking, now_ms
-from shared.keys import job_key
+from shared.jobs import BookedSlot, JobError, JobRecord, JobStore, SlotBooking, Started, now_ms
+from shared.keys import LEDGER, job_key
 from shared.metrics import JOBS_FINISHED, QUEUE_WAIT, WorkerMetrics
 from shared.payments import PaymentStore
 from shared.quality import QualityStore
@@ -44,6 +44,9 @@ MAX_SLOT_WAIT_S = 5.0
 REDIS_LOST_RETRY_S = 1.0
 
 MIN_CALL_BUDGET_S = 0.5
+MIN_CALL_BUDGET_MS = int(MIN_CALL_BUDGET_S * 1000)
+# CLAIM starts the jobs of the last this many services a worker's claims named (ClaimStarts)
+RECENT_SERVICES = 16
 
 # Batch items run in the batch lane's worker (workers/lanes.py), at most SERVER402_WORKER_BATCH_JOBS at once
 # (BatchSlots, and the lane's max_jobs); one found on the calls lane's queue (queued before the lanes existed) is
@@ -101,10 +104,13 @@ def backoff_s(attempt: int, jobs: JobSettings) -> float:
     return random.uniform(0, ceiling)
 
 
-async def run_tool(ctx: WorkerContext, job_id: str, *, batch: bool = False, service: str = "") -> None:
+async def run_tool(
+    ctx: WorkerContext, job_id: str, *, batch: bool = False, service: str = "", started: Started | None = None
+) -> None:
     """One attempt, holding a short lease on the job while it runs (see `LeaseKeeper`). `batch`: the job is a
     batch item (the batch lane runs it so), run only when a batch slot is free. `service`: the job's, as CLAIM read
-    it ('' when not known): START_JOB then books the job's upstream slot as it starts it.
+    it ('' when not known): START_JOB then books the job's upstream slot as it starts it. `started`: START_JOB's
+    answer when CLAIM started the job already (see `ClaimStarts`).
 
     An attempt that loses Redis leaves the job on arq's queue (arq's Retry): arq takes any other error for the
     job's end and drops it from its queue, and when Redis answers again by then (a dropped connection, a quick
@@ -113,7 +119,7 @@ async def run_tool(ctx: WorkerContext, job_id: str, *, batch: bool = False, serv
     lease = LeaseKeeper(ctx["redis"], ctx["queue_name"], job_id)
     try:
         if not batch:
-            ended = await _run_job(ctx, job_id, service)
+            ended = await _run_job(ctx, job_id, service, started)
         elif not await ctx["batch_slots"].acquire():  # still queued: this worker or another takes it again shortly
             raise Retry(defer=random.uniform(0.2, 1.0))
         else:
@@ -158,13 +164,13 @@ class LeaseKeeper:
             await asyncio.gather(self._renewing, return_exceptions=True)
 
 
-async def _run_job(ctx: WorkerContext, job_id: str, service: str) -> bool:
+async def _run_job(ctx: WorkerContext, job_id: str, service: str, begun: Started | None = None) -> bool:
     """One attempt; True when the job has ended (its ending script deleted arq's keys for it, see
     workers/queue.py). A retry leaves by raising arq's Retry."""
     store = ctx["store"]
-    budget_ms = int(MIN_CALL_BUDGET_S * 1000)
-    booking = _booking(ctx, service)
-    status, attempt, record, booked = await store.start(job_id, min_budget_ms=budget_ms, booking=booking)
+    if begun is None:  # (CLAIM did not start it)
+        begun = await store.start(job_id, min_budget_ms=MIN_CALL_BUDGET_MS, booking=_booking(ctx, service))
+    status, attempt, record, booked = begun
     if record is None:  # canceled or expired long ago
         return False
     if status not in ("running", "out_of_time"):
@@ -182,6 +188,37 @@ async def _run_job(ctx: WorkerContext, job_id: str, service: str) -> bool:
     _count_finished(ctx, record, outcome)
     log.info("attempt", outcome=outcome, duration_ms=round((time.perf_counter() - started) * 1000, 1))
     return True
+
+
+class ClaimStarts:
+    """What CLAIM needs to start the jobs it claims, one round trip fewer than START_JOB after it (workers/queue.py,
+    shared/lua/claim_jobs.lua): START_JOB's options and the upstream bookings of the last RECENT_SERVICES services
+    this worker's claims named (a job of another service is started by START_JOB, and its service is remembered).
+    Only the single calls' lane: a batch item starts once it has a batch slot."""
+
+    def __init__(self, ctx: WorkerContext) -> None:
+        self._ctx = ctx
+        self._bookings: dict[str, dict[str, Any]] = {}
+
+    def saw(self, service: str) -> None:
+        """A claim named `service`."""
+        if service in self._bookings:
+            return
+        booking = _booking(self._ctx, service)
+        if booking is None:
+            return
+        if len(self._bookings) >= RECENT_SERVICES:
+            del self._bookings[next(iter(self._bookings))]  # the one remembered first
+        self._bookings[service] = dict(
+            limiter=booking.limiter, interval=booking.interval_us, cap=booking.cap_us, horizon=booking.horizon_us
+        )
+
+    def options(self, now: int) -> dict[str, Any]:
+        """CLAIM's options for starting jobs as of `now` (ms): none before a claim named a service."""
+        if not self._bookings:
+            return {}
+        start = {**self._ctx["store"].start_options(now, MIN_CALL_BUDGET_MS), "ledger": LEDGER}
+        return {"start": start, "bookings": self._bookings}
 
 
 def _booking(ctx: WorkerContext, service: str) -> SlotBooking | None:
