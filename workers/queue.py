@@ -197,11 +197,11 @@ class ServerWorker(Worker):
     async def run_tool_job(
         self, job_id: str, score: int, *, batch: bool, service: str = "", started: Started | None = None
     ) -> None:
-        """`run_tool(job_id, batch=batch, service=service)` as arq's run_job runs a job, less its bookkeeping: no
-        payload (the id is the job), no try counter (START_JOB counts attempts, and the job's deadline bounds
-        them), no per-job log lines or result (the attempt logs, the job hash holds the result). As in arq: the
-        attempt runs under the function's timeout; a `Retry` puts the job back `defer` later, a cancellation (the
-        worker stops) at its old place; any other error ends arq's part of the job (logged)."""
+        """`run_tool(job_id, batch=batch, service=service, started=started)` as arq's run_job runs a job, less its
+        bookkeeping: no payload (the id is the job), no try counter (START_JOB counts attempts, and the job's
+        deadline bounds them), no per-job log lines or result (the attempt logs, the job hash holds the result). As
+        in arq: the attempt runs under the function's timeout; a `Retry` puts the job back `defer` later, a
+        cancellation (the worker stops) at its old place; any other error ends arq's part of the job (logged)."""
         ctx = {**self.ctx, "job_id": job_id, "score": score}  # (when it was queued: its record's createdAt)
         if self.on_job_start:
             await self.on_job_start(ctx)

@@ -71,9 +71,8 @@ def worker_options(settings: Settings, catalog: Catalog | None = None, *, lane: 
         ctx["payments"] = PaymentStore(redis, settings.payments, settings.x402)
         ctx["namespaces"] = Namespaces(redis)  # face-database namespaces of tenants (workers/tenancy.py)
         if lane == "calls":
-            ctx[CLAIM_STARTS] = ClaimStarts(
-                cast(WorkerContext, ctx)
-            )  # CLAIM starts the jobs it can (a batch item starts with its slot)
+            # CLAIM starts the jobs it can (a batch item starts once it has its batch slot)
+            ctx[CLAIM_STARTS] = ClaimStarts(cast(WorkerContext, ctx))
             ctx["webhooks"] = WebhookSender(
                 settings.webhooks, settings.payments.token_secret, ctx["store"], ctx["batches"], DeliveryStore(redis)
             )
