@@ -4,6 +4,8 @@ utc_iso   to the second, as the seed writes them (`2026-06-03T13:57:31Z`): payme
           heartbeats, catalog answers, webhooks
 iso_ms    to the millisecond (`2026-06-03T13:57:31.042Z`): jobs, MCP tasks, the ledger and settlements
 iso_us    to the microsecond: API key records
+
+and the one clock upstream slots are timed by (`monotonic`).
 """
 
 from __future__ import annotations
@@ -38,3 +40,10 @@ def iso(ms: int) -> str:
 def iso_us() -> str:
     """Now, to the microsecond."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def monotonic() -> float:
+    """Seconds on the clock the upstream limiter times its slots by (workers/ratelimit.py): `time.monotonic`, not
+    the event loop's time. uvloop's loop counts whole milliseconds and its timers fire to the millisecond, so a
+    slot timed by it could pass up to a millisecond or two early; asyncio's loop time is this clock."""
+    return time.monotonic()

@@ -6,7 +6,6 @@ can never both win. The states, retention, and 410 versus 404: docs/architecture
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import secrets
 import time
@@ -16,7 +15,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from shared import keys
-from shared.clock import iso, iso_ms
+from shared.clock import iso, iso_ms, monotonic
 from shared.failures import Failure, Kind, ended_failure, failure, kind_of_code
 from shared.keys import SETTLING_DUE, registered
 from shared.lua import pack
@@ -247,8 +246,9 @@ class SlotBooking(msgspec.Struct, frozen=True, kw_only=True):
 
 class BookedSlot(msgspec.Struct, frozen=True):
     """START_JOB's answer to a SlotBooking: the wait for the slot in us (0: go now; -1: further than the job can
-    wait, nothing booked) and the event loop's time when the answer arrived, which the wait counts from (the worker
-    has more to do before it waits: a call late for its slot must see that it is)."""
+    wait, nothing booked) and the time on the limiter's clock (shared/clock.py `monotonic`) when the answer
+    arrived, which the wait counts from (the worker has more to do before it waits: a call late for its slot must
+    see that it is)."""
 
     wait_us: int
     at: float
@@ -258,7 +258,7 @@ Started = tuple[str, int, JobRecord | None, BookedSlot | None]
 
 
 def read_started(reply: list[Any], at: float) -> Started:
-    """START_JOB's answer (the script's, or CLAIM's for a job it started), read at the event loop's time `at`:
+    """START_JOB's answer (the script's, or CLAIM's for a job it started), read at `at` (the limiter's clock):
     (status, attempt, the job as the step left it (None when missing), its BookedSlot when one was booked)."""
     booked = BookedSlot(int(reply[3]), at) if len(reply) > 3 else None
     status, attempts, flat = reply[:3]
@@ -350,7 +350,7 @@ class JobStore:
             keys=[keys.job_key(job_id), keys.LEDGER, booking.limiter if booking else ""],
             args=[pack(**self.start_options(now_ms(), min_budget_ms), **slot)],
         )
-        return read_started(reply, asyncio.get_running_loop().time())
+        return read_started(reply, monotonic())
 
     def start_options(self, now: int, min_budget_ms: int) -> dict[str, Any]:
         """START_JOB's options but the booking's (CLAIM takes them too, with the ledger's key: workers/queue.py)."""

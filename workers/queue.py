@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared.arq_seam import RUN_TOOL
+from shared.clock import monotonic
 from shared.jobs import JOB_ID_PREFIX, Started, read_started
 from shared.keys import BATCH_QUEUE_NAME, SCRIPTS, WAKE_OF, registered
 from shared.lua import pack
@@ -163,7 +164,7 @@ class ServerWorker(Worker):
                        tool_prefix=JOB_ID_PREFIX, room=room, read=room + READ_MARGIN,
                        **(starts.options(now) if starts is not None else {}))  # fmt: skip
         claimed: list[Any] = await self._claim(keys=[self.queue_name], args=[options])
-        answered = self.loop.time()  # (a slot CLAIM booked counts from here, as START_JOB's does)
+        answered = monotonic()  # (a slot CLAIM booked counts from here, as START_JOB's does)
         if len(claimed) >= 4 * room:  # there may be more: poll again at once
             self.wake()
         for raw_id, raw_score, raw_service, reply in zip(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from shared import keys
+from shared.clock import monotonic
 from shared.jobs import BookedSlot, SlotBooking
 from shared.keys import registered
 from shared.metrics import RATE_LIMIT_WAIT, WorkerMetrics
@@ -99,21 +100,20 @@ class RateLimiter:
         waits at most that long behind a batch (isolation by design; the batch still gets every free slot).
 
         `booked`: the booking START_JOB made for the job (see `booking`), taken for this call's first booking."""
-        loop = asyncio.get_running_loop()
         interval_us = self.interval_us(qps)
         horizon_us = self.horizon_us(qps) if batch else None
-        started = loop.time()
+        started = monotonic()
         booking = [keys.rate_limit_key(self._access_key_id, action), job.job_key if job is not None else ""]
         checked = False  # the script checked the cancel flag just before the call goes
         rebookings = 0
         while rebookings < MAX_REBOOKINGS:
-            remaining_us = max(0, int((max_wait_s - (loop.time() - started)) * 1_000_000))
+            remaining_us = max(0, int((max_wait_s - (monotonic() - started)) * 1_000_000))
             may_wait_us = min(remaining_us, horizon_us) if horizon_us is not None else remaining_us
             if booked is not None:  # START_JOB booked it (its cancel flag read in the same step)
                 wait_us, answered, booked = booked.wait_us, booked.at, None
             else:
                 wait_us = int(await self._reserve(keys=booking, args=[interval_us, may_wait_us]))
-                answered = loop.time()
+                answered = monotonic()
             if wait_us == CANCELED:
                 raise CallCanceled(action)
             if wait_us < 0 and horizon_us is not None and remaining_us > horizon_us:
@@ -125,11 +125,11 @@ class RateLimiter:
             rebookings += 1
             checked = wait_us == 0 and job is not None
             slot = answered + wait_us / 1_000_000
-            if slot > loop.time():
-                await asyncio.sleep(slot - loop.time())
-            if loop.time() - slot <= self._late_s:
+            while (ahead := slot - monotonic()) > 0:  # noqa: ASYNC110 (uvloop's timers fire to the ms: again)
+                await asyncio.sleep(ahead)
+            if monotonic() - slot <= self._late_s:
                 break
             checked = False  # late: the next booking decides
         if self._metrics is not None:
-            self._metrics.observe(RATE_LIMIT_WAIT, (action,), loop.time() - started)
+            self._metrics.observe(RATE_LIMIT_WAIT, (action,), monotonic() - started)
         return checked
