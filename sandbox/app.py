@@ -97,7 +97,7 @@ async def release_hangs(app: web.Application) -> None:
 
 @web.middleware
 async def sandbox_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    info = CallInfo(request_id=str(uuid.uuid4()).upper())
+    info = CallInfo(request_id=str(uuid.uuid4()).upper(), arrived=time.monotonic())
     request[CALL] = info
     started = time.perf_counter()
     code = ""

@@ -22,6 +22,7 @@ class CallInfo:
     """What the middleware needs to know about one request after the handler ran."""
 
     request_id: str
+    arrived: float = 0.0  # time.monotonic() as the middleware got the request: the QPS window's time (sandbox/rpc.py)
     action: str | None = None  # set for Alibaba calls: the stats bucket
     access_key_id: str = ""
     host_id: str = "facebody.cn-shanghai.aliyuncs.com"

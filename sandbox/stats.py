@@ -9,12 +9,11 @@ what a test checks to see that the gateway respected the limit.
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any
 
 import msgspec
 
-from sandbox.limits import WINDOW_S
+from sandbox.limits import Arrivals
 
 
 class ActionStats(msgspec.Struct, rename="camel"):
@@ -29,18 +28,17 @@ class ActionStats(msgspec.Struct, rename="camel"):
 class Stats:
     def __init__(self) -> None:
         self._actions: dict[str, ActionStats] = {}
-        self._accepted: dict[str, deque[float]] = {}
+        self._accepted: dict[str, Arrivals] = {}
 
     def call(self, action: str) -> None:
         self._for(action).calls += 1
 
     def accepted(self, action: str, now: float) -> None:
-        window = self._accepted.setdefault(action, deque())
-        while window and window[0] <= now - WINDOW_S:
-            window.popleft()
-        window.append(now)
+        """`now`: when the call arrived (sandbox/limits.py)."""
+        window = self._accepted.setdefault(action, Arrivals())
         stats = self._for(action)
-        stats.max_per_second = max(stats.max_per_second, len(window))
+        stats.max_per_second = max(stats.max_per_second, window.busiest(now))
+        window.add(now)
 
     def answered(self, action: str, status: int, code: str, fault: bool) -> None:
         stats = self._for(action)

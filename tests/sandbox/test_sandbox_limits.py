@@ -77,6 +77,25 @@ def test_limiter_window_slides() -> None:
     assert limiter.try_acquire("ak", "B", 2, 0.5)
 
 
+def test_calls_are_windowed_by_arrival_even_when_their_handlers_run_out_of_order() -> None:
+    limiter = RateLimiter()
+    assert limiter.try_acquire("ak", "A", 2, 1.0)
+    assert limiter.try_acquire("ak", "A", 2, 0.5)  # arrived earlier, handled later: (0, 1.0] holds 2
+    assert not limiter.try_acquire("ak", "A", 2, 0.2)  # (0, 1.0] would hold 3: the window ending at 1.0 counts
+    assert not limiter.try_acquire("ak", "A", 2, 1.4)  # (0.4, 1.4] holds 0.5 and 1.0
+    assert limiter.try_acquire("ak", "A", 2, 1.6)  # (0.6, 1.6] holds 1.0 only
+    for now in (10.0, 10.5):  # an old arrival far behind the latest is dropped, not counted
+        assert limiter.try_acquire("ak", "A", 2, now)
+    assert not limiter.try_acquire("ak", "A", 2, 10.7)
+
+
+def test_max_per_second_counts_a_late_handled_arrival_in_the_windows_after_it() -> None:
+    stats = Stats()
+    for now in (1.0, 1.2, 0.5):  # 0.5 handled last: (0.2, 1.2] holds 0.5, 1.0 and 1.2
+        stats.accepted("A", now)
+    assert stats.snapshot()["actions"]["A"]["maxPerSecond"] == 3
+
+
 def test_max_per_second_is_the_busiest_sliding_window() -> None:
     stats = Stats()
     for now in (0.0, 0.4, 0.9, 1.3, 1.35, 1.36, 5.0):
