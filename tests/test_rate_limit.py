@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from asyncio.subprocess import Process
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,10 +19,19 @@ from sandbox.config import KeyPair, SandboxConfig
 from sandbox.testing import RunningSandbox, run_sandbox
 from scripts.embedded_redis import EmbeddedRedis
 from shared.config import Settings
+from shared.liveness import read_liveness
 
 QPS = 4
 JOBS = 24
 WORKERS = 3
+# Slots 1.25 times 1/QPS apart (the default is 1.02): how far apart the calls QPS slots apart reach the sandbox
+# then depends on the limiter, not on how soon six starting processes on two cores get the CPU after a slot (with
+# 1.02 one throttle in about ten runs here, and in CI: the slowest call of a window 20 ms later than the fastest).
+# bench/rate_limit.py measures the default margin's precision; per-process limits would still be throttled here.
+MARGIN = "1.25"
+# Each worker holds at most its share of the jobs, and the jobs are sent once every worker is ready: all three
+# processes make calls (one process alone, holding every job, would stay under the limit with its own limiter).
+MAX_JOBS = JOBS // WORKERS
 
 
 @pytest.fixture
@@ -44,35 +53,43 @@ def env(redis_server: EmbeddedRedis, sandbox: RunningSandbox, tmp_path: Path) ->
         "SERVER402_CLOUDAUTH_ENDPOINT": sandbox.endpoint,
         "SERVER402_OPERATOR_FILE": str(operator),
         "SERVER402_LOG_LEVEL": "warning",
+        "SERVER402_RATELIMIT_MARGIN": MARGIN,
+        "SERVER402_WORKER_MAX_JOBS": str(MAX_JOBS),
     }
 
 
 @pytest.fixture
-def worker_processes(env: dict[str, str], project_root: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
+async def worker_processes(env: dict[str, str], project_root: Path) -> AsyncIterator[list[Process]]:
+    redis = Redis.from_url(env["REDIS_URL"])
+    await redis.flushdb()  # (before the workers beat)
+    quiet = asyncio.subprocess.DEVNULL
     processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "workers"],
-            cwd=project_root,
-            env={**os.environ, **env},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "workers", cwd=project_root, env={**os.environ, **env}, stdout=quiet, stderr=quiet
         )
         for _ in range(WORKERS)
     ]
-    yield processes
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        process.wait(timeout=15)
+    try:
+        for _ in range(600):
+            if (await read_liveness(redis, ("invocation",)))["invocation"].count == WORKERS:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the workers did not start")
+        yield processes
+    finally:
+        await redis.aclose()
+        for process in processes:
+            if process.returncode is None:
+                process.terminate()
+        for process in processes:
+            await asyncio.wait_for(process.wait(), timeout=15)
 
 
 async def test_three_worker_processes_stay_under_the_upstream_qps(
-    env: dict[str, str], sandbox: RunningSandbox, worker_processes: list[subprocess.Popen[bytes]]
+    env: dict[str, str], sandbox: RunningSandbox, worker_processes: list[Process]
 ) -> None:
     settings = Settings.from_env(env)
-    redis = Redis.from_url(settings.redis_url)
-    await redis.flushdb()
-    await redis.aclose()
     catalog = build_catalog({"defaults": {"amountCents": 0, "qps": QPS}})
     async with TestClient(TestServer(create_app(settings, catalog))) as api:
         responses = await asyncio.gather(
@@ -88,7 +105,7 @@ async def test_three_worker_processes_stay_under_the_upstream_qps(
         job_ids = [(await response.json())["jobId"] for response in responses]
         finals = [await (await api.get(f"/api/jobs/{job_id}", params={"wait": "30"})).json() for job_id in job_ids]
     assert [final["status"] for final in finals] == ["succeeded"] * JOBS
-    assert all(process.poll() is None for process in worker_processes)
+    assert all(process.returncode is None for process in worker_processes)
     stats = (await sandbox.stats())["actions"]["DetectFace"]
     assert stats["throttled"] == 0
     assert stats["ok"] == JOBS
