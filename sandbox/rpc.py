@@ -95,11 +95,10 @@ def _limit(app: web.Application, caller: Caller, arrived: float) -> None:
     """The QPS window counts a call from its arrival (the middleware's time), not from when this sandbox is done
     verifying it: a process's first verification takes milliseconds longer than the next ones', and the window
     would count that as the caller's call coming late."""
-    now = arrived
     qps = app[FAULTS].qps(caller.action) or app[CONFIG].qps
-    if not app[LIMITER].try_acquire(caller.access_key_id, caller.action, qps, now):
+    if not app[LIMITER].try_acquire(caller.access_key_id, caller.action, qps, arrived):
         raise ThrottlingError()
-    app[STATS].accepted(caller.action, now)
+    app[STATS].accepted(caller.action, arrived)
 
 
 async def _fault(app: web.Application, info: CallInfo, decision: Decision) -> web.StreamResponse | None:

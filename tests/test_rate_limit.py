@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
-from asyncio.subprocess import Process
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from redis.asyncio import Redis
+from processes import Child, Deployment
 from support import PIPELINE_KEY_ID, PIPELINE_SECRET, build_catalog
 
 from api.app import create_app
@@ -19,7 +16,6 @@ from sandbox.config import KeyPair, SandboxConfig
 from sandbox.testing import RunningSandbox, run_sandbox
 from scripts.embedded_redis import EmbeddedRedis
 from shared.config import Settings
-from shared.liveness import read_liveness
 
 QPS = 4
 JOBS = 24
@@ -59,35 +55,20 @@ def env(redis_server: EmbeddedRedis, sandbox: RunningSandbox, tmp_path: Path) ->
 
 
 @pytest.fixture
-async def worker_processes(env: dict[str, str], project_root: Path) -> AsyncIterator[list[Process]]:
-    redis = Redis.from_url(env["REDIS_URL"])
-    await redis.flushdb()  # (before the workers beat)
-    quiet = asyncio.subprocess.DEVNULL
-    processes = [
-        await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "workers", cwd=project_root, env={**os.environ, **env}, stdout=quiet, stderr=quiet
-        )
-        for _ in range(WORKERS)
-    ]
+async def worker_processes(
+    env: dict[str, str], redis_server: EmbeddedRedis, tmp_path: Path
+) -> AsyncIterator[list[Child]]:
+    """The workers, each started and beating before the test sends a job (tests/processes.py)."""
+    deployment = Deployment(tmp_path, redis_server, env)
+    await deployment.redis.flushdb()  # (before the workers beat)
     try:
-        for _ in range(600):
-            if (await read_liveness(redis, ("invocation",)))["invocation"].count == WORKERS:
-                break
-            await asyncio.sleep(0.1)
-        else:
-            raise AssertionError("the workers did not start")
-        yield processes
+        yield list(await asyncio.gather(*(deployment.start_worker() for _ in range(WORKERS))))
     finally:
-        await redis.aclose()
-        for process in processes:
-            if process.returncode is None:
-                process.terminate()
-        for process in processes:
-            await asyncio.wait_for(process.wait(), timeout=15)
+        await deployment.close()
 
 
 async def test_three_worker_processes_stay_under_the_upstream_qps(
-    env: dict[str, str], sandbox: RunningSandbox, worker_processes: list[Process]
+    env: dict[str, str], sandbox: RunningSandbox, worker_processes: list[Child]
 ) -> None:
     settings = Settings.from_env(env)
     catalog = build_catalog({"defaults": {"amountCents": 0, "qps": QPS}})
@@ -105,7 +86,7 @@ async def test_three_worker_processes_stay_under_the_upstream_qps(
         job_ids = [(await response.json())["jobId"] for response in responses]
         finals = [await (await api.get(f"/api/jobs/{job_id}", params={"wait": "30"})).json() for job_id in job_ids]
     assert [final["status"] for final in finals] == ["succeeded"] * JOBS
-    assert all(process.returncode is None for process in worker_processes)
+    assert all(child.running for child in worker_processes)
     stats = (await sandbox.stats())["actions"]["DetectFace"]
     assert stats["throttled"] == 0
     assert stats["ok"] == JOBS
