@@ -52,6 +52,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.redis_cost
 	$(BIN)/python -m bench.batch_isolation --items 10000
 	$(BIN)/python -m bench.search_cost
+	$(BIN)/python -m bench.upstream_transport
 	$(BIN)/python -m bench.summary
 
 # Regenerate shared/data/tools.json from the pinned SDK (a test fails when it is stale).

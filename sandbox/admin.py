@@ -16,8 +16,9 @@ Admin API, for tests and benchmarks (JSON in, JSON out; bad input -> 400 `{"Code
     GET    /_sandbox/faults   the rules in force, each with remainingFailNext
     DELETE /_sandbox/faults   clear every rule (?action=X: only that one)
     GET    /_sandbox/stats    {"actions": {Action: {calls, ok, throttled, errors, faults, maxPerSecond}},
-                               "totals": {...}, "hanging": n, "fetches": n}   (see sandbox/stats.py;
-                              fetches: loopback image downloads attempted)
+                               "totals": {..., connections}, "hanging": n, "fetches": n}   (see sandbox/stats.py;
+                              connections: the TCP connections calls came on; fetches: loopback image
+                              downloads attempted)
     POST   /_sandbox/reset    forget stats (and fetches), state (face DBs, templates, tokens), nonces and QPS
                               windows, and release hanging calls; fault rules stay (DELETE them)
     GET    /_sandbox/health   {"ok": true, "actions": [...]}

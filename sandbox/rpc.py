@@ -48,7 +48,7 @@ async def handle_rpc(request: web.Request) -> web.StreamResponse:
     form = _form(request, body)
     claimed = request.headers.get("x-acs-action") or dict(query).get("Action", "")
     info.action = claimed if app[CATALOG].get(claimed) else UNKNOWN_ACTION
-    app[STATS].call(info.action)
+    app[STATS].call(info.action, connection=request.transport)
     signed = SignedRequest(
         method=request.method, path=request.path, query=query, headers=request.headers, body=body, form=form
     )

@@ -4,11 +4,14 @@ Every call that names a known action is counted once in `calls` and, when answer
 (HTTP 200), `throttled` (Throttling.User, from the limiter or an injected fault) or `errors` (any other answer);
 `faults` counts calls a fault rule changed (latency only does not count). A hung call stays in `calls` only.
 `maxPerSecond` is the largest number of calls the QPS limiter accepted within any sliding one-second window:
-what a test checks to see that the gateway respected the limit.
+what a test checks to see that the gateway respected the limit. `connections` (in the totals) counts the TCP
+connections the calls came on since the last reset (each connection's transport, remembered while it lives): a
+caller that keeps its connections makes fewer than one a call.
 """
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import msgspec
@@ -29,9 +32,16 @@ class Stats:
     def __init__(self) -> None:
         self._actions: dict[str, ActionStats] = {}
         self._accepted: dict[str, Arrivals] = {}
+        self._connections: weakref.WeakSet[object] = weakref.WeakSet()
+        self._connection_count = 0
 
-    def call(self, action: str) -> None:
+    def call(self, action: str, *, connection: object = None) -> None:
+        """`connection`: the transport the call came on (asyncio's, which takes weak references), None when not
+        known."""
         self._for(action).calls += 1
+        if connection is not None and connection not in self._connections:
+            self._connections.add(connection)
+            self._connection_count += 1
 
     def accepted(self, action: str, now: float) -> None:
         """`now`: when the call arrived (sandbox/limits.py)."""
@@ -64,11 +74,13 @@ class Stats:
             totals.errors += stats.errors
             totals.faults += stats.faults
             totals.max_per_second = max(totals.max_per_second, stats.max_per_second)
-        return {"actions": actions, "totals": msgspec.to_builtins(totals)}
+        return {"actions": actions, "totals": {**msgspec.to_builtins(totals), "connections": self._connection_count}}
 
     def clear(self) -> None:
         self._actions.clear()
         self._accepted.clear()
+        self._connections.clear()
+        self._connection_count = 0
 
     def _for(self, action: str) -> ActionStats:
         return self._actions.setdefault(action, ActionStats())

@@ -95,8 +95,10 @@ async def test_each_upstream_answer_gets_one_kind_and_the_kind_its_status_and_re
         await sandbox.put_fault(action="DetectFace", **fault)
     endpoint = closed_endpoint() if image == UNREACHABLE else sandbox.endpoint
     params = {"ImageURL": sandbox.image("face.jpg" if image == UNREACHABLE else image)}
+    gateway_side = upstream(redis_server, endpoint, *credentials)
     with pytest.raises(UpstreamError) as caught:
-        await upstream(redis_server, endpoint, *credentials).call(DETECT_FACE, params, timeout_s=1.0)
+        await gateway_side.call(DETECT_FACE, params, timeout_s=1.0)
+    await gateway_side.close()
     error = caught.value
     assert (error.code, error.kind, error.retryable) == (code, kind, retryable)
     assert failure(error.kind).status == status

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -33,8 +35,13 @@ STATUS_SERVICE_KEYS = {
 }  # fmt: skip
 
 
-def _context(pipeline: Pipeline, spread_s: float = 0.0) -> HealthContext:
-    return health_context(pipeline.redis, pipeline.settings, pipeline.catalog, spread_s=spread_s)
+@contextlib.asynccontextmanager
+async def _context(pipeline: Pipeline, spread_s: float = 0.0) -> AsyncIterator[HealthContext]:
+    ctx = health_context(pipeline.redis, pipeline.settings, pipeline.catalog, spread_s=spread_s)
+    try:
+        yield ctx
+    finally:
+        await ctx["upstream"].close()  # its kept connections (workers/transport.py)
 
 
 async def _status(pipeline: Pipeline) -> dict[str, Any]:
@@ -47,7 +54,8 @@ async def _status(pipeline: Pipeline) -> dict[str, Any]:
 async def test_a_probe_run_finds_every_service_healthy_without_a_billable_call(pipeline: Pipeline) -> None:
     services = len(pipeline.catalog)
     started = time.perf_counter()
-    counts = await run_probes(_context(pipeline, spread_s=0.2))
+    async with _context(pipeline, spread_s=0.2) as ctx:
+        counts = await run_probes(ctx)
     assert time.perf_counter() - started >= 0.19  # the probes' starts were spread over 0.2 s
     assert counts == {"healthy": services}
     stats = await pipeline.sandbox.stats()
@@ -69,15 +77,15 @@ async def test_a_probe_run_finds_every_service_healthy_without_a_billable_call(p
 
 
 async def test_a_5xx_fault_makes_the_probe_unhealthy_until_it_is_cleared(pipeline: Pipeline) -> None:
-    ctx = _context(pipeline)
-    await pipeline.sandbox.put_fault(action="DetectFace", error5xxRate=1.0)
-    counts = await run_probes(ctx)
-    assert counts == {"healthy": len(pipeline.catalog) - 1, "unhealthy": 1}
-    quality = (await (await pipeline.api.get("/api/services/face-detection")).json())["quality"]
-    assert quality["healthStatus"] == "unhealthy" and quality["qualityScore"] <= 1.0
+    async with _context(pipeline) as ctx:
+        await pipeline.sandbox.put_fault(action="DetectFace", error5xxRate=1.0)
+        counts = await run_probes(ctx)
+        assert counts == {"healthy": len(pipeline.catalog) - 1, "unhealthy": 1}
+        quality = (await (await pipeline.api.get("/api/services/face-detection")).json())["quality"]
+        assert quality["healthStatus"] == "unhealthy" and quality["qualityScore"] <= 1.0
 
-    await pipeline.sandbox.clear_faults()
-    assert await probe(ctx, pipeline.catalog.specs["face-detection"]) == "healthy"
+        await pipeline.sandbox.clear_faults()
+        assert await probe(ctx, pipeline.catalog.specs["face-detection"]) == "healthy"
     row = next(row for row in (await _status(pipeline))["services"] if row["id"] == "face-detection")
     assert row["healthStatus"] == "healthy"
     assert [entry["status"] for entry in row["history"]] == ["unhealthy", "healthy"]  # oldest first
@@ -148,4 +156,5 @@ async def test_a_running_health_worker_probes_at_start_and_beats_its_heartbeat(p
     finally:
         worker.handle_sig(signal.SIGUSR1)
         await asyncio.gather(task, *worker.tasks.values(), return_exceptions=True)
+        await options["on_shutdown"](worker.ctx)  # as arq's Worker.close does: the heartbeat, the upstream's session
         await worker.pool.aclose(close_connection_pool=True)

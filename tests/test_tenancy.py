@@ -74,7 +74,9 @@ async def gateway(redis_server: EmbeddedRedis, redis: Redis) -> AsyncIterator[Ga
                 "SERVER402_CLOUDAUTH_ENDPOINT": sandbox.endpoint,
             }
         )
-        yield Gateway(Upstream(settings.upstream), redis, sandbox, Namespaces(redis))
+        upstream = Upstream(settings.upstream)
+        yield Gateway(upstream, redis, sandbox, Namespaces(redis))
+        await upstream.close()
 
 
 @pytest.fixture

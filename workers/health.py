@@ -155,6 +155,8 @@ def health_worker_options(
     async def shutdown(ctx: dict[str, Any]) -> None:
         if "heartbeat" in ctx:
             await ctx["heartbeat"].stop()
+        if "upstream" in ctx:
+            await ctx["upstream"].close()  # its kept connections
 
     timeout_s = spread + PROBE_SLOT_WAIT_S + settings.upstream.connect_timeout_s + PROBE_TIMEOUT_S + 5
     return {

@@ -96,6 +96,8 @@ def worker_options(settings: Settings, catalog: Catalog | None = None, *, lane: 
             await ctx["webhooks"].stop()
         if "metrics" in ctx:
             await ctx["metrics"].stop()
+        if "upstream" in ctx:
+            await ctx["upstream"].close()  # its kept connections
 
     async def on_job_start(ctx: dict[str, Any]) -> None:
         structlog.contextvars.clear_contextvars()

@@ -32,6 +32,7 @@ from shared.config import UpstreamSettings
 from shared.failures import OPERATOR_CODES, THROTTLING, UpstreamKind, failure
 from shared.metrics import UPSTREAM_CALL, WorkerMetrics
 from shared.models import ToolSpec
+from workers import transport
 
 # Codes of an upstream that failed (besides any 5xx): retried within the job's deadline, as throttling is.
 SERVER_CODE_PREFIXES = ("ServiceUnavailable", "InternalError", "Timeout")
@@ -77,7 +78,8 @@ _OUTCOMES: dict[UpstreamKind, str] = {
 
 
 class Upstream:
-    """One SDK client per product, built once per worker process; a semaphore bounds calls in flight."""
+    """One SDK client per product, built once per worker process; a semaphore bounds calls in flight. The calls go
+    on connections kept for the next (workers/transport.py): `close` them when done."""
 
     def __init__(self, settings: UpstreamSettings, metrics: WorkerMetrics | None = None) -> None:
         self.metrics = metrics
@@ -86,6 +88,16 @@ class Upstream:
         self._facebody = FacebodyClient(self._config(settings.facebody_endpoint))
         self._cloudauth = CloudauthClient(self._config(settings.cloudauth_endpoint))
         self._slots = asyncio.Semaphore(settings.concurrency)
+        self._pool = transport.Pool(limit=settings.concurrency)
+        transport.install()
+
+    @property
+    def pooled_calls(self) -> int:
+        """Calls sent on a kept connection's session (workers/transport.py) so far."""
+        return self._pool.calls
+
+    async def close(self) -> None:
+        await self._pool.close()
 
     def _config(self, endpoint: str) -> openapi_models.Config:
         return openapi_models.Config(
@@ -105,9 +117,10 @@ class Upstream:
             started = time.perf_counter()
             outcome = "ok"
             try:
-                if spec.product == "cloudauth-intl":
-                    return await self._call_cloudauth(spec, params, connect_ms, timeout_ms)
-                return await self._call_facebody(spec, params, connect_ms, timeout_ms)
+                with self._pool.using():
+                    if spec.product == "cloudauth-intl":
+                        return await self._call_cloudauth(spec, params, connect_ms, timeout_ms)
+                    return await self._call_facebody(spec, params, connect_ms, timeout_ms)
             except TeaException as exc:
                 error = classify(exc)
                 outcome = error.outcome
