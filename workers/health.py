@@ -153,10 +153,10 @@ def health_worker_options(
         log.info("health worker ready", interval_s=interval, spread_s=spread, services=len(catalog_))
 
     async def shutdown(ctx: dict[str, Any]) -> None:
-        if "heartbeat" in ctx:
-            await ctx["heartbeat"].stop()
         if "upstream" in ctx:
             await ctx["upstream"].close()  # its kept connections
+        if "heartbeat" in ctx:
+            await ctx["heartbeat"].stop()
 
     timeout_s = spread + PROBE_SLOT_WAIT_S + settings.upstream.connect_timeout_s + PROBE_TIMEOUT_S + 5
     return {

@@ -88,6 +88,8 @@ def worker_options(settings: Settings, catalog: Catalog | None = None, *, lane: 
         )
 
     async def shutdown(ctx: dict[str, Any]) -> None:
+        if "upstream" in ctx:
+            await ctx["upstream"].close()  # its kept connections (the jobs have ended)
         if "quality" in ctx:
             await ctx["quality"].stop()  # (it logs Redis trouble and never raises for it)
         if "heartbeat" in ctx:
@@ -96,8 +98,6 @@ def worker_options(settings: Settings, catalog: Catalog | None = None, *, lane: 
             await ctx["webhooks"].stop()
         if "metrics" in ctx:
             await ctx["metrics"].stop()
-        if "upstream" in ctx:
-            await ctx["upstream"].close()  # its kept connections
 
     async def on_job_start(ctx: dict[str, Any]) -> None:
         structlog.contextvars.clear_contextvars()

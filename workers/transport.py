@@ -13,8 +13,9 @@ process changes) and the call asks for nothing the kept session does not do the 
 runtime's or the environment's, which the SDK reads as it sends), no `ignoreSSL`, CA, client certificate or TLS
 version of its own. Anything else goes to the SDK's own transport, unchanged. What a kept session does as the SDK
 does: the URL, body and headers it built, its connect and read timeouts, the TLS checks (certifi's CA bundle, in
-one context built once), an `IOError` (timeouts and refused or dropped connections) raised as its `RetryError`.
-An idle connection is closed after aiohttp's keep-alive time (15 s), before an upstream's own is likely to end.
+one context built once), an `IOError` (timeouts and refused or dropped connections) raised as its `RetryError`,
+no cookie kept from one call to the next. An idle connection is closed after KEEPALIVE_S, and a session serves
+new calls for SESSION_MAX_AGE_S (`Pool`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import asyncio
 import contextlib
 import os
 import ssl
-from collections.abc import Iterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from contextvars import ContextVar
 from typing import Any
 
@@ -40,20 +42,41 @@ DEFAULT_READ_TIMEOUT_MS = 10000
 # runtime options the SDK's transport honours and a kept session does not: such a call goes the SDK's way
 OWN_TRANSPORT_OPTIONS = ("httpProxy", "httpsProxy", "ignoreSSL", "ca", "cert", "key", "tlsMinVersion")
 PROXY_ENV = {"HTTP": ("HTTP_PROXY", "http_proxy"), "HTTPS": ("HTTPS_PROXY", "https_proxy")}
+# An idle kept connection is closed after this long: well before an upstream's load balancer is likely to close it
+# (a request sent on a connection the server is closing fails, and the job's retry sends it again)
+KEEPALIVE_S = 4.0
+SESSION_MAX_AGE_S = 300.0  # then new calls go on a new session (Pool)
 
 _sdk_do_action = DaraCore.async_do_action
 _pool: ContextVar[Pool | None] = ContextVar("server402_upstream_pool", default=None)
 
 
+class _Session:
+    """A kept session, its loop, when it opened and how many calls it carries now."""
+
+    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
+        connector = aiohttp.TCPConnector(limit=limit, limit_per_host=0, keepalive_timeout=KEEPALIVE_S)
+        # no cookie jar: the SDK's session per call never sends a cookie back, and one kept for every tenant must not
+        self.http = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+        self.loop = loop
+        self.opened = time.monotonic()
+        self.in_flight = 0
+
+
 class Pool:
-    """One Upstream's kept session (opened on its first call, in that call's event loop) and TLS context."""
+    """One Upstream's kept session (opened on its first call, in that call's event loop) and TLS context.
+
+    A session serves new calls for SESSION_MAX_AGE_S, then a new one takes them: a busy connection is never idle
+    long enough to close, and a new one looks the host up again (a changed or drained upstream address). The one
+    it replaces closes once its last call is answered. `close` closes them all; a call after it opens a new one."""
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
-        self._session: aiohttp.ClientSession | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None  # the session's
+        self._current: _Session | None = None
+        self._retired: list[_Session] = []
         self._tls: ssl.SSLContext | None = None
-        self.calls = 0  # calls sent on the kept session
+        self.calls = 0  # calls sent on a kept session
+        self.sessions = 0  # sessions opened
 
     @contextlib.contextmanager
     def using(self) -> Iterator[None]:
@@ -64,13 +87,39 @@ class Pool:
         finally:
             _pool.reset(token)
 
-    def session(self) -> aiohttp.ClientSession:
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[aiohttp.ClientSession]:
+        """The session a call goes on, for the length of that call."""
+        held = await self._take()
+        held.in_flight += 1
+        try:
+            yield held.http
+        finally:
+            held.in_flight -= 1
+            if held is not self._current and held.in_flight == 0 and held in self._retired:
+                self._retired.remove(held)
+                await held.http.close()
+
+    async def _take(self) -> _Session:
         loop = asyncio.get_running_loop()
-        if self._session is None or self._session.closed or self._loop is not loop:
-            # (a session of another loop is that loop's to close: an Upstream outliving its loop, in tests)
-            connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=0)
-            self._session, self._loop = aiohttp.ClientSession(connector=connector), loop
-        return self._session
+        old = self._current
+        live = old is not None and old.loop is loop and not old.http.closed
+        if old is not None and live and time.monotonic() - old.opened < SESSION_MAX_AGE_S:
+            return old
+        fresh = self._current = _Session(self._limit, loop)  # (set before any await: calls meanwhile take it)
+        self.sessions += 1
+        # (a session of another loop is that loop's to close: an Upstream outliving its loop, in tests)
+        if old is not None and live:
+            if old.in_flight:
+                self._retired.append(old)  # closed by its last call
+            else:
+                await old.http.close()
+        return fresh
+
+    def open_sessions(self) -> int:
+        """Sessions not closed yet (the current one and any closing once their calls end)."""
+        held = [*self._retired, *([self._current] if self._current is not None else [])]
+        return sum(not session.http.closed for session in held)
 
     def tls(self) -> ssl.SSLContext:
         if self._tls is None:
@@ -80,10 +129,13 @@ class Pool:
         return self._tls
 
     async def close(self) -> None:
-        if self._session is not None and not self._session.closed:
-            with contextlib.suppress(RuntimeError):  # its loop is gone
-                await self._session.close()
-        self._session = None
+        """Close every session of this loop now (calls still on them fail as a dropped connection would)."""
+        loop = asyncio.get_running_loop()
+        held = [*self._retired, *([self._current] if self._current is not None else [])]
+        self._current, self._retired = None, []
+        for session in held:
+            if session.loop is loop and not session.http.closed:
+                await session.http.close()
 
 
 def keeps(request: DaraRequest, runtime: dict[str, Any]) -> bool:
@@ -106,23 +158,24 @@ async def _do_action(request: DaraRequest, runtime_option: dict[str, Any] | None
     timeout = aiohttp.ClientTimeout(sock_read=int(read_ms) / 1000, sock_connect=int(connect_ms) / 1000)
     tls: ssl.SSLContext | bool = pool.tls() if str(request.protocol).upper() == "HTTPS" else False
     pool.calls += 1
-    try:
-        async with pool.session().request(
-            request.method,
-            DaraCore.compose_url(request),
-            data=_body(request.body),
-            headers=request.headers,
-            ssl=tls,
-            timeout=timeout,
-        ) as response:
-            answer = DaraResponse()
-            answer.body = await response.read()
-            answer.headers = {k.lower(): v for k, v in response.headers.items()}
-            answer.status_code = response.status
-            answer.status_message = response.reason
-            answer.response = response
-    except OSError as exc:  # (IOError: what the SDK's transport turns into its RetryError)
-        raise RetryError(str(exc)) from exc
+    async with pool.session() as http:
+        try:
+            async with http.request(
+                request.method,
+                DaraCore.compose_url(request),
+                data=_body(request.body),
+                headers=request.headers,
+                ssl=tls,
+                timeout=timeout,
+            ) as response:
+                answer = DaraResponse()
+                answer.body = await response.read()
+                answer.headers = {k.lower(): v for k, v in response.headers.items()}
+                answer.status_code = response.status
+                answer.status_message = response.reason
+                answer.response = response
+        except OSError as exc:  # (IOError: what the SDK's transport turns into its RetryError)
+            raise RetryError(str(exc)) from exc
     return answer
 
 

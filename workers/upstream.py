@@ -88,16 +88,11 @@ class Upstream:
         self._facebody = FacebodyClient(self._config(settings.facebody_endpoint))
         self._cloudauth = CloudauthClient(self._config(settings.cloudauth_endpoint))
         self._slots = asyncio.Semaphore(settings.concurrency)
-        self._pool = transport.Pool(limit=settings.concurrency)
+        self.pool = transport.Pool(limit=settings.concurrency)  # the kept connections (workers/transport.py)
         transport.install()
 
-    @property
-    def pooled_calls(self) -> int:
-        """Calls sent on a kept connection's session (workers/transport.py) so far."""
-        return self._pool.calls
-
     async def close(self) -> None:
-        await self._pool.close()
+        await self.pool.close()
 
     def _config(self, endpoint: str) -> openapi_models.Config:
         return openapi_models.Config(
@@ -117,7 +112,7 @@ class Upstream:
             started = time.perf_counter()
             outcome = "ok"
             try:
-                with self._pool.using():
+                with self.pool.using():
                     if spec.product == "cloudauth-intl":
                         return await self._call_cloudauth(spec, params, connect_ms, timeout_ms)
                     return await self._call_facebody(spec, params, connect_ms, timeout_ms)
