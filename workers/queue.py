@@ -49,10 +49,68 @@ log = structlog.get_logger("workers.queue")
 CLAIM = SCRIPTS["claim_jobs"]  # shared/lua/claim_jobs.lua: due ids nobody runs, marked and leased
 
 
-async def renew_lease(redis: Redis, queue: str, job_id: str) -> None:
-    """Extend a running tool job's lease: its place at the lease's end on its queue (XX: never put back a job that
-    has left it)."""
-    await redis.zadd(queue, {job_id: timestamp_ms() + int(LEASE_S * 1000)}, xx=True)
+async def renew_leases(redis: Redis, queue: str, job_ids: list[str]) -> None:
+    """Extend running tool jobs' leases: each one's place at the lease's end on its queue (XX: never put back a job
+    that has left it). One command for all of them."""
+    until = timestamp_ms() + int(LEASE_S * 1000)
+    await redis.zadd(queue, dict.fromkeys(job_ids, until), xx=True)
+
+
+class Leases:
+    """The leases of the attempts this worker runs (it took each job with a lease of LEASE_S, CLAIM): every
+    `every_s`, one ZADD renews those held since the last renewal or longer, while their attempts run. When the
+    worker dies the leases lapse and the jobs run again elsewhere (START_JOB counts the new attempt). An attempt
+    that ends is dropped at once; its job's place is then its ending's (arq's Retry puts it back `defer` later: a
+    renewal already on its way when the attempt ended can still move it to the lease's end, at most LEASE_S away,
+    as one job's own renewal could). One round trip a second for all of a worker's jobs (a renewal per job, with a
+    timer each, cost 1,024 round trips a second at 1,024 in flight)."""
+
+    def __init__(self, redis: Redis, queue: str, every_s: float = LEASE_RENEW_S) -> None:
+        self._redis, self._queue, self._every_s = redis, queue, every_s
+        self._held: dict[str, float] = {}  # job id -> when its lease was taken or last renewed (monotonic)
+        self._task: asyncio.Task[None] | None = None
+
+    def hold(self, job_id: str) -> None:
+        self._held[job_id] = monotonic()
+
+    def release(self, job_id: str) -> None:
+        self._held.pop(job_id, None)
+
+    def held(self) -> int:
+        return len(self._held)
+
+    def start(self, *, tied_to: asyncio.Task[Any] | None = None) -> None:
+        self._task = asyncio.create_task(self._run(), name="leases")
+        if tied_to is not None:
+            tied_to.add_done_callback(self._cancel)
+
+    def _cancel(self, _: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._every_s)
+            await self.renew()
+
+    async def renew(self) -> None:
+        """Renew the leases held at least `every_s` (a lost renewal is not the lease's end: the next one comes)."""
+        now = monotonic()
+        due = [job_id for job_id, since in self._held.items() if now - since >= self._every_s * 0.9]
+        if not due:
+            return
+        for job_id in due:
+            self._held[job_id] = now
+        try:
+            await renew_leases(self._redis, self._queue, due)
+        except (RedisError, OSError) as exc:
+            log.warning("lease renewal failed; the next one tries again", error=type(exc).__name__, jobs=len(due))
 
 
 class QueueWake:

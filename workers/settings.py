@@ -23,7 +23,7 @@ from shared.metrics import WorkerMetrics
 from shared.payments import PaymentStore
 from shared.quality import QualityStore
 from shared.webhooks import DeliveryStore
-from workers.queue import CLAIM_STARTS, JOBS_HELD
+from workers.queue import CLAIM_STARTS, JOBS_HELD, Leases
 from workers.ratelimit import RateLimiter
 from workers.tasks import MAX_SLOT_WAIT_S, BatchSlots, ClaimStarts, WorkerContext, expire_payments, run_tool
 from workers.tenancy import Namespaces
@@ -54,6 +54,8 @@ def worker_options(settings: Settings, catalog: Catalog | None = None, *, lane: 
         ctx["settings"] = settings
         ctx["catalog"] = catalog_
         ctx["queue_name"] = queue
+        ctx["leases"] = Leases(redis, queue)  # the running attempts' leases, renewed together every second
+        ctx["leases"].start(tied_to=asyncio.current_task())
         ctx["store"] = JobStore(redis, retention_s=settings.jobs.retention_s)
         ctx["quality"] = QualityStore(redis)  # attempts and outcomes, written every second and at shutdown
         ctx["quality"].start(tied_to=asyncio.current_task())
@@ -90,6 +92,8 @@ def worker_options(settings: Settings, catalog: Catalog | None = None, *, lane: 
     async def shutdown(ctx: dict[str, Any]) -> None:
         if "upstream" in ctx:
             await ctx["upstream"].close()  # its kept connections (the jobs have ended)
+        if "leases" in ctx:
+            await ctx["leases"].stop()
         if "quality" in ctx:
             await ctx["quality"].stop()  # (it logs Redis trouble and never raises for it)
         if "heartbeat" in ctx:

@@ -11,7 +11,6 @@ figures (shared/quality.py says what counts), counted in memory and written with
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 from typing import Any, TypedDict
@@ -32,7 +31,7 @@ from shared.metrics import JOBS_FINISHED, QUEUE_WAIT, WorkerMetrics
 from shared.payments import PaymentStore
 from shared.quality import QualityStore
 from workers import tenancy
-from workers.queue import LEASE_RENEW_S, EndedJobs, renew_lease
+from workers.queue import EndedJobs, Leases
 from workers.ratelimit import CallCanceled, JobCall, RateLimiter, SlotTooFar
 from workers.upstream import Upstream, UpstreamError
 
@@ -95,6 +94,7 @@ class WorkerContext(TypedDict):
     batch_slots: BatchSlots
     namespaces: tenancy.Namespaces
     queue_name: str  # the worker's queue (its lane's): where its jobs' leases are
+    leases: Leases  # the running attempts' leases, renewed together
     ended_jobs: EndedJobs  # ServerWorker's: an attempt that ended its job reports it (arq then leaves its keys)
 
 
@@ -107,7 +107,7 @@ def backoff_s(attempt: int, jobs: JobSettings) -> float:
 async def run_tool(
     ctx: WorkerContext, job_id: str, *, batch: bool = False, service: str = "", started: Started | None = None
 ) -> None:
-    """One attempt, holding a short lease on the job while it runs (see `LeaseKeeper`). `batch`: the job is a
+    """One attempt, holding a short lease on the job while it runs (workers/queue.py `Leases`). `batch`: the job is a
     batch item (the batch lane runs it so), run only when a batch slot is free. `service`: the job's, as CLAIM read
     it ('' when not known): START_JOB then books the job's upstream slot as it starts it. `started`: START_JOB's
     answer when CLAIM started the job already (see `ClaimStarts`).
@@ -116,7 +116,7 @@ async def run_tool(
     job's end and drops it from its queue, and when Redis answers again by then (a dropped connection, a quick
     restart) the job would stay "running" for ever, its paid call neither made nor given back. Run again, it
     starts a new attempt, or finds it finished if the lost command had finished it."""
-    lease = LeaseKeeper(ctx["redis"], ctx["queue_name"], job_id)
+    ctx["leases"].hold(job_id)
     try:
         if not batch:
             ended = await _run_job(ctx, job_id, service, started)
@@ -131,37 +131,9 @@ async def run_tool(
         log.warning("attempt abandoned: redis lost", error=type(exc).__name__, retry_in_s=REDIS_LOST_RETRY_S)
         raise Retry(defer=REDIS_LOST_RETRY_S) from None
     finally:
-        await lease.stop()
+        ctx["leases"].release(job_id)
     if ended:
         ctx["ended_jobs"].add(job_id)
-
-
-class LeaseKeeper:
-    """The worker took the job with a lease of LEASE_S (workers/queue.py): renew it every `every_s` while the
-    attempt runs. When the worker dies the lease lapses and the job runs again elsewhere (START_JOB counts the
-    new attempt). The mark goes when the attempt ends (with the job, or by arq for a retry). A timer until a
-    renewal is due, not a task sleeping: most attempts end long before (a task per attempt cost ~20 µs)."""
-
-    def __init__(self, redis: Redis, queue: str, job_id: str, every_s: float = LEASE_RENEW_S) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._lease = (redis, queue, job_id)
-        self._every_s = every_s
-        self._renewing: asyncio.Task[None] | None = None
-        self._timer = self._loop.call_later(every_s, self._due)
-
-    def _due(self) -> None:
-        self._renewing = self._loop.create_task(self._renew())
-
-    async def _renew(self) -> None:
-        with contextlib.suppress(RedisConnectionError, RedisTimeoutError):  # one lost renewal must not end the lease
-            await renew_lease(*self._lease)
-        self._timer = self._loop.call_later(self._every_s, self._due)
-
-    async def stop(self) -> None:
-        self._timer.cancel()
-        if self._renewing is not None:
-            self._renewing.cancel()
-            await asyncio.gather(self._renewing, return_exceptions=True)
 
 
 async def _run_job(ctx: WorkerContext, job_id: str, service: str, begun: Started | None = None) -> bool:
