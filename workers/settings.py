@@ -53,8 +53,7 @@ def worker_options(settings: Settings, catalog: Catalog | None = None, *, lane: 
         await load_functions(redis)  # a server without functions (Redis < 7) stops the worker here
         ctx["settings"] = settings
         ctx["catalog"] = catalog_
-        ctx["queue_name"] = queue
-        ctx["leases"] = Leases(redis, queue)  # the running attempts' leases, renewed together every second
+        ctx["leases"] = Leases(redis, queue)  # the running attempts' leases on its queue, renewed together
         ctx["leases"].start(tied_to=asyncio.current_task())
         ctx["store"] = JobStore(redis, retention_s=settings.jobs.retention_s)
         ctx["quality"] = QualityStore(redis)  # attempts and outcomes, written every second and at shutdown

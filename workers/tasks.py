@@ -93,8 +93,7 @@ class WorkerContext(TypedDict):
     batches: BatchStore
     batch_slots: BatchSlots
     namespaces: tenancy.Namespaces
-    queue_name: str  # the worker's queue (its lane's): where its jobs' leases are
-    leases: Leases  # the running attempts' leases, renewed together
+    leases: Leases  # the running attempts' leases on the worker's queue (its lane's), renewed together
     ended_jobs: EndedJobs  # ServerWorker's: an attempt that ended its job reports it (arq then leaves its keys)
 
 

@@ -97,7 +97,7 @@ class Pool:
             yield held.http
         finally:
             held.in_flight -= 1
-            if held is not self._current and held.in_flight == 0 and held in self._retired:
+            if held.in_flight == 0 and held in self._retired:
                 self._retired.remove(held)
                 await held.http.close()
 
@@ -117,10 +117,13 @@ class Pool:
                 await old.http.close()
         return fresh
 
+    def _sessions(self) -> list[_Session]:
+        """The current session and those closing once their calls end."""
+        return [*self._retired, *([self._current] if self._current is not None else [])]
+
     def open_sessions(self) -> int:
-        """Sessions not closed yet (the current one and any closing once their calls end)."""
-        held = [*self._retired, *([self._current] if self._current is not None else [])]
-        return sum(not session.http.closed for session in held)
+        """Sessions not closed yet."""
+        return sum(not session.http.closed for session in self._sessions())
 
     def tls(self) -> ssl.SSLContext:
         if self._tls is None:
@@ -132,7 +135,7 @@ class Pool:
     async def close(self) -> None:
         """Close every session of this loop now (calls still on them fail as a dropped connection would)."""
         loop = asyncio.get_running_loop()
-        held = [*self._retired, *([self._current] if self._current is not None else [])]
+        held = self._sessions()
         self._current, self._retired = None, []
         for session in held:
             if session.loop is loop and not session.http.closed:
